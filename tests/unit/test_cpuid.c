@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "arch/x86/cpuid.h"
+
+static struct kvm_cpuid2 *make_cpuid(void)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 8 * sizeof(struct kvm_cpuid_entry2));
+
+	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 1, .eax = 0x806c1, .ebx = 0xff0800,
+						   .ecx = 0x81202000 | (1u << 13), .edx = 0x178bfbff };
+	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 4, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+						   .eax = 0xfc004121 };
+	c->entries[2] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX };
+	c->entries[3] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX };
+	c->entries[4] = (struct kvm_cpuid_entry2){ .function = 0xa, .eax = 0x7300402, .ebx = 1 };
+	c->entries[5] = (struct kvm_cpuid_entry2){ .function = 0x40000000, .eax = 0x40000001, .ebx = 0x4b4d564b };
+	c->nent = 6;
+	return c;
+}
+
+static void test_leaf1(void **state)
+{
+	struct kvm_cpuid2 *c = make_cpuid();
+	struct kvm_cpuid_entry2 *e;
+
+	(void)state;
+	cpuid_filter(c, 3, 4, false);
+	e = cpuid_find(c, 1, 0);
+	assert_non_null(e);
+	assert_int_equal(e->ebx >> 24, 3);           /* initial APIC ID */
+	assert_int_equal((e->ebx >> 16) & 0xff, 4);  /* logical processors */
+	assert_true(e->ecx & (1u << 31));            /* hypervisor */
+	assert_true(e->ecx & (1u << 13));            /* CX16 kept on real hardware */
+	assert_true(e->edx & (1u << 28));            /* HTT with >1 CPU */
+	free(c);
+}
+
+static void test_pvm_masks_cx16(void **state)
+{
+	struct kvm_cpuid2 *c = make_cpuid();
+
+	(void)state;
+	cpuid_filter(c, 0, 1, true);
+	assert_false(cpuid_find(c, 1, 0)->ecx & (1u << 13));
+	assert_false(cpuid_find(c, 1, 0)->edx & (1u << 28));
+	free(c);
+}
+
+static void test_topology(void **state)
+{
+	struct kvm_cpuid2 *c = make_cpuid();
+	struct kvm_cpuid_entry2 *smt, *core;
+
+	(void)state;
+	cpuid_filter(c, 5, 6, false);
+	smt = cpuid_find(c, 0xb, 0);
+	core = cpuid_find(c, 0xb, 1);
+	assert_int_equal(smt->ebx, 1);
+	assert_int_equal((smt->ecx >> 8) & 0xff, 1);
+	assert_int_equal(core->eax, 3); /* 6 CPUs need 3 bits */
+	assert_int_equal(core->ebx, 6);
+	assert_int_equal((core->ecx >> 8) & 0xff, 2);
+	assert_int_equal(core->edx, 5);
+	assert_int_equal(cpuid_find(c, 4, 0)->eax >> 26, 5);
+	assert_int_equal(cpuid_find(c, 0xa, 0)->eax, 0);
+	/* KVM's own leaves pass through. */
+	assert_int_equal(cpuid_find(c, 0x40000000, 0)->ebx, 0x4b4d564b);
+	free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_leaf1),
+		cmocka_unit_test(test_pvm_masks_cx16),
+		cmocka_unit_test(test_topology),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
