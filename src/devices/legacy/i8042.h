@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Intel 8042 keyboard controller at I/O 0x60 (data) and 0x64 (status/command). There is no keyboard
+ * behind it; it exists so Linux's i8042 driver probes quietly and so the guest can reset the machine by
+ * pulsing the CPU reset line (command 0xFE), the classic PC reboot.
+ */
+#ifndef KILN_DEVICES_LEGACY_I8042_H
+#define KILN_DEVICES_LEGACY_I8042_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/irq.h"
+
+#define I8042_DATA_PORT 0x60
+#define I8042_COMMAND_PORT 0x64
+#define I8042_KBD_IRQ 1
+#define I8042_AUX_IRQ 12
+
+/*
+ * Called (on a vCPU thread, without the device lock held) when the guest resets the machine through the
+ * controller: command 0xFE, any 0xF0-0xFF pulse with bit 0 clear, or an output-port write (0xD1)
+ * with bit 0 clear.
+ */
+typedef void (*i8042_reset_fn)(void *opaque);
+
+struct i8042;
+
+/*
+ * `kbd_irq` is IRQ 1, `aux_irq` IRQ 12; both are pulsed (1 then 0) when a byte enters the output
+ * buffer and the command byte enables that interrupt. Returns NULL with errno on failure.
+ */
+struct i8042 *i8042_create(struct irq_line kbd_irq, struct irq_line aux_irq, i8042_reset_fn reset, void *opaque);
+void i8042_destroy(struct i8042 *dev);
+
+/*
+ * Bus handlers: register data_io at 0x60 (len 1) and command_io at 0x64 (len 1). Thread-safe.
+ * Commands per the IBM PC/AT and PS/2 technical references, "Keyboard/Auxiliary Device Controller".
+ */
+void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+void i8042_command_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+#endif

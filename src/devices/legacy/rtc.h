@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MC146818 CMOS real-time clock at I/O 0x70 (index) / 0x71 (data), giving the host's wall-clock time
+ * (UTC), plus the CMOS bytes firmware leaves for the OS (memory sizes, century).
+ */
+#ifndef KILN_DEVICES_LEGACY_RTC_H
+#define KILN_DEVICES_LEGACY_RTC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define RTC_INDEX_PORT 0x70
+#define RTC_NR_PORTS 2
+
+/* Source of wall-clock time (seconds since the epoch, UTC); tests inject a fixed clock. */
+typedef time_t (*rtc_clock_fn)(void *opaque);
+
+struct rtc;
+
+/*
+ * `mem_below_4g` and `mem_above_4g` are guest RAM sizes in bytes, reported in the CMOS memory-size
+ * registers (0x30/0x31 and 0x34/0x35 and 0x5b-0x5d, as PC firmware does). `clock` may be NULL for the
+ * host's real time. Returns NULL with errno on failure.
+ */
+struct rtc *rtc_create(uint64_t mem_below_4g, uint64_t mem_above_4g, rtc_clock_fn clock, void *clock_opaque);
+void rtc_destroy(struct rtc *rtc);
+
+/*
+ * Bus handler for ports 0x70-0x71 (offset 0 = index, 1 = data; bit 7 of the index, the PC's NMI mask,
+ * is ignored). Registers per the MC146818A data sheet; register B's DM and 24/12 bits apply to reads and
+ * writes of the time registers; a guest that writes the time reads its own time from then on. No
+ * interrupts: IRQ 8 is never raised and register C reads 0. Thread-safe.
+ */
+void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+#endif
