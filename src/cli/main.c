@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+/* kiln: a virtual machine monitor on KVM. Dispatches to one subcommand from a table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "lib/log.h"
+
+static const struct cli_command commands[] = {
+	{ "run", cli_run, "run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory MIB] "
+			  "[--console stdio|PATH] [--verbose]",
+	  "boot a VM defined by a Firecracker-style config file and/or flags" },
+};
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: kiln COMMAND [ARGS]\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  kiln %s\n      %s\n", commands[i].usage, commands[i].help);
+	fprintf(out, "\nkiln --version prints the version. docs/config.md describes the config file.\n");
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start_ns = time_now_ns();
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("kiln %s\n", KILN_VERSION);
+		return 0;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].handler(argc - 1, argv + 1, start_ns);
+	fprintf(stderr, "kiln: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

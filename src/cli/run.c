@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+/* `kiln run`: boot one VM in the foreground, its console on the terminal. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli/cli.h"
+#include "lib/log.h"
+#include "vmm/config.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+enum {
+	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
+	OPT_QUIET,
+};
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int replace_string(char **field, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy)
+		return -ENOMEM;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+/* Parse a decimal flag value in [min, max]; 0 on success. */
+static int parse_number(const char *flag, const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "kiln: --%s: expected an integer %llu..%llu, got '%s'\n", flag, (unsigned long long)min,
+			(unsigned long long)max, text);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static void print_emulation_stats(const struct vm *vm)
+{
+	uint64_t total = 0;
+	unsigned int i, k;
+
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		const struct x86_emu_stats *s = &vm->vcpus[i]->emu_stats;
+
+		for (k = 0; k < s->nr_kinds; k++) {
+			pr_info("  vCPU %u emulated %-12s %llu times", i, s->kinds[k].mnemonic,
+				(unsigned long long)s->kinds[k].count);
+			total += s->kinds[k].count;
+		}
+		total += s->other;
+	}
+	pr_info("instructions emulated by kiln: %llu", (unsigned long long)total);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i]->pvm.syscalls)
+			pr_info("  vCPU %u: %llu user-mode SYSCALLs completed by kiln", i,
+				(unsigned long long)vm->vcpus[i]->pvm.syscalls);
+}
+
+static void print_run_stats(const struct vm *vm)
+{
+	struct rusage ru;
+	uint64_t first = atomic_load(&vm->first_run_ns);
+	uint64_t exits = 0;
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		exits += vm->vcpus[i]->nr_exits;
+	if (first)
+		pr_info("process start to first KVM_RUN: %.3f ms", (double)(first - vm->start_ns) / 1e6);
+	pr_info("run time: %.3f s, %llu exits to kiln", (double)(time_now_ns() - vm->start_ns) / 1e9,
+		(unsigned long long)exits);
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		pr_info("peak RSS of kiln, guest memory included: %ld KiB", ru.ru_maxrss);
+	print_emulation_stats(vm);
+}
+
+int cli_run(int argc, char **argv, uint64_t start_ns)
+{
+	struct vm_config cfg;
+	struct vm vm;
+	const char *config_path = NULL;
+	bool verbose = false, quiet = false;
+	char err[512];
+	uint64_t n;
+	int opt, ret, status;
+
+	vm_config_init(&cfg);
+	optind = 1;
+	/* First pass: only --config, --help and syntax errors; the file is read before the flags apply. */
+	while ((opt = getopt_long(argc, argv, "hv", run_options, NULL)) != -1) {
+		if (opt == OPT_CONFIG)
+			config_path = optarg;
+		if (opt == 'h') {
+			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
+			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n");
+			vm_config_free(&cfg);
+			return 0;
+		}
+		if (opt == '?') {
+			vm_config_free(&cfg);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		if (config_path || optind + 1 < argc) {
+			fprintf(stderr, "kiln run: one config file at most\n");
+			vm_config_free(&cfg);
+			return EXIT_USAGE;
+		}
+		config_path = argv[optind];
+	}
+	/* The file first, then the flags over it. */
+	if (config_path && vm_config_load_file(&cfg, config_path, err, sizeof(err))) {
+		fprintf(stderr, "kiln: %s\n", err);
+		vm_config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "hv", run_options, NULL)) != -1) {
+		ret = 0;
+		switch (opt) {
+		case OPT_KERNEL:
+			ret = replace_string(&cfg.kernel_path, optarg);
+			break;
+		case OPT_INITRD:
+			ret = replace_string(&cfg.initrd_path, optarg);
+			break;
+		case OPT_CMDLINE:
+			if (strlen(optarg) >= CONFIG_MAX_CMDLINE) {
+				fprintf(stderr, "kiln: --cmdline: longer than %d bytes\n", CONFIG_MAX_CMDLINE - 1);
+				ret = -EINVAL;
+				break;
+			}
+			ret = replace_string(&cfg.cmdline, optarg);
+			break;
+		case OPT_CPUS:
+			ret = parse_number("cpus", optarg, 1, CONFIG_MAX_VCPUS, &n);
+			cfg.vcpus = (unsigned int)n;
+			break;
+		case OPT_MEMORY:
+			ret = parse_number("memory", optarg, CONFIG_MIN_MEM_MIB, CONFIG_MAX_MEM_MIB, &n);
+			cfg.mem_mib = n;
+			break;
+		case OPT_CONSOLE:
+			ret = replace_string(&cfg.console_path, optarg);
+			break;
+		case 'v':
+		case OPT_VERBOSE:
+			verbose = true;
+			break;
+		case OPT_QUIET:
+			quiet = true;
+			break;
+		default:
+			break;
+		}
+		if (ret) {
+			vm_config_free(&cfg);
+			return EXIT_USAGE;
+		}
+	}
+	log_set_level(verbose ? LOG_DEBUG : quiet ? LOG_WARN : LOG_INFO);
+	if (!cfg.kernel_path) {
+		fprintf(stderr, "kiln: boot-source.kernel_image_path: required (a config file or --kernel)\n");
+		vm_config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	if (vm_config_validate(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "kiln: %s\n", err);
+		vm_config_free(&cfg);
+		return EXIT_USAGE;
+	}
+
+	ret = vm_create(&vm, &cfg, start_ns);
+	if (ret) {
+		vm_config_free(&cfg);
+		return 1;
+	}
+	status = vm_run(&vm);
+	console_restore_terminal();
+	pr_info("%s", vm.stop_message[0] ? vm.stop_message : "VM stopped");
+	if (verbose)
+		print_run_stats(&vm);
+	vm_destroy(&vm);
+	vm_config_free(&cfg);
+	return status;
+}

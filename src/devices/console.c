@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+#include "devices/console.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CTRL_A 0x01
+
+/*
+ * The terminal state to restore. A file-level global on purpose: the terminal belongs to the process,
+ * and the fatal-signal handler that restores it has no other way to reach it.
+ */
+static struct {
+	struct termios saved;
+	volatile sig_atomic_t raw;
+} terminal;
+
+void console_restore_terminal(void)
+{
+	if (terminal.raw) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &terminal.saved);
+		terminal.raw = 0;
+	}
+}
+
+static void fatal_signal(int sig)
+{
+	console_restore_terminal();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int terminal_make_raw(void)
+{
+	static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE };
+	struct termios raw;
+	size_t i;
+
+	if (tcgetattr(STDIN_FILENO, &terminal.saved) < 0)
+		return -errno;
+	raw = terminal.saved;
+	cfmakeraw(&raw);
+	/* Keep output post-processing so the host's own messages (\n) still render as lines. */
+	raw.c_oflag |= OPOST | ONLCR;
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) < 0)
+		return -errno;
+	terminal.raw = 1;
+	atexit(console_restore_terminal);
+	for (i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		signal(fatal[i], fatal_signal);
+	return 0;
+}
+
+int console_open(struct console *con, const char *path)
+{
+	memset(con, 0, sizeof(*con));
+	con->in_fd = -1;
+	con->out_fd = -1;
+	if (!path || strcmp(path, "stdio") == 0) {
+		con->in_fd = STDIN_FILENO;
+		con->out_fd = STDOUT_FILENO;
+		if (isatty(STDIN_FILENO)) {
+			int ret = terminal_make_raw();
+
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
+	con->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (con->out_fd < 0)
+		return -errno;
+	con->owns_out = true;
+	return 0;
+}
+
+void console_close(struct console *con)
+{
+	if (con->owns_out && con->out_fd >= 0)
+		close(con->out_fd);
+	con->out_fd = -1;
+	con->in_fd = -1;
+	console_restore_terminal();
+}
+
+void console_write(struct console *con, const uint8_t *buf, size_t len)
+{
+	while (len && con->out_fd >= 0) {
+		ssize_t n = write(con->out_fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+size_t console_filter_input(struct console *con, const uint8_t *in, size_t len, uint8_t *out, bool *quit)
+{
+	size_t i, n = 0;
+
+	*quit = false;
+	if (!terminal.raw) {
+		memcpy(out, in, len);
+		return len;
+	}
+	for (i = 0; i < len; i++) {
+		uint8_t c = in[i];
+
+		if (con->escape) {
+			con->escape = false;
+			if (c == 'x' || c == 'X') {
+				*quit = true;
+				return n;
+			}
+			if (c == CTRL_A)
+				out[n++] = CTRL_A;
+			/* Any other key after Ctrl-A is dropped, as in QEMU. */
+			continue;
+		}
+		if (c == CTRL_A) {
+			con->escape = true;
+			continue;
+		}
+		out[n++] = c;
+	}
+	return n;
+}

@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: MIT
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "arch/x86/boot.h"
+#include "arch/x86/kernel_image.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/pvm.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/quiet.h"
+#include "devices/legacy/rtc.h"
+#include "devices/legacy/serial.h"
+#include "vmm/vcpu.h"
+
+#define MIB (1ull << 20)
+#define I8042_KBD_IRQ 1
+#define I8042_AUX_IRQ 12
+
+void vm_set_irq_line(void *opaque, uint32_t gsi, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
+		pr_warn("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
+}
+
+void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
+{
+	uint64_t one = 1;
+	unsigned int i;
+	va_list ap;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_reason != VM_RUNNING) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	vm->stop_reason = reason;
+	vm->exit_status = reason == VM_STOP_ERROR ? 1 : 0;
+	va_start(ap, fmt);
+	vsnprintf(vm->stop_message, sizeof(vm->stop_message), fmt, ap);
+	va_end(ap);
+	atomic_store(&vm->stopping, true);
+	pthread_mutex_unlock(&vm->lock);
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus && vm->vcpus[i])
+			vcpu_kick(vm->vcpus[i]);
+	if (write(vm->stop_eventfd, &one, sizeof(one)) < 0)
+		pr_warn("cannot signal the VM stop: %s", strerror(errno));
+}
+
+static void i8042_reset(void *opaque)
+{
+	vm_stop(opaque, VM_STOP_REBOOT, "guest reset the machine through the i8042 controller");
+}
+
+static void serial_to_console(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+
+	console_write(&vm->console, buf, len);
+}
+
+static int create_devices(struct vm *vm)
+{
+	struct irq_line com1 = { .set = vm_set_irq_line, .opaque = vm, .gsi = SERIAL_COM1_IRQ };
+	struct irq_line kbd = { .set = vm_set_irq_line, .opaque = vm, .gsi = I8042_KBD_IRQ };
+	struct irq_line aux = { .set = vm_set_irq_line, .opaque = vm, .gsi = I8042_AUX_IRQ };
+	int ret;
+
+	vm->serial = serial_create(com1, serial_to_console, vm);
+	vm->i8042 = i8042_create(kbd, aux, i8042_reset, vm);
+	vm->rtc = rtc_create(guest_memory_low_size(&vm->mem), guest_memory_high_size(&vm->mem), NULL, NULL);
+	if (!vm->serial || !vm->i8042 || !vm->rtc)
+		return -ENOMEM;
+	ret = bus_register(&vm->pio_bus, SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io, vm->serial, "serial");
+	ret = ret ?: bus_register(&vm->pio_bus, I8042_DATA_PORT, 1, i8042_data_io, vm->i8042, "i8042");
+	ret = ret ?: bus_register(&vm->pio_bus, I8042_COMMAND_PORT, 1, i8042_command_io, vm->i8042, "i8042");
+	ret = ret ?: bus_register(&vm->pio_bus, RTC_INDEX_PORT, RTC_NR_PORTS, rtc_io, vm->rtc, "rtc");
+	ret = ret ?: quiet_ports_register(&vm->pio_bus);
+	return ret;
+}
+
+static int create_kvm_vm(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t identity = X86_KVM_IDENTITY_MAP_GPA;
+	unsigned int i;
+
+	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0) {
+		pr_err("KVM_CREATE_VM: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0 ||
+	    ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)X86_KVM_TSS_GPA) < 0) {
+		pr_err("cannot place KVM's TSS/identity map: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
+		pr_err("KVM_CREATE_PIT2: %s", strerror(errno));
+		return -errno;
+	}
+	for (i = 0; i < vm->mem.nr_regions; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region region = {
+			.slot = i, .guest_phys_addr = r->gpa, .memory_size = r->size, .userspace_addr = (uintptr_t)r->hva,
+		};
+
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+			pr_err("KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* Kernel, initrd and command line into guest RAM; the boot vCPU's registers. */
+static int load_guest(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct kernel_image img;
+	struct x86_boot_info info;
+	uint8_t *file = NULL, *initrd = NULL;
+	size_t file_len = 0, initrd_len = 0;
+	char *cmdline = NULL;
+	char err[256];
+	int ret;
+
+	ret = kernel_image_read_file(cfg->kernel_path, KERNEL_IMAGE_MAX_SIZE, &file, &file_len);
+	if (ret) {
+		pr_err("cannot read kernel %s: %s", cfg->kernel_path, strerror(-ret));
+		return ret;
+	}
+	ret = kernel_image_parse(file, file_len, &img, err, sizeof(err));
+	free(file);
+	if (ret) {
+		pr_err("kernel %s: %s", cfg->kernel_path, err);
+		return ret;
+	}
+	if (cfg->initrd_path) {
+		ret = kernel_image_read_file(cfg->initrd_path, guest_memory_low_size(&vm->mem), &initrd, &initrd_len);
+		if (ret) {
+			pr_err("cannot read initrd %s: %s", cfg->initrd_path, strerror(-ret));
+			goto out;
+		}
+	}
+	if (vm->kvm.pvm && cfg->pvm_tuning && img.is_linux)
+		cmdline = pvm_cmdline_append(cfg->cmdline, pvm_linux_cmdline());
+	else
+		cmdline = strdup(cfg->cmdline ? cfg->cmdline : "");
+	if (!cmdline) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	pr_debug("kernel command line: %s", cmdline);
+	ret = x86_boot_load(&vm->mem, &img, initrd, initrd_len, cmdline, vm->nr_vcpus, &info, err, sizeof(err));
+	if (ret) {
+		pr_err("cannot boot %s: %s", cfg->kernel_path, err);
+		goto out;
+	}
+	ret = x86_boot_setup_vcpu(vm->vcpus[0]->fd, &info);
+	if (ret)
+		pr_err("cannot set the boot vCPU's registers: %s", strerror(-ret));
+out:
+	free(cmdline);
+	free(initrd);
+	kernel_image_free(&img);
+	return ret;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
+{
+	unsigned int i;
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->fd = -1;
+	vm->kvm.fd = -1;
+	vm->stop_eventfd = -1;
+	vm->cfg = cfg;
+	vm->start_ns = start_ns;
+	vm->nr_vcpus = cfg->vcpus;
+	vm->mmio_ratelimit = (struct ratelimit)RATELIMIT_INIT(5000, 5);
+	pthread_mutex_init(&vm->lock, NULL);
+	bus_init(&vm->pio_bus, "pio");
+	bus_init(&vm->mmio_bus, "mmio");
+	vm->mem.memfd = -1;
+
+	ret = kvm_host_open(&vm->kvm);
+	if (ret)
+		goto fail;
+	if (vm->kvm.pvm)
+		pr_info("note: this host's KVM is PVM (no VT-x/AMD-V): guest kernel code runs emulated at about 1 M "
+			"instructions/s, so a Linux boot takes minutes here");
+	if ((int)vm->nr_vcpus > vm->kvm.max_vcpus) {
+		pr_err("%u vCPUs requested; this host's KVM allows %d", vm->nr_vcpus, vm->kvm.max_vcpus);
+		ret = -EINVAL;
+		goto fail;
+	}
+	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_eventfd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = guest_memory_init(&vm->mem, cfg->mem_mib * MIB, X86_MMIO_HOLE_START);
+	if (ret) {
+		pr_err("cannot allocate %llu MiB of guest memory: %s", (unsigned long long)cfg->mem_mib, strerror(-ret));
+		goto fail;
+	}
+	ret = create_kvm_vm(vm);
+	if (ret)
+		goto fail;
+	if (vm->kvm.pvm) {
+		ret = pvm_syscall_trap_init(vm->fd, &vm->mem);
+		if (ret)
+			pr_warn("cannot intercept SYSCALL on this PVM host (%s): guest user space will not run",
+				strerror(-ret));
+		vm->pvm_syscall_trap = ret == 0;
+	}
+	ret = console_open(&vm->console, cfg->console_path);
+	if (ret) {
+		pr_err("cannot open console %s: %s", cfg->console_path ? cfg->console_path : "stdio", strerror(-ret));
+		goto fail;
+	}
+	ret = create_devices(vm);
+	if (ret) {
+		pr_err("cannot create devices: %s", strerror(-ret));
+		goto fail;
+	}
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		vm->vcpus[i] = vcpu_create(vm, i);
+		if (!vm->vcpus[i]) {
+			ret = -errno;
+			pr_err("cannot create vCPU %u: %s", i, strerror(errno));
+			goto fail;
+		}
+	}
+	ret = load_guest(vm);
+	if (ret)
+		goto fail;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return ret;
+}
+
+/* Bytes typed on the host go to the UART while it has room; the rest waits in the pipe. */
+static void console_input(struct vm *vm, int epfd, bool *input_paused)
+{
+	uint8_t in[256], out[256];
+	size_t space = serial_rx_space(vm->serial);
+	ssize_t n;
+	bool quit;
+
+	if (space == 0) {
+		/* Stop polling the console until the guest drains the UART; polled again below. */
+		epoll_ctl(epfd, EPOLL_CTL_DEL, vm->console.in_fd, NULL);
+		*input_paused = true;
+		return;
+	}
+	n = read(vm->console.in_fd, in, space < sizeof(in) ? space : sizeof(in));
+	if (n <= 0) {
+		if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+			/* End of input: the guest keeps running without a keyboard. */
+			epoll_ctl(epfd, EPOLL_CTL_DEL, vm->console.in_fd, NULL);
+			vm->console.in_fd = -1;
+		}
+		return;
+	}
+	n = (ssize_t)console_filter_input(&vm->console, in, (size_t)n, out, &quit);
+	if (n > 0)
+		serial_receive(vm->serial, out, (size_t)n);
+	if (quit)
+		vm_stop(vm, VM_STOP_SIGNAL, "stopped from the console (Ctrl-A x)");
+}
+
+enum { EV_STOP = 1, EV_SIGNAL, EV_CONSOLE };
+
+int vm_run(struct vm *vm)
+{
+	struct epoll_event ev, events[8];
+	bool input_paused = false;
+	sigset_t sigs;
+	int epfd = -1, sfd = -1, ret = 0;
+	unsigned int i;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	/* Blocked before the vCPU threads exist, so they inherit the mask and only this thread takes them. */
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || epfd < 0) {
+		pr_err("cannot set up the event loop: %s", strerror(errno));
+		ret = 1;
+		goto out;
+	}
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_STOP };
+	epoll_ctl(epfd, EPOLL_CTL_ADD, vm->stop_eventfd, &ev);
+	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SIGNAL };
+	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
+	if (vm->console.in_fd >= 0) {
+		ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_CONSOLE };
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, vm->console.in_fd, &ev) < 0)
+			vm->console.in_fd = -1; /* e.g. /dev/null: not pollable, no input */
+	}
+
+	vcpu_signals_init();
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		int r = vcpu_start(vm->vcpus[i]);
+
+		if (r) {
+			vm_stop(vm, VM_STOP_ERROR, "cannot start vCPU %u: %s", i, strerror(-r));
+			break;
+		}
+	}
+
+	while (!atomic_load(&vm->stopping)) {
+		int n = epoll_wait(epfd, events, 8, input_paused ? 10 : -1);
+
+		if (n < 0 && errno != EINTR) {
+			vm_stop(vm, VM_STOP_ERROR, "epoll_wait: %s", strerror(errno));
+			break;
+		}
+		if (input_paused && vm->console.in_fd >= 0 && serial_rx_space(vm->serial)) {
+			ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_CONSOLE };
+			epoll_ctl(epfd, EPOLL_CTL_ADD, vm->console.in_fd, &ev);
+			input_paused = false;
+		}
+		for (int k = 0; k < n; k++) {
+			switch (events[k].data.u32) {
+			case EV_SIGNAL: {
+				struct signalfd_siginfo si;
+
+				if (read(sfd, &si, sizeof(si)) == sizeof(si))
+					vm_stop(vm, VM_STOP_SIGNAL, "stopped by %s", strsignal((int)si.ssi_signo));
+				break;
+			}
+			case EV_CONSOLE:
+				console_input(vm, epfd, &input_paused);
+				break;
+			default:
+				break;
+			}
+		}
+	}
+
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *vcpu = vm->vcpus[i];
+
+		if (vcpu->thread_started) {
+			pthread_join(vcpu->thread, NULL);
+			vcpu->thread_started = false;
+		}
+	}
+	ret = vm->exit_status;
+out:
+	if (epfd >= 0)
+		close(epfd);
+	if (sfd >= 0)
+		close(sfd);
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+	return ret;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	unsigned int i;
+
+	if (vm->vcpus) {
+		for (i = 0; i < vm->nr_vcpus; i++)
+			vcpu_destroy(vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	if (vm->serial)
+		serial_destroy(vm->serial);
+	if (vm->i8042)
+		i8042_destroy(vm->i8042);
+	if (vm->rtc)
+		rtc_destroy(vm->rtc);
+	vm->serial = NULL;
+	vm->i8042 = NULL;
+	vm->rtc = NULL;
+	console_close(&vm->console);
+	bus_destroy(&vm->pio_bus);
+	bus_destroy(&vm->mmio_bus);
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+	if (vm->mem.memfd >= 0 || vm->mem.base)
+		guest_memory_destroy(&vm->mem);
+	if (vm->stop_eventfd >= 0)
+		close(vm->stop_eventfd);
+	vm->stop_eventfd = -1;
+	kvm_host_close(&vm->kvm);
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One virtual machine: its KVM VM fd, guest RAM, buses, in-kernel irqchip and PIT, legacy devices and
+ * vCPU threads, and why it stopped.
+ */
+#ifndef KILN_VMM_VM_H
+#define KILN_VMM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arch/x86/emulate.h"
+#include "devices/console.h"
+#include "lib/log.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/kvm.h"
+#include "vmm/memory.h"
+
+struct vcpu;
+struct serial;
+struct i8042;
+struct rtc;
+
+/* Why a VM stopped; decides kiln's exit status (docs/config.md "Exit status"). */
+enum vm_stop_reason {
+	VM_RUNNING = 0,
+	VM_STOP_POWEROFF,     /* guest powered off (ACPI or KVM system event): status 0 */
+	VM_STOP_REBOOT,       /* guest reset the machine (i8042, triple fault, panic with panic=-1): status 0 */
+	VM_STOP_SIGNAL,       /* SIGINT/SIGTERM/SIGHUP or the console escape: status 0 */
+	VM_STOP_ERROR,        /* kiln could not continue (emulation failure, KVM error): status 1 */
+};
+
+struct vm {
+	struct kvm_host kvm;
+	int fd;                         /* KVM VM fd */
+	const struct vm_config *cfg;
+	struct guest_memory mem;
+	struct bus pio_bus;
+	struct bus mmio_bus;
+	unsigned int nr_vcpus;
+	struct vcpu **vcpus;
+	struct serial *serial;
+	struct i8042 *i8042;
+	struct rtc *rtc;
+	struct console console;
+	bool pvm_syscall_trap;          /* user-mode SYSCALLs completed by kiln (PVM hosts) */
+
+	int stop_eventfd;               /* becomes readable when the VM stops */
+	atomic_bool stopping;
+	pthread_mutex_t lock;           /* guards the fields below */
+	enum vm_stop_reason stop_reason;
+	int exit_status;
+	char stop_message[256];
+	struct x86_emu_stats emu_stats; /* summed over vCPUs when they exit */
+	struct ratelimit mmio_ratelimit; /* unemulated MMIO messages */
+
+	uint64_t start_ns;              /* process start as kiln measured it */
+	_Atomic uint64_t first_run_ns;  /* first KVM_RUN on any vCPU */
+	_Atomic uint8_t unknown_port_logged[65536 / 8];
+};
+
+/*
+ * Create the VM described by `cfg`: KVM VM, guest RAM, irqchip, PIT, legacy devices, vCPUs, and the
+ * kernel/initrd/command line loaded per the Linux boot protocol. Messages go to stderr. Returns 0 or
+ * -errno; on failure everything created is released.
+ */
+int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns) __attribute__((warn_unused_result));
+
+/*
+ * Run until the VM stops: start the vCPU threads, serve the console and signals on this thread, join.
+ * Returns kiln's exit status for the stop reason.
+ */
+int vm_run(struct vm *vm);
+
+/*
+ * Stop the VM for `reason` with a one-line message; the first caller wins, later calls are ignored.
+ * Safe from any thread (vCPU threads, devices).
+ */
+void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void vm_destroy(struct vm *vm);
+
+/* Raise/lower an ISA interrupt line through KVM_IRQ_LINE (irq_set_fn for devices). */
+void vm_set_irq_line(void *vm, uint32_t gsi, int level);
+
+#endif
