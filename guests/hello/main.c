@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hello: kiln's smallest test guest. Prints over the UART, reads the CMOS clock, reports the boot
+ * protocol's view (command line, e820 RAM), computes in user mode (CPL3), and resets through the i8042.
+ * Words on its command line add work: "emulate" executes, in kernel mode, instructions that PVM hosts
+ * refuse to emulate (so kiln must) and checks their results; "echo" echoes UART input upper-cased until
+ * it reads 'q'; "spin" never ends (for tests that stop the VM from outside).
+ */
+#include "guest.h"
+
+struct trap_frame {
+	uint64_t r11, r10, r9, r8, rdi, rsi, rdx, rcx, rax;
+	uint64_t vector, error_code, rip, cs, rflags, rsp, ss;
+};
+
+static unsigned int breakpoints;
+
+void kernel_trap(struct trap_frame *f)
+{
+	if (f->vector == 3) {
+		breakpoints++;
+		return;
+	}
+	printf_uart("hello: unexpected exception %lu in kernel mode at rip %lx, error %lx\n", f->vector, f->rip,
+		    f->error_code);
+	i8042_reset();
+}
+
+/* ---- user mode ---- */
+
+static uint8_t user_stack[16384] __attribute__((aligned(16)));
+
+/* Count primes below 20000 with trial division: enough work to be visible, all in CPL3. */
+static void __attribute__((used)) user_primes(void)
+{
+	uint64_t count = 0;
+
+	for (uint64_t n = 2; n < 20000; n++) {
+		int prime = 1;
+
+		for (uint64_t d = 2; d * d <= n; d++) {
+			if (n % d == 0) {
+				prime = 0;
+				break;
+			}
+		}
+		count += (uint64_t)prime;
+	}
+	__asm__ volatile("int3" : : "a"(count));
+	for (;;)
+		;
+}
+
+static void user_fault(void)
+{
+	__asm__ volatile("ud2");
+}
+
+/* ---- boot protocol ---- */
+
+static const char *boot_cmdline(const uint8_t *bp)
+{
+	uint32_t ptr = *(const uint32_t *)(bp + 0x228);
+
+	return ptr ? (const char *)(uintptr_t)ptr : "";
+}
+
+static uint64_t e820_ram_kib(const uint8_t *bp, unsigned int *entries)
+{
+	const uint8_t *table = bp + 0x2d0;
+	uint64_t total = 0;
+	unsigned int i;
+
+	*entries = bp[0x1e8];
+	for (i = 0; i < *entries && i < 128; i++) {
+		const uint8_t *e = table + i * 20;
+
+		if (*(const uint32_t *)(e + 16) == 1)
+			total += *(const uint64_t *)(e + 8);
+	}
+	return total / 1024;
+}
+
+/* ---- instructions PVM hosts refuse in kernel mode ---- */
+
+static int check(const char *what, uint64_t got, uint64_t want)
+{
+	printf_uart("emulate: %s = %lx (%s)\n", what, got, got == want ? "ok" : "WRONG");
+	return got == want;
+}
+
+static int emulate_selftest(void)
+{
+	uint64_t cr4, x = 0xf0f0f0f0f00fULL, pop, out;
+	uint32_t mxcsr_in = 0x1fa0, mxcsr_out = 0;
+	uint64_t rflags;
+	int ok = 1;
+
+	/* SSE needs CR4.OSFXSR and OSXMMEXCPT, as an OS would set. */
+	__asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+	cr4 |= (1u << 9) | (1u << 10);
+	__asm__ volatile("mov %0, %%cr4" : : "r"(cr4));
+
+	__asm__ volatile("popcnt %1, %0" : "=r"(pop) : "r"(x) : "cc");
+	ok &= check("popcnt", pop, 24);
+
+	__asm__ volatile("ldmxcsr %1\n\tstmxcsr %0" : "=m"(mxcsr_out) : "m"(mxcsr_in));
+	ok &= check("ldmxcsr/stmxcsr", mxcsr_out, 0x1fa0);
+
+	/* No xmm clobber: guests build with -mgeneral-regs-only, so the compiler never holds values there. */
+	__asm__ volatile("movd %k1, %%xmm15\n\tmovq %%xmm15, %0" : "=r"(out) : "r"(0x12345678u));
+	ok &= check("movd/movq xmm15", out, 0x12345678);
+
+	__asm__ volatile("stac\n\tpushfq\n\tpopq %0\n\tclac" : "=r"(rflags) : : "cc");
+	ok &= check("stac sets AC", (rflags >> 18) & 1, 1);
+	__asm__ volatile("pushfq\n\tpopq %0" : "=r"(rflags));
+	ok &= check("clac clears AC", (rflags >> 18) & 1, 0);
+
+	__asm__ volatile("int3");
+	ok &= check("int3 reached the #BP handler", breakpoints, 1);
+
+	__asm__ volatile("fwait");
+	ok &= check("fwait", 1, 1);
+	return ok;
+}
+
+void guest_main(const uint8_t *boot_params);
+
+void guest_main(const uint8_t *boot_params)
+{
+	const char *cmdline = boot_cmdline(boot_params);
+	struct user_result res;
+	struct rtc_time t;
+	unsigned int entries;
+	uint64_t ram;
+
+	uart_init();
+	puts_uart("hello from a kiln guest\n");
+	printf_uart("cmdline: %s\n", cmdline);
+	ram = e820_ram_kib(boot_params, &entries);
+	printf_uart("e820: %u entries, %lu KiB RAM\n", entries, ram);
+	rtc_read(&t);
+	printf_uart("rtc: %04u-%02u-%02u %02u:%02u:%02u UTC\n", t.year, t.month, t.day, t.hour, t.minute, t.second);
+
+	cpu_init();
+	run_user(user_primes, user_stack + sizeof(user_stack), &res);
+	if (res.vector == USER_EXIT_TRAP)
+		printf_uart("user mode (cs %lx): %lu primes below 20000\n", res.cs, res.rax);
+	else
+		printf_uart("user mode failed: vector %u at rip %lx, error %lx\n", res.vector, res.rip, res.error_code);
+
+	run_user(user_fault, user_stack + sizeof(user_stack), &res);
+	printf_uart("user mode fault: vector %u (%s)\n", res.vector, res.vector == 6 ? "#UD, ok" : "unexpected");
+
+	if (strstr_simple(cmdline, "emulate"))
+		printf_uart("emulate: %s\n", emulate_selftest() ? "all ok" : "FAILED");
+
+	if (strstr_simple(cmdline, "echo")) {
+		puts_uart("echo: ready\n");
+		for (;;) {
+			char c;
+
+			while (!(inb(0x3f8 + 5) & 0x01))
+				;
+			c = (char)inb(0x3f8);
+			if (c == 'q')
+				break;
+			putc_uart(c >= 'a' && c <= 'z' ? (char)(c - 32) : c);
+		}
+		puts_uart("\necho: done\n");
+	}
+
+	if (strstr_simple(cmdline, "spin")) {
+		puts_uart("spinning\n");
+		for (;;)
+			__asm__ volatile("pause");
+	}
+
+	puts_uart("hello: done, resetting\n");
+	i8042_reset();
+}
