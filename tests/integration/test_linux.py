@@ -1,0 +1,79 @@
+"""Linux guests under kiln: the small test kernel (guests/linux/build-kernel) for most checks, and exactly
+one boot of Debian's stock kernel (the README's main job). Each boot runs several checks at once: on PVM
+hosts every boot costs minutes of emulated kernel code."""
+import json
+import re
+
+import pytest
+
+from conftest import LINUX, ROOT, is_pvm_host, run_kiln, text
+
+# One command line, many checks: each prints a tagged line the test parses.
+CHECKS = (
+    "echo uname: $(uname -r); "
+    "echo mem: $(grep MemTotal /proc/meminfo); "
+    "echo cpus: $(nproc); "
+    "echo date: $(date -u +%Y); "
+    "echo files: $(ls /proc | wc -l)"
+)
+
+
+def boot(kernel, initrd, cpus, mem, timeout, extra=""):
+    if not kernel.exists() or not initrd.exists():
+        pytest.fail(f"{kernel} or {initrd} missing: run `make linux-guest`")
+    cmdline = f'console=ttyS0 panic=-1 {extra} kiln.cmd="{CHECKS}"'
+    r = run_kiln(
+        ["run", "--kernel", kernel, "--initrd", initrd, "--cpus", cpus, "--memory", mem, "--cmdline", cmdline,
+         "--verbose"],
+        timeout=timeout,
+    )
+    return r, text(r.stdout), text(r.stderr)
+
+
+def check_guest(out, err, cpus, mem_mib, release_prefix):
+    assert "KILN-INIT: start" in out, out[-3000:] + err[-3000:]
+    assert "KILN-INIT: exit 0" in out, out[-3000:] + err[-3000:]
+    m = re.search(r"uname: (\S+)", out)
+    assert m and m.group(1).startswith(release_prefix), out[-2000:]
+    m = re.search(r"mem: MemTotal:\s+(\d+) kB", out)
+    assert m, out[-2000:]
+    # The kernel reserves some of it; what it reports must be close to, and never above, the config.
+    total_kib = int(m.group(1))
+    assert mem_mib * 1024 * 0.80 < total_kib <= mem_mib * 1024
+    assert f"cpus: {cpus}" in out
+
+
+@pytest.fixture(scope="module")
+def test_kernel_boot(kiln, kvm):
+    return boot(LINUX / "vmlinux-test", LINUX / "initramfs.cpio", 2, 256, timeout=1200)
+
+
+def test_test_kernel_runs_userspace_and_powers_off(test_kernel_boot):
+    r, out, err = test_kernel_boot
+    assert r.returncode == 0, err[-3000:]
+    check_guest(out, err, 2, 256, "6.1")
+
+
+def test_test_kernel_syscalls_completed_on_pvm(test_kernel_boot):
+    r, out, err = test_kernel_boot
+    if not is_pvm_host():
+        pytest.skip("only PVM hosts need kiln to complete SYSCALLs")
+    m = re.search(r"vCPU \d+: (\d+) user-mode SYSCALLs completed by kiln", err)
+    assert m and int(m.group(1)) > 100, err[-2000:]
+
+
+@pytest.mark.debian_kernel
+def test_debian_kernel_main_job(kiln, kvm):
+    """The README's `make run`: Debian's stock kernel (bzImage, decompressed by kiln) + busybox."""
+    cfg = json.loads((ROOT / "vm.json").read_text())
+    mem = cfg["machine-config"]["mem_size_mib"]
+    cpus = cfg["machine-config"]["vcpu_count"]
+    for key in ("kernel_image_path", "initrd_path"):
+        if not (ROOT / cfg["boot-source"][key]).exists():
+            pytest.fail(f"{cfg['boot-source'][key]} missing: run `make linux-guest`")
+    version = (LINUX / "vmlinuz-debian.version").read_text().split()[0].replace("linux-image-", "")
+    r = run_kiln(["run", "vm.json", "--verbose"], timeout=3600, cwd=ROOT)
+    out, err = text(r.stdout), text(r.stderr)
+    print(err[-4000:])
+    assert r.returncode == 0, err[-3000:]
+    check_guest(out, err, cpus, mem, version)
