@@ -8,7 +8,7 @@
 
 static const struct cli_command commands[] = {
 	{ "run", cli_run, "run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory MIB] "
-			  "[--console stdio|PATH] [--verbose]",
+			  "[--console stdio|PATH] [--verbose] [--profile FILE]",
 	  "boot a VM defined by a Firecracker-style config file and/or flags" },
 };
 

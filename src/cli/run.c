@@ -15,7 +15,7 @@
 
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
-	OPT_QUIET,
+	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ,
 };
 
 static const struct option run_options[] = {
@@ -28,6 +28,8 @@ static const struct option run_options[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "profile", required_argument, NULL, OPT_PROFILE },
+	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -82,6 +84,28 @@ static void print_emulation_stats(const struct vm *vm)
 				(unsigned long long)vm->vcpus[i]->pvm.syscalls);
 }
 
+/*
+ * kiln's own memory next to the guest's: guest RAM is a memfd (shared memory, RssShmem), so what kiln
+ * itself uses is the anonymous and file-backed resident memory.
+ */
+static void print_memory_split(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	long anon = -1, file = -1, shmem = -1;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "RssAnon: %ld", &anon);
+		sscanf(line, "RssFile: %ld", &file);
+		sscanf(line, "RssShmem: %ld", &shmem);
+	}
+	fclose(f);
+	pr_info("RSS now: kiln's own %ld KiB (anonymous %ld + file %ld), guest memory touched %ld KiB", anon + file, anon,
+		file, shmem);
+}
+
 static void print_run_stats(const struct vm *vm)
 {
 	struct rusage ru;
@@ -97,6 +121,7 @@ static void print_run_stats(const struct vm *vm)
 		(unsigned long long)exits);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		pr_info("peak RSS of kiln, guest memory included: %ld KiB", ru.ru_maxrss);
+	print_memory_split();
 	print_emulation_stats(vm);
 }
 
@@ -106,6 +131,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	struct vm vm;
 	const char *config_path = NULL;
 	bool verbose = false, quiet = false;
+	const char *profile_path = NULL;
+	uint64_t profile_hz = 100;
 	char err[512];
 	uint64_t n;
 	int opt, ret, status;
@@ -118,7 +145,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			config_path = optarg;
 		if (opt == 'h') {
 			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
-			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n");
+			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
+			       "                [--profile FILE [--profile-hz N]]\n");
 			vm_config_free(&cfg);
 			return 0;
 		}
@@ -177,6 +205,12 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		case OPT_QUIET:
 			quiet = true;
 			break;
+		case OPT_PROFILE:
+			profile_path = optarg;
+			break;
+		case OPT_PROFILE_HZ:
+			ret = parse_number("profile-hz", optarg, 1, 10000, &profile_hz);
+			break;
 		default:
 			break;
 		}
@@ -202,11 +236,24 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		vm_config_free(&cfg);
 		return 1;
 	}
+	if (profile_path && vm_enable_profiling(&vm, (unsigned int)profile_hz)) {
+		pr_err("cannot enable profiling");
+		vm_destroy(&vm);
+		vm_config_free(&cfg);
+		return 1;
+	}
 	status = vm_run(&vm);
 	console_restore_terminal();
 	pr_info("%s", vm.stop_message[0] ? vm.stop_message : "VM stopped");
 	if (verbose)
 		print_run_stats(&vm);
+	if (profile_path) {
+		ret = vm_write_profile(&vm, profile_path);
+		if (ret)
+			pr_err("cannot write profile %s: %s", profile_path, strerror(-ret));
+		else
+			pr_info("profile written to %s (scripts/profile-report %s System.map)", profile_path, profile_path);
+	}
 	vm_destroy(&vm);
 	vm_config_free(&cfg);
 	return status;

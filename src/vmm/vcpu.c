@@ -78,6 +78,7 @@ void vcpu_destroy(struct vcpu *vcpu)
 		return;
 	if (vcpu->emu)
 		x86_emu_destroy(vcpu->emu);
+	profile_destroy(vcpu->profile);
 	if (vcpu->run != MAP_FAILED)
 		munmap(vcpu->run, vcpu->vm->kvm.run_size);
 	if (vcpu->fd >= 0)
@@ -91,6 +92,23 @@ void vcpu_kick(struct vcpu *vcpu)
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	if (vcpu->thread_started)
 		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_request_sample(struct vcpu *vcpu)
+{
+	atomic_store(&vcpu->sample_pending, true);
+	vcpu_kick(vcpu);
+}
+
+static void take_sample(struct vcpu *vcpu)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	atomic_store(&vcpu->sample_pending, false);
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return;
+	profile_record(vcpu->profile, regs.rip, sregs.cs.dpl == 3);
 }
 
 static void log_unknown_port(struct vm *vm, uint16_t port, bool is_write)
@@ -429,6 +447,8 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				if (vcpu->profile && atomic_load(&vcpu->sample_pending))
+					take_sample(vcpu);
 				continue;
 			}
 			vm_stop(vm, VM_STOP_ERROR, "vCPU %u: KVM_RUN failed: %s", vcpu->id, strerror(errno));

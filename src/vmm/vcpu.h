@@ -9,10 +9,12 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "arch/x86/emulate.h"
 #include "arch/x86/pvm.h"
+#include "vmm/profile.h"
 
 struct vm;
 
@@ -27,6 +29,8 @@ struct vcpu {
 	struct x86_emu_stats emu_stats;
 	uint64_t nr_exits;
 	struct pvm_vcpu_state pvm;     /* SYSCALL completion on PVM hosts */
+	struct profile *profile;       /* RIP samples, when profiling */
+	atomic_bool sample_pending;    /* the main loop asked for a sample */
 };
 
 /* Signal that kicks a vCPU thread out of KVM_RUN. */
@@ -41,6 +45,9 @@ int vcpu_start(struct vcpu *vcpu) __attribute__((warn_unused_result));
 
 /* Make the vCPU thread leave KVM_RUN soon (from any thread). */
 void vcpu_kick(struct vcpu *vcpu);
+
+/* Ask the vCPU thread to record where its guest is (profiling); from the main loop. */
+void vcpu_request_sample(struct vcpu *vcpu);
 
 /* Install the (empty) kick signal handler once per process. */
 void vcpu_signals_init(void);

@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "arch/x86/boot.h"
@@ -26,8 +27,6 @@
 #include "vmm/vcpu.h"
 
 #define MIB (1ull << 20)
-#define I8042_KBD_IRQ 1
-#define I8042_AUX_IRQ 12
 
 void vm_set_irq_line(void *opaque, uint32_t gsi, int level)
 {
@@ -299,14 +298,63 @@ static void console_input(struct vm *vm, int epfd, bool *input_paused)
 		vm_stop(vm, VM_STOP_SIGNAL, "stopped from the console (Ctrl-A x)");
 }
 
-enum { EV_STOP = 1, EV_SIGNAL, EV_CONSOLE };
+enum { EV_STOP = 1, EV_SIGNAL, EV_CONSOLE, EV_PROFILE };
+
+int vm_enable_profiling(struct vm *vm, unsigned int hz)
+{
+	unsigned int i;
+
+	if (hz == 0 || hz > 10000)
+		return -EINVAL;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		vm->vcpus[i]->profile = profile_create();
+		if (!vm->vcpus[i]->profile)
+			return -ENOMEM;
+	}
+	vm->profile_hz = hz;
+	return 0;
+}
+
+int vm_write_profile(const struct vm *vm, const char *path)
+{
+	FILE *out = fopen(path, "w");
+	unsigned int i;
+	int ret = 0;
+
+	if (!out)
+		return -errno;
+	fprintf(out, "# kiln profile: %u Hz; lines: samples rip(hex) vcpu\n", vm->profile_hz);
+	for (i = 0; i < vm->nr_vcpus && ret == 0; i++)
+		if (vm->vcpus[i]->profile)
+			ret = profile_write(vm->vcpus[i]->profile, i, out);
+	if (fclose(out) && ret == 0)
+		ret = -errno;
+	return ret;
+}
+
+/* A timerfd that fires `hz` times a second, for profiling. */
+static int profile_timer(unsigned int hz)
+{
+	struct itimerspec its = { 0 };
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+	if (fd < 0)
+		return -errno;
+	its.it_interval.tv_nsec = 1000000000L / hz;
+	its.it_value = its.it_interval;
+	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
 
 int vm_run(struct vm *vm)
 {
 	struct epoll_event ev, events[8];
 	bool input_paused = false;
 	sigset_t sigs;
-	int epfd = -1, sfd = -1, ret = 0;
+	int epfd = -1, sfd = -1, tfd = -1, ret = 0;
 	unsigned int i;
 
 	sigemptyset(&sigs);
@@ -330,6 +378,13 @@ int vm_run(struct vm *vm)
 		ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_CONSOLE };
 		if (epoll_ctl(epfd, EPOLL_CTL_ADD, vm->console.in_fd, &ev) < 0)
 			vm->console.in_fd = -1; /* e.g. /dev/null: not pollable, no input */
+	}
+
+	if (vm->profile_hz) {
+		tfd = profile_timer(vm->profile_hz);
+		ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_PROFILE };
+		if (tfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev) < 0)
+			pr_warn("profiling disabled: cannot create its timer");
 	}
 
 	vcpu_signals_init();
@@ -366,6 +421,14 @@ int vm_run(struct vm *vm)
 			case EV_CONSOLE:
 				console_input(vm, epfd, &input_paused);
 				break;
+			case EV_PROFILE: {
+				uint64_t ticks;
+
+				if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
+					for (i = 0; i < vm->nr_vcpus; i++)
+						vcpu_request_sample(vm->vcpus[i]);
+				break;
+			}
 			default:
 				break;
 			}
@@ -386,6 +449,8 @@ out:
 		close(epfd);
 	if (sfd >= 0)
 		close(sfd);
+	if (tfd >= 0)
+		close(tfd);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	return ret;
 }

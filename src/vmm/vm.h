@@ -57,6 +57,7 @@ struct vm {
 	struct x86_emu_stats emu_stats; /* summed over vCPUs when they exit */
 	struct ratelimit mmio_ratelimit; /* unemulated MMIO messages */
 
+	unsigned int profile_hz;        /* RIP samples per second per vCPU; 0 = not profiling */
 	uint64_t start_ns;              /* process start as kiln measured it */
 	_Atomic uint64_t first_run_ns;  /* first KVM_RUN on any vCPU */
 	_Atomic uint8_t unknown_port_logged[65536 / 8];
@@ -82,6 +83,12 @@ int vm_run(struct vm *vm);
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void vm_destroy(struct vm *vm);
+
+/* Sample every vCPU's guest RIP `hz` times a second while the VM runs (call before vm_run). 0 or -errno. */
+int vm_enable_profiling(struct vm *vm, unsigned int hz) __attribute__((warn_unused_result));
+
+/* Write the samples to `path` (format: vmm/profile.h). 0 or -errno. */
+int vm_write_profile(const struct vm *vm, const char *path) __attribute__((warn_unused_result));
 
 /* Raise/lower an ISA interrupt line through KVM_IRQ_LINE (irq_set_fn for devices). */
 void vm_set_irq_line(void *vm, uint32_t gsi, int level);

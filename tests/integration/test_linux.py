@@ -77,3 +77,33 @@ def test_debian_kernel_main_job(kiln, kvm):
     print(err[-4000:])
     assert r.returncode == 0, err[-3000:]
     check_guest(out, err, cpus, mem, version)
+
+
+def test_sigterm_during_linux_boot(kiln, kvm):
+    """SIGTERM while Linux is booting ends kiln cleanly (status 0, one line saying why) within seconds."""
+    import signal
+    import subprocess
+    import time
+
+    kernel, initrd = LINUX / "vmlinux-test", LINUX / "initramfs.cpio"
+    if not kernel.exists():
+        pytest.fail(f"{kernel} missing: run `make linux-guest`")
+    p = subprocess.Popen(
+        [str(kiln), "run", "--kernel", str(kernel), "--initrd", str(initrd), "--memory", "128",
+         "--cmdline", "console=ttyS0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    buf = b""
+    deadline = time.monotonic() + 300
+    while b"Linux version" not in buf and time.monotonic() < deadline:
+        chunk = p.stdout.read1(4096)
+        if not chunk:
+            break
+        buf += chunk
+    assert b"Linux version" in buf
+    start = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, text(err)
+    assert "stopped by Terminated" in text(err)
+    assert time.monotonic() - start < 10
