@@ -75,3 +75,14 @@ bool ratelimit_ok(struct ratelimit *rl)
 	rl->missed++;
 	return false;
 }
+
+void errmsg_set(char *err, size_t err_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !err_size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, err_size, fmt, ap);
+	va_end(ap);
+}

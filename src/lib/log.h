@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -48,6 +49,12 @@ bool ratelimit_ok(struct ratelimit *rl);
 		if (ratelimit_ok(rl))               \
 			log_msg(LOG_WARN, __VA_ARGS__); \
 	} while (0)
+
+/*
+ * Format an error message into a caller's buffer (`err`, `err_size` bytes; either may be 0/NULL).
+ * Parsers and loaders report "why" this way and leave printing to their caller.
+ */
+void errmsg_set(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t time_now_ns(void);

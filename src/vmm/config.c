@@ -135,20 +135,7 @@ static char **str_at(struct vm_config *cfg, size_t offset)
 	return (char **)((char *)cfg + offset);
 }
 
-static void set_err(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_size)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_size, fmt, ap);
-	va_end(ap);
-}
-
-#define fail(ctx, ...) (set_err((ctx)->err, (ctx)->err_size, __VA_ARGS__), -EINVAL)
+#define fail(ctx, ...) (errmsg_set((ctx)->err, (ctx)->err_size, __VA_ARGS__), -EINVAL)
 
 /* A short rendering of a JSON value for "got ..." in messages. */
 static void describe(const json_t *v, char *buf, size_t size)
@@ -355,7 +342,7 @@ static int parse_object_section(struct parse_ctx *ctx, const struct vm_config *o
 static int check_smt(char *err, size_t err_size, const struct vm_config *cfg)
 {
 	if (cfg->smt && cfg->vcpus > 1 && cfg->vcpus % 2) {
-		set_err(err, err_size, "machine-config.vcpu_count: expected 1 or an even number when smt is true, got %u",
+		errmsg_set(err, err_size, "machine-config.vcpu_count: expected 1 or an even number when smt is true, got %u",
 			cfg->vcpus);
 		return -EINVAL;
 	}
@@ -412,12 +399,12 @@ int vm_config_parse_json(struct vm_config *cfg, const char *text, size_t len, ch
 	int ret = 0;
 
 	if (all_space(text, len)) {
-		set_err(err, err_size, "empty config: expected a JSON object");
+		errmsg_set(err, err_size, "empty config: expected a JSON object");
 		return -EINVAL;
 	}
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
-		set_err(err, err_size, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+		errmsg_set(err, err_size, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {
@@ -454,7 +441,7 @@ out:
 	if (!ret)
 		*cfg = next;
 	if (ret == -ENOMEM)
-		set_err(err, err_size, "out of memory");
+		errmsg_set(err, err_size, "out of memory");
 	return ret;
 }
 
@@ -468,23 +455,23 @@ int vm_config_load_file(struct vm_config *cfg, const char *path, char *err, size
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		set_err(err, err_size, "%s: %s", path, strerror(-ret));
+		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		set_err(err, err_size, "%s: %s", path, strerror(-ret));
+		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
 		goto out;
 	}
 	if (S_ISDIR(st.st_mode)) {
 		ret = -EISDIR;
-		set_err(err, err_size, "%s: %s", path, strerror(EISDIR));
+		errmsg_set(err, err_size, "%s: %s", path, strerror(EISDIR));
 		goto out;
 	}
 	buf = malloc(CONFIG_MAX_FILE_SIZE + 1);
 	if (!buf) {
 		ret = -ENOMEM;
-		set_err(err, err_size, "%s: out of memory", path);
+		errmsg_set(err, err_size, "%s: out of memory", path);
 		goto out;
 	}
 	/* Read to EOF rather than trusting st_size: pipes and /proc files report 0. */
@@ -495,7 +482,7 @@ int vm_config_load_file(struct vm_config *cfg, const char *path, char *err, size
 			continue;
 		if (n < 0) {
 			ret = -errno;
-			set_err(err, err_size, "%s: %s", path, strerror(-ret));
+			errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
 			goto out;
 		}
 		if (n == 0)
@@ -503,7 +490,7 @@ int vm_config_load_file(struct vm_config *cfg, const char *path, char *err, size
 		len += (size_t)n;
 		if (len > CONFIG_MAX_FILE_SIZE) {
 			ret = -EFBIG;
-			set_err(err, err_size, "%s: larger than %u bytes, not a config file", path, CONFIG_MAX_FILE_SIZE);
+			errmsg_set(err, err_size, "%s: larger than %u bytes, not a config file", path, CONFIG_MAX_FILE_SIZE);
 			goto out;
 		}
 	}
@@ -530,22 +517,22 @@ static int check_readable_file(const char *field, const char *path, char *err, s
 	int fd;
 
 	if (!path[0]) {
-		set_err(err, err_size, "%s: expected a non-empty path", field);
+		errmsg_set(err, err_size, "%s: expected a non-empty path", field);
 		return -EINVAL;
 	}
 	if (stat(path, &st) < 0) {
-		set_err(err, err_size, "%s: %s: %s", field, path, strerror(errno));
+		errmsg_set(err, err_size, "%s: %s: %s", field, path, strerror(errno));
 		return -EINVAL;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, err_size, "%s: %s: not a regular file (%s)", field, path,
+		errmsg_set(err, err_size, "%s: %s: not a regular file (%s)", field, path,
 			S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket");
 		return -EINVAL;
 	}
 	/* O_NONBLOCK: harmless for a regular file, and a file swapped for a FIFO since stat cannot hang us. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		set_err(err, err_size, "%s: %s: %s", field, path, strerror(errno));
+		errmsg_set(err, err_size, "%s: %s: %s", field, path, strerror(errno));
 		return -EINVAL;
 	}
 	close(fd);
@@ -576,7 +563,7 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t err_size)
 
 	/* Flags may have changed the parsed values: check the ranges again. */
 	if (cfg->vcpus < 1 || cfg->vcpus > CONFIG_MAX_VCPUS) {
-		set_err(err, err_size, "machine-config.vcpu_count: expected an integer 1..%d, got %u", CONFIG_MAX_VCPUS,
+		errmsg_set(err, err_size, "machine-config.vcpu_count: expected an integer 1..%d, got %u", CONFIG_MAX_VCPUS,
 			cfg->vcpus);
 		return -EINVAL;
 	}
@@ -584,22 +571,22 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t err_size)
 	if (ret)
 		return ret;
 	if (cfg->mem_mib < CONFIG_MIN_MEM_MIB || cfg->mem_mib > CONFIG_MAX_MEM_MIB) {
-		set_err(err, err_size, "machine-config.mem_size_mib: expected an integer %d..%d, got %" PRIu64,
+		errmsg_set(err, err_size, "machine-config.mem_size_mib: expected an integer %d..%d, got %" PRIu64,
 			CONFIG_MIN_MEM_MIB, CONFIG_MAX_MEM_MIB, cfg->mem_mib);
 		return -EINVAL;
 	}
 	if (cfg->cmdline && strlen(cfg->cmdline) > CONFIG_MAX_CMDLINE - 1) {
-		set_err(err, err_size, "boot-source.boot_args: expected at most %d bytes, got %zu bytes",
+		errmsg_set(err, err_size, "boot-source.boot_args: expected at most %d bytes, got %zu bytes",
 			CONFIG_MAX_CMDLINE - 1, strlen(cfg->cmdline));
 		return -EINVAL;
 	}
 	if (cfg->console_path && !cfg->console_path[0]) {
-		set_err(err, err_size, "kiln.console: expected \"stdio\" or a file path, got \"\"");
+		errmsg_set(err, err_size, "kiln.console: expected \"stdio\" or a file path, got \"\"");
 		return -EINVAL;
 	}
 
 	if (!cfg->kernel_path) {
-		set_err(err, err_size, "boot-source.kernel_image_path: missing (give it in the config file or with --kernel)");
+		errmsg_set(err, err_size, "boot-source.kernel_image_path: missing (give it in the config file or with --kernel)");
 		return -EINVAL;
 	}
 	ret = check_readable_file("boot-source.kernel_image_path", cfg->kernel_path, err, err_size);
@@ -615,7 +602,7 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t err_size)
 	if (!host_mib)
 		pr_debug("cannot read MemTotal from /proc/meminfo; not checking guest memory against it\n");
 	else if (cfg->mem_mib > host_mib) {
-		set_err(err, err_size, "machine-config.mem_size_mib: %" PRIu64 " MiB is more than the host's %" PRIu64 " MiB",
+		errmsg_set(err, err_size, "machine-config.mem_size_mib: %" PRIu64 " MiB is more than the host's %" PRIu64 " MiB",
 			cfg->mem_mib, host_mib);
 		return -EINVAL;
 	}

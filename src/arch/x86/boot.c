@@ -13,6 +13,7 @@
 #include "arch/x86/e820.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/mptable.h"
+#include "lib/log.h"
 
 #define PAGE_SIZE 4096ull
 #define PDE_2M_COUNT 512
@@ -53,17 +54,7 @@
 #define MTRR_ENABLE (1ull << 11)
 #define MTRR_TYPE_WRBACK 6ull
 
-static int fail(char *err, size_t err_size, int ret, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_size, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, err_size, fmt, ap);
-	va_end(ap);
-	return ret;
-}
+#define fail(err, err_size, ret, ...) (errmsg_set((err), (err_size), __VA_ARGS__), (ret))
 
 static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
 {

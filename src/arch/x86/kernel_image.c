@@ -13,6 +13,7 @@
  * vmlinux carries both; a test guest carries neither.
  */
 #include "arch/x86/kernel_image.h"
+#include "lib/log.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -35,19 +36,6 @@
 /* Xen public/elfnote.h */
 #define XEN_ELFNOTE_GUEST_OS 6
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_size)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_size, fmt, ap);
-	va_end(ap);
-}
 
 /* True when [off, off + size) lies inside a buffer of `len` bytes. */
 static bool range_ok(uint64_t off, uint64_t size, size_t len)
@@ -119,41 +107,41 @@ static void scan_notes(const uint8_t *p, uint64_t size, uint64_t p_align, struct
 static int check_ehdr(const Elf64_Ehdr *eh, size_t len, char *err, size_t err_size)
 {
 	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) {
-		set_err(err, err_size, "not an ELF file or bzImage");
+		errmsg_set(err, err_size, "not an ELF file or bzImage");
 		return -EINVAL;
 	}
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64) {
-		set_err(err, err_size, "ELF: only 64-bit ELF is supported (class %u)", eh->e_ident[EI_CLASS]);
+		errmsg_set(err, err_size, "ELF: only 64-bit ELF is supported (class %u)", eh->e_ident[EI_CLASS]);
 		return -ENOTSUP;
 	}
 	if (eh->e_ident[EI_DATA] != ELFDATA2LSB) {
-		set_err(err, err_size, "ELF: only little-endian ELF is supported");
+		errmsg_set(err, err_size, "ELF: only little-endian ELF is supported");
 		return -ENOTSUP;
 	}
 	if (eh->e_ident[EI_VERSION] != EV_CURRENT) {
-		set_err(err, err_size, "ELF: bad ELF version %u", eh->e_ident[EI_VERSION]);
+		errmsg_set(err, err_size, "ELF: bad ELF version %u", eh->e_ident[EI_VERSION]);
 		return -EINVAL;
 	}
 	if (eh->e_machine != EM_X86_64) {
-		set_err(err, err_size, "ELF: machine %u is not x86-64", eh->e_machine);
+		errmsg_set(err, err_size, "ELF: machine %u is not x86-64", eh->e_machine);
 		return -ENOTSUP;
 	}
 	if (eh->e_type != ET_EXEC) {
-		set_err(err, err_size, "ELF: type %u is not an executable (ET_EXEC)", eh->e_type);
+		errmsg_set(err, err_size, "ELF: type %u is not an executable (ET_EXEC)", eh->e_type);
 		return -ENOTSUP;
 	}
 	if (eh->e_phentsize != sizeof(Elf64_Phdr)) {
-		set_err(err, err_size, "ELF: program header size %u, expected %zu", eh->e_phentsize,
+		errmsg_set(err, err_size, "ELF: program header size %u, expected %zu", eh->e_phentsize,
 			sizeof(Elf64_Phdr));
 		return -EINVAL;
 	}
 	if (eh->e_phnum == 0 || eh->e_phnum > KERNEL_IMAGE_MAX_PHDRS) {
-		set_err(err, err_size, "ELF: %u program headers (1 to %d allowed)", eh->e_phnum,
+		errmsg_set(err, err_size, "ELF: %u program headers (1 to %d allowed)", eh->e_phnum,
 			KERNEL_IMAGE_MAX_PHDRS);
 		return -EINVAL;
 	}
 	if (!range_ok(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), len)) {
-		set_err(err, err_size, "ELF: program header table past end of file");
+		errmsg_set(err, err_size, "ELF: program header table past end of file");
 		return -EINVAL;
 	}
 	return 0;
@@ -164,19 +152,19 @@ static int add_load(const Elf64_Phdr *ph, unsigned int idx, size_t len, struct k
 		    uint64_t *vaddrs, char *err, size_t err_size)
 {
 	if (ph->p_filesz > ph->p_memsz) {
-		set_err(err, err_size, "ELF program header %u: file size larger than memory size", idx);
+		errmsg_set(err, err_size, "ELF program header %u: file size larger than memory size", idx);
 		return -EINVAL;
 	}
 	if (!range_ok(ph->p_offset, ph->p_filesz, len)) {
-		set_err(err, err_size, "ELF program header %u: file range past end of file", idx);
+		errmsg_set(err, err_size, "ELF program header %u: file range past end of file", idx);
 		return -EINVAL;
 	}
 	if (ph->p_paddr + ph->p_memsz < ph->p_paddr || ph->p_vaddr + ph->p_memsz < ph->p_vaddr) {
-		set_err(err, err_size, "ELF program header %u: address range wraps around", idx);
+		errmsg_set(err, err_size, "ELF program header %u: address range wraps around", idx);
 		return -EINVAL;
 	}
 	if (ph->p_paddr + ph->p_memsz > KERNEL_IMAGE_MAX_PADDR) {
-		set_err(err, err_size, "ELF program header %u: physical range ends above %llu GiB", idx,
+		errmsg_set(err, err_size, "ELF program header %u: physical range ends above %llu GiB", idx,
 			KERNEL_IMAGE_MAX_PADDR >> 30);
 		return -EINVAL;
 	}
@@ -184,12 +172,12 @@ static int add_load(const Elf64_Phdr *ph, unsigned int idx, size_t len, struct k
 		const struct kernel_segment *s = &img->segments[i];
 
 		if (ph->p_paddr < s->paddr + s->memsz && s->paddr < ph->p_paddr + ph->p_memsz) {
-			set_err(err, err_size, "ELF program header %u: physical range overlaps segment %u", idx, i);
+			errmsg_set(err, err_size, "ELF program header %u: physical range overlaps segment %u", idx, i);
 			return -EINVAL;
 		}
 	}
 	if (img->nr_segments == KERNEL_IMAGE_MAX_SEGMENTS) {
-		set_err(err, err_size, "ELF: more than %d loadable segments", KERNEL_IMAGE_MAX_SEGMENTS);
+		errmsg_set(err, err_size, "ELF: more than %d loadable segments", KERNEL_IMAGE_MAX_SEGMENTS);
 		return -EINVAL;
 	}
 	vaddrs[img->nr_segments] = ph->p_vaddr;
@@ -223,7 +211,7 @@ static int translate_entry(uint64_t e_entry, struct kernel_image *img, const uin
 			return 0;
 		}
 	}
-	set_err(err, err_size, "ELF: entry point 0x%llx is outside every loadable segment",
+	errmsg_set(err, err_size, "ELF: entry point 0x%llx is outside every loadable segment",
 		(unsigned long long)e_entry);
 	return -EINVAL;
 }
@@ -238,7 +226,7 @@ static int parse_elf(struct kernel_image *img, char *err, size_t err_size)
 	int ret;
 
 	if (len < sizeof(eh)) {
-		set_err(err, err_size, "%s", len >= SELFMAG && memcmp(data, ELFMAG, SELFMAG) == 0 ?
+		errmsg_set(err, err_size, "%s", len >= SELFMAG && memcmp(data, ELFMAG, SELFMAG) == 0 ?
 			"ELF: file too short for the ELF header" : "not an ELF file or bzImage");
 		return -EINVAL;
 	}
@@ -256,14 +244,14 @@ static int parse_elf(struct kernel_image *img, char *err, size_t err_size)
 				return ret;
 		} else if (ph.p_type == PT_NOTE) {
 			if (!range_ok(ph.p_offset, ph.p_filesz, len)) {
-				set_err(err, err_size, "ELF program header %u: note range past end of file", i);
+				errmsg_set(err, err_size, "ELF program header %u: note range past end of file", i);
 				return -EINVAL;
 			}
 			scan_notes(data + ph.p_offset, ph.p_filesz, ph.p_align, img);
 		}
 	}
 	if (img->nr_segments == 0) {
-		set_err(err, err_size, "ELF: no loadable segment");
+		errmsg_set(err, err_size, "ELF: no loadable segment");
 		return -EINVAL;
 	}
 	img->load_start = UINT64_MAX;
@@ -300,30 +288,30 @@ static int parse_bzimage(const uint8_t *data, size_t len, struct kernel_image *i
 	int ret;
 
 	if (len < SETUP_HEADER_OFFSET + sizeof(*hdr)) {
-		set_err(err, err_size, "bzImage: file too short for the setup header");
+		errmsg_set(err, err_size, "bzImage: file too short for the setup header");
 		return -EINVAL;
 	}
 	memcpy(hdr, data + SETUP_HEADER_OFFSET, sizeof(*hdr));
 	img->from_bzimage = true;
 	img->is_linux = true;
 	if (hdr->version < BZIMAGE_MIN_VERSION) {
-		set_err(err, err_size, "bzImage: boot protocol %u.%02u is too old (2.08 or later needed)",
+		errmsg_set(err, err_size, "bzImage: boot protocol %u.%02u is too old (2.08 or later needed)",
 			hdr->version >> 8, hdr->version & 0xff);
 		return -ENOTSUP;
 	}
 	/* setup_sects == 0 means 4 (boot.rst "setup_sects"); the boot sector itself comes first. */
 	pm_start = ((uint64_t)(hdr->setup_sects ? hdr->setup_sects : 4) + 1) * 512;
 	if (pm_start >= len) {
-		set_err(err, err_size, "bzImage: setup_sects %u: setup code past end of file", hdr->setup_sects);
+		errmsg_set(err, err_size, "bzImage: setup_sects %u: setup code past end of file", hdr->setup_sects);
 		return -EINVAL;
 	}
 	payload = pm_start + hdr->payload_offset;
 	if (payload >= len) {
-		set_err(err, err_size, "bzImage: payload_offset past end of file");
+		errmsg_set(err, err_size, "bzImage: payload_offset past end of file");
 		return -EINVAL;
 	}
 	if (hdr->payload_length == 0 || hdr->payload_length > len - payload) {
-		set_err(err, err_size, "bzImage: payload_length %u past end of file", hdr->payload_length);
+		errmsg_set(err, err_size, "bzImage: payload_length %u past end of file", hdr->payload_length);
 		return -EINVAL;
 	}
 	fmt = payload_detect(data + payload, hdr->payload_length);
@@ -333,17 +321,17 @@ static int parse_bzimage(const uint8_t *data, size_t len, struct kernel_image *i
 	case 0:
 		return 0;
 	case -ENOTSUP:
-		set_err(err, err_size, "unsupported compression: %s", payload_format_name(fmt));
+		errmsg_set(err, err_size, "unsupported compression: %s", payload_format_name(fmt));
 		return ret;
 	case -E2BIG:
-		set_err(err, err_size, "bzImage: %s payload decompresses to more than %llu MiB",
+		errmsg_set(err, err_size, "bzImage: %s payload decompresses to more than %llu MiB",
 			payload_format_name(fmt), KERNEL_IMAGE_MAX_SIZE >> 20);
 		return -EINVAL;
 	case -ENOMEM:
-		set_err(err, err_size, "bzImage: out of memory decompressing the %s payload", payload_format_name(fmt));
+		errmsg_set(err, err_size, "bzImage: out of memory decompressing the %s payload", payload_format_name(fmt));
 		return ret;
 	default:
-		set_err(err, err_size, "bzImage: %s payload is corrupt or truncated", payload_format_name(fmt));
+		errmsg_set(err, err_size, "bzImage: %s payload is corrupt or truncated", payload_format_name(fmt));
 		return -EINVAL;
 	}
 }
@@ -353,9 +341,9 @@ int kernel_image_parse(const uint8_t *data, size_t len, struct kernel_image *img
 	int ret;
 
 	memset(img, 0, sizeof(*img));
-	set_err(err, err_size, "%s", "");
+	errmsg_set(err, err_size, "%s", "");
 	if (!data) {
-		set_err(err, err_size, "no kernel image data");
+		errmsg_set(err, err_size, "no kernel image data");
 		return -EINVAL;
 	}
 	if (is_bzimage(data, len)) {
@@ -364,7 +352,7 @@ int kernel_image_parse(const uint8_t *data, size_t len, struct kernel_image *img
 		/* Own a copy, so img->elf outlives the caller's buffer either way. */
 		img->elf = malloc(len ? len : 1);
 		if (!img->elf) {
-			set_err(err, err_size, "out of memory copying the kernel image");
+			errmsg_set(err, err_size, "out of memory copying the kernel image");
 			return -ENOMEM;
 		}
 		memcpy(img->elf, data, len);
