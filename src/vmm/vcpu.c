@@ -59,7 +59,7 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned int id)
 	cpuid = cpuid_get_supported(vm->kvm.fd);
 	if (!cpuid)
 		goto fail;
-	cpuid_filter(cpuid, id, vm->nr_vcpus, vm->kvm.pvm);
+	cpuid_filter(cpuid, CPUID_MAX_ENTRIES, id, vm->nr_vcpus, vm->kvm.pvm);
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0)
 		goto fail;
 	free(cpuid);

@@ -11,7 +11,7 @@
 
 static struct kvm_cpuid2 *make_cpuid(void)
 {
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 8 * sizeof(struct kvm_cpuid_entry2));
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 16 * sizeof(struct kvm_cpuid_entry2));
 
 	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 1, .eax = 0x806c1, .ebx = 0xff0800,
 						   .ecx = 0x81202000 | (1u << 13), .edx = 0x178bfbff };
@@ -31,7 +31,7 @@ static void test_leaf1(void **state)
 	struct kvm_cpuid_entry2 *e;
 
 	(void)state;
-	cpuid_filter(c, 3, 4, false);
+	cpuid_filter(c, 16, 3, 4, false);
 	e = cpuid_find(c, 1, 0);
 	assert_non_null(e);
 	assert_int_equal(e->ebx >> 24, 3);           /* initial APIC ID */
@@ -47,9 +47,32 @@ static void test_pvm_masks_cx16(void **state)
 	struct kvm_cpuid2 *c = make_cpuid();
 
 	(void)state;
-	cpuid_filter(c, 0, 1, true);
+	cpuid_filter(c, 16, 0, 1, true);
 	assert_false(cpuid_find(c, 1, 0)->ecx & (1u << 13));
 	assert_false(cpuid_find(c, 1, 0)->edx & (1u << 28));
+	free(c);
+}
+
+static void test_missing_subleaf_added(void **state)
+{
+	struct kvm_cpuid2 *c = make_cpuid();
+	struct kvm_cpuid_entry2 *core;
+
+	(void)state;
+	c->entries[3] = c->entries[5]; /* drop 0xb.1, as KVM reports it */
+	c->nent = 5;
+	cpuid_filter(c, 16, 1, 2, false);
+	core = cpuid_find(c, 0xb, 1);
+	assert_non_null(core);
+	assert_int_equal(core->index, 1);
+	assert_int_equal(core->ebx, 2);
+	assert_int_equal(core->edx, 1);
+	/* No room: nothing is written past the capacity. */
+	c->nent = 5;
+	c->entries[3] = c->entries[4];
+	c->nent = 4;
+	cpuid_filter(c, 4, 0, 2, false);
+	assert_int_equal(c->nent, 4);
 	free(c);
 }
 
@@ -59,7 +82,7 @@ static void test_topology(void **state)
 	struct kvm_cpuid_entry2 *smt, *core;
 
 	(void)state;
-	cpuid_filter(c, 5, 6, false);
+	cpuid_filter(c, 16, 5, 6, false);
 	smt = cpuid_find(c, 0xb, 0);
 	core = cpuid_find(c, 0xb, 1);
 	assert_int_equal(smt->ebx, 1);
@@ -70,6 +93,8 @@ static void test_topology(void **state)
 	assert_int_equal(core->edx, 5);
 	assert_int_equal(cpuid_find(c, 4, 0)->eax >> 26, 5);
 	assert_int_equal(cpuid_find(c, 0xa, 0)->eax, 0);
+	/* Subleaf 2 terminates the list (type 0). */
+	assert_int_equal((cpuid_find(c, 0xb, 2)->ecx >> 8) & 0xff, 0);
 	/* KVM's own leaves pass through. */
 	assert_int_equal(cpuid_find(c, 0x40000000, 0)->ebx, 0x4b4d564b);
 	free(c);
@@ -81,6 +106,7 @@ int main(void)
 		cmocka_unit_test(test_leaf1),
 		cmocka_unit_test(test_pvm_masks_cx16),
 		cmocka_unit_test(test_topology),
+		cmocka_unit_test(test_missing_subleaf_added),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -55,10 +55,34 @@ static unsigned int order_base_2(unsigned int n)
 	return bits;
 }
 
-void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int vcpu_id, unsigned int nr_vcpus, bool pvm)
+/*
+ * KVM lists only subleaf 0 of the extended topology leaves; Linux reads subleaf 1 for the core level
+ * and stops at the first subleaf of type 0. Add what is missing, if there is room.
+ */
+static void add_topology_subleaves(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int function)
+{
+	unsigned int index;
+
+	if (!cpuid_find(cpuid, function, 0))
+		return;
+	for (index = 1; index <= 2; index++) {
+		if (cpuid_find(cpuid, function, index) != cpuid_find(cpuid, function, 0) && cpuid_find(cpuid, function, index))
+			continue;
+		if (cpuid->nent >= capacity)
+			return;
+		cpuid->entries[cpuid->nent++] = (struct kvm_cpuid_entry2){
+			.function = function, .index = index, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+		};
+	}
+}
+
+void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int vcpu_id, unsigned int nr_vcpus, bool pvm)
 {
 	unsigned int core_bits = order_base_2(nr_vcpus);
 	unsigned int i;
+
+	add_topology_subleaves(cpuid, capacity, 0xb);
+	add_topology_subleaves(cpuid, capacity, 0x1f);
 
 	for (i = 0; i < cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
