@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The snapshot state file: a versioned container of sections, each with its own id, instance, version
+ * and checksum, written atomically (temp file, fsync, rename, fsync of the directory) and validated
+ * completely before anything in it is used. Guest RAM goes to a separate memory file, described by
+ * the state file's MEMO section and paired with it by the snapshot id. The byte layout, the section
+ * ids, versioning rules and crash guarantees: docs/snapshot-format.md.
+ *
+ * This file knows nothing about vCPUs or devices: their code encodes its own plain state struct into
+ * a section (with the snap_enc/snap_dec helpers below, never by writing a struct raw) and decodes it on
+ * restore.
+ */
+#ifndef KILN_VMM_SNAPSHOT_FILE_H
+#define KILN_VMM_SNAPSHOT_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Format of the container (not of any section): see docs/snapshot-format.md "Versioning". */
+#define SNAP_FORMAT_MAJOR 1
+#define SNAP_FORMAT_MINOR 0
+
+#define SNAP_STATE_MAX_SIZE (64u << 20) /* a state file larger than this is refused, bytes */
+#define SNAP_HEADER_SIZE 80
+#define SNAP_SECTION_HEADER_SIZE 32
+#define SNAP_TRAILER_SIZE 24
+#define SNAP_ID_SIZE 16                 /* random snapshot id, shared with the memory file */
+
+/*
+ * Section ids: four ASCII characters, stored so that the file shows them in order ("VCPU" in a hex
+ * dump). Who writes each one: docs/snapshot-format.md "Sections".
+ */
+#define SNAP_FOURCC(a, b, c, d) \
+	((uint32_t)(uint8_t)(a) | (uint32_t)(uint8_t)(b) << 8 | (uint32_t)(uint8_t)(c) << 16 | (uint32_t)(uint8_t)(d) << 24)
+
+#define SNAP_ID_CONF SNAP_FOURCC('C', 'O', 'N', 'F') /* the VM config, JSON */
+#define SNAP_ID_MEMO SNAP_FOURCC('M', 'E', 'M', 'O') /* guest RAM layout and the memory file (struct snap_memo) */
+#define SNAP_ID_DISK SNAP_FOURCC('D', 'I', 'S', 'K') /* one per drive: path, size, mtime */
+#define SNAP_ID_VCPU SNAP_FOURCC('V', 'C', 'P', 'U') /* one per vCPU, instance = vCPU index */
+#define SNAP_ID_IRQC SNAP_FOURCC('I', 'R', 'Q', 'C') /* in-kernel PIC, IOAPIC */
+#define SNAP_ID_PIT SNAP_FOURCC('P', 'I', 'T', ' ')  /* in-kernel PIT */
+#define SNAP_ID_CLCK SNAP_FOURCC('C', 'L', 'C', 'K') /* kvmclock */
+#define SNAP_ID_UART SNAP_FOURCC('U', 'A', 'R', 'T') /* 16550A, instance = port index */
+#define SNAP_ID_RTC SNAP_FOURCC('R', 'T', 'C', ' ')  /* CMOS RTC */
+#define SNAP_ID_I8042 SNAP_FOURCC('I', '8', '4', '2') /* i8042 controller */
+
+/*
+ * Header and section flags: bits 0-15 change the meaning of the data, so a reader refuses any it does
+ * not know; bits 16-31 may be ignored by a reader that does not know them. None of the low bits is
+ * defined in format 1.0.
+ */
+#define SNAP_FLAGS_REQUIRED_MASK 0x0000ffffu
+#define SNAP_SECTION_OPTIONAL (1u << 16) /* a reader that does not know this section id may skip it */
+
+struct snap_writer;
+struct snap_reader;
+
+/* ---- Writing ---- */
+
+/*
+ * Start a snapshot that will replace `path` on commit. Creates "<path>.tmp.<pid>" (or, if that name
+ * is taken, "<path>.tmp.<pid>.<n>") in the same directory with O_EXCL and mode 0600; nothing at `path`
+ * changes until snap_writer_commit(). Returns NULL with errno (the reason is also logged with the path),
+ * e.g. EACCES when the directory is not writable.
+ */
+struct snap_writer *snap_writer_open(const char *path);
+
+/* The temp file being written (valid until commit or abort). */
+const char *snap_writer_tmp_path(const struct snap_writer *w);
+
+/* The random id of this snapshot, to be written into its memory file (snap_mem_finish). */
+void snap_writer_id(const struct snap_writer *w, uint8_t id[SNAP_ID_SIZE]);
+
+/*
+ * Append section (id, instance) with payload version `version` (>= 1) and `len` bytes of `data`
+ * (NULL when len is 0). Written straight to the temp file; nothing is buffered. Returns 0, -EEXIST for
+ * a second section with the same (id, instance), -EINVAL for version 0, -EFBIG when the state file
+ * would exceed SNAP_STATE_MAX_SIZE, or -errno of a write (after which every later call and commit fail).
+ */
+int snap_write_section(struct snap_writer *w, uint32_t id, uint32_t instance, uint32_t version, const void *data,
+		       size_t len) __attribute__((warn_unused_result));
+
+/* snap_write_section() with section flags (SNAP_SECTION_OPTIONAL). */
+int snap_write_section_flags(struct snap_writer *w, uint32_t id, uint32_t instance, uint32_t version, uint32_t flags,
+			     const void *data, size_t len) __attribute__((warn_unused_result));
+
+/*
+ * Finish the snapshot: write the header (section count) and trailer (whole-file crc32), fsync the file,
+ * rename it over `path`, fsync the directory. Only after the rename can the new snapshot be seen; a
+ * crash before it leaves the previous file at `path` untouched. Frees `w` in every case (on failure the
+ * temp file is removed). Returns 0 or -errno (logged).
+ */
+int snap_writer_commit(struct snap_writer *w) __attribute__((warn_unused_result));
+
+/* Give up: remove the temp file and free `w`. `path` is untouched. NULL is accepted. */
+void snap_writer_abort(struct snap_writer *w);
+
+/* ---- Reading ---- */
+
+struct snap_header_info {
+	uint16_t format_major;
+	uint16_t format_minor;
+	uint32_t flags;
+	char kiln_version[33];         /* version of the kiln that wrote it */
+	uint64_t created_ns;           /* CLOCK_REALTIME at snap_writer_open, ns */
+	uint8_t id[SNAP_ID_SIZE];
+	uint32_t nr_sections;
+};
+
+/*
+ * Read and validate the state file at `path`: size (at most SNAP_STATE_MAX_SIZE), magic, format
+ * version, header, every section header (length within the file, no wrap), every section checksum,
+ * the trailer and the whole-file checksum; then index the sections. On success *out owns the file's
+ * contents. On failure returns -errno and writes a one-line reason naming the file and, where there is
+ * one, the section ("vm.snap: section VCPU/1: checksum mismatch"):
+ *   -EINVAL  malformed or truncated     -EBADMSG  a checksum does not match
+ *   -ENOTSUP incompatible format major or unknown required flags
+ *   -EFBIG   larger than SNAP_STATE_MAX_SIZE     other -errno: open/read errors
+ */
+int snap_reader_open(const char *path, struct snap_reader **out, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/* snap_reader_open() on `len` bytes already in memory (copied); `name` is used in messages. */
+int snap_reader_open_mem(const void *buf, size_t len, const char *name, struct snap_reader **out, char *err,
+			 size_t err_size) __attribute__((warn_unused_result));
+
+void snap_reader_close(struct snap_reader *r);
+
+void snap_reader_header(const struct snap_reader *r, struct snap_header_info *out);
+
+/*
+ * The payload of section (id, instance), or NULL if the snapshot has none (a zero-length section
+ * returns a non-NULL pointer). *version and *len (either may be NULL) receive its version and length
+ * in bytes. The pointer is 8-byte aligned and valid until snap_reader_close(). Marks the section used.
+ */
+const void *snap_find_section(struct snap_reader *r, uint32_t id, uint32_t instance, uint32_t *version,
+			      size_t *len);
+
+/*
+ * snap_find_section() for a section restore cannot do without: NULL with a message when it is missing
+ * ("vm.snap: no section UART/0") or its version is 0 or above `max_version` ("vm.snap: section UART/0:
+ * version 3 is newer than this kiln (2)").
+ */
+const void *snap_get_section(struct snap_reader *r, uint32_t id, uint32_t instance, uint32_t max_version,
+			     uint32_t *version, size_t *len, char *err, size_t err_size);
+
+/* How many sections have this id (e.g. VCPU sections, to compare with the vCPU count). */
+unsigned snap_count_sections(const struct snap_reader *r, uint32_t id);
+
+/*
+ * After restore: -EINVAL with a message naming the first section nobody looked up that is not
+ * SNAP_SECTION_OPTIONAL (state this kiln would silently drop), else 0.
+ */
+int snap_reader_check_all_used(const struct snap_reader *r, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/* "VCPU/1", "PIT/0" (trailing spaces dropped), or "0x00000001/0" for an id that is not printable. */
+const char *snap_section_name(uint32_t id, uint32_t instance, char *buf, size_t size);
+
+/* ---- Guest RAM: the memory file and the MEMO section ---- */
+
+/*
+ * The memory file is guest RAM as the memfd holds it (data_size bytes, holes for zero pages allowed),
+ * followed by a SNAP_MEM_TRAILER_SIZE-byte trailer carrying the snapshot id, so a state file is never
+ * restored with another snapshot's RAM. See docs/snapshot-format.md "The memory file".
+ */
+#define SNAP_MEM_PAGE_SIZE 4096u
+#define SNAP_MEM_TRAILER_SIZE 4096u
+#define SNAP_MEMO_VERSION 1
+#define SNAP_MEMO_MAX_REGIONS 16
+#define SNAP_MEM_SAMPLE_PAGES 64u       /* pages in the sampled checksum checked on every restore */
+#define SNAP_MEM_MAX_SAMPLE_PAGES 4096u
+
+struct snap_memo_region {
+	uint64_t gpa;                   /* guest physical start */
+	uint64_t size;                  /* bytes, multiple of SNAP_MEM_PAGE_SIZE */
+	uint64_t file_offset;           /* where its bytes start in the memory file */
+};
+
+/* Payload of the MEMO section (version SNAP_MEMO_VERSION), decoded. */
+struct snap_memo {
+	uint64_t mem_size;              /* guest RAM, bytes: the sum of the region sizes */
+	uint64_t data_size;             /* memory file bytes before its trailer */
+	uint32_t nr_regions;
+	uint32_t sample_pages;          /* pages hashed into sample_crc */
+	uint32_t sample_crc;            /* crc32 of the sampled pages (docs: "Checksums") */
+	bool has_full_crc;
+	uint32_t full_crc;              /* crc32 of bytes [0, data_size), when has_full_crc */
+	struct snap_memo_region regions[SNAP_MEMO_MAX_REGIONS];
+};
+
+#define SNAP_MEMO_HEADER_SIZE 40
+#define SNAP_MEMO_REGION_SIZE 24
+#define SNAP_MEMO_MAX_SIZE (SNAP_MEMO_HEADER_SIZE + SNAP_MEMO_MAX_REGIONS * SNAP_MEMO_REGION_SIZE)
+
+/* Encode `m` into `buf` (at least SNAP_MEMO_MAX_SIZE bytes). Returns the payload length in bytes. */
+size_t snap_memo_encode(const struct snap_memo *m, void *buf);
+
+/*
+ * Decode and validate a MEMO payload of section version `version`: known version, exact length, 1 to
+ * SNAP_MEMO_MAX_REGIONS page-aligned regions sorted by gpa that overlap neither in guest physical
+ * space nor in the file, lie within data_size and add up to mem_size. Returns 0 or -EINVAL/-ENOTSUP
+ * with a message.
+ */
+int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap_memo *m, char *err,
+		     size_t err_size) __attribute__((warn_unused_result));
+
+/*
+ * Create the memory file's temp file "<path>.tmp.<pid>[.<n>]" (O_EXCL, 0600) for the caller to fill
+ * with m->data_size bytes of RAM (write, copy_file_range, holes). Its name goes to `tmp_path`
+ * (`tmp_size` bytes). Returns a read-write fd or -errno (logged).
+ */
+int snap_mem_create(const char *path, char *tmp_path, size_t tmp_size) __attribute__((warn_unused_result));
+
+/*
+ * After the RAM is written to `fd`: append the trailer with the snapshot `id` at offset m->data_size,
+ * compute m->sample_crc (SNAP_MEM_SAMPLE_PAGES pages) and, if `full`, m->full_crc over all the data,
+ * then fsync. Returns 0 or -errno (logged).
+ */
+int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool full)
+	__attribute__((warn_unused_result));
+
+/*
+ * Rename the finished memory temp file over `path` and fsync the directory. Call only after the state
+ * file is committed (docs: "Atomicity"). Returns 0 or -errno (logged).
+ */
+int snap_mem_commit(const char *tmp_path, const char *path) __attribute__((warn_unused_result));
+
+/*
+ * Open the memory file at `path` for restore (read-only) and check that it belongs to the snapshot
+ * `id`: size = data_size + trailer, trailer intact, same id, sampled checksum and, if `verify_full` and
+ * recorded, the full checksum. If `path` is missing or belongs to another snapshot but a completed
+ * "<path>.tmp.*" of this snapshot exists (a crash between the state commit and snap_mem_commit), that
+ * one is renamed into place first. Returns the fd or -errno with a message.
+ */
+int snap_mem_open(const char *path, const struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool verify_full,
+		  char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/* ---- Explicit little-endian encoding for section payloads ---- */
+
+/*
+ * Writes into a fixed buffer; past its end nothing is written and `overflow` is set, so a caller
+ * checks once at the end (snap_enc_ok).
+ */
+struct snap_enc {
+	uint8_t *buf;
+	size_t size;
+	size_t len;
+	bool overflow;
+};
+
+static inline void snap_enc_init(struct snap_enc *e, void *buf, size_t size)
+{
+	e->buf = buf;
+	e->size = size;
+	e->len = 0;
+	e->overflow = false;
+}
+
+static inline void snap_put_bytes(struct snap_enc *e, const void *p, size_t n)
+{
+	if (e->overflow || n > e->size - e->len) {
+		e->overflow = true;
+		return;
+	}
+	if (n)
+		memcpy(e->buf + e->len, p, n);
+	e->len += n;
+}
+
+static inline void snap_put_le(struct snap_enc *e, uint64_t v, unsigned int bytes)
+{
+	uint8_t b[8];
+	unsigned int i;
+
+	for (i = 0; i < bytes; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	snap_put_bytes(e, b, bytes);
+}
+
+static inline void snap_put_u8(struct snap_enc *e, uint8_t v) { snap_put_le(e, v, 1); }
+static inline void snap_put_u16(struct snap_enc *e, uint16_t v) { snap_put_le(e, v, 2); }
+static inline void snap_put_u32(struct snap_enc *e, uint32_t v) { snap_put_le(e, v, 4); }
+static inline void snap_put_u64(struct snap_enc *e, uint64_t v) { snap_put_le(e, v, 8); }
+static inline bool snap_enc_ok(const struct snap_enc *e) { return !e->overflow; }
+
+/*
+ * Reads from a section payload; past its end reads return 0 and set `short_read`. snap_dec_done() is
+ * true only when everything was read exactly, no more and no less.
+ */
+struct snap_dec {
+	const uint8_t *buf;
+	size_t len;
+	size_t off;
+	bool short_read;
+};
+
+static inline void snap_dec_init(struct snap_dec *d, const void *buf, size_t len)
+{
+	d->buf = buf;
+	d->len = len;
+	d->off = 0;
+	d->short_read = false;
+}
+
+static inline bool snap_get_bytes(struct snap_dec *d, void *p, size_t n)
+{
+	if (d->short_read || n > d->len - d->off) {
+		d->short_read = true;
+		if (n)
+			memset(p, 0, n);
+		return false;
+	}
+	if (n)
+		memcpy(p, d->buf + d->off, n);
+	d->off += n;
+	return true;
+}
+
+static inline uint64_t snap_get_le(struct snap_dec *d, unsigned int bytes)
+{
+	uint8_t b[8];
+	uint64_t v = 0;
+	unsigned int i;
+
+	if (!snap_get_bytes(d, b, bytes))
+		return 0;
+	for (i = 0; i < bytes; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
+static inline uint8_t snap_get_u8(struct snap_dec *d) { return (uint8_t)snap_get_le(d, 1); }
+static inline uint16_t snap_get_u16(struct snap_dec *d) { return (uint16_t)snap_get_le(d, 2); }
+static inline uint32_t snap_get_u32(struct snap_dec *d) { return (uint32_t)snap_get_le(d, 4); }
+static inline uint64_t snap_get_u64(struct snap_dec *d) { return snap_get_le(d, 8); }
+static inline bool snap_dec_done(const struct snap_dec *d) { return !d->short_read && d->off == d->len; }
+
+#endif
