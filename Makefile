@@ -3,12 +3,13 @@
 #   make run        install what is missing, build, boot the default VM (Debian's kernel + busybox)
 #   make test       install what is missing, build, run unit + integration tests
 #   make linux-guest  Debian's kernel, the test kernel and the busybox initramfs in build/linux/
+#   make fuzz       60 s libFuzzer run of the virtqueue walker (clang, libclang-rt-14-dev)
 BUILD ?= build
 # Debian's interpreter: pytest comes from the python3-pytest package, not pip.
 PYTHON ?= /usr/bin/python3
 SHELL := /bin/bash
 
-.PHONY: all build setup run test unit integration linux-guest linux-test-kernel debian-kernel initramfs clean
+.PHONY: all build setup run test unit integration linux-guest linux-test-kernel debian-kernel initramfs fuzz clean
 
 all: build
 
@@ -44,6 +45,15 @@ integration: build
 test: setup build linux-guest
 	meson test -C $(BUILD) --suite unit --print-errorlogs
 	$(PYTHON) -m pytest -v -rs tests/integration
+
+FUZZ_CC ?= clang
+
+fuzz:
+	scripts/setup --fuzz
+	mkdir -p $(BUILD)/fuzz/corpus-virtqueue
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc \
+		-o $(BUILD)/fuzz/fuzz_virtqueue tests/fuzz/fuzz_virtqueue.c src/devices/virtio/virtqueue.c src/vmm/memory.c
+	$(BUILD)/fuzz/fuzz_virtqueue -max_total_time=60 -max_len=20000 -timeout=10 $(BUILD)/fuzz/corpus-virtqueue
 
 clean:
 	rm -rf $(BUILD)
