@@ -14,10 +14,12 @@
  * need. popcnt (__bitmap_weight), xsave (FPU init's xrstor), cx16 (SLUB's cmpxchg16b), smap
  * (clac/stac in every entry), ssse3 (the RNG's blake2s SSE path). noxsave makes sure the FPU code takes
  * the fxsave path. The ftrace initcall scans every symbol and trips the soft-lockup watchdog here.
+ * nowatchdog: with kernel code emulated, long stretches look like lockups, and each report prints a
+ * stack trace over the (emulated) UART.
  */
 static const char pvm_options[] =
 	"clearcpuid=popcnt,xsave,cx16,smap,ssse3,sse4_1,sse4_2,avx,avx2,pcid,invpcid "
-	"noxsave nopti "
+	"noxsave nopti nowatchdog "
 	"initcall_blacklist=ftrace_check_for_weak_functions";
 
 const char *pvm_linux_cmdline(void)
