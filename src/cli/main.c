@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* kiln: a virtual machine monitor on KVM. Dispatches to one subcommand from a table. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,9 @@ int main(int argc, char **argv)
 {
 	uint64_t start_ns = time_now_ns();
 	size_t i;
+
+	/* A console reader that goes away must not kill the VM: writes then fail with EPIPE instead. */
+	signal(SIGPIPE, SIG_IGN);
 
 	if (argc < 2) {
 		usage(stderr);
