@@ -20,10 +20,14 @@
 #include "arch/x86/kernel_image.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/pvm.h"
+#include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/quiet.h"
 #include "devices/legacy/rtc.h"
 #include "devices/legacy/serial.h"
+#include "devices/pci/pci.h"
+#include "devices/virtio/rng.h"
+#include "vmm/irq_routing.h"
 #include "vmm/vcpu.h"
 
 #define MIB (1ull << 20)
@@ -68,6 +72,11 @@ static void i8042_reset(void *opaque)
 	vm_stop(opaque, VM_STOP_REBOOT, "guest reset the machine through the i8042 controller");
 }
 
+static void acpi_poweroff(void *opaque)
+{
+	vm_stop(opaque, VM_STOP_POWEROFF, "guest powered off through ACPI (S5)");
+}
+
 static void serial_to_console(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vm *vm = opaque;
@@ -80,18 +89,84 @@ static int create_devices(struct vm *vm)
 	struct irq_line com1 = { .set = vm_set_irq_line, .opaque = vm, .gsi = SERIAL_COM1_IRQ };
 	struct irq_line kbd = { .set = vm_set_irq_line, .opaque = vm, .gsi = I8042_KBD_IRQ };
 	struct irq_line aux = { .set = vm_set_irq_line, .opaque = vm, .gsi = I8042_AUX_IRQ };
+	struct irq_line sci = { .set = vm_set_irq_line, .opaque = vm, .gsi = ACPI_SCI_IRQ };
 	int ret;
 
 	vm->serial = serial_create(com1, serial_to_console, vm);
 	vm->i8042 = i8042_create(kbd, aux, i8042_reset, vm);
 	vm->rtc = rtc_create(guest_memory_low_size(&vm->mem), guest_memory_high_size(&vm->mem), NULL, NULL);
-	if (!vm->serial || !vm->i8042 || !vm->rtc)
+	vm->acpi_pm = acpi_pm_create(sci, acpi_poweroff, vm, NULL, NULL);
+	if (!vm->serial || !vm->i8042 || !vm->rtc || !vm->acpi_pm)
 		return -ENOMEM;
 	ret = bus_register(&vm->pio_bus, SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io, vm->serial, "serial");
 	ret = ret ?: bus_register(&vm->pio_bus, I8042_DATA_PORT, 1, i8042_data_io, vm->i8042, "i8042");
 	ret = ret ?: bus_register(&vm->pio_bus, I8042_COMMAND_PORT, 1, i8042_command_io, vm->i8042, "i8042");
 	ret = ret ?: bus_register(&vm->pio_bus, RTC_INDEX_PORT, RTC_NR_PORTS, rtc_io, vm->rtc, "rtc");
+	ret = ret ?: bus_register(&vm->pio_bus, ACPI_PM_BASE_PORT, ACPI_PM_NR_PORTS, acpi_pm_io, vm->acpi_pm, "acpi-pm");
 	ret = ret ?: quiet_ports_register(&vm->pio_bus);
+	return ret;
+}
+
+/*
+ * GSI routing, PCI bus 0 (mechanism #1, ECAM and the windows of arch/x86/layout.h) and its devices.
+ * After the irqchip exists (routing starts from KVM's defaults) and before the vCPUs.
+ */
+static int create_pci(struct vm *vm)
+{
+	struct pci_bus_config pcfg = {
+		.ecam_base = X86_PCIE_ECAM_GPA,
+		.ecam_nr_buses = (unsigned int)(X86_PCIE_ECAM_SIZE / PCI_ECAM_BUS_SIZE),
+		.mmio32_base = X86_PCI_MMIO32_GPA,
+		.mmio32_size = X86_PCI_MMIO32_SIZE,
+		.io_base = X86_PCI_IO_BASE,
+		.io_size = X86_PCI_IO_SIZE,
+		.intx_set = vm_set_irq_line,
+		.intx_opaque = vm,
+	};
+	int ret;
+
+	vm->irq_routing = irq_routing_create(&irq_routing_kvm_ops, &vm->fd, IRQ_ROUTING_MAX_MSI_GSIS);
+	if (!vm->irq_routing)
+		return -errno;
+	vm->pci = pci_bus_create(&pcfg);
+	if (!vm->pci)
+		return -errno;
+	ret = pci_bus_attach(vm->pci, &vm->pio_bus, &vm->mmio_bus);
+	if (ret)
+		return ret;
+	if (vm->cfg->entropy) {
+		struct virtio_pci_params p = {
+			.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem,
+			.vm_fd = vm->fd,
+		};
+
+		vm->rng = virtio_rng_create(&p);
+		if (!vm->rng) {
+			ret = -errno;
+			pr_err("cannot create the virtio-rng device: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The device event loop thread, with every signal blocked: SIGINT/SIGTERM/SIGHUP are read from a
+ * signalfd by vm_run's thread, which only works while no other thread can take them.
+ */
+static int start_loop(struct vm *vm)
+{
+	sigset_t all, old;
+	int ret;
+
+	ret = loop_init(&vm->loop);
+	if (ret)
+		return ret;
+	vm->loop_ready = true;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = loop_start(&vm->loop);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return ret;
 }
 
@@ -236,12 +311,18 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
 				strerror(-ret));
 		vm->pvm_syscall_trap = ret == 0;
 	}
+	ret = start_loop(vm);
+	if (ret) {
+		pr_err("cannot start the device event loop: %s", strerror(-ret));
+		goto fail;
+	}
 	ret = console_open(&vm->console, cfg->console_path);
 	if (ret) {
 		pr_err("cannot open console %s: %s", cfg->console_path ? cfg->console_path : "stdio", strerror(-ret));
 		goto fail;
 	}
 	ret = create_devices(vm);
+	ret = ret ?: create_pci(vm);
 	if (ret) {
 		pr_err("cannot create devices: %s", strerror(-ret));
 		goto fail;
@@ -465,12 +546,28 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	/*
+	 * The loop thread next (it may be inside a device callback), then the bus (it points at the
+	 * devices), the devices (their irqfds and ioeventfds need the VM fd and the routing), the routing.
+	 */
+	if (vm->loop_ready)
+		loop_destroy(&vm->loop);
+	vm->loop_ready = false;
+	pci_bus_destroy(vm->pci);
+	vm->pci = NULL;
+	virtio_rng_destroy(vm->rng);
+	vm->rng = NULL;
+	irq_routing_destroy(vm->irq_routing);
+	vm->irq_routing = NULL;
 	if (vm->serial)
 		serial_destroy(vm->serial);
 	if (vm->i8042)
 		i8042_destroy(vm->i8042);
 	if (vm->rtc)
 		rtc_destroy(vm->rtc);
+	if (vm->acpi_pm)
+		acpi_pm_destroy(vm->acpi_pm);
+	vm->acpi_pm = NULL;
 	vm->serial = NULL;
 	vm->i8042 = NULL;
 	vm->rtc = NULL;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One virtual machine: its KVM VM fd, guest RAM, buses, in-kernel irqchip and PIT, legacy devices and
- * vCPU threads, and why it stopped.
+ * One virtual machine: its KVM VM fd, guest RAM, buses, in-kernel irqchip and PIT, GSI routing, PCI bus
+ * 0, the device event loop, legacy and virtio devices, vCPU threads, and why it stopped.
  */
 #ifndef KILN_VMM_VM_H
 #define KILN_VMM_VM_H
@@ -17,12 +17,17 @@
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/kvm.h"
+#include "vmm/loop.h"
 #include "vmm/memory.h"
 
 struct vcpu;
 struct serial;
 struct i8042;
 struct rtc;
+struct acpi_pm;
+struct irq_routing;
+struct pci_bus;
+struct virtio_rng;
 
 /* Why a VM stopped; decides kiln's exit status (docs/config.md "Exit status"). */
 enum vm_stop_reason {
@@ -45,6 +50,12 @@ struct vm {
 	struct serial *serial;
 	struct i8042 *i8042;
 	struct rtc *rtc;
+	struct acpi_pm *acpi_pm;
+	struct irq_routing *irq_routing; /* MSI routes and irqfds (MSI-X) */
+	struct pci_bus *pci;            /* bus 0: host bridge, virtio devices */
+	struct loop loop;               /* the device event loop thread (virtio queues) */
+	bool loop_ready;                /* loop_init succeeded: loop_destroy owed */
+	struct virtio_rng *rng;         /* "entropy" configured */
 	struct console console;
 	bool pvm_syscall_trap;          /* user-mode SYSCALLs completed by kiln (PVM hosts) */
 

@@ -9,6 +9,7 @@
 
 #include "arch/x86/layout.h"
 #include "arch/x86/mptable.h"
+#include "devices/pci/pci.h"
 
 #define GPA 0x9fc00
 
@@ -27,7 +28,7 @@ static void check_table(unsigned int cpus)
 	const uint8_t *mpc;
 	uint16_t len, count;
 	size_t n = mptable_write(buf, GPA, cpus);
-	unsigned int i, processors = 0, bsp = 0, ioapics = 0, intsrc = 0;
+	unsigned int i, processors = 0, bsp = 0, ioapics = 0, intsrc = 0, pci_intsrc = 0, buses = 0;
 	const uint8_t *p;
 
 	assert_int_equal(n, mptable_size(cpus));
@@ -56,7 +57,10 @@ static void check_table(unsigned int cpus)
 			p += 20;
 			break;
 		case 1:
-			assert_memory_equal(p + 2, "ISA   ", 6);
+			/* PCI bus 0 (its MP ID must be the PCI bus number), then ISA. */
+			assert_int_equal(p[1], buses);
+			assert_memory_equal(p + 2, buses == 0 ? "PCI   " : "ISA   ", 6);
+			buses++;
 			p += 8;
 			break;
 		case 2:
@@ -66,8 +70,20 @@ static void check_table(unsigned int cpus)
 			p += 8;
 			break;
 		case 3:
-			assert_int_equal(p[5], p[7]); /* ISA IRQ n -> IOAPIC pin n */
-			intsrc++;
+			if (p[4] == 1) {
+				assert_int_equal(p[5], p[7]); /* ISA IRQ n -> IOAPIC pin n */
+				intsrc++;
+			} else {
+				unsigned int slot = p[5] >> 2;
+
+				/* PCI: slot << 2 | INTA#, level/active-high, to the slot's INTx GSI (pci.h). */
+				assert_int_equal(p[4], 0);
+				assert_int_equal(p[5] & 3, 0);
+				assert_int_equal(*(const uint16_t *)(p + 2), 0x000d);
+				assert_int_equal(p[7], pci_intx_gsi(slot, 1));
+				assert_int_equal(slot, pci_intsrc + 1);
+				pci_intsrc++;
+			}
 			p += 8;
 			break;
 		case 4:
@@ -82,6 +98,8 @@ static void check_table(unsigned int cpus)
 	assert_int_equal(bsp, 1);
 	assert_int_equal(ioapics, 1);
 	assert_int_equal(intsrc, 16);
+	assert_int_equal(pci_intsrc, MPTABLE_PCI_SLOTS);
+	assert_int_equal(buses, 2);
 }
 
 static void test_one_cpu(void **state)

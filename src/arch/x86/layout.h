@@ -9,7 +9,11 @@
  *   0x000a_0000 - 0x0010_0000  legacy video/BIOS hole (reserved in e820); kiln's PVM syscall trap page
  *                              tables at 0x000e_0000 (3 pages)
  *   0x0100_0000  Linux vmlinux's load address (from its ELF headers)
- *   0xc000_0000 - 0x1_0000_0000  MMIO hole: IOAPIC, LAPIC, later PCI; RAM continues at 4 GiB
+ *   0xc000_0000 - 0x1_0000_0000  MMIO hole; RAM continues at 4 GiB:
+ *       0xc000_0000 - 0xe000_0000  PCI 32-bit memory window (BARs, assigned by kiln)
+ *       0xe000_0000 - 0xf000_0000  PCIe ECAM, buses 0-255 (only bus 0 has devices)
+ *       0xfec0_0000 IOAPIC, 0xfee0_0000 LAPIC (in KVM)
+ *   Ports 0xc000 - 0xffff: PCI I/O window (I/O BARs); 0xcf8-0xcff configuration mechanism #1.
  */
 #ifndef KILN_ARCH_X86_LAYOUT_H
 #define KILN_ARCH_X86_LAYOUT_H
@@ -26,6 +30,22 @@
 #define X86_LEGACY_HOLE_START 0xa0000ull
 #define X86_HIGH_MEMORY_START 0x100000ull
 #define X86_MMIO_HOLE_START 0xc0000000ull
+/*
+ * PCI host bridge windows: the ACPI _CRS and MCFG describe exactly these (devices/pci/pci.h). Plain
+ * integers without C suffixes: iasl's preprocessor includes this file for the DSDT.
+ */
+#define X86_PCI_MMIO32_GPA 0xc0000000
+#define X86_PCI_MMIO32_SIZE 0x20000000
+#define X86_PCI_MMIO32_LAST 0xdfffffff
+#define X86_PCIE_ECAM_GPA 0xe0000000
+#define X86_PCIE_ECAM_SIZE 0x10000000 /* 256 buses x 1 MiB */
+#define X86_PCI_IO_BASE 0xc000
+#define X86_PCI_IO_SIZE 0x4000
+#define X86_PCI_IO_LAST 0xffff
+/* ACPI tables (RSDP first, 16-byte aligned) in the BIOS area, reserved by the e820 map. Not 0xe0000: the
+ * PVM SYSCALL trap's page tables live there. */
+#define X86_ACPI_TABLES_GPA 0xf0000
+#define X86_ACPI_TABLES_SIZE 0x10000
 #define X86_IOAPIC_GPA 0xfec00000ull
 #define X86_LAPIC_GPA 0xfee00000ull
 /* KVM_SET_TSS_ADDR needs three pages and KVM_SET_IDENTITY_MAP_ADDR one, inside the MMIO hole. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "arch/x86/layout.h"
+#include "devices/pci/pci.h"
 
 /* Entry layouts: MP spec 1.4 section 4 (tables 4-1 to 4-12). */
 struct mpf_intel {
@@ -76,6 +77,10 @@ enum { MP_INT = 0, MP_NMI = 1, MP_EXTINT = 3 };
 #define CPU_BOOTPROCESSOR 2
 #define MPC_APIC_USABLE 1
 #define ISA_IRQS 16
+#define MP_BUS_PCI 0 /* Linux matches an interrupt's source bus ID against the PCI bus number */
+#define MP_BUS_ISA 1
+/* INTx: level-triggered, active high (kiln raises a PCI line with KVM_IRQ_LINE level 1). */
+#define MP_IRQ_LEVEL_HIGH 0x000d
 #define APIC_VERSION 0x14
 #define IOAPIC_VERSION 0x11
 
@@ -91,7 +96,8 @@ static uint8_t mp_checksum(const uint8_t *p, size_t len)
 size_t mptable_size(unsigned int nr_cpus)
 {
 	return sizeof(struct mpf_intel) + sizeof(struct mpc_table) + nr_cpus * sizeof(struct mpc_cpu) +
-	       sizeof(struct mpc_bus) + sizeof(struct mpc_ioapic) + (ISA_IRQS + 2) * sizeof(struct mpc_intsrc);
+	       2 * sizeof(struct mpc_bus) + sizeof(struct mpc_ioapic) +
+	       (ISA_IRQS + MPTABLE_PCI_SLOTS + 2) * sizeof(struct mpc_intsrc);
 }
 
 size_t mptable_write(uint8_t *buf, uint64_t gpa, unsigned int nr_cpus)
@@ -120,11 +126,12 @@ size_t mptable_write(uint8_t *buf, uint64_t gpa, unsigned int nr_cpus)
 	{
 		struct mpc_bus *bus = (struct mpc_bus *)p;
 
-		bus->type = MP_BUS;
-		bus->busid = 0;
-		memcpy(bus->bustype, "ISA   ", 6);
-		p += sizeof(*bus);
-		count++;
+		bus[0] = (struct mpc_bus){ .type = MP_BUS, .busid = MP_BUS_PCI };
+		memcpy(bus[0].bustype, "PCI   ", 6);
+		bus[1] = (struct mpc_bus){ .type = MP_BUS, .busid = MP_BUS_ISA };
+		memcpy(bus[1].bustype, "ISA   ", 6);
+		p += 2 * sizeof(*bus);
+		count += 2;
 	}
 	{
 		struct mpc_ioapic *ioapic = (struct mpc_ioapic *)p;
@@ -142,7 +149,17 @@ size_t mptable_write(uint8_t *buf, uint64_t gpa, unsigned int nr_cpus)
 
 		*src = (struct mpc_intsrc){
 			.type = MP_INTSRC, .irqtype = MP_INT, .irqflag = 0, /* conforms to the ISA bus */
-			.srcbus = 0, .srcbusirq = (uint8_t)i, .dstapic = ioapic_id, .dstirq = (uint8_t)i,
+			.srcbus = MP_BUS_ISA, .srcbusirq = (uint8_t)i, .dstapic = ioapic_id, .dstirq = (uint8_t)i,
+		};
+	}
+	/* PCI INTA# of slots 1..: source "IRQ" is slot << 2 | pin (MP spec 1.4 s5.3.4, PCI bus). */
+	for (i = 1; i <= MPTABLE_PCI_SLOTS; i++, p += sizeof(struct mpc_intsrc), count++) {
+		struct mpc_intsrc *src = (struct mpc_intsrc *)p;
+
+		*src = (struct mpc_intsrc){
+			.type = MP_INTSRC, .irqtype = MP_INT, .irqflag = MP_IRQ_LEVEL_HIGH,
+			.srcbus = MP_BUS_PCI, .srcbusirq = (uint8_t)(i << 2), .dstapic = ioapic_id,
+			.dstirq = (uint8_t)pci_intx_gsi(i, 1),
 		};
 	}
 	/* LINT0 is ExtINT (the 8259 through the local APIC), LINT1 NMI, on every CPU (0xff). */

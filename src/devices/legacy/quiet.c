@@ -10,7 +10,8 @@
  *    PIT 0x40-0x43, speaker/NMI status 0x61, ELCR 0x4d0-0x4d1;
  *  - port 0x92 (system control port A: fast A20 and reset), which is a real device's job;
  *  - port 0x3f6, between the floppy ranges: it is the primary IDE channel's control register, not
- *    the floppy controller's.
+ *    the floppy controller's;
+ *  - PCI configuration mechanism #1 (0xcf8-0xcff): the PCI bus (devices/pci/pci.c) owns it.
  */
 #include "devices/legacy/quiet.h"
 
@@ -64,12 +65,6 @@ static const struct quiet_range quiet_ranges[] = {
 	{ 0x07bc, 0x03, "lpt-mda-ecr" },
 	/* QEMU fw_cfg selector/data/DMA: Linux's qemu_fw_cfg reads no "QEMU" signature and stops. */
 	{ 0x0510, 0x0c, "fw_cfg" },
-	/*
-	 * PCI configuration mechanism #1 (address 0xcf8, data 0xcfc-0xcff): Linux's early PCI checks and
-	 * pci_direct_probe. All-ones data reads as "no device" on every bus/device/function. Replaced by the
-	 * PCI host bridge when kiln has one.
-	 */
-	{ 0x0cf8, 0x08, "pci-conf1" },
 };
 
 static void quiet_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
