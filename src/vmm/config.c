@@ -5,10 +5,12 @@
  *
  * Parsing is table-driven: one table of top-level sections, one table of fields per section. Every key
  * is looked up; anything unknown or not implemented yet is an error naming its JSON path, so a config
- * never means more than kiln does.
+ * never means more than kiln does. The same field engine (config_parse_object) parses the control API's
+ * request bodies, so a value is accepted or refused, and worded, the same way in a file and in a request.
  */
 #include "vmm/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,29 +27,12 @@
 /* A config file is a few hundred bytes; the cap keeps `--config /dev/zero` from eating memory. */
 #define CONFIG_MAX_FILE_SIZE (1u << 20)
 
-enum field_kind {
-	FIELD_PATH,    /* char *: non-empty string */
-	FIELD_CMDLINE, /* char *: string, at most CONFIG_MAX_CMDLINE - 1 bytes */
-	FIELD_U32,     /* unsigned int in [min, max] */
-	FIELD_U64,     /* uint64_t in [min, max] */
-	FIELD_BOOL,    /* bool */
-	FIELD_NONE,    /* Firecracker enum of which kiln implements only "None"; nothing stored */
-	FIELD_CONSOLE, /* char *: "stdio" (stored as NULL) or a path */
-	FIELD_RENAMED, /* an old Firecracker name: rejected with a hint */
-};
-
-struct field {
-	const char *name;
-	enum field_kind kind;
-	bool nullable;             /* JSON null accepted: clears a string, no-op otherwise */
-	size_t offset;             /* into struct vm_config */
-	uint64_t min, max;         /* FIELD_U32, FIELD_U64 */
-	const char *const *later;  /* FIELD_NONE: values Firecracker accepts that kiln does not yet */
-	const char *hint;          /* FIELD_RENAMED */
-};
+/* Room for a field's JSON path in messages ("drives[3].rate_limiter"). */
+#define PATH_SIZE 160
 
 struct parse_ctx {
-	struct vm_config *next; /* the config being built; committed only on success */
+	void *next;       /* the struct being built; committed only on success */
+	const void *orig; /* the caller's struct: its strings are freed only at commit */
 	char *err;
 	size_t err_size;
 };
@@ -62,7 +47,7 @@ struct section {
 	const char *name;
 	enum section_kind kind;
 	bool nullable; /* serde Option<T>: null means "not configured" */
-	const struct field *fields;
+	const struct config_field *fields;
 	size_t nr_fields;
 	const char *issue;                              /* SECTION_EMPTY_ARRAY */
 	int (*check)(struct parse_ctx *ctx);            /* after all fields of the section */
@@ -71,33 +56,42 @@ struct section {
 static const char *const cpu_templates_later[] = { "C3", "T2", "T2S", "T2CL", "T2A", "V1N1", NULL };
 static const char *const huge_pages_later[] = { "2M", "Transparent", NULL };
 
-static const struct field boot_source_fields[] = {
-	{ .name = "kernel_image_path", .kind = FIELD_PATH, .offset = offsetof(struct vm_config, kernel_path) },
-	{ .name = "initrd_path", .kind = FIELD_PATH, .nullable = true,
+static const struct config_field boot_source_fields[] = {
+	{ .name = "kernel_image_path", .kind = CONFIG_FIELD_PATH, .offset = offsetof(struct vm_config, kernel_path) },
+	{ .name = "initrd_path", .kind = CONFIG_FIELD_PATH, .nullable = true,
 	  .offset = offsetof(struct vm_config, initrd_path) },
-	{ .name = "boot_args", .kind = FIELD_CMDLINE, .nullable = true, .offset = offsetof(struct vm_config, cmdline) },
+	{ .name = "boot_args", .kind = CONFIG_FIELD_CMDLINE, .nullable = true,
+	  .offset = offsetof(struct vm_config, cmdline) },
 };
 
-static const struct field machine_config_fields[] = {
-	{ .name = "vcpu_count", .kind = FIELD_U32, .offset = offsetof(struct vm_config, vcpus),
+static const struct config_field machine_config_fields[] = {
+	{ .name = "vcpu_count", .kind = CONFIG_FIELD_U32, .offset = offsetof(struct vm_config, vcpus),
 	  .min = 1, .max = CONFIG_MAX_VCPUS },
-	{ .name = "mem_size_mib", .kind = FIELD_U64, .offset = offsetof(struct vm_config, mem_mib),
+	{ .name = "mem_size_mib", .kind = CONFIG_FIELD_U64, .offset = offsetof(struct vm_config, mem_mib),
 	  .min = CONFIG_MIN_MEM_MIB, .max = CONFIG_MAX_MEM_MIB },
-	{ .name = "smt", .kind = FIELD_BOOL, .offset = offsetof(struct vm_config, smt) },
-	{ .name = "track_dirty_pages", .kind = FIELD_BOOL, .offset = offsetof(struct vm_config, track_dirty_pages) },
-	{ .name = "cpu_template", .kind = FIELD_NONE, .nullable = true, .later = cpu_templates_later },
-	{ .name = "huge_pages", .kind = FIELD_NONE, .later = huge_pages_later },
-	{ .name = "ht_enabled", .kind = FIELD_RENAMED, .hint = "Firecracker renamed it \"smt\"" },
+	{ .name = "smt", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct vm_config, smt) },
+	{ .name = "track_dirty_pages", .kind = CONFIG_FIELD_BOOL,
+	  .offset = offsetof(struct vm_config, track_dirty_pages) },
+	{ .name = "cpu_template", .kind = CONFIG_FIELD_NONE, .nullable = true, .later = cpu_templates_later },
+	{ .name = "huge_pages", .kind = CONFIG_FIELD_NONE, .later = huge_pages_later },
+	{ .name = "ht_enabled", .kind = CONFIG_FIELD_RENAMED, .hint = "Firecracker renamed it \"smt\"" },
 };
 
-static const struct field kiln_fields[] = {
-	{ .name = "console", .kind = FIELD_CONSOLE, .offset = offsetof(struct vm_config, console_path) },
-	{ .name = "pvm_tuning", .kind = FIELD_BOOL, .offset = offsetof(struct vm_config, pvm_tuning) },
+static const struct config_field kiln_fields[] = {
+	{ .name = "console", .kind = CONFIG_FIELD_CONSOLE, .offset = offsetof(struct vm_config, console_path) },
+	{ .name = "pvm_tuning", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct vm_config, pvm_tuning) },
+};
+
+/* Firecracker's EntropyDeviceConfig (vmm_config/entropy.rs): its only field is the rate limiter. */
+static const struct config_field entropy_fields[] = {
+	{ .name = "rate_limiter", .kind = CONFIG_FIELD_LATER, .nullable = true },
 };
 
 static int check_machine_config(struct parse_ctx *ctx);
+static int check_entropy(struct parse_ctx *ctx);
 
 #define FIELDS(a) .fields = (a), .nr_fields = sizeof(a) / sizeof((a)[0])
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Firecracker's top-level keys (firecracker.yaml FullVmConfiguration, v1.17) and kiln's object. */
 static const struct section sections[] = {
@@ -110,7 +104,7 @@ static const struct section sections[] = {
 	{ .name = "pmem", .kind = SECTION_EMPTY_ARRAY, .issue = "virtio-pmem" },
 	{ .name = "balloon", .kind = SECTION_LATER, .nullable = true },
 	{ .name = "cpu-config", .kind = SECTION_LATER, .nullable = true },
-	{ .name = "entropy", .kind = SECTION_LATER, .nullable = true },
+	{ .name = "entropy", .kind = SECTION_OBJECT, .nullable = true, FIELDS(entropy_fields), .check = check_entropy },
 	{ .name = "logger", .kind = SECTION_LATER, .nullable = true },
 	{ .name = "memory-hotplug", .kind = SECTION_LATER, .nullable = true },
 	{ .name = "metrics", .kind = SECTION_LATER, .nullable = true },
@@ -118,7 +112,7 @@ static const struct section sections[] = {
 	{ .name = "vsock", .kind = SECTION_LATER, .nullable = true },
 };
 
-#define NR_SECTIONS (sizeof(sections) / sizeof(sections[0]))
+#define NR_SECTIONS ARRAY_SIZE(sections)
 
 /* The string fields of struct vm_config, for the commit/rollback of a parse and for vm_config_free. */
 static const size_t string_fields[] = {
@@ -128,14 +122,42 @@ static const size_t string_fields[] = {
 	offsetof(struct vm_config, console_path),
 };
 
-#define NR_STRING_FIELDS (sizeof(string_fields) / sizeof(string_fields[0]))
+#define NR_STRING_FIELDS ARRAY_SIZE(string_fields)
 
-static char **str_at(struct vm_config *cfg, size_t offset)
+static char **str_at(const void *base, size_t offset)
 {
-	return (char **)((char *)cfg + offset);
+	return (char **)((char *)base + offset);
 }
 
-#define fail(ctx, ...) (errmsg_set((ctx)->err, (ctx)->err_size, __VA_ARGS__), -EINVAL)
+static bool is_string_kind(enum config_field_kind kind)
+{
+	switch (kind) {
+	case CONFIG_FIELD_PATH:
+	case CONFIG_FIELD_CMDLINE:
+	case CONFIG_FIELD_STRING:
+	case CONFIG_FIELD_ID:
+	case CONFIG_FIELD_INSTANCE_ID:
+	case CONFIG_FIELD_CONSOLE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void set_err(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !err_size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, err_size, fmt, ap);
+	va_end(ap);
+}
+
+#define fail(ctx, ...) (set_err((ctx)->err, (ctx)->err_size, __VA_ARGS__), -EINVAL)
 
 /* A short rendering of a JSON value for "got ..." in messages. */
 static void describe(const json_t *v, char *buf, size_t size)
@@ -162,6 +184,12 @@ static void describe(const json_t *v, char *buf, size_t size)
 	free(dump);
 }
 
+/* The JSON path of field `name` inside the object at `where`. */
+static void field_path(char *buf, size_t size, const char *where, const char *name)
+{
+	snprintf(buf, size, "%s%s%s", where, where[0] ? "." : "", name);
+}
+
 void vm_config_init(struct vm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -185,11 +213,33 @@ bool vm_config_console_is_stdio(const struct vm_config *cfg)
 	return !cfg->console_path || !strcmp(cfg->console_path, "stdio");
 }
 
+static bool id_valid(const char *id, char extra)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > CONFIG_MAX_ID)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isascii((unsigned char)id[i]) || (!isalnum((unsigned char)id[i]) && id[i] != extra))
+			return false;
+	return true;
+}
+
+bool config_id_valid(const char *id)
+{
+	return id_valid(id, '_');
+}
+
+bool config_instance_id_valid(const char *id)
+{
+	return id_valid(id, '-');
+}
+
 /*
- * Replace a string field of the config being built. The previous value is freed only if this parse
+ * Replace a string field of the struct being built. The previous value is freed only if this parse
  * allocated it; the caller's strings are freed at commit time.
  */
-static int set_string(struct parse_ctx *ctx, const struct vm_config *orig, size_t offset, const char *value)
+static int set_string(struct parse_ctx *ctx, size_t offset, const char *value)
 {
 	char **dst = str_at(ctx->next, offset);
 	char *copy = NULL;
@@ -199,13 +249,34 @@ static int set_string(struct parse_ctx *ctx, const struct vm_config *orig, size_
 		if (!copy)
 			return -ENOMEM;
 	}
-	if (*dst != *str_at((struct vm_config *)orig, offset))
+	if (*dst != *str_at(ctx->orig, offset))
 		free(*dst);
 	*dst = copy;
 	return 0;
 }
 
-static int parse_none_enum(struct parse_ctx *ctx, const char *sec, const struct field *f, json_t *v)
+/* "\"a\", \"b\" or \"c\"" from a NULL-terminated list. */
+static void quote_list(const char *const *values, char *buf, size_t size)
+{
+	size_t len = 0, total = 0;
+
+	while (values && values[total])
+		total++;
+	buf[0] = '\0';
+	for (size_t i = 0; i < total && len < size; i++)
+		len += snprintf(buf + len, size - len, "%s\"%s\"", i == 0 ? "" : i + 1 == total ? " or " : ", ",
+				values[i]);
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+	for (; list && *list; list++)
+		if (!strcmp(s, *list))
+			return true;
+	return false;
+}
+
+static int parse_none_enum(struct parse_ctx *ctx, const char *path, const struct config_field *f, json_t *v)
 {
 	char got[64];
 	const char *s;
@@ -214,97 +285,219 @@ static int parse_none_enum(struct parse_ctx *ctx, const char *sec, const struct 
 		s = json_string_value(v);
 		if (!strcmp(s, "None"))
 			return 0;
-		for (const char *const *l = f->later; l && *l; l++)
-			if (!strcmp(s, *l))
-				return fail(ctx, "%s.%s: \"%s\" is not supported yet (expected %s\"None\")", sec, f->name,
-					    s, f->nullable ? "null or " : "");
+		if (in_list(f->later, s))
+			return fail(ctx, "%s: \"%s\" is not supported yet (expected %s\"None\")", path, s,
+				    f->nullable ? "null or " : "");
 	}
 	describe(v, got, sizeof(got));
-	return fail(ctx, "%s.%s: expected %s\"None\", got %s", sec, f->name, f->nullable ? "null or " : "", got);
+	return fail(ctx, "%s: expected %s\"None\", got %s", path, f->nullable ? "null or " : "", got);
 }
 
-static int parse_field(struct parse_ctx *ctx, const struct vm_config *orig, const char *sec, const struct field *f,
-		       json_t *v)
+static int parse_enum(struct parse_ctx *ctx, const char *path, const struct config_field *f, json_t *v)
+{
+	char got[64], list[160];
+	const char *s;
+
+	quote_list(f->values, list, sizeof(list));
+	if (json_is_string(v)) {
+		s = json_string_value(v);
+		for (unsigned int i = 0; f->values && f->values[i]; i++) {
+			if (!strcmp(s, f->values[i])) {
+				*(unsigned int *)((char *)ctx->next + f->offset) = i;
+				return 0;
+			}
+		}
+		if (in_list(f->later, s))
+			return fail(ctx, "%s: \"%s\" is not supported yet (expected %s%s)", path, s,
+				    f->nullable ? "null or " : "", list);
+	}
+	describe(v, got, sizeof(got));
+	return fail(ctx, "%s: expected %s%s, got %s", path, f->nullable ? "null or " : "", list, got);
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "xx:xx:xx:xx:xx:xx", hex digits of either case (Firecracker's MacAddr::from_str). */
+static bool parse_mac(const char *s, size_t len, uint8_t out[6])
+{
+	if (len != 17)
+		return false;
+	for (int i = 0; i < 6; i++) {
+		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static int parse_string_field(struct parse_ctx *ctx, const char *path, const struct config_field *f, json_t *v,
+			      const char *got)
+{
+	const char *s;
+	size_t len;
+
+	if (!json_is_string(v)) {
+		switch (f->kind) {
+		case CONFIG_FIELD_CONSOLE:
+			return fail(ctx, "%s: expected \"stdio\" or a file path, got %s", path, got);
+		case CONFIG_FIELD_PATH:
+			return fail(ctx, "%s: expected a non-empty path string%s, got %s", path,
+				    f->nullable ? " or null" : "", got);
+		case CONFIG_FIELD_ID:
+		case CONFIG_FIELD_INSTANCE_ID:
+			return fail(ctx, "%s: expected an id of 1..%d letters, digits or '%c', got %s", path,
+				    CONFIG_MAX_ID, f->kind == CONFIG_FIELD_ID ? '_' : '-', got);
+		default:
+			return fail(ctx, "%s: expected a string%s, got %s", path, f->nullable ? " or null" : "", got);
+		}
+	}
+	s = json_string_value(v);
+	len = json_string_length(v);
+
+	switch (f->kind) {
+	case CONFIG_FIELD_PATH:
+	case CONFIG_FIELD_CONSOLE:
+		if (len == 0) {
+			if (f->kind == CONFIG_FIELD_CONSOLE)
+				return fail(ctx, "%s: expected \"stdio\" or a file path, got %s", path, got);
+			return fail(ctx, "%s: expected a non-empty path string%s, got %s", path,
+				    f->nullable ? " or null" : "", got);
+		}
+		if (strlen(s) != len)
+			return fail(ctx, "%s: expected a path without NUL bytes", path);
+		if (f->kind == CONFIG_FIELD_CONSOLE && !strcmp(s, "stdio"))
+			s = NULL;
+		return set_string(ctx, f->offset, s);
+
+	case CONFIG_FIELD_CMDLINE:
+		if (strlen(s) != len)
+			return fail(ctx, "%s: expected a string without NUL bytes", path);
+		if (len > CONFIG_MAX_CMDLINE - 1)
+			return fail(ctx, "%s: expected at most %d bytes, got %zu bytes", path, CONFIG_MAX_CMDLINE - 1,
+				    len);
+		return set_string(ctx, f->offset, s);
+
+	case CONFIG_FIELD_STRING:
+		if (strlen(s) != len)
+			return fail(ctx, "%s: expected a string without NUL bytes", path);
+		if (len < f->min || (f->max && len > f->max)) {
+			if (f->max)
+				return fail(ctx, "%s: expected a string of %" PRIu64 "..%" PRIu64 " bytes, got %s", path,
+					    f->min, f->max, got);
+			return fail(ctx, "%s: expected a non-empty string%s, got %s", path, f->nullable ? " or null" : "",
+				    got);
+		}
+		return set_string(ctx, f->offset, s);
+
+	case CONFIG_FIELD_ID:
+	case CONFIG_FIELD_INSTANCE_ID:
+		if (strlen(s) != len || !(f->kind == CONFIG_FIELD_ID ? config_id_valid(s) : config_instance_id_valid(s)))
+			return fail(ctx, "%s: expected an id of 1..%d letters, digits or '%c', got %s", path,
+				    CONFIG_MAX_ID, f->kind == CONFIG_FIELD_ID ? '_' : '-', got);
+		return set_string(ctx, f->offset, s);
+
+	default:
+		break;
+	}
+	return fail(ctx, "%s: internal error: not a string field", path);
+}
+
+static int parse_field(struct parse_ctx *ctx, const char *where, const struct config_field *f, json_t *v)
 {
 	void *dst = (char *)ctx->next + f->offset;
-	char got[64];
-	const char *s;
+	char got[64], path[PATH_SIZE];
 	json_int_t n;
 
-	if (f->kind == FIELD_RENAMED)
-		return fail(ctx, "%s.%s: unknown field (%s)", sec, f->name, f->hint);
+	field_path(path, sizeof(path), where, f->name);
+	if (f->kind == CONFIG_FIELD_RENAMED)
+		return fail(ctx, "%s: unknown field (%s)", path, f->hint);
 	if (json_is_null(v) && f->nullable) {
-		if (f->kind == FIELD_PATH || f->kind == FIELD_CMDLINE)
-			return set_string(ctx, orig, f->offset, NULL);
+		if (is_string_kind(f->kind))
+			return set_string(ctx, f->offset, NULL);
+		if (f->kind == CONFIG_FIELD_MAC)
+			((struct config_mac *)dst)->set = false;
 		return 0;
 	}
 	describe(v, got, sizeof(got));
 
 	switch (f->kind) {
-	case FIELD_PATH:
-	case FIELD_CONSOLE:
-		if (!json_is_string(v) || json_string_length(v) == 0) {
-			if (f->kind == FIELD_CONSOLE)
-				return fail(ctx, "%s.%s: expected \"stdio\" or a file path, got %s", sec, f->name, got);
-			return fail(ctx, "%s.%s: expected a non-empty path string%s, got %s", sec, f->name,
-				    f->nullable ? " or null" : "", got);
-		}
-		s = json_string_value(v);
-		if (strlen(s) != json_string_length(v))
-			return fail(ctx, "%s.%s: expected a path without NUL bytes", sec, f->name);
-		if (f->kind == FIELD_CONSOLE && !strcmp(s, "stdio"))
-			s = NULL;
-		return set_string(ctx, orig, f->offset, s);
+	case CONFIG_FIELD_PATH:
+	case CONFIG_FIELD_CONSOLE:
+	case CONFIG_FIELD_CMDLINE:
+	case CONFIG_FIELD_STRING:
+	case CONFIG_FIELD_ID:
+	case CONFIG_FIELD_INSTANCE_ID:
+		return parse_string_field(ctx, path, f, v, got);
 
-	case FIELD_CMDLINE:
-		if (!json_is_string(v))
-			return fail(ctx, "%s.%s: expected a string%s, got %s", sec, f->name, f->nullable ? " or null" : "",
-				    got);
-		s = json_string_value(v);
-		if (strlen(s) != json_string_length(v))
-			return fail(ctx, "%s.%s: expected a string without NUL bytes", sec, f->name);
-		if (json_string_length(v) > CONFIG_MAX_CMDLINE - 1)
-			return fail(ctx, "%s.%s: expected at most %d bytes, got %zu bytes", sec, f->name,
-				    CONFIG_MAX_CMDLINE - 1, json_string_length(v));
-		return set_string(ctx, orig, f->offset, s);
-
-	case FIELD_U32:
-	case FIELD_U64:
+	case CONFIG_FIELD_U32:
+	case CONFIG_FIELD_U64:
 		n = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (!json_is_integer(v) || n < 0 || (uint64_t)n < f->min || (uint64_t)n > f->max)
-			return fail(ctx, "%s.%s: expected an integer %" PRIu64 "..%" PRIu64 ", got %s", sec, f->name,
-				    f->min, f->max, got);
-		if (f->kind == FIELD_U32)
+			return fail(ctx, "%s: expected an integer %" PRIu64 "..%" PRIu64 ", got %s", path, f->min, f->max,
+				    got);
+		if (f->kind == CONFIG_FIELD_U32)
 			*(unsigned int *)dst = (unsigned int)n;
 		else
 			*(uint64_t *)dst = (uint64_t)n;
 		return 0;
 
-	case FIELD_BOOL:
+	case CONFIG_FIELD_BOOL:
 		if (!json_is_boolean(v))
-			return fail(ctx, "%s.%s: expected true or false, got %s", sec, f->name, got);
+			return fail(ctx, "%s: expected true or false, got %s", path, got);
 		*(bool *)dst = json_is_true(v);
 		return 0;
 
-	case FIELD_NONE:
-		return parse_none_enum(ctx, sec, f, v);
+	case CONFIG_FIELD_ENUM:
+		return parse_enum(ctx, path, f, v);
 
-	case FIELD_RENAMED:
+	case CONFIG_FIELD_MAC: {
+		struct config_mac *mac = dst;
+
+		if (!json_is_string(v) || !parse_mac(json_string_value(v), json_string_length(v), mac->bytes))
+			return fail(ctx, "%s: expected a MAC address \"xx:xx:xx:xx:xx:xx\"%s, got %s", path,
+				    f->nullable ? " or null" : "", got);
+		mac->set = true;
+		return 0;
+	}
+
+	case CONFIG_FIELD_OBJECT:
+		if (!json_is_object(v))
+			return fail(ctx, "%s: expected an object%s, got %s", path, f->nullable ? " or null" : "", got);
+		return 0;
+
+	case CONFIG_FIELD_NONE:
+		return parse_none_enum(ctx, path, f, v);
+
+	case CONFIG_FIELD_LATER:
+		/* An empty list or object configures nothing (no overrides, a rate limiter without buckets). */
+		if ((json_is_array(v) && !json_array_size(v)) || (json_is_object(v) && !json_object_size(v)))
+			return 0;
+		return fail(ctx, "%s: not supported yet", path);
+
+	case CONFIG_FIELD_RENAMED:
 		break;
 	}
-	return fail(ctx, "%s.%s: internal error: unhandled field kind", sec, f->name);
+	return fail(ctx, "%s: internal error: unhandled field kind", path);
 }
 
 /* "a, b or c" from a field table, for unknown-field messages. */
-static void field_list(const struct field *fields, size_t n, char *buf, size_t size)
+static void field_list(const struct config_field *fields, size_t n, char *buf, size_t size)
 {
 	size_t len = 0, shown = 0, total = 0;
 
 	for (size_t i = 0; i < n; i++)
-		total += fields[i].kind != FIELD_RENAMED;
+		total += fields[i].kind != CONFIG_FIELD_RENAMED;
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && len < size; i++) {
-		if (fields[i].kind == FIELD_RENAMED)
+		if (fields[i].kind == CONFIG_FIELD_RENAMED)
 			continue;
 		shown++;
 		len += snprintf(buf + len, size - len, "%s%s", shown == 1 ? "" : shown == total ? " or " : ", ",
@@ -312,29 +505,98 @@ static void field_list(const struct field *fields, size_t n, char *buf, size_t s
 	}
 }
 
-static int parse_object_section(struct parse_ctx *ctx, const struct vm_config *orig, const struct section *sec,
-				json_t *obj)
+/* Every key of `obj` through `fields`, then the required fields that did not appear. */
+static int parse_fields(struct parse_ctx *ctx, const char *where, const struct config_field *fields, size_t n,
+			json_t *obj)
 {
+	char path[PATH_SIZE];
 	const char *key;
 	json_t *v;
 	int ret;
 
 	json_object_foreach(obj, key, v) {
-		const struct field *f = NULL;
+		const struct config_field *f = NULL;
 
-		for (size_t i = 0; i < sec->nr_fields; i++)
-			if (!strcmp(key, sec->fields[i].name))
-				f = &sec->fields[i];
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(key, fields[i].name))
+				f = &fields[i];
 		if (!f) {
 			char list[256];
 
-			field_list(sec->fields, sec->nr_fields, list, sizeof(list));
-			return fail(ctx, "%s.%s: unknown field (expected %s)", sec->name, key, list);
+			field_list(fields, n, list, sizeof(list));
+			field_path(path, sizeof(path), where, key);
+			return fail(ctx, "%s: unknown field (expected %s)", path, list);
 		}
-		ret = parse_field(ctx, orig, sec->name, f, v);
+		ret = parse_field(ctx, where, f, v);
 		if (ret)
 			return ret;
 	}
+	for (size_t i = 0; i < n; i++) {
+		if (fields[i].required && !json_object_get(obj, fields[i].name)) {
+			field_path(path, sizeof(path), where, fields[i].name);
+			return fail(ctx, "%s: missing (required)", path);
+		}
+	}
+	return 0;
+}
+
+int config_parse_object(const char *where, const struct config_field *fields, size_t nr_fields, json_t *obj,
+			void *dst, size_t dst_size, char *err, size_t err_size)
+{
+	struct parse_ctx ctx = { .orig = dst, .err = err, .err_size = err_size };
+	char got[64];
+	int ret;
+
+	if (!json_is_object(obj)) {
+		describe(obj, got, sizeof(got));
+		set_err(err, err_size, "%s: expected an object, got %s", where[0] ? where : "top level", got);
+		return -EINVAL;
+	}
+	ctx.next = malloc(dst_size);
+	if (!ctx.next) {
+		set_err(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(ctx.next, dst, dst_size);
+	ret = parse_fields(&ctx, where, fields, nr_fields, obj);
+
+	/* All or nothing: free whichever side of each string field lost. */
+	for (size_t i = 0; i < nr_fields; i++) {
+		char **old, **new;
+
+		if (!is_string_kind(fields[i].kind))
+			continue;
+		old = str_at(dst, fields[i].offset);
+		new = str_at(ctx.next, fields[i].offset);
+		if (*old != *new)
+			free(ret ? *new : *old);
+	}
+	if (!ret)
+		memcpy(dst, ctx.next, dst_size);
+	free(ctx.next);
+	if (ret == -ENOMEM)
+		set_err(err, err_size, "out of memory");
+	return ret;
+}
+
+void config_free_strings(const struct config_field *fields, size_t nr_fields, void *dst)
+{
+	for (size_t i = 0; i < nr_fields; i++) {
+		if (is_string_kind(fields[i].kind)) {
+			char **s = str_at(dst, fields[i].offset);
+
+			free(*s);
+			*s = NULL;
+		}
+	}
+}
+
+static int parse_object_section(struct parse_ctx *ctx, const struct section *sec, json_t *obj)
+{
+	int ret = parse_fields(ctx, sec->name, sec->fields, sec->nr_fields, obj);
+
+	if (ret)
+		return ret;
 	return sec->check ? sec->check(ctx) : 0;
 }
 
@@ -342,11 +604,16 @@ static int parse_object_section(struct parse_ctx *ctx, const struct vm_config *o
 static int check_smt(char *err, size_t err_size, const struct vm_config *cfg)
 {
 	if (cfg->smt && cfg->vcpus > 1 && cfg->vcpus % 2) {
-		errmsg_set(err, err_size, "machine-config.vcpu_count: expected 1 or an even number when smt is true, got %u",
+		set_err(err, err_size, "machine-config.vcpu_count: expected 1 or an even number when smt is true, got %u",
 			cfg->vcpus);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int vm_config_check_machine(const struct vm_config *cfg, char *err, size_t err_size)
+{
+	return check_smt(err, err_size, cfg);
 }
 
 static int check_machine_config(struct parse_ctx *ctx)
@@ -354,7 +621,14 @@ static int check_machine_config(struct parse_ctx *ctx)
 	return check_smt(ctx->err, ctx->err_size, ctx->next);
 }
 
-static int parse_section(struct parse_ctx *ctx, const struct vm_config *orig, const struct section *sec, json_t *v)
+/* The section's presence is the setting: "entropy": {} adds the device, null (not configured) does not. */
+static int check_entropy(struct parse_ctx *ctx)
+{
+	((struct vm_config *)ctx->next)->entropy = true;
+	return 0;
+}
+
+static int parse_section(struct parse_ctx *ctx, const struct section *sec, json_t *v)
 {
 	char got[64];
 
@@ -367,7 +641,7 @@ static int parse_section(struct parse_ctx *ctx, const struct vm_config *orig, co
 		if (!json_is_object(v))
 			return fail(ctx, "%s: expected an object%s, got %s", sec->name, sec->nullable ? " or null" : "",
 				    got);
-		return parse_object_section(ctx, orig, sec, v);
+		return parse_object_section(ctx, sec, v);
 	case SECTION_EMPTY_ARRAY:
 		if (!json_is_array(v))
 			return fail(ctx, "%s: expected an array, got %s", sec->name, got);
@@ -388,10 +662,26 @@ static bool all_space(const char *text, size_t len)
 	return true;
 }
 
+/* End of a parse into `next` (a copy of `cfg`): all or nothing, freeing whichever side of each string lost. */
+static int vm_config_commit(struct vm_config *cfg, struct vm_config *next, int ret, char *err, size_t err_size)
+{
+	for (size_t i = 0; i < NR_STRING_FIELDS; i++) {
+		char **old = str_at(cfg, string_fields[i]), **new = str_at(next, string_fields[i]);
+
+		if (*old != *new)
+			free(ret ? *new : *old);
+	}
+	if (!ret)
+		*cfg = *next;
+	if (ret == -ENOMEM)
+		set_err(err, err_size, "out of memory");
+	return ret;
+}
+
 int vm_config_parse_json(struct vm_config *cfg, const char *text, size_t len, char *err, size_t err_size)
 {
 	struct vm_config next = *cfg;
-	struct parse_ctx ctx = { .next = &next, .err = err, .err_size = err_size };
+	struct parse_ctx ctx = { .next = &next, .orig = cfg, .err = err, .err_size = err_size };
 	json_error_t jerr;
 	const char *key;
 	json_t *root, *v;
@@ -399,12 +689,12 @@ int vm_config_parse_json(struct vm_config *cfg, const char *text, size_t len, ch
 	int ret = 0;
 
 	if (all_space(text, len)) {
-		errmsg_set(err, err_size, "empty config: expected a JSON object");
+		set_err(err, err_size, "empty config: expected a JSON object");
 		return -EINVAL;
 	}
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
-		errmsg_set(err, err_size, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+		set_err(err, err_size, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {
@@ -424,25 +714,97 @@ int vm_config_parse_json(struct vm_config *cfg, const char *text, size_t len, ch
 					 "kiln's own settings go in the \"kiln\" object)", key);
 			goto out;
 		}
-		ret = parse_section(&ctx, cfg, sec, v);
+		ret = parse_section(&ctx, sec, v);
 		if (ret)
 			goto out;
 	}
 
 out:
 	json_decref(root);
-	/* All or nothing: free whichever side of each string field lost. */
-	for (size_t i = 0; i < NR_STRING_FIELDS; i++) {
-		char **old = str_at(cfg, string_fields[i]), **new = str_at(&next, string_fields[i]);
+	return vm_config_commit(cfg, &next, ret, err, err_size);
+}
 
-		if (*old != *new)
-			free(ret ? *new : *old);
+int vm_config_parse_section(struct vm_config *cfg, const char *section, json_t *value, char *err, size_t err_size)
+{
+	struct vm_config next = *cfg;
+	struct parse_ctx ctx = { .next = &next, .orig = cfg, .err = err, .err_size = err_size };
+	const struct section *sec = NULL;
+	char got[64];
+	int ret;
+
+	for (size_t i = 0; i < NR_SECTIONS; i++)
+		if (!strcmp(section, sections[i].name) && sections[i].kind == SECTION_OBJECT)
+			sec = &sections[i];
+	if (!sec) {
+		set_err(err, err_size, "%s: not a section that can be parsed alone", section);
+		return -EINVAL;
 	}
-	if (!ret)
-		*cfg = next;
-	if (ret == -ENOMEM)
-		errmsg_set(err, err_size, "out of memory");
-	return ret;
+	if (!json_is_object(value)) {
+		describe(value, got, sizeof(got));
+		set_err(err, err_size, "%s: expected an object, got %s", sec->name, got);
+		return -EINVAL;
+	}
+	ret = parse_object_section(&ctx, sec, value);
+	return vm_config_commit(cfg, &next, ret, err, err_size);
+}
+
+/* Firecracker's Drive (firecracker.yaml; vmm_config/drive.rs, BlockDeviceConfig). */
+static const char *const drive_cache_types[] = { "Unsafe", "Writeback", NULL };
+static const char *const drive_io_engines[] = { "Sync", NULL };
+static const char *const drive_io_engines_later[] = { "Async", NULL };
+
+static const struct config_field drive_fields[] = {
+	{ .name = "drive_id", .kind = CONFIG_FIELD_ID, .required = true,
+	  .offset = offsetof(struct vm_drive_config, drive_id) },
+	{ .name = "path_on_host", .kind = CONFIG_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct vm_drive_config, path_on_host) },
+	{ .name = "is_root_device", .kind = CONFIG_FIELD_BOOL, .required = true,
+	  .offset = offsetof(struct vm_drive_config, is_root_device) },
+	{ .name = "is_read_only", .kind = CONFIG_FIELD_BOOL, .required = true,
+	  .offset = offsetof(struct vm_drive_config, is_read_only) },
+	{ .name = "partuuid", .kind = CONFIG_FIELD_STRING, .nullable = true, .min = 1,
+	  .offset = offsetof(struct vm_drive_config, partuuid) },
+	{ .name = "cache_type", .kind = CONFIG_FIELD_ENUM, .values = drive_cache_types,
+	  .offset = offsetof(struct vm_drive_config, cache_type) },
+	{ .name = "io_engine", .kind = CONFIG_FIELD_ENUM, .values = drive_io_engines, .later = drive_io_engines_later,
+	  .offset = offsetof(struct vm_drive_config, io_engine) },
+	{ .name = "rate_limiter", .kind = CONFIG_FIELD_LATER, .nullable = true },
+	{ .name = "socket", .kind = CONFIG_FIELD_LATER, .nullable = true },
+};
+
+int vm_drive_config_parse(struct vm_drive_config *drive, const char *where, json_t *obj, char *err, size_t err_size)
+{
+	return config_parse_object(where, drive_fields, ARRAY_SIZE(drive_fields), obj, drive, sizeof(*drive), err,
+				   err_size);
+}
+
+void vm_drive_config_free(struct vm_drive_config *drive)
+{
+	config_free_strings(drive_fields, ARRAY_SIZE(drive_fields), drive);
+}
+
+/* Firecracker's NetworkInterface (firecracker.yaml; vmm_config/net.rs, NetworkInterfaceConfig). */
+static const struct config_field net_fields[] = {
+	{ .name = "iface_id", .kind = CONFIG_FIELD_ID, .required = true,
+	  .offset = offsetof(struct vm_net_config, iface_id) },
+	{ .name = "host_dev_name", .kind = CONFIG_FIELD_STRING, .required = true, .min = 1, .max = 15,
+	  .offset = offsetof(struct vm_net_config, host_dev_name) },
+	{ .name = "guest_mac", .kind = CONFIG_FIELD_MAC, .nullable = true,
+	  .offset = offsetof(struct vm_net_config, guest_mac) },
+	{ .name = "mtu", .kind = CONFIG_FIELD_U32, .nullable = true, .min = 68, .max = 65535,
+	  .offset = offsetof(struct vm_net_config, mtu) },
+	{ .name = "rx_rate_limiter", .kind = CONFIG_FIELD_LATER, .nullable = true },
+	{ .name = "tx_rate_limiter", .kind = CONFIG_FIELD_LATER, .nullable = true },
+};
+
+int vm_net_config_parse(struct vm_net_config *net, const char *where, json_t *obj, char *err, size_t err_size)
+{
+	return config_parse_object(where, net_fields, ARRAY_SIZE(net_fields), obj, net, sizeof(*net), err, err_size);
+}
+
+void vm_net_config_free(struct vm_net_config *net)
+{
+	config_free_strings(net_fields, ARRAY_SIZE(net_fields), net);
 }
 
 int vm_config_load_file(struct vm_config *cfg, const char *path, char *err, size_t err_size)
@@ -652,6 +1014,8 @@ char *vm_config_to_json(const struct vm_config *cfg)
 	put(root, "drives", json_array(), &ok);
 	put(root, "machine-config", machine, &ok);
 	put(root, "network-interfaces", json_array(), &ok);
+	if (cfg->entropy)
+		put(root, "entropy", json_object(), &ok);
 	put(root, "kiln", kiln, &ok);
 
 	if (ok)

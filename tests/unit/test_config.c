@@ -179,8 +179,34 @@ static void test_nulls(void **state __attribute__((unused)))
 		       " \"balloon\": null, \"cpu-config\": null, \"entropy\": null, \"logger\": null,"
 		       " \"memory-hotplug\": null, \"metrics\": null, \"mmds-config\": null, \"vsock\": null}");
 	assert_int_equal(cfg.vcpus, 2);
+	assert_false(cfg.entropy);
 	parse_ok(&cfg, "{\"machine-config\": null}");
 	assert_int_equal(cfg.vcpus, 2);
+	vm_config_free(&cfg);
+}
+
+static void round_trip(const struct vm_config *cfg);
+
+/* Firecracker's entropy device: its presence adds a virtio-rng. */
+static void test_entropy(void **state __attribute__((unused)))
+{
+	struct vm_config cfg;
+	char *json;
+
+	vm_config_init(&cfg);
+	assert_false(cfg.entropy);
+	parse_ok(&cfg, "{\"entropy\": null}");
+	assert_false(cfg.entropy);
+	parse_ok(&cfg, "{\"entropy\": {}}");
+	assert_true(cfg.entropy);
+	vm_config_init(&cfg);
+	parse_ok(&cfg, "{\"entropy\": {\"rate_limiter\": null}}");
+	assert_true(cfg.entropy);
+	json = vm_config_to_json(&cfg);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"entropy\": {}"));
+	free(json);
+	round_trip(&cfg);
 	vm_config_free(&cfg);
 }
 
@@ -322,7 +348,7 @@ static void test_boot_args_too_long(void **state __attribute__((unused)))
 
 static void test_not_supported_yet(void **state __attribute__((unused)))
 {
-	static const char *const later[] = { "balloon", "cpu-config", "entropy", "logger",
+	static const char *const later[] = { "balloon", "cpu-config", "logger",
 					     "memory-hotplug", "metrics", "mmds-config", "vsock" };
 	char json[128], want[128];
 
@@ -338,6 +364,10 @@ static void test_not_supported_yet(void **state __attribute__((unused)))
 		parse_fails(json, want);
 	}
 	parse_fails("{\"cpu-config\": \"/etc/fc/cpu.json\"}", "cpu-config: not supported yet");
+	parse_fails("{\"entropy\": {\"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}}}",
+		    "entropy.rate_limiter: not supported yet");
+	parse_fails("{\"entropy\": {\"foo\": 1}}", "entropy.foo: unknown field (expected rate_limiter)");
+	parse_fails("{\"entropy\": []}", "entropy: expected an object or null, got an array");
 	/* Known Firecracker values that kiln does not implement yet. */
 	parse_fails("{\"machine-config\": {\"cpu_template\": \"T2\"}}",
 		    "machine-config.cpu_template: \"T2\" is not supported yet (expected null or \"None\")");
@@ -685,6 +715,7 @@ static void assert_same_config(const struct vm_config *a, const struct vm_config
 	assert_int_equal(a->smt, b->smt);
 	assert_int_equal(a->track_dirty_pages, b->track_dirty_pages);
 	assert_int_equal(a->pvm_tuning, b->pvm_tuning);
+	assert_int_equal(a->entropy, b->entropy);
 }
 
 static void round_trip(const struct vm_config *cfg)
@@ -751,6 +782,7 @@ int main(void)
 		cmocka_unit_test(test_limits_accepted),
 		cmocka_unit_test(test_nulls),
 		cmocka_unit_test(test_kiln_object),
+		cmocka_unit_test(test_entropy),
 		cmocka_unit_test(test_unknown_fields),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_out_of_range),

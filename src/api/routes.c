@@ -1,0 +1,905 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control API's routes: request parsing into typed requests and their dispatch to the VM backend,
+ * independent of HTTP so that every case is unit-tested (tests/unit/test_api_routes.c).
+ *
+ * Firecracker's API server (src/firecracker/src/api_server/parsed_request.rs and the files in request/) is the
+ * model for paths, bodies and fault messages; bodies are parsed by the config file's field engine
+ * (config_parse_object, vm_config_parse_section), so the API and the file accept the same values with
+ * the same messages. Where kiln differs from Firecracker, docs/api.yaml says so.
+ */
+#include "api/routes.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef KILN_VERSION
+#define KILN_VERSION "unknown"
+#endif
+
+/*
+ * The Firecracker API whose schema kiln follows (firecracker.yaml info.version), reported as
+ * "firecracker_version" by GET /version so that clients gating features on it see the API they get.
+ */
+#define API_FIRECRACKER_VERSION "1.17.0"
+#define API_APP_NAME "kiln"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct route;
+
+/* One request on its way through a route's parser. */
+struct route_call {
+	const struct route *r;
+	const char *id;             /* the id in the path (validated), or NULL */
+	json_t *body;               /* the body, a JSON object; NULL for GET */
+	struct api_request *req;    /* to fill */
+	struct api_response *resp;  /* the error answer */
+};
+
+typedef int (*route_parse_fn)(struct route_call *c);
+
+struct route {
+	const char *method;
+	const char *pattern;  /* segments; "*" matches one segment: the resource id */
+	route_parse_fn parse; /* NULL: a Firecracker endpoint kiln does not implement yet */
+	enum api_op op;       /* when `parse` is route_no_body */
+	const char *id_field; /* the body field that must equal the id in the path */
+};
+
+static int route_no_body(struct route_call *c);
+static int route_boot_source(struct route_call *c);
+static int route_machine_config(struct route_call *c);
+static int route_drive(struct route_call *c);
+static int route_net(struct route_call *c);
+static int route_actions(struct route_call *c);
+static int route_vm_state(struct route_call *c);
+static int route_snapshot_create(struct route_call *c);
+static int route_snapshot_load(struct route_call *c);
+static int route_vm_clone(struct route_call *c);
+
+/* Every path and method the API knows, Firecracker's order (firecracker.yaml paths). */
+static const struct route routes[] = {
+	{ "GET", "/", route_no_body, API_OP_GET_INFO, NULL },
+	{ "PUT", "/actions", route_actions, 0, NULL },
+	{ "GET", "/balloon", NULL, 0, NULL },
+	{ "PUT", "/balloon", NULL, 0, NULL },
+	{ "PATCH", "/balloon", NULL, 0, NULL },
+	{ "GET", "/balloon/statistics", NULL, 0, NULL },
+	{ "PATCH", "/balloon/statistics", NULL, 0, NULL },
+	{ "PATCH", "/balloon/hinting/start", NULL, 0, NULL },
+	{ "GET", "/balloon/hinting/status", NULL, 0, NULL },
+	{ "PATCH", "/balloon/hinting/stop", NULL, 0, NULL },
+	{ "PUT", "/boot-source", route_boot_source, 0, NULL },
+	{ "PUT", "/cpu-config", NULL, 0, NULL },
+	{ "PUT", "/drives/*", route_drive, 0, "drive_id" },
+	{ "PATCH", "/drives/*", NULL, 0, NULL },
+	{ "PUT", "/pmem/*", NULL, 0, NULL },
+	{ "PATCH", "/pmem/*", NULL, 0, NULL },
+	{ "PUT", "/logger", NULL, 0, NULL },
+	{ "GET", "/machine-config", route_no_body, API_OP_GET_MACHINE_CONFIG, NULL },
+	{ "PUT", "/machine-config", route_machine_config, 0, NULL },
+	{ "PATCH", "/machine-config", route_machine_config, 0, NULL },
+	{ "PUT", "/metrics", NULL, 0, NULL },
+	{ "GET", "/mmds", NULL, 0, NULL },
+	{ "PUT", "/mmds", NULL, 0, NULL },
+	{ "PATCH", "/mmds", NULL, 0, NULL },
+	{ "PUT", "/mmds/config", NULL, 0, NULL },
+	{ "PUT", "/entropy", NULL, 0, NULL },
+	{ "PUT", "/serial", NULL, 0, NULL },
+	{ "GET", "/hotplug/memory", NULL, 0, NULL },
+	{ "PUT", "/hotplug/memory", NULL, 0, NULL },
+	{ "PATCH", "/hotplug/memory", NULL, 0, NULL },
+	{ "PUT", "/network-interfaces/*", route_net, 0, "iface_id" },
+	{ "PATCH", "/network-interfaces/*", NULL, 0, NULL },
+	{ "PUT", "/snapshot/create", route_snapshot_create, 0, NULL },
+	{ "PUT", "/snapshot/load", route_snapshot_load, 0, NULL },
+	{ "GET", "/version", route_no_body, API_OP_GET_VERSION, NULL },
+	{ "PATCH", "/vm", route_vm_state, 0, NULL },
+	{ "GET", "/vm/config", route_no_body, API_OP_GET_VM_CONFIG, NULL },
+	{ "PUT", "/vm/clone", route_vm_clone, 0, NULL }, /* kiln */
+	{ "PUT", "/vsock", NULL, 0, NULL },
+};
+
+const char *api_vm_state_name(enum api_vm_state state)
+{
+	switch (state) {
+	case API_VM_NOT_STARTED:
+		return "Not started";
+	case API_VM_RUNNING:
+		return "Running";
+	case API_VM_PAUSED:
+		return "Paused";
+	}
+	return "Not started";
+}
+
+void api_response_free(struct api_response *resp)
+{
+	free(resp->body);
+	memset(resp, 0, sizeof(*resp));
+}
+
+/* A message fit for JSON: bytes that are not printable ASCII become '?' (jansson wants UTF-8). */
+static void sanitize(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
+static void set_fault(struct api_response *resp, unsigned int status, char *msg)
+{
+	json_t *obj, *str;
+
+	free(resp->body);
+	resp->body = NULL;
+	resp->status = status;
+	/* Keep UTF-8 (a path in a backend's message) when it is valid; else make it ASCII. */
+	str = json_string(msg);
+	if (!str) {
+		sanitize(msg);
+		str = json_string(msg);
+	}
+	obj = json_object();
+	if (obj && str && !json_object_set_new(obj, "fault_message", str)) {
+		str = NULL;
+		resp->body = json_dumps(obj, JSON_COMPACT);
+	}
+	json_decref(str);
+	json_decref(obj);
+}
+
+void api_response_error(struct api_response *resp, unsigned int status, const char *fmt, ...)
+{
+	char msg[API_ERR_SIZE + 256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	set_fault(resp, status, msg);
+}
+
+/* `s` (`n` bytes) for a message: printable ASCII, at most 64 bytes shown. */
+static void shown(const char *s, size_t n, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	for (size_t i = 0; i < n && len + 4 < size; i++) {
+		if (i == 64) {
+			memcpy(buf + len, "...", 3);
+			len += 3;
+			break;
+		}
+		buf[len++] = ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ? '?' : s[i];
+	}
+	buf[len] = '\0';
+}
+
+/*
+ * Does `path` match `pattern` segment by segment? A "*" segment matches any one segment, even empty
+ * ("/drives/" has an empty id, an error of its own), and is returned through id/id_len.
+ */
+static bool path_matches(const char *pattern, const char *path, const char **id, size_t *id_len)
+{
+	const char *p = pattern, *q = path;
+
+	if (*p != '/' || *q != '/')
+		return false;
+	if (!strcmp(pattern, "/"))
+		return !strcmp(path, "/");
+	while (*p == '/' && *q == '/') {
+		size_t pn, qn;
+
+		p++;
+		q++;
+		pn = strcspn(p, "/");
+		qn = strcspn(q, "/");
+		if (pn == 1 && *p == '*') {
+			*id = q;
+			*id_len = qn;
+		} else if (pn != qn || memcmp(p, q, pn)) {
+			return false;
+		}
+		p += pn;
+		q += qn;
+	}
+	return !*p && !*q;
+}
+
+/* The methods of the routes with `pattern`, "GET, PUT, PATCH", for 405's Allow header. */
+static void allow_for(const char *pattern, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(routes) && len < size; i++)
+		if (!strcmp(routes[i].pattern, pattern))
+			len += snprintf(buf + len, size - len, "%s%s", len ? ", " : "", routes[i].method);
+}
+
+/* The body as a JSON object, or an error answer. */
+static json_t *parse_body(const char *body, size_t len, struct api_response *resp)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!root) {
+		char text[JSON_ERROR_TEXT_LENGTH];
+
+		shown(jerr.text, strlen(jerr.text), text, sizeof(text));
+		api_response_error(resp, 400, "malformed JSON body: line %d, column %d: %s", jerr.line, jerr.column, text);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		api_response_error(resp, 400, "body: expected a JSON object, got %s",
+				   json_is_array(root) ? "an array" : json_is_string(root) ? "a string" :
+				   json_is_null(root) ? "null" : json_is_boolean(root) ? "a boolean" : "a number");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* A field parse failed: -ENOMEM is the VMM's trouble, anything else the request's. */
+static int parse_failed(struct api_response *resp, int ret, const char *err)
+{
+	api_response_error(resp, ret == -ENOMEM ? 500 : 400, "%s", err);
+	return -EINVAL;
+}
+
+static int route_no_body(struct route_call *c)
+{
+	c->req->op = c->r->op;
+	return 0;
+}
+
+static int route_boot_source(struct route_call *c)
+{
+	char err[API_ERR_SIZE];
+	int ret;
+
+	c->req->op = API_OP_PUT_BOOT_SOURCE;
+	vm_config_init(&c->req->boot_source);
+	ret = vm_config_parse_section(&c->req->boot_source, "boot-source", c->body, err, sizeof(err));
+	if (ret)
+		return parse_failed(c->resp, ret, err);
+	/* The file may leave the kernel to --kernel; a PUT replaces the whole boot source (BootSourceConfig). */
+	if (!c->req->boot_source.kernel_path) {
+		api_response_error(c->resp, 400, "boot-source.kernel_image_path: missing (required)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int route_machine_config(struct route_call *c)
+{
+	static const struct {
+		const char *name;
+		unsigned int bit;
+	} bits[] = {
+		{ "vcpu_count", API_MC_VCPU_COUNT },
+		{ "mem_size_mib", API_MC_MEM_SIZE_MIB },
+		{ "smt", API_MC_SMT },
+		{ "track_dirty_pages", API_MC_TRACK_DIRTY_PAGES },
+	};
+	struct api_machine_config *mc = &c->req->machine;
+	bool patch = !strcmp(c->r->method, "PATCH");
+	char err[API_ERR_SIZE];
+	int ret;
+
+	c->req->op = API_OP_PUT_MACHINE_CONFIG;
+	mc->patch = patch;
+	vm_config_init(&mc->values);
+	if (patch && !json_object_size(c->body)) {
+		api_response_error(c->resp, 400, "Empty PATCH request.");
+		return -EINVAL;
+	}
+	ret = vm_config_parse_section(&mc->values, "machine-config", c->body, err, sizeof(err));
+	if (ret)
+		return parse_failed(c->resp, ret, err);
+	if (!patch) {
+		/* Firecracker's MachineConfig: both sizes required, the rest back to their defaults. */
+		for (size_t i = 0; i < 2; i++) {
+			if (!json_object_get(c->body, bits[i].name)) {
+				api_response_error(c->resp, 400, "machine-config.%s: missing (required)", bits[i].name);
+				return -EINVAL;
+			}
+		}
+		mc->set = API_MC_ALL;
+	} else {
+		for (size_t i = 0; i < ARRAY_SIZE(bits); i++)
+			if (json_object_get(c->body, bits[i].name))
+				mc->set |= bits[i].bit;
+	}
+	if (json_object_get(c->body, "cpu_template"))
+		c->req->deprecation = patch ? "PATCH /machine-config: cpu_template field is deprecated."
+					 : "PUT /machine-config: cpu_template field is deprecated.";
+	return 0;
+}
+
+/* Firecracker's rule: the id in the body is the id in the path. */
+static int id_mismatch(struct route_call *c, const char *body_id)
+{
+	char a[80], b[80];
+
+	if (!strcmp(c->id, body_id))
+		return 0;
+	shown(body_id, strlen(body_id), b, sizeof(b));
+	shown(c->id, strlen(c->id), a, sizeof(a));
+	api_response_error(c->resp, 400, "%s: \"%s\" does not match the id in the path, \"%s\"", c->r->id_field, b, a);
+	return -EINVAL;
+}
+
+static int route_drive(struct route_call *c)
+{
+	char err[API_ERR_SIZE];
+	int ret;
+
+	c->req->op = API_OP_PUT_DRIVE;
+	ret = vm_drive_config_parse(&c->req->drive, "", c->body, err, sizeof(err));
+	if (ret)
+		return parse_failed(c->resp, ret, err);
+	return id_mismatch(c, c->req->drive.drive_id);
+}
+
+static int route_net(struct route_call *c)
+{
+	char err[API_ERR_SIZE];
+	int ret;
+
+	c->req->op = API_OP_PUT_NET;
+	ret = vm_net_config_parse(&c->req->net, "", c->body, err, sizeof(err));
+	if (ret)
+		return parse_failed(c->resp, ret, err);
+	return id_mismatch(c, c->req->net.iface_id);
+}
+
+/* InstanceActionInfo. */
+struct action_body {
+	unsigned int action_type;
+};
+
+static const char *const action_types[] = { "FlushMetrics", "InstanceStart", "SendCtrlAltDel", NULL };
+
+static const struct config_field action_fields[] = {
+	{ .name = "action_type", .kind = CONFIG_FIELD_ENUM, .required = true, .values = action_types,
+	  .offset = offsetof(struct action_body, action_type) },
+};
+
+static int route_actions(struct route_call *c)
+{
+	static const enum api_op ops[] = { API_OP_FLUSH_METRICS, API_OP_INSTANCE_START, API_OP_SEND_CTRL_ALT_DEL };
+	struct action_body a = { 0 };
+	char err[API_ERR_SIZE];
+	int ret;
+
+	ret = config_parse_object("", action_fields, ARRAY_SIZE(action_fields), c->body, &a, sizeof(a), err, sizeof(err));
+	if (ret)
+		return parse_failed(c->resp, ret, err);
+	c->req->op = ops[a.action_type];
+	return 0;
+}
+
+/* Vm. */
+struct vm_state_body {
+	unsigned int state;
+};
+
+static const char *const vm_states[] = { "Paused", "Resumed", NULL };
+
+static const struct config_field vm_state_fields[] = {
+	{ .name = "state", .kind = CONFIG_FIELD_ENUM, .required = true, .values = vm_states,
+	  .offset = offsetof(struct vm_state_body, state) },
+};
+
+static int route_vm_state(struct route_call *c)
+{
+	struct vm_state_body s = { 0 };
+	char err[API_ERR_SIZE];
+	int ret;
+
+	ret = config_parse_object("", vm_state_fields, ARRAY_SIZE(vm_state_fields), c->body, &s, sizeof(s), err,
+				  sizeof(err));
+	if (ret)
+		return parse_failed(c->resp, ret, err);
+	c->req->op = s.state == 0 ? API_OP_PAUSE : API_OP_RESUME;
+	return 0;
+}
+
+/* SnapshotCreateParams. */
+static const char *const snapshot_types[] = { "Full", "Diff", NULL };
+
+static const struct config_field snapshot_create_fields[] = {
+	{ .name = "snapshot_type", .kind = CONFIG_FIELD_ENUM, .values = snapshot_types,
+	  .offset = offsetof(struct api_snapshot_create, snapshot_type) },
+	{ .name = "snapshot_path", .kind = CONFIG_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct api_snapshot_create, snapshot_path) },
+	{ .name = "mem_file_path", .kind = CONFIG_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct api_snapshot_create, mem_file_path) },
+};
+
+static int route_snapshot_create(struct route_call *c)
+{
+	char err[API_ERR_SIZE];
+	int ret;
+
+	c->req->op = API_OP_SNAPSHOT_CREATE;
+	ret = config_parse_object("", snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), c->body,
+				  &c->req->snapshot_create, sizeof(c->req->snapshot_create), err, sizeof(err));
+	return ret ? parse_failed(c->resp, ret, err) : 0;
+}
+
+/* SnapshotLoadParams, before mem_backend and mem_file_path become one. */
+struct snapshot_load_body {
+	char *snapshot_path;
+	char *mem_file_path;
+	bool enable_diff_snapshots;
+	bool track_dirty_pages;
+	bool resume_vm;
+	bool clock_realtime;
+};
+
+static const struct config_field snapshot_load_fields[] = {
+	{ .name = "snapshot_path", .kind = CONFIG_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct snapshot_load_body, snapshot_path) },
+	{ .name = "mem_backend", .kind = CONFIG_FIELD_OBJECT, .nullable = true },
+	{ .name = "mem_file_path", .kind = CONFIG_FIELD_PATH, .nullable = true,
+	  .offset = offsetof(struct snapshot_load_body, mem_file_path) },
+	{ .name = "enable_diff_snapshots", .kind = CONFIG_FIELD_BOOL,
+	  .offset = offsetof(struct snapshot_load_body, enable_diff_snapshots) },
+	{ .name = "track_dirty_pages", .kind = CONFIG_FIELD_BOOL,
+	  .offset = offsetof(struct snapshot_load_body, track_dirty_pages) },
+	{ .name = "resume_vm", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct snapshot_load_body, resume_vm) },
+	{ .name = "network_overrides", .kind = CONFIG_FIELD_LATER },
+	{ .name = "vsock_override", .kind = CONFIG_FIELD_LATER, .nullable = true },
+	{ .name = "clock_realtime", .kind = CONFIG_FIELD_BOOL,
+	  .offset = offsetof(struct snapshot_load_body, clock_realtime) },
+};
+
+/* MemoryBackend. */
+static const char *const mem_backend_types[] = { "File", NULL };
+static const char *const mem_backend_types_later[] = { "Uffd", NULL };
+
+static const struct config_field mem_backend_fields[] = {
+	{ .name = "backend_type", .kind = CONFIG_FIELD_ENUM, .required = true, .values = mem_backend_types,
+	  .later = mem_backend_types_later, .offset = offsetof(struct api_snapshot_load, mem_backend_type) },
+	{ .name = "backend_path", .kind = CONFIG_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct api_snapshot_load, mem_backend_path) },
+};
+
+static int route_snapshot_load(struct route_call *c)
+{
+	struct api_snapshot_load *load = &c->req->snapshot_load;
+	struct snapshot_load_body b = { 0 };
+	char err[API_ERR_SIZE];
+	json_t *backend;
+	int ret;
+
+	c->req->op = API_OP_SNAPSHOT_LOAD;
+	ret = config_parse_object("", snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), c->body, &b, sizeof(b), err,
+				  sizeof(err));
+	if (ret)
+		return parse_failed(c->resp, ret, err);
+
+	backend = json_object_get(c->body, "mem_backend");
+	if (json_is_null(backend))
+		backend = NULL;
+	if (backend && b.mem_file_path) {
+		api_response_error(c->resp, 400, "mem_backend, mem_file_path: give one of them, not both");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!backend && !b.mem_file_path) {
+		api_response_error(c->resp, 400, "mem_backend: missing (required, or the deprecated mem_file_path)");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (backend) {
+		ret = config_parse_object("mem_backend", mem_backend_fields, ARRAY_SIZE(mem_backend_fields), backend,
+					  load, sizeof(*load), err, sizeof(err));
+		if (ret) {
+			ret = parse_failed(c->resp, ret, err);
+			goto out;
+		}
+	} else {
+		load->mem_backend_type = API_MEM_BACKEND_FILE;
+		load->mem_backend_path = b.mem_file_path;
+		b.mem_file_path = NULL;
+		c->req->deprecation = "PUT /snapshot/load: mem_file_path field is deprecated.";
+	}
+	if (json_object_get(c->body, "enable_diff_snapshots") && !c->req->deprecation)
+		c->req->deprecation = "PUT /snapshot/load: enable_diff_snapshots field is deprecated.";
+	load->snapshot_path = b.snapshot_path;
+	b.snapshot_path = NULL;
+	load->track_dirty_pages = b.track_dirty_pages || b.enable_diff_snapshots;
+	load->resume_vm = b.resume_vm;
+	load->clock_realtime = b.clock_realtime;
+out:
+	config_free_strings(snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), &b);
+	return ret;
+}
+
+/* kiln's VmClone. */
+static const struct config_field vm_clone_fields[] = {
+	{ .name = "clone_id", .kind = CONFIG_FIELD_INSTANCE_ID, .required = true,
+	  .offset = offsetof(struct api_vm_clone, clone_id) },
+	{ .name = "api_socket", .kind = CONFIG_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct api_vm_clone, api_socket) },
+	{ .name = "resume_vm", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct api_vm_clone, resume_vm) },
+};
+
+static int route_vm_clone(struct route_call *c)
+{
+	char err[API_ERR_SIZE];
+	int ret;
+
+	c->req->op = API_OP_VM_CLONE;
+	ret = config_parse_object("", vm_clone_fields, ARRAY_SIZE(vm_clone_fields), c->body, &c->req->clone,
+				  sizeof(c->req->clone), err, sizeof(err));
+	return ret ? parse_failed(c->resp, ret, err) : 0;
+}
+
+void api_request_free(struct api_request *req)
+{
+	switch (req->op) {
+	case API_OP_PUT_BOOT_SOURCE:
+		vm_config_free(&req->boot_source);
+		break;
+	case API_OP_PUT_MACHINE_CONFIG:
+		vm_config_free(&req->machine.values);
+		break;
+	case API_OP_PUT_DRIVE:
+		vm_drive_config_free(&req->drive);
+		break;
+	case API_OP_PUT_NET:
+		vm_net_config_free(&req->net);
+		break;
+	case API_OP_SNAPSHOT_CREATE:
+		config_free_strings(snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), &req->snapshot_create);
+		break;
+	case API_OP_SNAPSHOT_LOAD:
+		free(req->snapshot_load.snapshot_path);
+		free(req->snapshot_load.mem_backend_path);
+		break;
+	case API_OP_VM_CLONE:
+		config_free_strings(vm_clone_fields, ARRAY_SIZE(vm_clone_fields), &req->clone);
+		break;
+	default:
+		break;
+	}
+	memset(req, 0, sizeof(*req));
+}
+
+int api_parse_request(const char *method, const char *path, const char *body, size_t len, struct api_request *req,
+		      struct api_response *resp)
+{
+	struct route_call c = { .req = req, .resp = resp };
+	const struct route *r = NULL, *any = NULL;
+	char m[80], p[80], idbuf[CONFIG_MAX_ID + 1];
+	const char *id = NULL;
+	size_t id_len = 0;
+	json_t *root;
+	int ret;
+
+	memset(req, 0, sizeof(*req));
+	memset(resp, 0, sizeof(*resp));
+	shown(method, strlen(method), m, sizeof(m));
+	shown(path, strlen(path), p, sizeof(p));
+
+	/* Before anything else: the server stops reading at the limit and `body` holds nothing useful. */
+	if (len > API_MAX_BODY) {
+		api_response_error(resp, 413, "%s %s: a body of %zu bytes is larger than the limit of %d bytes", m, p,
+				   len, API_MAX_BODY);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		const char *rid = NULL;
+		size_t rid_len = 0;
+
+		if (!path_matches(routes[i].pattern, path, &rid, &rid_len))
+			continue;
+		any = &routes[i];
+		if (!strcmp(routes[i].method, method)) {
+			r = &routes[i];
+			id = rid;
+			id_len = rid_len;
+			break;
+		}
+	}
+	if (!any) {
+		api_response_error(resp, 404, "%s %s: no such resource", m, p);
+		return -EINVAL;
+	}
+	if (!r) {
+		allow_for(any->pattern, resp->allow, sizeof(resp->allow));
+		api_response_error(resp, 405, "%s %s: method not allowed (allowed: %s)", m, p, resp->allow);
+		return -EINVAL;
+	}
+	if (!r->parse) {
+		api_response_error(resp, 400, "%s %s: not supported yet", m, p);
+		return -EINVAL;
+	}
+	c.r = r;
+	if (id) {
+		if (id_len == 0) {
+			api_response_error(resp, 400, "%s %s: the id in the path is empty", m, p);
+			return -EINVAL;
+		}
+		if (id_len <= CONFIG_MAX_ID) {
+			memcpy(idbuf, id, id_len);
+			idbuf[id_len] = '\0';
+		}
+		if (id_len > CONFIG_MAX_ID || !config_id_valid(idbuf)) {
+			api_response_error(resp, 400, "%s %s: the id in the path must be 1..%d letters, digits or '_'", m,
+					   p, CONFIG_MAX_ID);
+			return -EINVAL;
+		}
+		c.id = idbuf;
+	}
+
+	/* Firecracker's rules (parsed_request.rs, method_to_error): GETs have no body, PUT and PATCH one. */
+	if (!strcmp(method, "GET")) {
+		if (len) {
+			api_response_error(resp, 400, "GET request cannot have a body.");
+			return -EINVAL;
+		}
+		return r->parse(&c);
+	}
+	if (!len) {
+		api_response_error(resp, 400, "Empty %s request.", method);
+		return -EINVAL;
+	}
+	root = parse_body(body, len, resp);
+	if (!root)
+		return -EINVAL;
+	c.body = root;
+	ret = r->parse(&c);
+	json_decref(root);
+	if (ret) {
+		api_request_free(req);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static unsigned int status_for_errno(int ret)
+{
+	switch (-ret) {
+	case EINVAL:
+	case EBUSY:
+	case EOPNOTSUPP:
+	case ENOENT:
+	case EEXIST:
+	case EACCES:
+	case EPERM:
+	case EISDIR:
+	case ENOTDIR:
+	case ENAMETOOLONG:
+		return 400;
+	default:
+		return 500;
+	}
+}
+
+/* The answer to a backend call: 204, or its error with its message (strerror when it gave none). */
+static void backend_result(struct api_response *resp, int ret, char *err)
+{
+	if (!ret) {
+		resp->status = 204;
+		return;
+	}
+	if (ret > 0)
+		ret = -EIO; /* not the convention: the VMM's fault */
+	if (!err[0])
+		snprintf(err, API_ERR_SIZE, "%s", strerror(-ret));
+	set_fault(resp, status_for_errno(ret), err);
+}
+
+/* 200 with `obj` (consumed) as the body. */
+static void json_answer(struct api_response *resp, json_t *obj)
+{
+	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+	json_decref(obj);
+	if (!text) {
+		api_response_error(resp, 500, "out of memory");
+		return;
+	}
+	free(resp->body);
+	resp->body = text;
+	resp->status = 200;
+}
+
+static void get_config(const struct api_backend_ops *ops, void *ctx, bool machine_only, struct api_response *resp)
+{
+	json_t *root, *section;
+	char *text;
+
+	if (!ops->get_config_json) {
+		api_response_error(resp, 400, "GET %s: not supported yet", machine_only ? "/machine-config" : "/vm/config");
+		return;
+	}
+	errno = 0;
+	text = ops->get_config_json(ctx);
+	if (!text) {
+		api_response_error(resp, 500, "cannot read the VM's configuration: %s", strerror(errno ? errno : EIO));
+		return;
+	}
+	root = json_loads(text, 0, NULL);
+	free(text);
+	if (!root) {
+		api_response_error(resp, 500, "the VM's configuration is not valid JSON");
+		return;
+	}
+	if (!machine_only) {
+		json_answer(resp, root);
+		return;
+	}
+	section = json_object_get(root, "machine-config");
+	json_incref(section);
+	json_decref(root);
+	if (!section) {
+		api_response_error(resp, 500, "the VM's configuration has no machine-config");
+		return;
+	}
+	json_answer(resp, section);
+}
+
+static void get_info(const struct api_backend_ops *ops, void *ctx, struct api_response *resp)
+{
+	struct api_instance_info info = { .state = API_VM_NOT_STARTED };
+	json_t *obj;
+
+	snprintf(info.id, sizeof(info.id), "anonymous-instance");
+	if (ops->get_info)
+		ops->get_info(ctx, &info);
+	info.id[sizeof(info.id) - 1] = '\0';
+	obj = json_pack("{s:s, s:s, s:s, s:s}", "id", info.id, "state", api_vm_state_name(info.state),
+			"vmm_version", KILN_VERSION, "app_name", API_APP_NAME);
+	json_answer(resp, obj);
+}
+
+void api_dispatch(const struct api_backend_ops *ops, void *ctx, const struct api_request *req,
+		  struct api_response *resp)
+{
+	/* For a NULL op: what is not supported, in the request's words. */
+	static const char *const names[] = {
+		[API_OP_PUT_BOOT_SOURCE] = "boot-source",
+		[API_OP_PUT_MACHINE_CONFIG] = "machine-config",
+		[API_OP_PUT_DRIVE] = "drives",
+		[API_OP_PUT_NET] = "network-interfaces",
+		[API_OP_INSTANCE_START] = "InstanceStart",
+		[API_OP_SEND_CTRL_ALT_DEL] = "SendCtrlAltDel",
+		[API_OP_FLUSH_METRICS] = "FlushMetrics",
+		[API_OP_PAUSE] = "vm state \"Paused\"",
+		[API_OP_RESUME] = "vm state \"Resumed\"",
+		[API_OP_SNAPSHOT_CREATE] = "snapshot/create",
+		[API_OP_SNAPSHOT_LOAD] = "snapshot/load",
+		[API_OP_VM_CLONE] = "vm/clone",
+	};
+	char err[API_ERR_SIZE] = "";
+	struct api_clone_info clone = { .pid = -1 };
+	bool missing = false;
+	int ret = 0;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->deprecation = req->deprecation;
+
+#define CALL(op, ...) (ops->op ? ops->op(ctx, __VA_ARGS__) : (missing = true, -EOPNOTSUPP))
+	switch (req->op) {
+	case API_OP_GET_INFO:
+		get_info(ops, ctx, resp);
+		return;
+	case API_OP_GET_VERSION:
+		json_answer(resp, json_pack("{s:s, s:s}", "firecracker_version", API_FIRECRACKER_VERSION, "kiln_version",
+					    KILN_VERSION));
+		return;
+	case API_OP_GET_VM_CONFIG:
+	case API_OP_GET_MACHINE_CONFIG:
+		get_config(ops, ctx, req->op == API_OP_GET_MACHINE_CONFIG, resp);
+		return;
+	case API_OP_PUT_BOOT_SOURCE:
+		ret = CALL(put_boot_source, &req->boot_source, err, sizeof(err));
+		break;
+	case API_OP_PUT_MACHINE_CONFIG:
+		ret = CALL(put_machine_config, &req->machine, err, sizeof(err));
+		break;
+	case API_OP_PUT_DRIVE:
+		ret = CALL(put_drive, &req->drive, err, sizeof(err));
+		break;
+	case API_OP_PUT_NET:
+		ret = CALL(put_net, &req->net, err, sizeof(err));
+		break;
+	case API_OP_INSTANCE_START:
+		ret = CALL(instance_start, err, sizeof(err));
+		break;
+	case API_OP_SEND_CTRL_ALT_DEL:
+		ret = CALL(send_ctrl_alt_del, err, sizeof(err));
+		break;
+	case API_OP_FLUSH_METRICS:
+		ret = CALL(flush_metrics, err, sizeof(err));
+		break;
+	case API_OP_PAUSE:
+		ret = CALL(pause, err, sizeof(err));
+		break;
+	case API_OP_RESUME:
+		ret = CALL(resume, err, sizeof(err));
+		break;
+	case API_OP_SNAPSHOT_CREATE:
+		ret = CALL(snapshot_create, &req->snapshot_create, err, sizeof(err));
+		break;
+	case API_OP_SNAPSHOT_LOAD:
+		ret = CALL(snapshot_load, &req->snapshot_load, err, sizeof(err));
+		break;
+	case API_OP_VM_CLONE:
+		ret = CALL(clone_vm, &req->clone, &clone, err, sizeof(err));
+		if (!ret) {
+			json_answer(resp, json_pack("{s:s, s:i, s:s}", "id", req->clone.clone_id, "pid", clone.pid,
+						    "api_socket", req->clone.api_socket));
+			return;
+		}
+		break;
+	}
+#undef CALL
+	if (missing)
+		snprintf(err, sizeof(err), "%s: not supported yet", names[req->op] ? names[req->op] : "this request");
+	backend_result(resp, ret, err);
+}
+
+void api_handle(const struct api_backend_ops *ops, void *ctx, const char *method, const char *path, const char *body,
+		size_t len, struct api_response *resp)
+{
+	struct api_request req;
+
+	if (api_parse_request(method, path, body, len, &req, resp))
+		return;
+	api_dispatch(ops, ctx, &req, resp);
+	api_request_free(&req);
+}
+
+int api_boot_source_apply(struct vm_config *cfg, const struct vm_config *boot)
+{
+	char *kernel = NULL, *initrd = NULL, *cmdline = NULL;
+
+	if ((boot->kernel_path && !(kernel = strdup(boot->kernel_path))) ||
+	    (boot->initrd_path && !(initrd = strdup(boot->initrd_path))) ||
+	    (boot->cmdline && !(cmdline = strdup(boot->cmdline)))) {
+		free(kernel);
+		free(initrd);
+		free(cmdline);
+		return -ENOMEM;
+	}
+	free(cfg->kernel_path);
+	free(cfg->initrd_path);
+	free(cfg->cmdline);
+	cfg->kernel_path = kernel;
+	cfg->initrd_path = initrd;
+	cfg->cmdline = cmdline;
+	return 0;
+}
+
+int api_machine_config_apply(struct vm_config *cfg, const struct api_machine_config *mc, char *err, size_t err_size)
+{
+	struct vm_config next = *cfg;
+	int ret;
+
+	if (mc->set & API_MC_VCPU_COUNT)
+		next.vcpus = mc->values.vcpus;
+	if (mc->set & API_MC_MEM_SIZE_MIB)
+		next.mem_mib = mc->values.mem_mib;
+	if (mc->set & API_MC_SMT)
+		next.smt = mc->values.smt;
+	if (mc->set & API_MC_TRACK_DIRTY_PAGES)
+		next.track_dirty_pages = mc->values.track_dirty_pages;
+	ret = vm_config_check_machine(&next, err, err_size);
+	if (!ret)
+		*cfg = next; /* only scalars changed: the strings are the same pointers */
+	return ret;
+}

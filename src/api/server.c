@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control API's HTTP side: a UNIX socket kiln creates itself, handed to libmicrohttpd
+ * (MHD_OPTION_LISTEN_SOCKET) running one internal polling thread. This file only moves bytes: a request's
+ * method, path and body go to api_handle() (src/api/routes.c) and its answer comes back as status, JSON
+ * and headers.
+ *
+ * Why one MHD thread rather than a thread per connection: the backend's ops are then called one at a
+ * time, as Firecracker's API thread does, and a client cannot make kiln start threads. Polling
+ * multiplexes the connections, so a client that stalls mid-request holds only its own connection until
+ * the idle timeout closes it; bodies are bounded by API_MAX_BODY and headers by MHD's per-connection
+ * memory limit.
+ */
+#include "api/server.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+
+#define API_DEFAULT_IDLE_TIMEOUT_S 30
+#define API_DEFAULT_MAX_CONNECTIONS 16
+#define API_LISTEN_BACKLOG 16
+
+struct api_server {
+	struct MHD_Daemon *mhd;
+	char *socket_path;
+	const struct api_backend_ops *ops;
+	void *ctx;
+};
+
+/* One request being received: its body so far. */
+struct api_upload {
+	char *body;
+	size_t len;     /* bytes kept in `body` */
+	size_t cap;
+	size_t total;   /* bytes announced or received, kept or not */
+	bool too_large; /* more than API_MAX_BODY: the rest is read and dropped */
+	bool answered;  /* refused early (413) from the headers alone */
+};
+
+static void mhd_log(void *cls __attribute__((unused)), const char *fmt, va_list ap)
+{
+	char buf[256];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	pr_debug("api: libmicrohttpd: %s", buf);
+}
+
+/* A client's string for the log: printable ASCII, at most `size` - 1 bytes (no terminal escapes). */
+static const char *log_safe(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < size; i++)
+		buf[i] = ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *conn, const char *method, const char *url,
+				   struct api_response *resp)
+{
+	size_t len = resp->body ? strlen(resp->body) : 0;
+	char m[16], u[128];
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	log_safe(method, m, sizeof(m));
+	log_safe(url, u, sizeof(u));
+	if (resp->status >= 500)
+		pr_warn("api: %s %s: %u %s", m, u, resp->status, resp->body ? resp->body : "");
+	else if (resp->status >= 400)
+		pr_info("api: %s %s: %u %s", m, u, resp->status, resp->body ? resp->body : "");
+	else
+		pr_debug("api: %s %s: %u", m, u, resp->status);
+	if (resp->deprecation)
+		pr_warn("api: %s", resp->deprecation);
+
+	r = MHD_create_response_from_buffer(len, resp->body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		api_response_free(resp);
+		return MHD_NO;
+	}
+	resp->body = NULL; /* MHD frees it with the response */
+	if ((len && MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES) ||
+	    (resp->allow[0] && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow) != MHD_YES) ||
+	    (resp->deprecation && MHD_add_response_header(r, "Deprecation", "true") != MHD_YES)) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, resp->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Keep up to API_MAX_BODY bytes of the body; count, and drop, the rest. */
+static int upload_append(struct api_upload *up, const char *data, size_t n)
+{
+	if (up->too_large || n > API_MAX_BODY - up->len) {
+		up->too_large = true;
+		up->total = up->total > SIZE_MAX - n ? SIZE_MAX : up->total + n;
+		free(up->body);
+		up->body = NULL;
+		up->len = up->cap = 0;
+		return 0;
+	}
+	if (up->len + n > up->cap) {
+		size_t cap = up->cap ? up->cap : 1024;
+		char *p;
+
+		while (cap < up->len + n)
+			cap *= 2;
+		if (cap > API_MAX_BODY)
+			cap = API_MAX_BODY;
+		p = realloc(up->body, cap);
+		if (!p)
+			return -ENOMEM;
+		up->body = p;
+		up->cap = cap;
+	}
+	memcpy(up->body + up->len, data, n);
+	up->len += n;
+	up->total = up->len;
+	return 0;
+}
+
+/*
+ * MHD calls this once when the headers are in, then once per piece of body, then once more with no
+ * data: the request is complete and is answered.
+ */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version __attribute__((unused)), const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct api_server *srv = cls;
+	struct api_upload *up = *con_cls;
+	struct api_response resp;
+
+	if (!up) {
+		const char *cl;
+
+		up = calloc(1, sizeof(*up));
+		if (!up)
+			return MHD_NO;
+		*con_cls = up;
+		/* A declared body over the limit is refused before it is read. */
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(cl, &end, 10);
+			if (!errno && end != cl && n > API_MAX_BODY) {
+				up->too_large = true;
+				up->total = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+				up->answered = true;
+				api_handle(srv->ops, srv->ctx, method, url, NULL, up->total, &resp);
+				return send_answer(conn, method, url, &resp);
+			}
+		}
+		return MHD_YES;
+	}
+	if (up->answered) {
+		*upload_data_size = 0; /* MHD may still hand us the body it read */
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (upload_append(up, upload_data, *upload_data_size))
+			return MHD_NO;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	api_handle(srv->ops, srv->ctx, method, url, up->body, up->too_large ? up->total : up->len, &resp);
+	return send_answer(conn, method, url, &resp);
+}
+
+static void on_completed(void *cls __attribute__((unused)), struct MHD_Connection *conn __attribute__((unused)),
+			 void **con_cls, enum MHD_RequestTerminationCode toe __attribute__((unused)))
+{
+	struct api_upload *up = *con_cls;
+
+	if (up) {
+		free(up->body);
+		free(up);
+		*con_cls = NULL;
+	}
+}
+
+/* A socket file at `path` is stale when nothing accepts connections on it. */
+static int remove_stale_socket(const char *path, const struct sockaddr_un *sa, char *err, size_t err_size)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		ret = -errno;
+		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		errmsg_set(err, err_size, "%s: exists and is not a socket", path);
+		return -EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		errmsg_set(err, err_size, "socket: %s", strerror(-ret));
+		return ret;
+	}
+	ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ? -errno : 0;
+	close(fd);
+	if (!ret) {
+		errmsg_set(err, err_size, "%s: another process serves this socket", path);
+		return -EADDRINUSE;
+	}
+	if (ret != -ECONNREFUSED && ret != -ENOENT) {
+		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (unlink(path) < 0 && errno != ENOENT) {
+		ret = -errno;
+		errmsg_set(err, err_size, "%s: cannot remove the stale socket: %s", path, strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+/* A listening UNIX socket at `path`, mode 0600. Returns the fd or -errno. */
+static int listen_unix(const char *path, char *err, size_t err_size)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, ret;
+
+	if (!path[0] || strlen(path) >= sizeof(sa.sun_path)) {
+		errmsg_set(err, err_size, "%s: a socket path is 1..%zu bytes", path, sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path));
+	ret = remove_stale_socket(path, &sa, err, err_size);
+	if (ret)
+		return ret;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		errmsg_set(err, err_size, "socket: %s", strerror(-ret));
+		return ret;
+	}
+	/*
+	 * On Linux the file bind() creates takes the socket inode's mode (less the umask): set it first,
+	 * so that the socket is never reachable by others, without touching the process-wide umask.
+	 */
+	if (fchmod(fd, 0600) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
+		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
+		goto fail;
+	}
+	if (chmod(path, 0600) < 0 || listen(fd, API_LISTEN_BACKLOG) < 0) {
+		ret = -errno;
+		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
+		unlink(path);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return ret;
+}
+
+int api_server_start(struct api_server **out, const char *socket_path, const struct api_server_options *opts,
+		     const struct api_backend_ops *ops, void *ctx, char *err, size_t err_size)
+{
+	unsigned int timeout = opts && opts->idle_timeout_s ? opts->idle_timeout_s : API_DEFAULT_IDLE_TIMEOUT_S;
+	unsigned int conns = opts && opts->max_connections ? opts->max_connections : API_DEFAULT_MAX_CONNECTIONS;
+	struct api_server *srv;
+	sigset_t all, old;
+	int fd, ret;
+
+	*out = NULL;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv || !(srv->socket_path = strdup(socket_path))) {
+		free(srv);
+		errmsg_set(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	srv->ops = ops;
+	srv->ctx = ctx;
+	fd = listen_unix(socket_path, err, err_size);
+	if (fd < 0) {
+		ret = fd;
+		goto fail;
+	}
+
+	/* The MHD thread inherits this mask: signals are for the VMM's own threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				    on_request, srv,
+				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				    MHD_OPTION_LISTEN_SOCKET, fd,
+				    MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+				    MHD_OPTION_CONNECTION_LIMIT, conns,
+				    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				    MHD_OPTION_END);
+	ret = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!srv->mhd) {
+		ret = ret ? -ret : -EIO;
+		errmsg_set(err, err_size, "%s: cannot start the API server (libmicrohttpd)", socket_path);
+		close(fd);
+		unlink(socket_path);
+		goto fail;
+	}
+	pr_debug("api: serving %s", socket_path);
+	*out = srv;
+	return 0;
+fail:
+	free(srv->socket_path);
+	free(srv);
+	return ret;
+}
+
+void api_server_stop(struct api_server *srv)
+{
+	if (!srv)
+		return;
+	MHD_stop_daemon(srv->mhd); /* joins the thread and closes the listening socket */
+	unlink(srv->socket_path);
+	free(srv->socket_path);
+	free(srv);
+}
