@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "arch/x86/acpi.h"
 #include "arch/x86/bootparam.h"
 #include "arch/x86/e820.h"
 #include "arch/x86/layout.h"
@@ -221,6 +222,16 @@ int x86_boot_load(const struct guest_memory *mem, const struct kernel_image *img
 	if (!mp || !mptable_write(mp, X86_EBDA_GPA, nr_cpus))
 		return fail(err, err_size, -EINVAL, "cannot write the MP table for %u CPUs", nr_cpus);
 	info->mptable_gpa = X86_EBDA_GPA;
+
+	/* ACPI tables in the BIOS area; the MP table stays for guests booted with acpi=off. */
+	{
+		uint8_t *tables = guest_memory_hva(mem, X86_ACPI_TABLES_GPA, X86_ACPI_TABLES_SIZE);
+		uint64_t rsdp;
+
+		if (!tables || acpi_build(tables, X86_ACPI_TABLES_SIZE, X86_ACPI_TABLES_GPA, nr_cpus, &rsdp))
+			return fail(err, err_size, -EINVAL, "cannot write the ACPI tables for %u CPUs", nr_cpus);
+		bp->acpi_rsdp_addr = rsdp;
+	}
 
 	if (write_page_tables(mem) || write_gdt(mem))
 		return fail(err, err_size, -ENOSPC, "guest RAM too small for boot page tables");
