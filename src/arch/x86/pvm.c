@@ -15,11 +15,12 @@
  * (clac/stac in every entry), ssse3 (the RNG's blake2s SSE path). noxsave makes sure the FPU code takes
  * the fxsave path. The ftrace initcall scans every symbol and trips the soft-lockup watchdog here.
  * nowatchdog: with kernel code emulated, long stretches look like lockups, and each report prints a
- * stack trace over the (emulated) UART.
+ * stack trace over the (emulated) UART. cryptomgr.notests: the crypto self-tests run every registered
+ * algorithm over its test vectors at boot, minutes of emulated arithmetic; the algorithms stay.
  */
 static const char pvm_options[] =
 	"clearcpuid=popcnt,xsave,cx16,smap,ssse3,sse4_1,sse4_2,avx,avx2,pcid,invpcid "
-	"noxsave nopti nowatchdog "
+	"noxsave nopti nowatchdog cryptomgr.notests "
 	"initcall_blacklist=ftrace_check_for_weak_functions";
 
 const char *pvm_linux_cmdline(void)
