@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/bytes.h"
 #include "lib/log.h"
 
 #define CONF1_ENABLE 0x80000000u
@@ -75,21 +76,6 @@ struct pci_bus {
 			log_msg(LOG_DEBUG, __VA_ARGS__);       \
 		pthread_mutex_unlock(&(pci)->log_lock);        \
 	} while (0)
-
-static uint32_t le_get(const uint8_t *data, uint32_t len)
-{
-	uint32_t v = 0;
-
-	for (uint32_t i = 0; i < len && i < 4; i++)
-		v |= (uint32_t)data[i] << (8 * i);
-	return v;
-}
-
-static void le_put(uint8_t *data, uint32_t val, uint32_t len)
-{
-	for (uint32_t i = 0; i < len && i < 4; i++)
-		data[i] = (uint8_t)(val >> (8 * i));
-}
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {

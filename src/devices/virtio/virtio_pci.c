@@ -19,6 +19,7 @@
 
 #include "devices/pci/msix.h"
 #include "devices/virtio/virtqueue.h"
+#include "lib/bytes.h"
 #include "lib/log.h"
 
 #define NO_GPA UINT64_MAX
@@ -87,21 +88,6 @@ struct virtio_pci {
 		if (ratelimit_ok(&(t)->rl))           \
 			pr_debug(__VA_ARGS__);        \
 	} while (0)
-
-static uint32_t le_get(const uint8_t *data, uint32_t len)
-{
-	uint32_t v = 0;
-
-	for (uint32_t i = 0; i < len && i < 4; i++)
-		v |= (uint32_t)data[i] << (8 * i);
-	return v;
-}
-
-static void le_put(uint8_t *data, uint32_t val, uint32_t len)
-{
-	for (uint32_t i = 0; i < len && i < 4; i++)
-		data[i] = (uint8_t)(val >> (8 * i));
-}
 
 static bool is_pow2(uint32_t x)
 {
