@@ -4,7 +4,8 @@
  * protocol's view (command line, e820 RAM), computes in user mode (CPL3), and resets through the i8042.
  * Words on its command line add work: "emulate" executes, in kernel mode, instructions that PVM hosts
  * refuse to emulate (so kiln must) and checks their results; "echo" echoes UART input upper-cased until
- * it reads 'q'; "spin" never ends (for tests that stop the VM from outside).
+ * it reads 'q'; "spin" never ends (for tests that stop the VM from outside); "count" counts in user mode
+ * forever, printing "count N" every 2^26 increments (for pause/resume and snapshot tests).
  */
 #include "guest.h"
 
@@ -49,6 +50,18 @@ static void __attribute__((used)) user_primes(void)
 	__asm__ volatile("int3" : : "a"(count));
 	for (;;)
 		;
+}
+
+/* Survives run_user() calls: the count goes on where it stopped. */
+static volatile uint64_t user_count;
+
+static void __attribute__((used)) user_counter(void)
+{
+	for (;;) {
+		user_count++;
+		if ((user_count & ((1u << 26) - 1)) == 0)
+			__asm__ volatile("int3" : : "a"(user_count));
+	}
 }
 
 static void user_fault(void)
@@ -168,6 +181,17 @@ void guest_main(const uint8_t *boot_params)
 			putc_uart(c >= 'a' && c <= 'z' ? (char)(c - 32) : c);
 		}
 		puts_uart("\necho: done\n");
+	}
+
+	if (strstr_simple(cmdline, "count")) {
+		for (;;) {
+			run_user(user_counter, user_stack + sizeof(user_stack), &res);
+			if (res.vector != USER_EXIT_TRAP) {
+				printf_uart("count: user mode failed, vector %u\n", res.vector);
+				break;
+			}
+			printf_uart("count %lu\n", res.rax >> 26);
+		}
 	}
 
 	if (strstr_simple(cmdline, "spin")) {

@@ -12,10 +12,12 @@
 #include "vmm/config.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "vmm/vm_api.h"
+#include "api/server.h"
 
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
-	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ,
+	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK,
 };
 
 static const struct option run_options[] = {
@@ -30,6 +32,7 @@ static const struct option run_options[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "profile", required_argument, NULL, OPT_PROFILE },
 	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
+	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -132,6 +135,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	const char *config_path = NULL;
 	bool verbose = false, quiet = false;
 	const char *profile_path = NULL;
+	const char *api_sock = NULL;
+	struct api_server *api = NULL;
 	uint64_t profile_hz = 100;
 	char err[512];
 	uint64_t n;
@@ -146,7 +151,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		if (opt == 'h') {
 			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
 			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
-			       "                [--profile FILE [--profile-hz N]]\n");
+			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH]\n");
 			vm_config_free(&cfg);
 			return 0;
 		}
@@ -208,6 +213,9 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		case OPT_PROFILE:
 			profile_path = optarg;
 			break;
+		case OPT_API_SOCK:
+			api_sock = optarg;
+			break;
 		case OPT_PROFILE_HZ:
 			ret = parse_number("profile-hz", optarg, 1, 10000, &profile_hz);
 			break;
@@ -242,7 +250,15 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		vm_config_free(&cfg);
 		return 1;
 	}
+	if (api_sock && api_server_start(&api, api_sock, NULL, &vm_api_ops, &vm, err, sizeof(err))) {
+		pr_err("cannot serve the API on %s: %s", api_sock, err);
+		vm_destroy(&vm);
+		vm_config_free(&cfg);
+		return 1;
+	}
 	status = vm_run(&vm);
+	/* Before the VM goes away: a request in progress finishes first. */
+	api_server_stop(api);
 	console_restore_terminal();
 	pr_info("%s", vm.stop_message[0] ? vm.stop_message : "VM stopped");
 	if (verbose)

@@ -449,6 +449,8 @@ static void *vcpu_thread(void *arg)
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				if (vcpu->profile && atomic_load(&vcpu->sample_pending))
 					take_sample(vcpu);
+				if (atomic_load(&vm->pause_requested))
+					vm_vcpu_park(vm);
 				continue;
 			}
 			vm_stop(vm, VM_STOP_ERROR, "vCPU %u: KVM_RUN failed: %s", vcpu->id, strerror(errno));

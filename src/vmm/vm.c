@@ -41,6 +41,70 @@ void vm_set_irq_line(void *opaque, uint32_t gsi, int level)
 		pr_warn("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
 }
 
+int vm_pause(struct vm *vm)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_reason != VM_RUNNING) {
+		pthread_mutex_unlock(&vm->lock);
+		return -ESHUTDOWN;
+	}
+	if (atomic_load(&vm->pause_requested)) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EALREADY;
+	}
+	atomic_store(&vm->pause_requested, true);
+	pthread_mutex_unlock(&vm->lock);
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(vm->vcpus[i]);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->nr_parked < vm->nr_vcpus && vm->stop_reason == VM_RUNNING)
+		pthread_cond_wait(&vm->pause_cond, &vm->lock);
+	if (vm->stop_reason != VM_RUNNING) {
+		pthread_mutex_unlock(&vm->lock);
+		return -ESHUTDOWN;
+	}
+	/* With every vCPU parked, the guest's clock is read once, as QEMU does on "stop". */
+	memset(&vm->paused_clock, 0, sizeof(vm->paused_clock));
+	if (ioctl(vm->fd, KVM_GET_CLOCK, &vm->paused_clock) < 0)
+		pr_warn("KVM_GET_CLOCK: %s: the guest clock will include the pause", strerror(errno));
+	vm->paused = true;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->paused) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EALREADY;
+	}
+	if (vm->paused_clock.clock) {
+		struct kvm_clock_data clock = { .clock = vm->paused_clock.clock };
+
+		if (ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)
+			pr_warn("KVM_SET_CLOCK: %s: the guest clock jumps by the pause", strerror(errno));
+	}
+	vm->paused = false;
+	atomic_store(&vm->pause_requested, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+void vm_vcpu_park(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_requested) && vm->stop_reason == VM_RUNNING)
+		pthread_cond_wait(&vm->pause_cond, &vm->lock);
+	vm->nr_parked--;
+	pthread_mutex_unlock(&vm->lock);
+}
+
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
 {
 	uint64_t one = 1;
@@ -58,6 +122,8 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
 	vsnprintf(vm->stop_message, sizeof(vm->stop_message), fmt, ap);
 	va_end(ap);
 	atomic_store(&vm->stopping, true);
+	/* Parked vCPUs and a waiting vm_pause() must see the stop. */
+	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->lock);
 
 	for (i = 0; i < vm->nr_vcpus; i++)
@@ -276,6 +342,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
 	vm->nr_vcpus = cfg->vcpus;
 	vm->mmio_ratelimit = (struct ratelimit)RATELIMIT_INIT(5000, 5);
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	bus_init(&vm->pio_bus, "pio");
 	bus_init(&vm->mmio_bus, "mmio");
 	vm->mem.memfd = -1;

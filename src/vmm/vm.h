@@ -63,6 +63,11 @@ struct vm {
 	atomic_bool stopping;
 	pthread_mutex_t lock;           /* guards the fields below */
 	enum vm_stop_reason stop_reason;
+	atomic_bool pause_requested;    /* vCPUs park until it clears (vm_pause/vm_resume) */
+	unsigned int nr_parked;         /* vCPU threads parked now */
+	bool paused;                    /* every vCPU parked and the clock saved */
+	pthread_cond_t pause_cond;      /* parked vCPUs and vm_pause() wait on it */
+	struct kvm_clock_data paused_clock; /* kvmclock at the pause, restored on resume */
 	int exit_status;
 	char stop_message[256];
 	struct x86_emu_stats emu_stats; /* summed over vCPUs when they exit */
@@ -100,6 +105,19 @@ int vm_enable_profiling(struct vm *vm, unsigned int hz) __attribute__((warn_unus
 
 /* Write the samples to `path` (format: vmm/profile.h). 0 or -errno. */
 int vm_write_profile(const struct vm *vm, const char *path) __attribute__((warn_unused_result));
+
+/*
+ * Stop every vCPU between two instructions and freeze the guest's clock (KVM_GET_CLOCK), so that on
+ * vm_resume() (KVM_SET_CLOCK) the guest does not see the paused time as a jump. Returns 0, -EALREADY when
+ * paused already, -ESHUTDOWN when the VM is stopping. Call from the main loop or the API thread.
+ */
+int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
+
+/* Undo vm_pause(). Returns 0, -EALREADY when not paused. */
+int vm_resume(struct vm *vm) __attribute__((warn_unused_result));
+
+/* Called by a vCPU thread between KVM_RUNs: parks it while a pause is requested. */
+void vm_vcpu_park(struct vm *vm);
 
 /* Raise/lower an ISA interrupt line through KVM_IRQ_LINE (irq_set_fn for devices). */
 void vm_set_irq_line(void *vm, uint32_t gsi, int level);

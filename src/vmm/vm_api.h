@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/* The control API's view of a running VM: the backend operations src/api/ calls (src/api/routes.h). */
+#ifndef KILN_VMM_VM_API_H
+#define KILN_VMM_VM_API_H
+
+#include "api/routes.h"
+
+/*
+ * Operations for a VM that `kiln run` has booted: GET /, GET /vm/config, GET /machine-config,
+ * PATCH /vm (Paused/Resumed), PUT /actions InstanceStart (refused: already started). The other
+ * endpoints answer 400 "not supported yet" until kiln implements them. ctx is the struct vm.
+ */
+extern const struct api_backend_ops vm_api_ops;
+
+#endif
