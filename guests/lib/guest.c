@@ -183,6 +183,44 @@ void i8042_reset(void)
 		__asm__ volatile("hlt");
 }
 
+/* ---- boot protocols ---- */
+
+extern uint32_t pvh_start_info; /* pvh.S */
+
+#define HVM_START_MAGIC_VALUE 0x336ec578u
+#define BP_CMD_LINE_PTR 0x228 /* boot_params.hdr.cmd_line_ptr */
+
+int guest_entered_pvh(void)
+{
+	return pvh_start_info != 0;
+}
+
+const char *guest_cmdline(const uint8_t *boot_params)
+{
+	if (pvh_start_info) {
+		/* struct hvm_start_info: magic at 0, cmdline_paddr at 24 (Xen's arch-x86/hvm/start_info.h). */
+		const uint8_t *si = (const uint8_t *)(uintptr_t)pvh_start_info;
+		uint64_t paddr = *(const uint64_t *)(si + 24);
+
+		if (*(const uint32_t *)si != HVM_START_MAGIC_VALUE || !paddr)
+			return "";
+		return (const char *)(uintptr_t)paddr;
+	}
+	if (boot_params) {
+		uint32_t ptr = *(const uint32_t *)(boot_params + BP_CMD_LINE_PTR);
+
+		if (ptr)
+			return (const char *)(uintptr_t)ptr;
+	}
+	return "";
+}
+
+void guest_exit(void)
+{
+	outb(0xf4, 0);
+	i8042_reset();
+}
+
 /* ---- descriptor tables ---- */
 
 struct tss64 {

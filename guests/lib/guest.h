@@ -2,7 +2,8 @@
 /*
  * Runtime for kiln's freestanding test guests: port I/O, the UART, the CMOS clock, the i8042 reset,
  * and a minimal "kernel" (GDT, TSS, IDT) that can drop to user mode (CPL3) and take it back through
- * int3 or any exception (PVM hosts raise #UD for `int $0x80` from CPL3; int3 and faults work everywhere). Entered by kiln in 64-bit mode with the boot protocol's state.
+ * int3 or any exception (PVM hosts raise #UD for `int $0x80` from CPL3; int3 and faults work everywhere). Entered by kiln in 64-bit mode with the boot protocol's state,
+ * or through the PVH entry (pvh.S) by kiln or QEMU.
  */
 #ifndef KILN_GUEST_H
 #define KILN_GUEST_H
@@ -36,6 +37,19 @@ void rtc_read(struct rtc_time *t);
 
 /* Pulse the CPU reset line through the i8042: kiln ends the VM (status 0). */
 void __attribute__((noreturn)) i8042_reset(void);
+
+/*
+ * The kernel command line, whichever way the guest was entered: the 64-bit entry's boot_params (RSI,
+ * passed on by _start), or the PVH entry's hvm_start_info (EBX, kept by pvh.S). Never NULL.
+ */
+const char *guest_cmdline(const uint8_t *boot_params);
+/* True when the guest came in through the PVH entry (pvh.S). */
+int guest_entered_pvh(void);
+/*
+ * End the VM on either VMM: QEMU's isa-debug-exit (port 0xf4, QEMU exits with status 1 for value 0),
+ * then the i8042 reset that ends kiln (and QEMU's q35 with -no-reboot).
+ */
+void __attribute__((noreturn)) guest_exit(void);
 
 /* GDT with Linux's selectors, a TSS whose RSP0 is a kernel stack, an IDT for vectors 0-31. */
 void cpu_init(void);

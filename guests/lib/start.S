@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Entry from kiln: 64-bit mode, RSI = boot_params (Linux 64-bit boot protocol). */
+/* Entry from kiln: 64-bit mode, RSI = boot_params (Linux 64-bit boot protocol); or from pvh.S with RSI = 0. */
 	.section .text.start, "ax"
 	.globl _start
 _start:

@@ -17,7 +17,7 @@
 
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
-	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK,
+	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT,
 };
 
 static const struct option run_options[] = {
@@ -33,6 +33,7 @@ static const struct option run_options[] = {
 	{ "profile", required_argument, NULL, OPT_PROFILE },
 	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "boot", required_argument, NULL, OPT_BOOT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -151,7 +152,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		if (opt == 'h') {
 			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
 			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
-			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH]\n");
+			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n");
 			vm_config_free(&cfg);
 			return 0;
 		}
@@ -218,6 +219,16 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			break;
 		case OPT_PROFILE_HZ:
 			ret = parse_number("profile-hz", optarg, 1, 10000, &profile_hz);
+			break;
+		case OPT_BOOT:
+			if (!strcmp(optarg, "linux64")) {
+				cfg.boot = VM_BOOT_LINUX64;
+			} else if (!strcmp(optarg, "pvh")) {
+				cfg.boot = VM_BOOT_PVH;
+			} else {
+				fprintf(stderr, "kiln: --boot: expected \"linux64\" or \"pvh\", got '%s'\n", optarg);
+				ret = -EINVAL;
+			}
 			break;
 		default:
 			break;

@@ -77,9 +77,13 @@ static const struct config_field machine_config_fields[] = {
 	{ .name = "ht_enabled", .kind = CONFIG_FIELD_RENAMED, .hint = "Firecracker renamed it \"smt\"" },
 };
 
+/* Indexed by enum vm_boot_protocol. */
+static const char *const boot_protocols[] = { "linux64", "pvh", NULL };
+
 static const struct config_field kiln_fields[] = {
 	{ .name = "console", .kind = CONFIG_FIELD_CONSOLE, .offset = offsetof(struct vm_config, console_path) },
 	{ .name = "pvm_tuning", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct vm_config, pvm_tuning) },
+	{ .name = "boot", .kind = CONFIG_FIELD_ENUM, .values = boot_protocols, .offset = offsetof(struct vm_config, boot) },
 };
 
 /* Firecracker's EntropyDeviceConfig (vmm_config/entropy.rs): its only field is the rate limiter. */
@@ -1008,6 +1012,7 @@ char *vm_config_to_json(const struct vm_config *cfg)
 
 	put(kiln, "console", json_string(vm_config_console_is_stdio(cfg) ? "stdio" : cfg->console_path), &ok);
 	put(kiln, "pvm_tuning", json_boolean(cfg->pvm_tuning), &ok);
+	put(kiln, "boot", json_string(boot_protocols[cfg->boot]), &ok);
 
 	/* put() takes the reference even when it fails, so each object is handed over exactly once. */
 	put(root, "boot-source", boot, &ok);

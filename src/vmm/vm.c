@@ -19,6 +19,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/kernel_image.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/pvh.h"
 #include "arch/x86/pvm.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/i8042.h"
@@ -280,6 +281,7 @@ static int load_guest(struct vm *vm)
 	const struct vm_config *cfg = vm->cfg;
 	struct kernel_image img;
 	struct x86_boot_info info;
+	struct pvh_boot_info pvh;
 	uint8_t *file = NULL, *initrd = NULL;
 	size_t file_len = 0, initrd_len = 0;
 	char *cmdline = NULL;
@@ -313,12 +315,18 @@ static int load_guest(struct vm *vm)
 		goto out;
 	}
 	pr_debug("kernel command line: %s", cmdline);
-	ret = x86_boot_load(&vm->mem, &img, initrd, initrd_len, cmdline, vm->nr_vcpus, &info, err, sizeof(err));
+	if (cfg->boot == VM_BOOT_PVH)
+		ret = pvh_boot_load(&vm->mem, &img, initrd, initrd_len, cmdline, vm->nr_vcpus, &pvh, err, sizeof(err));
+	else
+		ret = x86_boot_load(&vm->mem, &img, initrd, initrd_len, cmdline, vm->nr_vcpus, &info, err, sizeof(err));
 	if (ret) {
 		pr_err("cannot boot %s: %s", cfg->kernel_path, err);
 		goto out;
 	}
-	ret = x86_boot_setup_vcpu(vm->vcpus[0]->fd, &info);
+	if (cfg->boot == VM_BOOT_PVH)
+		ret = pvh_setup_vcpu(vm->vcpus[0]->fd, &pvh);
+	else
+		ret = x86_boot_setup_vcpu(vm->vcpus[0]->fd, &info);
 	if (ret)
 		pr_err("cannot set the boot vCPU's registers: %s", strerror(-ret));
 out:
