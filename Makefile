@@ -4,12 +4,13 @@
 #   make test       install what is missing, build, run unit + integration tests
 #   make linux-guest  Debian's kernel, the test kernel and the busybox initramfs in build/linux/
 #   make fuzz       60 s libFuzzer run of the virtqueue walker (clang, libclang-rt-14-dev)
+#   make bench      kiln against QEMU on the same guests (bench/README.md); BENCH_ARGS="--with-debian ..."
 BUILD ?= build
 # Debian's interpreter: pytest comes from the python3-pytest package, not pip.
 PYTHON ?= /usr/bin/python3
 SHELL := /bin/bash
 
-.PHONY: all build setup run test unit integration linux-guest linux-test-kernel debian-kernel initramfs fuzz clean
+.PHONY: all build setup run test unit integration linux-guest linux-test-kernel debian-kernel initramfs fuzz clean bench
 
 all: build
 
@@ -54,6 +55,12 @@ fuzz:
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc \
 		-o $(BUILD)/fuzz/fuzz_virtqueue tests/fuzz/fuzz_virtqueue.c src/devices/virtio/virtqueue.c src/vmm/memory.c
 	$(BUILD)/fuzz/fuzz_virtqueue -max_total_time=60 -max_len=20000 -timeout=10 $(BUILD)/fuzz/corpus-virtqueue
+
+# Installs QEMU too. The benchmarks report figures; they never fail on one.
+bench:
+	scripts/setup --bench
+	$(MAKE) build
+	$(PYTHON) bench/run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)
