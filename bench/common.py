@@ -374,19 +374,26 @@ def summarize(values):
 
 
 def run_benchmark(mod, ctx, log):
-    """Run one benchmark module: VMMs alternate run by run (kiln, qemu, kiln, qemu, ...)."""
+    """Run one benchmark module: VMMs alternate run by run (kiln, qemu, kiln, qemu, ...).
+
+    A module defines NAME, TITLE, FIGURES and run_once(vmm, ctx); skip(ctx) (a reason not to run),
+    unsupported(vmm, ctx) (a reason one VMM cannot) and runs(ctx) are optional: by default it runs,
+    on every VMM, --runs times."""
+    skip = getattr(mod, "skip", lambda c: None)
+    unsupported = getattr(mod, "unsupported", lambda v, c: None)
+    runs = getattr(mod, "runs", lambda c: c.args.runs)
     result = {"name": mod.NAME, "title": mod.TITLE, "runs": [], "figures": [], "skipped": None, "unsupported": {}}
-    reason = mod.skip(ctx)
+    reason = skip(ctx)
     if reason:
         result["skipped"] = reason
     active = []
     for vmm in ctx.vmms:
-        why = mod.unsupported(vmm, ctx)
+        why = unsupported(vmm, ctx)
         if why:
             result["unsupported"][vmm.name] = why
         elif not reason:
             active.append(vmm)
-    n = mod.runs(ctx) if not reason else 0
+    n = runs(ctx) if not reason else 0
     failed_for = set()
     for i in range(n):
         for vmm in active:

@@ -59,10 +59,6 @@ def skip_note(vmm, ctx):
     return skip(ctx)
 
 
-def unsupported(vmm, ctx):
-    return None
-
-
 def runs(ctx):
     return ctx.args.debian_runs
 

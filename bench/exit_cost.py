@@ -24,18 +24,6 @@ FIGURES = [
 ]
 
 
-def skip(ctx):
-    return None
-
-
-def unsupported(vmm, ctx):
-    return None
-
-
-def runs(ctx):
-    return ctx.args.runs
-
-
 def parse_loops(capture, n):
     """{loop: (wall seconds, cycles)} from the guest's go/end lines."""
     out = {}

@@ -16,18 +16,6 @@ FIGURES = [
 SETTLE_S = 0.3  # after the guest says it idles, before reading smaps
 
 
-def skip(ctx):
-    return None
-
-
-def unsupported(vmm, ctx):
-    return None
-
-
-def runs(ctx):
-    return ctx.args.runs
-
-
 def run_once(vmm, ctx):
     seen = {}
 

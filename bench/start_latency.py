@@ -11,18 +11,6 @@ FIGURES = [
 ]
 
 
-def skip(ctx):
-    return None
-
-
-def unsupported(vmm, ctx):
-    return None
-
-
-def runs(ctx):
-    return ctx.args.runs
-
-
 def run_once(vmm, ctx):
     o = run_vm(vmm.command(ctx.guest, "", ctx.args.mem), ctx.args.timeout)
     expect_guest(vmm, o)
