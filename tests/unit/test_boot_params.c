@@ -199,6 +199,10 @@ static void test_pvm_cmdline(void **state)
 	s = pvm_cmdline_append("clearcpuid=avx", "clearcpuid=popcnt quiet");
 	assert_string_equal(s, "clearcpuid=avx quiet");
 	free(s);
+	/* initcall_blacklist= accumulates in Linux: kiln's is added beside the user's. */
+	s = pvm_cmdline_append("initcall_blacklist=foo", "initcall_blacklist=bar quiet");
+	assert_string_equal(s, "initcall_blacklist=foo initcall_blacklist=bar quiet");
+	free(s);
 	s = pvm_cmdline_append(NULL, "a=1  b");
 	assert_string_equal(s, "a=1 b");
 	free(s);

@@ -53,6 +53,17 @@ static bool has_key(const char *cmdline, const char *key, size_t klen)
 	return false;
 }
 
+/*
+ * Options Linux accumulates over several occurrences (each initcall_blacklist= adds to the list), so
+ * kiln's is added even when the user gave their own; for every other option the user's wins.
+ */
+static bool is_cumulative(const char *opt, size_t klen)
+{
+	static const char key[] = "initcall_blacklist";
+
+	return klen == sizeof(key) - 1 && strncmp(opt, key, klen) == 0;
+}
+
 char *pvm_cmdline_append(const char *cmdline, const char *extra)
 {
 	size_t base = cmdline ? strlen(cmdline) : 0;
@@ -69,7 +80,7 @@ char *pvm_cmdline_append(const char *cmdline, const char *extra)
 		while (*p == ' ')
 			p++;
 		wlen = strcspn(p, " ");
-		if (wlen && !has_key(cmdline, p, key_len(p, wlen))) {
+		if (wlen && (is_cumulative(p, key_len(p, wlen)) || !has_key(cmdline, p, key_len(p, wlen)))) {
 			if (n)
 				out[n++] = ' ';
 			memcpy(out + n, p, wlen);

@@ -22,7 +22,8 @@ const char *pvm_linux_cmdline(void);
 
 /*
  * Append `extra` to the command line `cmdline` (which may be NULL) into a new malloc'd string;
- * options the user already gave (same key before '=') are not added twice. NULL on ENOMEM.
+ * options the user already gave (same key before '=') are not added twice, except initcall_blacklist=,
+ * which Linux accumulates. NULL on ENOMEM.
  */
 char *pvm_cmdline_append(const char *cmdline, const char *extra);
 
