@@ -250,3 +250,81 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
+
+/* ---- snapshot state ---- */
+
+void acpi_pm_save(struct acpi_pm *pm, struct acpi_pm_state *st)
+{
+	uint64_t now;
+
+	pthread_mutex_lock(&pm->lock);
+	now = acpi_pm_now(pm);
+	memset(st, 0, sizeof(*st));
+	st->sts = pm->sts;
+	st->en = pm->en;
+	st->slp_typ = pm->slp_typ;
+	st->powered_off = pm->powered_off;
+	st->sci_level = pm->sci_level != 0;
+	st->timer_ns = now > pm->start_ns ? now - pm->start_ns : 0;
+	pthread_mutex_unlock(&pm->lock);
+}
+
+void acpi_pm_restore(struct acpi_pm *pm, const struct acpi_pm_state *st)
+{
+	uint64_t now;
+
+	pthread_mutex_lock(&pm->lock);
+	now = acpi_pm_now(pm);
+	pm->sts = st->sts;
+	pm->en = st->en;
+	pm->slp_typ = st->slp_typ;
+	pm->powered_off = st->powered_off;
+	/* A timer that counted longer than this host's clock has run starts at 0: it stays monotonic from here. */
+	pm->start_ns = now >= st->timer_ns ? now - st->timer_ns : 0;
+	pm->sci_level = 0;
+	acpi_pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+void acpi_pm_state_encode(const struct acpi_pm_state *st, struct snap_enc *e)
+{
+	snap_put_u16(e, st->sts);
+	snap_put_u16(e, st->en);
+	snap_put_u16(e, st->slp_typ);
+	snap_put_u8(e, st->powered_off);
+	snap_put_u8(e, st->sci_level);
+	snap_put_u64(e, st->timer_ns);
+}
+
+int acpi_pm_state_decode(struct acpi_pm_state *st, const void *data, size_t len, uint32_t version, char *err,
+			 size_t err_size)
+{
+	struct snap_dec d;
+	uint8_t off, level;
+
+	memset(st, 0, sizeof(*st));
+	if (version != ACPI_PM_STATE_VERSION) {
+		errmsg_set(err, err_size, "ACPI PM state version %u is not known to this kiln (%u)", version,
+			   ACPI_PM_STATE_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&d, data, len);
+	st->sts = snap_get_u16(&d);
+	st->en = snap_get_u16(&d);
+	st->slp_typ = snap_get_u16(&d);
+	off = snap_get_u8(&d);
+	level = snap_get_u8(&d);
+	st->timer_ns = snap_get_u64(&d);
+	if (!snap_dec_done(&d)) {
+		errmsg_set(err, err_size, "ACPI PM state: %zu bytes, not what version %u holds", len, version);
+		return -EINVAL;
+	}
+	if ((st->en & ~PM1_EN_WRITABLE) || (st->slp_typ & ~CNT_SLP_TYP_MASK) || off > 1 || level > 1 ||
+	    level != ((st->sts & st->en & PM1_SCI_EVENTS) != 0)) {
+		errmsg_set(err, err_size, "ACPI PM state: register values the device cannot hold");
+		return -EINVAL;
+	}
+	st->powered_off = off;
+	st->sci_level = level;
+	return 0;
+}

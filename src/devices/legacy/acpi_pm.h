@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "vmm/irq.h"
+#include "vmm/snapshot_file.h"
 
 #define ACPI_PM_BASE_PORT 0x600
 #define ACPI_PM_NR_PORTS 12
@@ -72,5 +73,32 @@ bool acpi_pm_press_power_button(struct acpi_pm *pm);
 
 /* The PM timer's value now (what a read of ACPI_PM_TMR_PORT returns), for tests. */
 uint32_t acpi_pm_timer(struct acpi_pm *pm);
+
+/*
+ * Snapshot state (section ACPI): PM1 status, enable and SLP_TYP, whether S5 was entered, the SCI level
+ * and the PM timer's count in nanoseconds (restored, the timer goes on from where it was).
+ */
+#define ACPI_PM_STATE_VERSION 1
+#define ACPI_PM_STATE_MAX_SIZE 24
+
+struct acpi_pm_state {
+	uint16_t sts, en, slp_typ;
+	bool powered_off;
+	bool sci_level;
+	uint64_t timer_ns;              /* time the PM timer has counted, ns */
+};
+
+void acpi_pm_save(struct acpi_pm *pm, struct acpi_pm_state *st);
+
+/*
+ * Load a decoded state. The SCI (level-triggered) is driven again if the state has it high, so the
+ * irqchip's line and the device agree.
+ */
+void acpi_pm_restore(struct acpi_pm *pm, const struct acpi_pm_state *st);
+void acpi_pm_state_encode(const struct acpi_pm_state *st, struct snap_enc *e);
+
+/* Decode and check (exact length, only bits the registers hold). 0 or -EINVAL/-ENOTSUP with a message. */
+int acpi_pm_state_decode(struct acpi_pm_state *st, const void *data, size_t len, uint32_t version, char *err,
+			 size_t err_size) __attribute__((warn_unused_result));
 
 #endif

@@ -268,3 +268,75 @@ void i8042_command_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len
 {
 	i8042_io(opaque, I8042_COMMAND_PORT, offset, data, len, is_write);
 }
+
+/* ---- snapshot state ---- */
+
+void i8042_save(struct i8042 *dev, struct i8042_state *st)
+{
+	pthread_mutex_lock(&dev->lock);
+	st->status = dev->status;
+	st->ctr = dev->ctr;
+	st->outport = dev->outport;
+	st->obuf = dev->obuf;
+	st->pending = (uint8_t)dev->pending;
+	pthread_mutex_unlock(&dev->lock);
+}
+
+void i8042_restore(struct i8042 *dev, const struct i8042_state *st)
+{
+	pthread_mutex_lock(&dev->lock);
+	dev->status = st->status;
+	dev->ctr = st->ctr;
+	dev->outport = st->outport;
+	dev->obuf = st->obuf;
+	dev->pending = (enum i8042_pending)st->pending;
+	pthread_mutex_unlock(&dev->lock);
+}
+
+void i8042_state_encode(const struct i8042_state *st, struct snap_enc *e)
+{
+	snap_put_u8(e, st->status);
+	snap_put_u8(e, st->ctr);
+	snap_put_u8(e, st->outport);
+	snap_put_u8(e, st->obuf);
+	snap_put_u8(e, st->pending);
+}
+
+int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uint32_t version, char *err,
+		       size_t err_size)
+{
+	struct snap_dec d;
+
+	memset(st, 0, sizeof(*st));
+	if (version != I8042_STATE_VERSION) {
+		errmsg_set(err, err_size, "i8042 state version %u is not known to this kiln (%u)", version,
+			   I8042_STATE_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&d, data, len);
+	st->status = snap_get_u8(&d);
+	st->ctr = snap_get_u8(&d);
+	st->outport = snap_get_u8(&d);
+	st->obuf = snap_get_u8(&d);
+	st->pending = snap_get_u8(&d);
+	if (!snap_dec_done(&d)) {
+		errmsg_set(err, err_size, "i8042 state: %zu bytes, not what version %u holds", len, version);
+		return -EINVAL;
+	}
+	switch (st->pending) {
+	case PENDING_NONE:
+	case PENDING_WRITE_CTR:
+	case PENDING_WRITE_OUTPORT:
+	case PENDING_WRITE_KBD_OBUF:
+	case PENDING_WRITE_AUX:
+		break;
+	default:
+		errmsg_set(err, err_size, "i8042 state: unknown pending command 0x%02x", st->pending);
+		return -EINVAL;
+	}
+	if (st->status & STR_IBF) {
+		errmsg_set(err, err_size, "i8042 state: input buffer full, which this controller never is");
+		return -EINVAL;
+	}
+	return 0;
+}

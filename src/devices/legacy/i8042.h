@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "vmm/irq.h"
+#include "vmm/snapshot_file.h"
 
 #define I8042_DATA_PORT 0x60
 #define I8042_COMMAND_PORT 0x64
@@ -39,5 +40,24 @@ void i8042_destroy(struct i8042 *dev);
  */
 void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 void i8042_command_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+/* Snapshot state (section I842): the controller's registers and the command waiting for its data byte. */
+#define I8042_STATE_VERSION 1
+#define I8042_STATE_MAX_SIZE 8
+
+struct i8042_state {
+	uint8_t status, ctr, outport, obuf;
+	uint8_t pending;        /* 0 or the command (0x60, 0xd1, 0xd2, 0xd4) waiting for a data byte */
+};
+
+/* Copy the state out / load a decoded state (no interrupt is raised: replies are pulses). Thread-safe. */
+void i8042_save(struct i8042 *dev, struct i8042_state *st);
+void i8042_restore(struct i8042 *dev, const struct i8042_state *st);
+
+void i8042_state_encode(const struct i8042_state *st, struct snap_enc *e);
+
+/* Decode and check (exact length, a known pending command). 0 or -EINVAL/-ENOTSUP with a message. */
+int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uint32_t version, char *err,
+		       size_t err_size) __attribute__((warn_unused_result));
 
 #endif

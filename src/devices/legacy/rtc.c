@@ -369,3 +369,93 @@ void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_
 	}
 	pthread_mutex_unlock(&rtc->lock);
 }
+
+/* ---- snapshot state ---- */
+
+_Static_assert(RTC_STATE_CMOS_SIZE == CMOS_SIZE, "CMOS size");
+
+void rtc_save(struct rtc *rtc, struct rtc_state *st)
+{
+	pthread_mutex_lock(&rtc->lock);
+	memset(st, 0, sizeof(*st));
+	st->index = rtc->index;
+	memcpy(st->cmos, rtc->cmos, CMOS_SIZE);
+	st->offset = (int64_t)rtc->offset;
+	st->set_sec = rtc->set_tm.tm_sec;
+	st->set_min = rtc->set_tm.tm_min;
+	st->set_hour = rtc->set_tm.tm_hour;
+	st->set_mday = rtc->set_tm.tm_mday;
+	st->set_mon = rtc->set_tm.tm_mon;
+	st->set_year = rtc->set_tm.tm_year;
+	st->set_wday = rtc->set_tm.tm_wday;
+	pthread_mutex_unlock(&rtc->lock);
+}
+
+void rtc_restore(struct rtc *rtc, const struct rtc_state *st)
+{
+	pthread_mutex_lock(&rtc->lock);
+	rtc->index = st->index & (CMOS_SIZE - 1);
+	memcpy(rtc->cmos, st->cmos, CMOS_SIZE);
+	rtc->offset = (time_t)st->offset;
+	memset(&rtc->set_tm, 0, sizeof(rtc->set_tm));
+	rtc->set_tm.tm_sec = st->set_sec;
+	rtc->set_tm.tm_min = st->set_min;
+	rtc->set_tm.tm_hour = st->set_hour;
+	rtc->set_tm.tm_mday = st->set_mday;
+	rtc->set_tm.tm_mon = st->set_mon;
+	rtc->set_tm.tm_year = st->set_year;
+	rtc->set_tm.tm_wday = st->set_wday;
+	pthread_mutex_unlock(&rtc->lock);
+}
+
+void rtc_state_encode(const struct rtc_state *st, struct snap_enc *e)
+{
+	snap_put_u8(e, st->index);
+	snap_put_bytes(e, st->cmos, CMOS_SIZE);
+	snap_put_u64(e, (uint64_t)st->offset);
+	snap_put_u32(e, (uint32_t)st->set_sec);
+	snap_put_u32(e, (uint32_t)st->set_min);
+	snap_put_u32(e, (uint32_t)st->set_hour);
+	snap_put_u32(e, (uint32_t)st->set_mday);
+	snap_put_u32(e, (uint32_t)st->set_mon);
+	snap_put_u32(e, (uint32_t)st->set_year);
+	snap_put_u32(e, (uint32_t)st->set_wday);
+}
+
+int rtc_state_decode(struct rtc_state *st, const void *data, size_t len, uint32_t version, char *err,
+		     size_t err_size)
+{
+	struct snap_dec d;
+
+	memset(st, 0, sizeof(*st));
+	if (version != RTC_STATE_VERSION) {
+		errmsg_set(err, err_size, "RTC state version %u is not known to this kiln (%u)", version, RTC_STATE_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&d, data, len);
+	st->index = snap_get_u8(&d);
+	snap_get_bytes(&d, st->cmos, CMOS_SIZE);
+	st->offset = (int64_t)snap_get_u64(&d);
+	st->set_sec = (int32_t)snap_get_u32(&d);
+	st->set_min = (int32_t)snap_get_u32(&d);
+	st->set_hour = (int32_t)snap_get_u32(&d);
+	st->set_mday = (int32_t)snap_get_u32(&d);
+	st->set_mon = (int32_t)snap_get_u32(&d);
+	st->set_year = (int32_t)snap_get_u32(&d);
+	st->set_wday = (int32_t)snap_get_u32(&d);
+	if (!snap_dec_done(&d)) {
+		errmsg_set(err, err_size, "RTC state: %zu bytes, not what version %u holds", len, version);
+		return -EINVAL;
+	}
+	/* The time fields are whatever the guest wrote (timegm normalises them); only the index is bounded. */
+	if (st->index >= CMOS_SIZE) {
+		errmsg_set(err, err_size, "RTC state: index register 0x%02x outside CMOS", st->index);
+		return -EINVAL;
+	}
+	/* 2^52 s, about 140 million years: far past any date, and host time + offset cannot overflow. */
+	if (st->offset > (int64_t)1 << 52 || st->offset < -((int64_t)1 << 52)) {
+		errmsg_set(err, err_size, "RTC state: offset %lld s from host time is out of range", (long long)st->offset);
+		return -EINVAL;
+	}
+	return 0;
+}

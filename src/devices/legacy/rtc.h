@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "vmm/snapshot_file.h"
+
 #define RTC_INDEX_PORT 0x70
 #define RTC_NR_PORTS 2
 
@@ -33,5 +35,29 @@ void rtc_destroy(struct rtc *rtc);
  * interrupts: IRQ 8 is never raised and register C reads 0. Thread-safe.
  */
 void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+/*
+ * Snapshot state (section RTC): the index register, CMOS RAM, the guest's offset from host time and
+ * the time held while register B's SET bit stops updates. Restored, the guest's clock reads host time
+ * plus the same offset: it has kept running while the snapshot was stored, as a battery-backed RTC does.
+ */
+#define RTC_STATE_VERSION 1
+#define RTC_STATE_CMOS_SIZE 128
+#define RTC_STATE_MAX_SIZE (8 + RTC_STATE_CMOS_SIZE + 8 * 4)
+
+struct rtc_state {
+	uint8_t index;
+	uint8_t cmos[RTC_STATE_CMOS_SIZE];
+	int64_t offset;                 /* guest time minus host time, seconds */
+	int32_t set_sec, set_min, set_hour, set_mday, set_mon, set_year, set_wday; /* struct tm fields */
+};
+
+void rtc_save(struct rtc *rtc, struct rtc_state *st);
+void rtc_restore(struct rtc *rtc, const struct rtc_state *st);
+void rtc_state_encode(const struct rtc_state *st, struct snap_enc *e);
+
+/* Decode and check (exact length, index within CMOS). 0 or -EINVAL/-ENOTSUP with a message. */
+int rtc_state_decode(struct rtc_state *st, const void *data, size_t len, uint32_t version, char *err,
+		     size_t err_size) __attribute__((warn_unused_result));
 
 #endif

@@ -384,3 +384,108 @@ size_t serial_rx_space(struct serial *s)
 	pthread_mutex_unlock(&s->lock);
 	return space;
 }
+
+/* ---- snapshot state ---- */
+
+void serial_save(struct serial *s, struct serial_state *st)
+{
+	pthread_mutex_lock(&s->lock);
+	memset(st, 0, sizeof(*st));
+	st->ier = s->ier;
+	st->fcr = s->fcr;
+	st->lcr = s->lcr;
+	st->mcr = s->mcr;
+	st->lsr_errors = s->lsr_errors;
+	st->msr = s->msr;
+	st->scr = s->scr;
+	st->dll = s->dll;
+	st->dlm = s->dlm;
+	st->thre_pending = s->thre_pending;
+	st->irq_level = s->irq_level != 0;
+	st->rx_count = (uint32_t)s->rx_count;
+	for (size_t i = 0; i < s->rx_count; i++)
+		st->rx[i] = s->rx[(s->rx_head + i) % SERIAL_RX_BUFFER];
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_restore(struct serial *s, const struct serial_state *st)
+{
+	pthread_mutex_lock(&s->lock);
+	s->ier = st->ier;
+	s->fcr = st->fcr;
+	s->lcr = st->lcr;
+	s->mcr = st->mcr;
+	s->lsr_errors = st->lsr_errors;
+	s->msr = st->msr;
+	s->scr = st->scr;
+	s->dll = st->dll;
+	s->dlm = st->dlm;
+	s->thre_pending = st->thre_pending;
+	s->irq_level = st->irq_level;
+	s->rx_head = 0;
+	s->rx_count = st->rx_count <= SERIAL_RX_BUFFER ? st->rx_count : SERIAL_RX_BUFFER;
+	memcpy(s->rx, st->rx, s->rx_count);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void serial_state_encode(const struct serial_state *st, struct snap_enc *e)
+{
+	snap_put_u8(e, st->ier);
+	snap_put_u8(e, st->fcr);
+	snap_put_u8(e, st->lcr);
+	snap_put_u8(e, st->mcr);
+	snap_put_u8(e, st->lsr_errors);
+	snap_put_u8(e, st->msr);
+	snap_put_u8(e, st->scr);
+	snap_put_u8(e, st->dll);
+	snap_put_u8(e, st->dlm);
+	snap_put_u8(e, st->thre_pending);
+	snap_put_u8(e, st->irq_level);
+	snap_put_u32(e, st->rx_count);
+	snap_put_bytes(e, st->rx, st->rx_count <= SERIAL_RX_BUFFER ? st->rx_count : 0);
+}
+
+int serial_state_decode(struct serial_state *st, const void *data, size_t len, uint32_t version, char *err,
+			size_t err_size)
+{
+	struct snap_dec d;
+	uint8_t thre, level;
+
+	memset(st, 0, sizeof(*st));
+	if (version != SERIAL_STATE_VERSION) {
+		errmsg_set(err, err_size, "UART state version %u is not known to this kiln (%u)", version,
+			   SERIAL_STATE_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&d, data, len);
+	st->ier = snap_get_u8(&d);
+	st->fcr = snap_get_u8(&d);
+	st->lcr = snap_get_u8(&d);
+	st->mcr = snap_get_u8(&d);
+	st->lsr_errors = snap_get_u8(&d);
+	st->msr = snap_get_u8(&d);
+	st->scr = snap_get_u8(&d);
+	st->dll = snap_get_u8(&d);
+	st->dlm = snap_get_u8(&d);
+	thre = snap_get_u8(&d);
+	level = snap_get_u8(&d);
+	st->rx_count = snap_get_u32(&d);
+	if (st->rx_count > SERIAL_RX_BUFFER) {
+		errmsg_set(err, err_size, "UART state: %u bytes in a %u-byte receive buffer", st->rx_count,
+			   SERIAL_RX_BUFFER);
+		return -EINVAL;
+	}
+	snap_get_bytes(&d, st->rx, st->rx_count);
+	if (!snap_dec_done(&d)) {
+		errmsg_set(err, err_size, "UART state: %zu bytes, not what version %u holds", len, version);
+		return -EINVAL;
+	}
+	if ((st->ier & ~IER_MASK) || (st->mcr & ~MCR_MASK) || (st->fcr & ~(FCR_ENABLE_FIFO | FCR_TRIGGER_MASK)) ||
+	    (st->lsr_errors & ~LSR_OE) || thre > 1 || level > 1) {
+		errmsg_set(err, err_size, "UART state: register values the device cannot hold");
+		return -EINVAL;
+	}
+	st->thre_pending = thre;
+	st->irq_level = level;
+	return 0;
+}

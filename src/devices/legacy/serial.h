@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "vmm/irq.h"
+#include "vmm/snapshot_file.h"
 
 #define SERIAL_COM1_BASE 0x3f8
 #define SERIAL_COM1_IRQ 4
@@ -44,5 +45,39 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 
 /* Free space in the receive buffer, in bytes: the caller stops reading its input while this is 0. */
 size_t serial_rx_space(struct serial *s);
+
+/*
+ * Snapshot state (section UART, docs/snapshot-format.md): the registers, the receive buffer (oldest
+ * byte first) and the level last driven on the interrupt line.
+ */
+#define SERIAL_STATE_VERSION 1
+#define SERIAL_STATE_MAX_SIZE (16 + SERIAL_RX_BUFFER)
+
+struct serial_state {
+	uint8_t ier, fcr, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
+	bool thre_pending;
+	bool irq_level;
+	uint32_t rx_count;              /* bytes in rx, at most SERIAL_RX_BUFFER */
+	uint8_t rx[SERIAL_RX_BUFFER];
+};
+
+/* Copy the device's state out (thread-safe). */
+void serial_save(struct serial *s, struct serial_state *st);
+
+/*
+ * Load a decoded state. The interrupt line is not driven: the ISA line is edge-triggered, and the
+ * in-kernel irqchip's restored state already holds any edge that was in flight. Thread-safe.
+ */
+void serial_restore(struct serial *s, const struct serial_state *st);
+
+/* Encode for the section payload (at most SERIAL_STATE_MAX_SIZE bytes). */
+void serial_state_encode(const struct serial_state *st, struct snap_enc *e);
+
+/*
+ * Decode and check a payload of section version `version`: exact length, register bits the device
+ * can hold, rx_count in range. Returns 0 or -EINVAL/-ENOTSUP with a message in `err`.
+ */
+int serial_state_decode(struct serial_state *st, const void *data, size_t len, uint32_t version, char *err,
+			size_t err_size) __attribute__((warn_unused_result));
 
 #endif

@@ -406,3 +406,103 @@ unsigned int msix_cap_offset(const struct msix *m)
 {
 	return m->cap;
 }
+
+/* ---- snapshot state ---- */
+
+void msix_save(struct msix *m, struct msix_state *st)
+{
+	pthread_mutex_lock(&m->lock);
+	st->nr = m->nr;
+	for (unsigned int i = 0; i < m->nr; i++)
+		st->table[i] = (struct msix_state_entry){
+			.addr_lo = m->vec[i].addr_lo, .addr_hi = m->vec[i].addr_hi, .data = m->vec[i].data,
+			.ctrl = m->vec[i].ctrl,
+		};
+	memcpy(st->pba, m->pba, msix_pba_size(m->nr));
+	pthread_mutex_unlock(&m->lock);
+}
+
+int msix_restore(struct msix *m, const struct msix_state *st, char *err, size_t err_size)
+{
+	uint16_t ctrl;
+
+	if (st->nr != m->nr) {
+		errmsg_set(err, err_size, "MSI-X of %s: %u vectors in the snapshot, %u here", m->dev->name, st->nr, m->nr);
+		return -EINVAL;
+	}
+	ctrl = pci_config_read16(m->dev, m->cap + MSIX_CAP_CONTROL);
+	pthread_mutex_lock(&m->lock);
+	for (unsigned int i = 0; i < m->nr; i++) {
+		struct msix_vector *v = &m->vec[i];
+
+		v->addr_lo = st->table[i].addr_lo & ~0x3u;
+		v->addr_hi = st->table[i].addr_hi;
+		v->data = st->table[i].data;
+		v->ctrl = st->table[i].ctrl & MSIX_ENTRY_CTRL_MASKED;
+	}
+	memcpy(m->pba, st->pba, msix_pba_size(m->nr));
+	m->enabled = ctrl & MSIX_CONTROL_ENABLE;
+	m->function_masked = ctrl & MSIX_CONTROL_FUNCTION_MASK;
+	/* Routes and irqfds for what can fire; a pending bit of such a vector is sent, as on unmask. */
+	for (unsigned int i = 0; i < m->nr; i++)
+		vector_sync(m, i);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+void msix_state_encode(const struct msix_state *st, struct snap_enc *e)
+{
+	unsigned int nr = st->nr <= MSIX_MAX_VECTORS ? st->nr : 0;
+
+	snap_put_u32(e, nr);
+	for (unsigned int i = 0; i < nr; i++) {
+		snap_put_u32(e, st->table[i].addr_lo);
+		snap_put_u32(e, st->table[i].addr_hi);
+		snap_put_u32(e, st->table[i].data);
+		snap_put_u32(e, st->table[i].ctrl);
+	}
+	for (unsigned int i = 0; i < msix_pba_size(nr) / 8; i++)
+		snap_put_u64(e, st->pba[i]);
+}
+
+int msix_state_decode(struct msix_state *st, const void *data, size_t len, uint32_t version, char *err,
+		      size_t err_size)
+{
+	struct snap_dec d;
+	unsigned int i;
+
+	memset(st, 0, sizeof(*st));
+	if (version != MSIX_STATE_VERSION) {
+		errmsg_set(err, err_size, "MSI-X state version %u is not known to this kiln (%u)", version,
+			   MSIX_STATE_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&d, data, len);
+	st->nr = snap_get_u32(&d);
+	if (st->nr == 0 || st->nr > MSIX_MAX_VECTORS || len != msix_state_size(st->nr)) {
+		errmsg_set(err, err_size, "MSI-X state: %zu bytes do not hold %u vectors", len, st->nr);
+		return -EINVAL;
+	}
+	for (i = 0; i < st->nr; i++) {
+		st->table[i].addr_lo = snap_get_u32(&d);
+		st->table[i].addr_hi = snap_get_u32(&d);
+		st->table[i].data = snap_get_u32(&d);
+		st->table[i].ctrl = snap_get_u32(&d);
+		if ((st->table[i].addr_lo & 3) || (st->table[i].ctrl & ~MSIX_ENTRY_CTRL_MASKED)) {
+			errmsg_set(err, err_size, "MSI-X state: vector %u holds bits the table cannot", i);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < msix_pba_size(st->nr) / 8; i++)
+		st->pba[i] = snap_get_u64(&d);
+	/* Bits past the last vector are reserved (s6.8.2.10). */
+	if (st->nr % 64 && st->pba[st->nr / 64] >> (st->nr % 64)) {
+		errmsg_set(err, err_size, "MSI-X state: pending bits beyond vector %u", st->nr - 1);
+		return -EINVAL;
+	}
+	if (!snap_dec_done(&d)) {
+		errmsg_set(err, err_size, "MSI-X state: malformed (%zu bytes)", len);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -27,6 +27,7 @@
 
 #include "devices/pci/pci.h"
 #include "vmm/irq_routing.h"
+#include "vmm/snapshot_file.h"
 
 #define PCI_CAP_ID_MSIX 0x11
 #define MSIX_CAP_LEN 12
@@ -93,5 +94,40 @@ bool msix_pending(struct msix *m, unsigned int vec);
 
 /* The capability's config offset. */
 unsigned int msix_cap_offset(const struct msix *m);
+
+/*
+ * Snapshot state (section MSIX, instance = the device's slot): the vector table as the guest wrote it
+ * and the Pending Bit Array. Enable and Function Mask live in config space (pci_function_restore).
+ */
+#define MSIX_STATE_VERSION 1
+
+struct msix_state_entry {
+	uint32_t addr_lo, addr_hi, data, ctrl;
+};
+
+struct msix_state {
+	uint32_t nr;                    /* vectors, 1..MSIX_MAX_VECTORS */
+	struct msix_state_entry table[MSIX_MAX_VECTORS];
+	uint64_t pba[MSIX_MAX_VECTORS / 64];
+};
+
+/* Bytes the encoding of `nr` vectors takes. */
+static inline size_t msix_state_size(unsigned int nr)
+{
+	return 4 + (size_t)nr * MSIX_ENTRY_SIZE + msix_pba_size(nr);
+}
+
+void msix_save(struct msix *m, struct msix_state *st);
+
+/*
+ * Load a decoded state after the device's config space (pci_function_restore): the table and PBA from
+ * `st`, Enable and Function Mask from config space; every vector that can fire gets its GSI, route and
+ * irqfd as if the guest had just unmasked it. -EINVAL (with a message) when the vector count differs.
+ */
+int msix_restore(struct msix *m, const struct msix_state *st, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+void msix_state_encode(const struct msix_state *st, struct snap_enc *e);
+int msix_state_decode(struct msix_state *st, const void *data, size_t len, uint32_t version, char *err,
+		      size_t err_size) __attribute__((warn_unused_result));
 
 #endif

@@ -705,3 +705,160 @@ int pci_bus_attach(struct pci_bus *pci, struct bus *pio, struct bus *mmio)
 		ret = bus_register(pio, pci->io.base, pci->io.size, window_access, &pci->io, pci->io.name);
 	return ret;
 }
+
+/* ---- snapshot state ---- */
+
+struct pci_device *pci_bus_device(struct pci_bus *pci, unsigned int slot)
+{
+	struct pci_device *dev;
+
+	if (slot >= PCI_MAX_DEVICES)
+		return NULL;
+	pthread_mutex_lock(&pci->cfg_lock);
+	dev = pci->devices[slot];
+	pthread_mutex_unlock(&pci->cfg_lock);
+	return dev;
+}
+
+static uint32_t slot_bitmap(const struct pci_bus *pci)
+{
+	uint32_t slots = 0;
+
+	for (unsigned int i = 0; i < PCI_MAX_DEVICES; i++)
+		if (pci->devices[i])
+			slots |= 1u << i;
+	return slots;
+}
+
+void pci_bus_save(struct pci_bus *pci, struct pci_bus_state *st)
+{
+	pthread_mutex_lock(&pci->cfg_lock);
+	st->conf1_address = pci->conf1_address;
+	st->slots = slot_bitmap(pci);
+	pthread_mutex_unlock(&pci->cfg_lock);
+}
+
+int pci_bus_restore(struct pci_bus *pci, const struct pci_bus_state *st, char *err, size_t err_size)
+{
+	uint32_t have;
+	int ret = 0;
+
+	pthread_mutex_lock(&pci->cfg_lock);
+	have = slot_bitmap(pci);
+	if (have != st->slots) {
+		errmsg_set(err, err_size, "PCI: the snapshot has devices in slots 0x%08x, this VM in 0x%08x", st->slots,
+			   have);
+		ret = -EINVAL;
+	} else {
+		pci->conf1_address = st->conf1_address & CONF1_ADDRESS_MASK;
+	}
+	pthread_mutex_unlock(&pci->cfg_lock);
+	return ret;
+}
+
+void pci_bus_state_encode(const struct pci_bus_state *st, struct snap_enc *e)
+{
+	snap_put_u32(e, st->conf1_address);
+	snap_put_u32(e, st->slots);
+}
+
+int pci_bus_state_decode(struct pci_bus_state *st, const void *data, size_t len, uint32_t version, char *err,
+			 size_t err_size)
+{
+	struct snap_dec d;
+
+	memset(st, 0, sizeof(*st));
+	if (version != PCI_BUS_STATE_VERSION) {
+		errmsg_set(err, err_size, "PCI bus state version %u is not known to this kiln (%u)", version,
+			   PCI_BUS_STATE_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&d, data, len);
+	st->conf1_address = snap_get_u32(&d);
+	st->slots = snap_get_u32(&d);
+	if (!snap_dec_done(&d) || (st->conf1_address & ~CONF1_ADDRESS_MASK) || !(st->slots & 1)) {
+		errmsg_set(err, err_size, "PCI bus state: malformed (%zu bytes)", len);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void pci_function_save(struct pci_device *dev, struct pci_function_state *st)
+{
+	struct pci_bus *pci = dev->bus;
+
+	if (pci)
+		pthread_mutex_lock(&pci->cfg_lock);
+	memcpy(st->config, dev->config, sizeof(st->config));
+	st->intx_level = atomic_load(&dev->intx_level);
+	if (pci)
+		pthread_mutex_unlock(&pci->cfg_lock);
+}
+
+int pci_function_restore(struct pci_device *dev, const struct pci_function_state *st, char *err, size_t err_size)
+{
+	struct pci_bus *pci = dev->bus;
+	uint8_t config[PCIE_CONFIG_SPACE_SIZE];
+	uint32_t i;
+
+	if (!pci) {
+		errmsg_set(err, err_size, "PCI %s: not on a bus", dev->name);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&pci->cfg_lock);
+	for (i = 0; i < PCIE_CONFIG_SPACE_SIZE; i++) {
+		uint8_t ro = (uint8_t)~(dev->wmask[i] | dev->w1cmask[i]);
+
+		/* Status.Interrupt Status is computed on reads, never stored: either value is fine. */
+		if (i == PCI_STATUS)
+			ro &= (uint8_t)~PCI_STATUS_INTERRUPT;
+		if ((st->config[i] & ro) != (dev->config[i] & ro)) {
+			pthread_mutex_unlock(&pci->cfg_lock);
+			errmsg_set(err, err_size,
+				   "PCI %s (slot %d): read-only config byte 0x%03x is 0x%02x in the snapshot, 0x%02x here "
+				   "(a different device)",
+				   dev->name, dev->slot, i, st->config[i], dev->config[i]);
+			return -EINVAL;
+		}
+		config[i] = (uint8_t)((dev->config[i] & ro) | (st->config[i] & ~ro));
+	}
+	memcpy(dev->config, config, sizeof(config));
+	pthread_mutex_lock(&pci->intx_lock);
+	dev->intx_disabled = pci_config_read16(dev, PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE;
+	atomic_store(&dev->intx_level, st->intx_level);
+	if (dev->intx_gsi)
+		intx_update(pci, dev);
+	pthread_mutex_unlock(&pci->intx_lock);
+	update_decode(pci, dev);
+	pthread_mutex_unlock(&pci->cfg_lock);
+	return 0;
+}
+
+void pci_function_state_encode(const struct pci_function_state *st, struct snap_enc *e)
+{
+	snap_put_bytes(e, st->config, sizeof(st->config));
+	snap_put_u8(e, st->intx_level);
+}
+
+int pci_function_state_decode(struct pci_function_state *st, const void *data, size_t len, uint32_t version,
+			      char *err, size_t err_size)
+{
+	struct snap_dec d;
+	uint8_t level;
+
+	memset(st, 0, sizeof(*st));
+	if (version != PCI_FUNCTION_STATE_VERSION) {
+		errmsg_set(err, err_size, "PCI function state version %u is not known to this kiln (%u)", version,
+			   PCI_FUNCTION_STATE_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&d, data, len);
+	snap_get_bytes(&d, st->config, sizeof(st->config));
+	level = snap_get_u8(&d);
+	if (!snap_dec_done(&d) || level > 1) {
+		errmsg_set(err, err_size, "PCI function state: malformed (%zu bytes)", len);
+		return -EINVAL;
+	}
+	st->intx_level = level;
+	return 0;
+}

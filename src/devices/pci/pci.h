@@ -34,6 +34,7 @@
 
 #include "vmm/bus.h"
 #include "vmm/irq.h"
+#include "vmm/snapshot_file.h"
 
 #define PCI_MAX_DEVICES 32
 #define PCI_NR_BARS 6
@@ -224,6 +225,54 @@ static inline uint32_t pci_intx_gsi(unsigned int slot, unsigned int pin)
 {
 	return PCI_INTX_GSI_BASE + (slot + pin - 1) % PCI_INTX_NR_GSIS;
 }
+
+/* ---- Snapshot state (sections PCI and PCIF, docs/snapshot-format.md) ---- */
+
+/* The bus: CONFIG_ADDRESS and which slots hold a device (restore refuses a different set). */
+#define PCI_BUS_STATE_VERSION 1
+#define PCI_BUS_STATE_MAX_SIZE 8
+
+struct pci_bus_state {
+	uint32_t conf1_address;
+	uint32_t slots;                 /* bit n: a device in slot n (bit 0, the host bridge, always) */
+};
+
+void pci_bus_save(struct pci_bus *pci, struct pci_bus_state *st);
+/* Check the slots against this bus's devices and load CONFIG_ADDRESS. 0 or -EINVAL with a message. */
+int pci_bus_restore(struct pci_bus *pci, const struct pci_bus_state *st, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+void pci_bus_state_encode(const struct pci_bus_state *st, struct snap_enc *e);
+int pci_bus_state_decode(struct pci_bus_state *st, const void *data, size_t len, uint32_t version, char *err,
+			 size_t err_size) __attribute__((warn_unused_result));
+
+/* The device in `slot` (0: the host bridge), or NULL. */
+struct pci_device *pci_bus_device(struct pci_bus *pci, unsigned int slot);
+
+/* One function: its whole configuration space as the guest programmed it, and its INTx request. */
+#define PCI_FUNCTION_STATE_VERSION 1
+#define PCI_FUNCTION_STATE_MAX_SIZE (PCIE_CONFIG_SPACE_SIZE + 8)
+
+struct pci_function_state {
+	uint8_t config[PCIE_CONFIG_SPACE_SIZE];
+	bool intx_level;
+};
+
+/* Copy out the registered device's config space and INTx request (takes cfg_lock). */
+void pci_function_save(struct pci_device *dev, struct pci_function_state *st);
+
+/*
+ * Load a saved config space into the registered device `dev`: every read-only byte must equal the
+ * device's own (same device, same capabilities: else -EINVAL naming the offset), the guest-writable
+ * bits are taken from `st`. Then BARs are decoded again (the device's bar_mapped callback runs, as
+ * for a guest write), Interrupt Disable is applied and the INTx request is set (driving its GSI).
+ * The device's config_write callback is not called: devices restore their own state (MSI-X,
+ * virtio) after this. Takes cfg_lock.
+ */
+int pci_function_restore(struct pci_device *dev, const struct pci_function_state *st, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+void pci_function_state_encode(const struct pci_function_state *st, struct snap_enc *e);
+int pci_function_state_decode(struct pci_function_state *st, const void *data, size_t len, uint32_t version,
+			      char *err, size_t err_size) __attribute__((warn_unused_result));
 
 /* Raw little-endian config helpers for the device's own use (no masks, no locks; see struct pci_device). */
 static inline uint8_t pci_config_read8(const struct pci_device *dev, uint32_t off)

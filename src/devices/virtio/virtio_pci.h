@@ -67,6 +67,8 @@
 #include "vmm/irq_routing.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
+#include "vmm/snapshot_file.h"
+#include "devices/virtio/virtqueue.h"
 
 #define VIRTIO_PCI_VENDOR_ID 0x1af4
 #define VIRTIO_PCI_DEVICE_ID_BASE 0x1040 /* + virtio device ID (s4.1.2) */
@@ -175,5 +177,73 @@ struct pci_device *virtio_pci_device(struct virtio_pci *t);
 
 /* The device status field as the driver would read it (s2.1), for tests and --verbose. */
 uint8_t virtio_pci_status(struct virtio_pci *t);
+
+/* The transport's MSI-X, for snapshots (msix_save/msix_restore). */
+struct msix *virtio_pci_msix(struct virtio_pci *t);
+
+/*
+ * Stop / restart processing queue notifications, for a snapshot of a paused VM: once freeze returns,
+ * no queue_notify callback runs (one in progress has finished) and the device's state and the rings
+ * in guest memory stay as they are; notifications that arrive meanwhile are handled after thaw.
+ */
+void virtio_pci_freeze(struct virtio_pci *t);
+void virtio_pci_thaw(struct virtio_pci *t);
+
+/*
+ * Snapshot state (section VIRT, instance = PCI slot): the common configuration (s4.1.4.3), device
+ * status, ISR, and per queue its configuration and the device-side indices (virtqueue.h). The
+ * device type's own state is its section (e.g. VRNG); the config space and MSI-X are PCIF and MSIX.
+ */
+#define VIRTIO_PCI_STATE_VERSION 1
+
+struct virtio_pci_queue_state {
+	uint16_t size;
+	uint16_t msix_vector;
+	bool enabled;
+	uint64_t desc, driver, device;
+	bool ready;                     /* set up at DRIVER_OK */
+	bool broken_reported;
+	struct vq_indices vq;           /* when ready */
+};
+
+struct virtio_pci_state {
+	uint16_t device_id;             /* identity, checked on restore */
+	uint32_t nr_queues;
+	uint64_t device_features;
+	uint64_t driver_features;
+	bool driver_features_invalid;
+	uint32_t device_feature_select, driver_feature_select;
+	uint16_t config_msix_vector;
+	uint8_t status;
+	uint8_t config_generation;
+	uint16_t queue_select;
+	uint8_t isr;
+	bool live;                      /* activated (DRIVER_OK accepted) */
+	struct virtio_pci_queue_state queues[VIRTIO_PCI_MAX_QUEUES];
+};
+
+#define VIRTIO_PCI_STATE_HEADER_SIZE 40
+#define VIRTIO_PCI_STATE_QUEUE_SIZE 40
+
+static inline size_t virtio_pci_state_size(unsigned int nr_queues)
+{
+	return VIRTIO_PCI_STATE_HEADER_SIZE + (size_t)nr_queues * VIRTIO_PCI_STATE_QUEUE_SIZE;
+}
+
+void virtio_pci_save(struct virtio_pci *t, struct virtio_pci_state *st);
+
+/*
+ * Load a decoded state into a transport that has not been used (after pci_function_restore and
+ * msix_restore of its function): identity (device ID, queue count, offered features) must match,
+ * values must be ones the transport could have reached. A live device gets its queues set up over
+ * the same rings (which must lie in guest RAM), their indices restored, their notifications
+ * subscribed, and the device type's activate callback; then every ready queue is kicked once, since a
+ * notification still pending in the old process is lost. Returns 0 or -EINVAL with a message.
+ */
+int virtio_pci_restore(struct virtio_pci *t, const struct virtio_pci_state *st, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+void virtio_pci_state_encode(const struct virtio_pci_state *st, struct snap_enc *e);
+int virtio_pci_state_decode(struct virtio_pci_state *st, const void *data, size_t len, uint32_t version,
+			    char *err, size_t err_size) __attribute__((warn_unused_result));
 
 #endif

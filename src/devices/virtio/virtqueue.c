@@ -367,3 +367,28 @@ size_t vq_chain_write(const struct vq_chain *chain, uint64_t offset, const void 
 	return chain_copy(chain->iov + chain->nr_readable, chain->nr_writable, offset, (uint8_t *)(uintptr_t)src,
 			  len, true);
 }
+
+void vq_save_indices(const struct virtqueue *vq, struct vq_indices *out)
+{
+	out->last_avail_idx = vq->last_avail_idx;
+	out->used_idx = vq->used_idx;
+	out->signalled_used = vq->signalled_used;
+	out->broken = vq->broken;
+}
+
+int vq_restore_indices(struct virtqueue *vq, const struct vq_indices *in)
+{
+	if ((uint16_t)(in->last_avail_idx - in->used_idx) > vq->size)
+		return -EINVAL;
+	/* Unfinished chains are taken again: the device lost them with the old process. */
+	vq->last_avail_idx = in->used_idx;
+	/* Equal to last_avail_idx: the next vq_pop reads avail->idx afresh. */
+	vq->shadow_avail_idx = in->used_idx;
+	vq->used_idx = in->used_idx;
+	vq->signalled_used = in->signalled_used;
+	if (in->broken && !vq->broken) {
+		vq->broken = true;
+		snprintf(vq->broken_reason, sizeof(vq->broken_reason), "broken before the snapshot");
+	}
+	return 0;
+}

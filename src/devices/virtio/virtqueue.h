@@ -164,6 +164,27 @@ bool vq_enable_notify(struct virtqueue *vq);
 bool vq_has_available(struct virtqueue *vq);
 
 /*
+ * The device-side indices, which guest memory does not hold (the rest of a split virtqueue's state
+ * is the rings themselves, in guest RAM): for snapshots.
+ */
+struct vq_indices {
+	uint16_t last_avail_idx;
+	uint16_t used_idx;
+	uint16_t signalled_used;
+	bool broken;
+};
+
+void vq_save_indices(const struct virtqueue *vq, struct vq_indices *out);
+
+/*
+ * After vq_init over the same rings: continue from saved indices. Chains popped but not pushed when
+ * the indices were saved (last_avail_idx ahead of used_idx) are made available again, to be popped
+ * afresh: their requests had not completed. A broken queue stays broken. Returns 0, or -EINVAL when
+ * the indices are impossible for the queue (more than Queue Size chains outstanding).
+ */
+int vq_restore_indices(struct virtqueue *vq, const struct vq_indices *in) __attribute__((warn_unused_result));
+
+/*
  * vring_need_event (s2.7.7, s2.7.10): true when the ring entry numbered `event_idx` is among those
  * written while the index moved from `old_idx` to `new_idx`, i.e. event_idx in [old_idx, new_idx)
  * modulo 2^16 (the index reached event_idx + 1).
