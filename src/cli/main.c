@@ -11,6 +11,12 @@ static const struct cli_command commands[] = {
 	{ "run", cli_run, "run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory MIB] "
 			  "[--console stdio|PATH] [--verbose] [--profile FILE]",
 	  "boot a VM defined by a Firecracker-style config file and/or flags" },
+	{ "snapshot", cli_snapshot, "snapshot SOCK STATE MEM [--leave-paused]",
+	  "write a snapshot of the VM serving API socket SOCK (paused meanwhile)" },
+	{ "restore", cli_restore, "restore STATE MEM [--copy] [--paused] [--console stdio|PATH] [--api-sock PATH]",
+	  "continue a snapshot in this process (kiln run --restore); --into SOCK: load it into a waiting kiln" },
+	{ "clone", cli_clone, "clone STATE MEM [-n N] [--api-sock-prefix P] [--console-prefix P] [--copy] [--paused]",
+	  "start N VMs from one snapshot, each its own process, sharing the memory file copy-on-write" },
 };
 
 static void usage(FILE *out)

@@ -17,7 +17,8 @@
 
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
-	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT,
+	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_RESTORE, OPT_MEM, OPT_COPY, OPT_PAUSED,
+	OPT_READY_FD,
 };
 
 static const struct option run_options[] = {
@@ -34,6 +35,11 @@ static const struct option run_options[] = {
 	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "boot", required_argument, NULL, OPT_BOOT },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "copy", no_argument, NULL, OPT_COPY },
+	{ "paused", no_argument, NULL, OPT_PAUSED },
+	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -138,6 +144,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	const char *profile_path = NULL;
 	const char *api_sock = NULL;
 	struct api_server *api = NULL;
+	struct cli_restore restore = { .ready_fd = -1 };
+	bool machine_flags = false;
 	uint64_t profile_hz = 100;
 	char err[512];
 	uint64_t n;
@@ -152,7 +160,10 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		if (opt == 'h') {
 			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
 			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
-			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n");
+			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n"
+			       "       kiln run --restore STATE --mem MEM [--copy] [--paused] [--console stdio|PATH]\n"
+			       "                [--api-sock PATH] [--verbose] [--quiet]\n"
+			       "       kiln run --api-sock PATH   (waits for PUT /snapshot/load)\n");
 			vm_config_free(&cfg);
 			return 0;
 		}
@@ -180,12 +191,15 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		ret = 0;
 		switch (opt) {
 		case OPT_KERNEL:
+			machine_flags = true;
 			ret = replace_string(&cfg.kernel_path, optarg);
 			break;
 		case OPT_INITRD:
+			machine_flags = true;
 			ret = replace_string(&cfg.initrd_path, optarg);
 			break;
 		case OPT_CMDLINE:
+			machine_flags = true;
 			if (strlen(optarg) >= CONFIG_MAX_CMDLINE) {
 				fprintf(stderr, "kiln: --cmdline: longer than %d bytes\n", CONFIG_MAX_CMDLINE - 1);
 				ret = -EINVAL;
@@ -194,10 +208,12 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			ret = replace_string(&cfg.cmdline, optarg);
 			break;
 		case OPT_CPUS:
+			machine_flags = true;
 			ret = parse_number("cpus", optarg, 1, CONFIG_MAX_VCPUS, &n);
 			cfg.vcpus = (unsigned int)n;
 			break;
 		case OPT_MEMORY:
+			machine_flags = true;
 			ret = parse_number("memory", optarg, CONFIG_MIN_MEM_MIB, CONFIG_MAX_MEM_MIB, &n);
 			cfg.mem_mib = n;
 			break;
@@ -220,7 +236,24 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		case OPT_PROFILE_HZ:
 			ret = parse_number("profile-hz", optarg, 1, 10000, &profile_hz);
 			break;
+		case OPT_RESTORE:
+			restore.state_path = optarg;
+			break;
+		case OPT_MEM:
+			restore.opts.mem_path = optarg;
+			break;
+		case OPT_COPY:
+			restore.opts.copy = true;
+			break;
+		case OPT_PAUSED:
+			restore.opts.paused = true;
+			break;
+		case OPT_READY_FD:
+			ret = parse_number("ready-fd", optarg, 3, 65535, &n);
+			restore.ready_fd = (int)n;
+			break;
 		case OPT_BOOT:
+			machine_flags = true;
 			if (!strcmp(optarg, "linux64")) {
 				cfg.boot = VM_BOOT_LINUX64;
 			} else if (!strcmp(optarg, "pvh")) {
@@ -239,6 +272,35 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		}
 	}
 	log_set_level(verbose ? LOG_DEBUG : quiet ? LOG_WARN : LOG_INFO);
+	if (restore.state_path || (!cfg.kernel_path && !config_path && !machine_flags && api_sock)) {
+		/* The machine comes from a snapshot: now (--restore) or over the API (PUT /snapshot/load). */
+		if (config_path || machine_flags || (restore.state_path && !restore.opts.mem_path)) {
+			fprintf(stderr, "kiln: --restore needs --mem and takes no config file or machine flags\n");
+			vm_config_free(&cfg);
+			return EXIT_USAGE;
+		}
+		restore.console_path = cfg.console_path;
+		restore.api_sock = api_sock;
+		ret = restore.state_path ? cli_restore_vm(&vm, &restore, start_ns)
+					 : cli_wait_for_load(&vm, &restore, &api, start_ns);
+		if (ret) {
+			cli_restore_free(&restore);
+			vm_config_free(&cfg);
+			return ret < 0 ? 0 : ret; /* < 0: stopped by a signal before any VM existed */
+		}
+		status = cli_run_restored(&vm, &restore, &api, verbose);
+		if (verbose)
+			print_run_stats(&vm);
+		vm_destroy(&vm);
+		cli_restore_free(&restore);
+		vm_config_free(&cfg);
+		return status;
+	}
+	if (restore.opts.mem_path || restore.opts.copy || restore.opts.paused) {
+		fprintf(stderr, "kiln: --mem, --copy and --paused go with --restore\n");
+		vm_config_free(&cfg);
+		return EXIT_USAGE;
+	}
 	if (!cfg.kernel_path) {
 		fprintf(stderr, "kiln: boot-source.kernel_image_path: required (a config file or --kernel)\n");
 		vm_config_free(&cfg);

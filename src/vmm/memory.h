@@ -21,8 +21,8 @@ struct guest_region {
 };
 
 struct guest_memory {
-	int memfd;
-	uint8_t *base;       /* the whole memfd mapped */
+	int memfd;           /* -1 when RAM is a private mapping of a snapshot's memory file */
+	uint8_t *base;       /* the whole memfd (or memory file) mapped */
 	uint64_t size;       /* total RAM, bytes */
 	unsigned int nr_regions;
 	struct guest_region regions[GUEST_MEMORY_MAX_REGIONS];
@@ -34,6 +34,22 @@ struct guest_memory {
  */
 int guest_memory_init(struct guest_memory *mem, uint64_t size, uint64_t hole_start) __attribute__((warn_unused_result));
 void guest_memory_destroy(struct guest_memory *mem);
+
+/*
+ * Guest RAM of `size` bytes laid out as guest_memory_init does, with its contents from the first
+ * `size` bytes of the file `fd` (a snapshot's memory file, in the memfd's layout). With `copy` false the
+ * file is mapped MAP_PRIVATE: pages are read on first touch and copied on first write, so the file is
+ * never changed and several VMs can share its page cache; memfd is then -1. With `copy` the file is read
+ * into a new memfd now (holes stay unallocated), as if the VM had written it. Returns 0 or -errno.
+ */
+int guest_memory_init_from_file(struct guest_memory *mem, uint64_t size, uint64_t hole_start, int fd, bool copy)
+	__attribute__((warn_unused_result));
+
+/*
+ * Write guest RAM to `fd` at offset 0 (`mem->size` bytes, in the memfd's layout): pages that are all
+ * zero are left as holes (a sparse file), so a mostly empty guest gives a small file. Returns 0 or -errno.
+ */
+int guest_memory_save(const struct guest_memory *mem, int fd) __attribute__((warn_unused_result));
 
 /* Host address of guest range [gpa, gpa+len) if it lies within one RAM region, else NULL. */
 void *guest_memory_hva(const struct guest_memory *mem, uint64_t gpa, uint64_t len);

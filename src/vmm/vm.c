@@ -336,7 +336,12 @@ out:
 	return ret;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
+/*
+ * Everything vm_create and vm_create_restored share. `mem_fd` >= 0: guest RAM comes from that memory
+ * file (a snapshot's; mapped privately, or copied with `copy`), kiln writes nothing into it, and no
+ * kernel is loaded: the caller loads the snapshot's state.
+ */
+static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy)
 {
 	unsigned int i;
 	int ret;
@@ -371,7 +376,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
 		ret = -errno;
 		goto fail;
 	}
-	ret = guest_memory_init(&vm->mem, cfg->mem_mib * MIB, X86_MMIO_HOLE_START);
+	if (mem_fd >= 0)
+		ret = guest_memory_init_from_file(&vm->mem, cfg->mem_mib * MIB, X86_MMIO_HOLE_START, mem_fd, copy);
+	else
+		ret = guest_memory_init(&vm->mem, cfg->mem_mib * MIB, X86_MMIO_HOLE_START);
 	if (ret) {
 		pr_err("cannot allocate %llu MiB of guest memory: %s", (unsigned long long)cfg->mem_mib, strerror(-ret));
 		goto fail;
@@ -380,7 +388,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
 	if (ret)
 		goto fail;
 	if (vm->kvm.pvm) {
-		ret = pvm_syscall_trap_init(vm->fd, &vm->mem);
+		/* A snapshot's RAM holds the trap's page tables already: only the MSR filter is per VM. */
+		ret = mem_fd >= 0 ? pvm_syscall_trap_filter(vm->fd) : pvm_syscall_trap_init(vm->fd, &vm->mem);
 		if (ret)
 			pr_warn("cannot intercept SYSCALL on this PVM host (%s): guest user space will not run",
 				strerror(-ret));
@@ -415,13 +424,27 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
 			goto fail;
 		}
 	}
-	ret = load_guest(vm);
-	if (ret)
-		goto fail;
+	if (mem_fd < 0) {
+		ret = load_guest(vm);
+		if (ret)
+			goto fail;
+	}
 	return 0;
 fail:
 	vm_destroy(vm);
 	return ret;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
+{
+	return create(vm, cfg, start_ns, -1, false);
+}
+
+int vm_create_restored(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy)
+{
+	if (mem_fd < 0)
+		return -EBADF;
+	return create(vm, cfg, start_ns, mem_fd, copy);
 }
 
 /* Bytes typed on the host go to the UART while it has room; the rest waits in the pipe. */

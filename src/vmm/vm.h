@@ -98,6 +98,15 @@ int vm_run(struct vm *vm);
  */
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * vm_create for a snapshot restore (src/vmm/snapshot.h): the same machine for `cfg`, its guest RAM
+ * from the memory file `mem_fd` (guest_memory_init_from_file: mapped MAP_PRIVATE, or copied with
+ * `copy`; the fd may be closed afterwards), devices and vCPUs in their reset state, no kernel loaded.
+ * Returns 0 or -errno.
+ */
+int vm_create_restored(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy)
+	__attribute__((warn_unused_result));
+
 void vm_destroy(struct vm *vm);
 
 /* Sample every vCPU's guest RIP `hz` times a second while the VM runs (call before vm_run). 0 or -errno. */

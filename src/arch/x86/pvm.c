@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 
 #include "arch/x86/layout.h"
+#include "lib/log.h"
 
 /*
  * clearcpuid: Linux 6.1 reads it into a 128-byte buffer and drops the rest, so the list is ordered by
@@ -130,7 +131,7 @@ static int write_trap_tables(const struct guest_memory *mem)
 	return 0;
 }
 
-int pvm_syscall_trap_init(int vm_fd, const struct guest_memory *mem)
+int pvm_syscall_trap_filter(int vm_fd)
 {
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_USER_SPACE_MSR, .args = { KVM_MSR_EXIT_REASON_FILTER } };
 	/* A clear bit denies the access, which the filter turns into an exit to kiln. */
@@ -142,13 +143,17 @@ int pvm_syscall_trap_init(int vm_fd, const struct guest_memory *mem)
 			  .bitmap = (uint8_t *)&deny },
 		},
 	};
-	int ret = write_trap_tables(mem);
 
-	if (ret)
-		return ret;
 	if (ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0 || ioctl(vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0)
 		return -errno;
 	return 0;
+}
+
+int pvm_syscall_trap_init(int vm_fd, const struct guest_memory *mem)
+{
+	int ret = write_trap_tables(mem);
+
+	return ret ? ret : pvm_syscall_trap_filter(vm_fd);
 }
 
 /*
@@ -287,4 +292,36 @@ int pvm_syscall_landing(int vcpu_fd, struct pvm_vcpu_state *st, struct kvm_regs 
 		return -errno;
 	st->syscalls++;
 	return 1;
+}
+
+void pvm_vcpu_state_encode(const struct pvm_vcpu_state *st, struct snap_enc *e)
+{
+	snap_put_u64(e, st->guest_lstar);
+	snap_put_u8(e, st->lstar_written);
+	snap_put_u64(e, st->syscalls);
+}
+
+int pvm_vcpu_state_decode(struct pvm_vcpu_state *st, const void *data, size_t len, uint32_t version, char *err,
+			  size_t err_size)
+{
+	struct snap_dec d;
+	uint8_t written;
+
+	memset(st, 0, sizeof(*st));
+	if (version != PVM_VCPU_STATE_VERSION) {
+		errmsg_set(err, err_size, "PVM SYSCALL trap state version %u is not known to this kiln (%u)", version,
+			   PVM_VCPU_STATE_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&d, data, len);
+	st->guest_lstar = snap_get_u64(&d);
+	written = snap_get_u8(&d);
+	st->syscalls = snap_get_u64(&d);
+	if (!snap_dec_done(&d) || written > 1 ||
+	    (uint64_t)((int64_t)(st->guest_lstar << 16) >> 16) != st->guest_lstar) {
+		errmsg_set(err, err_size, "PVM SYSCALL trap state: malformed (%zu bytes)", len);
+		return -EINVAL;
+	}
+	st->lstar_written = written;
+	return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "vmm/memory.h"
+#include "vmm/snapshot_file.h"
 
 /*
  * Linux command-line options that keep a guest kernel off instructions the PVM host cannot emulate
@@ -51,12 +52,27 @@ struct pvm_vcpu_state {
 	uint64_t syscalls;      /* SYSCALLs completed by kiln */
 };
 
+/* Snapshot state of the trap per vCPU (section PVM, instance = vCPU index): struct pvm_vcpu_state. */
+#define PVM_VCPU_STATE_VERSION 1
+#define PVM_VCPU_STATE_MAX_SIZE 24
+
+void pvm_vcpu_state_encode(const struct pvm_vcpu_state *st, struct snap_enc *e);
+/* Decode and check (exact length, a canonical LSTAR). 0 or -EINVAL/-ENOTSUP with a message. */
+int pvm_vcpu_state_decode(struct pvm_vcpu_state *st, const void *data, size_t len, uint32_t version, char *err,
+			  size_t err_size) __attribute__((warn_unused_result));
+
 /*
  * Enable the trap on VM fd `vm_fd`: user-space MSR exits for IA32_LSTAR reads and writes, and kiln's
  * page tables for the trap address written into guest RAM (`mem`, reserved in the e820 map).
  * Returns 0 or -errno (e.g. -ENOTSUP when KVM lacks KVM_CAP_X86_USER_SPACE_MSR / MSR filters).
  */
 int pvm_syscall_trap_init(int vm_fd, const struct guest_memory *mem) __attribute__((warn_unused_result));
+
+/*
+ * The MSR filter part of pvm_syscall_trap_init alone, for a VM restored from a snapshot: its guest RAM
+ * already holds kiln's trap page tables as they were (rewriting them would dirty restored memory).
+ */
+int pvm_syscall_trap_filter(int vm_fd) __attribute__((warn_unused_result));
 
 /*
  * KVM_EXIT_X86_WRMSR / KVM_EXIT_X86_RDMSR for a filtered MSR on vCPU `vcpu_fd`. A write of LSTAR is

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The x86 state KVM holds for a VM, read and written for snapshots (Documentation/virt/kvm/api.rst:
+ * KVM_GET/SET_REGS, SREGS, XSAVE, XCRS, MSRS, LAPIC, VCPU_EVENTS, MP_STATE, DEBUGREGS, CPUID2,
+ * TSC_KHZ; KVM_GET/SET_IRQCHIP, PIT2, CLOCK), as plain structs with their own versions and explicit
+ * little-endian encodings (sections VCPU, IRQC, PIT and CLCK of docs/snapshot-format.md).
+ *
+ * Register pages that are hardware formats (the XSAVE area, Intel SDM vol 1 s13.4; the local APIC
+ * register page, SDM vol 3 s11.4.1) are carried as the bytes KVM gives; everything else field by field.
+ */
+#ifndef KILN_ARCH_X86_KVM_STATE_H
+#define KILN_ARCH_X86_KVM_STATE_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/snapshot_file.h"
+
+#define X86_VCPU_STATE_VERSION 1
+#define X86_XSAVE_MAX_SIZE 16384u   /* bytes: 4 KiB today, ~11 KiB with AMX (KVM_CAP_XSAVE2) */
+#define X86_MAX_MSRS 1024u
+#define X86_MAX_CPUID 256u
+#define X86_VCPU_STATE_MAX_SIZE (4096u + X86_XSAVE_MAX_SIZE + X86_MAX_MSRS * 12u + X86_MAX_CPUID * 40u + \
+				 KVM_APIC_REG_SIZE)
+
+/* One vCPU, everything KVM_RUN depends on. */
+struct x86_vcpu_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	uint32_t xsave_size;                 /* bytes of xsave used, 4096..X86_XSAVE_MAX_SIZE */
+	uint8_t xsave[X86_XSAVE_MAX_SIZE];   /* struct kvm_xsave's region */
+	struct kvm_xcrs xcrs;                /* nr_xcrs 0 when the guest has no XSAVE (PVM hosts) */
+	uint32_t nr_msrs;
+	struct kvm_msr_entry msrs[X86_MAX_MSRS];
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs debugregs;
+	struct kvm_mp_state mp_state;
+	uint32_t tsc_khz;                    /* 0: unknown */
+	uint32_t nr_cpuid;
+	struct kvm_cpuid_entry2 cpuid[X86_MAX_CPUID];
+};
+
+/* The MSRs KVM says a VMM should save (KVM_GET_MSR_INDEX_LIST on /dev/kvm). */
+struct x86_msr_list {
+	uint32_t nr;
+	uint32_t index[X86_MAX_MSRS];
+};
+
+/* Fill `list` from the /dev/kvm fd `kvm_fd`. Returns 0 or -errno. */
+int x86_msr_list_get(int kvm_fd, struct x86_msr_list *list) __attribute__((warn_unused_result));
+
+/*
+ * Read vCPU `vcpu_fd`'s state, the vCPU stopped (not in KVM_RUN). MSRs: those of `list` that
+ * KVM_GET_MSRS accepts for this vCPU (some in the list depend on CPUID). `xsave_size` is
+ * KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM (0 or at most 4096: KVM_GET_XSAVE). Returns 0 or
+ * -errno with a message naming the ioctl.
+ */
+int x86_vcpu_state_get(int vcpu_fd, const struct x86_msr_list *list, uint32_t xsave_size, struct x86_vcpu_state *st,
+		       char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/*
+ * Load `st` into a vCPU that has not run, in the order the state depends on itself: CPUID, SREGS
+ * (modes, APIC base), REGS, XCRS then XSAVE, MSRs but the TSC deadline, LAPIC (which resets its
+ * timer), the TSC deadline, VCPU_EVENTS, MP_STATE, DEBUGREGS. A TSC frequency other than this host's
+ * is set with KVM_SET_TSC_KHZ where KVM can scale, else warned about; an MSR KVM refuses is warned
+ * about by index. Returns 0 or -errno with a message naming the ioctl KVM refused.
+ */
+int x86_vcpu_state_set(int vcpu_fd, const struct x86_vcpu_state *st, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+void x86_vcpu_state_encode(const struct x86_vcpu_state *st, struct snap_enc *e);
+
+/*
+ * Decode a VCPU payload of section version `version`: exact length, counts and sizes within the
+ * limits above, flag bytes 0 or 1. The register values themselves are KVM's to judge on restore.
+ * Returns 0 or -EINVAL/-ENOTSUP with a message.
+ */
+int x86_vcpu_state_decode(struct x86_vcpu_state *st, const void *data, size_t len, uint32_t version, char *err,
+			  size_t err_size) __attribute__((warn_unused_result));
+
+/* The in-kernel irqchip: both PICs and the IOAPIC (section IRQC). */
+#define X86_IRQCHIP_STATE_VERSION 1
+#define X86_IRQCHIP_STATE_MAX_SIZE 512
+
+struct x86_irqchip_state {
+	struct kvm_pic_state pic[2];         /* master, slave */
+	struct kvm_ioapic_state ioapic;
+};
+
+int x86_irqchip_state_get(int vm_fd, struct x86_irqchip_state *st) __attribute__((warn_unused_result));
+/* After every vCPU's LAPIC: KVM re-delivers the IOAPIC's pending requests on load. */
+int x86_irqchip_state_set(int vm_fd, const struct x86_irqchip_state *st) __attribute__((warn_unused_result));
+void x86_irqchip_state_encode(const struct x86_irqchip_state *st, struct snap_enc *e);
+int x86_irqchip_state_decode(struct x86_irqchip_state *st, const void *data, size_t len, uint32_t version, char *err,
+			     size_t err_size) __attribute__((warn_unused_result));
+
+/* The in-kernel PIT (section PIT). count_load_time is not kept: KVM restarts each count on load. */
+#define X86_PIT_STATE_VERSION 1
+#define X86_PIT_STATE_MAX_SIZE 128
+
+int x86_pit_state_get(int vm_fd, struct kvm_pit_state2 *st) __attribute__((warn_unused_result));
+int x86_pit_state_set(int vm_fd, const struct kvm_pit_state2 *st) __attribute__((warn_unused_result));
+void x86_pit_state_encode(const struct kvm_pit_state2 *st, struct snap_enc *e);
+int x86_pit_state_decode(struct kvm_pit_state2 *st, const void *data, size_t len, uint32_t version, char *err,
+			 size_t err_size) __attribute__((warn_unused_result));
+
+/* kvmclock (section CLCK): the guest's clock in ns when the VM was paused (KVM_GET_CLOCK). */
+#define X86_CLOCK_STATE_VERSION 1
+#define X86_CLOCK_STATE_MAX_SIZE 16
+
+void x86_clock_state_encode(uint64_t clock_ns, struct snap_enc *e);
+int x86_clock_state_decode(uint64_t *clock_ns, const void *data, size_t len, uint32_t version, char *err,
+			   size_t err_size) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+/* Clones as processes: the model is in clone.h. */
+#include "vmm/clone.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+
+#define MAX_ARGS 24
+
+/* argv for `kiln run --restore ...`; `fd_text` holds the ready fd's number. */
+static void build_argv(const struct vm_clone_spec *spec, const char *fd_text, const char **argv)
+{
+	int n = 0;
+
+	argv[n++] = "kiln";
+	argv[n++] = "run";
+	argv[n++] = "--restore";
+	argv[n++] = spec->state_path;
+	argv[n++] = "--mem";
+	argv[n++] = spec->mem_path;
+	argv[n++] = "--console";
+	argv[n++] = spec->console_path ? spec->console_path : "/dev/null";
+	argv[n++] = "--ready-fd";
+	argv[n++] = fd_text;
+	argv[n++] = "--quiet";
+	if (spec->api_sock) {
+		argv[n++] = "--api-sock";
+		argv[n++] = spec->api_sock;
+	}
+	if (spec->copy)
+		argv[n++] = "--copy";
+	if (spec->paused)
+		argv[n++] = "--paused";
+	argv[n] = NULL;
+}
+
+/*
+ * In the child of a fork in a process that may have other threads: only async-signal-safe calls until
+ * exec. stdin from /dev/null, the ready pipe's write end kept across exec, a session of its own (a
+ * terminal's Ctrl-C aimed at the caller does not stop the clone). Never returns.
+ */
+static void exec_clone(const char *const *argv, int ready_fd)
+{
+	static const char msg[] = "kiln: cannot start a clone: exec /proc/self/exe failed\n";
+	int null = open("/dev/null", O_RDONLY);
+
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		close(null);
+	}
+	fcntl(ready_fd, F_SETFD, 0);
+	setsid();
+	execv("/proc/self/exe", (char *const *)argv);
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err, size_t err_size)
+{
+	const char *argv[MAX_ARGS];
+	char buf[64], fd_text[16];
+	struct pollfd pfd;
+	size_t got = 0;
+	int fds[2], status, ret;
+	long pid = -1;
+	pid_t child;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		ret = -errno;
+		errmsg_set(err, err_size, "pipe: %s", strerror(errno));
+		return ret;
+	}
+	snprintf(fd_text, sizeof(fd_text), "%d", fds[1]);
+	build_argv(spec, fd_text, argv);
+	child = fork();
+	if (child < 0) {
+		ret = -errno;
+		errmsg_set(err, err_size, "fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return ret;
+	}
+	if (child == 0) {
+		if (spec->detach) {
+			pid_t grandchild = fork();
+
+			if (grandchild != 0)
+				_exit(grandchild < 0 ? 127 : 0); /* the grandchild is adopted by init */
+		}
+		exec_clone(argv, fds[1]);
+	}
+	close(fds[1]);
+	if (spec->detach)
+		waitpid(child, &status, 0);
+
+	/* "ready <pid>\n" from the clone, or EOF when it dies first. */
+	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	ret = -EIO;
+	while (got < sizeof(buf) - 1) {
+		int n = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : 60000);
+		ssize_t r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		r = read(fds[0], buf + got, sizeof(buf) - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		buf[got] = '\0';
+		if (strchr(buf, '\n')) {
+			if (sscanf(buf, "ready %ld", &pid) == 1 && pid > 0)
+				ret = 0;
+			break;
+		}
+	}
+	close(fds[0]);
+	if (ret == 0)
+		return (pid_t)pid;
+	if (ret == -ETIMEDOUT)
+		errmsg_set(err, err_size, "the clone did not start within %d ms", timeout_ms > 0 ? timeout_ms : 60000);
+	else
+		errmsg_set(err, err_size, "the clone exited before its VM ran (its message is above)");
+	if (!spec->detach) {
+		if (ret == -ETIMEDOUT)
+			kill(child, SIGKILL);
+		waitpid(child, &status, 0);
+	}
+	return ret;
+}
+
+void vm_clone_report_ready(int fd)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "ready %ld\n", (long)getpid());
+
+	if (write(fd, buf, (size_t)n) != n)
+		pr_warn("cannot report readiness on fd %d: %s", fd, strerror(errno));
+	close(fd);
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Starting VMs from a snapshot in new kiln processes: clones. Each is `kiln run --restore STATE --mem
+ * MEM ...` of this same kiln binary; the memory file is mapped MAP_PRIVATE by each, so all clones share
+ * its page cache and copy only the pages they write.
+ */
+#ifndef KILN_VMM_CLONE_H
+#define KILN_VMM_CLONE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct vm_clone_spec {
+	const char *state_path;
+	const char *mem_path;
+	const char *api_sock;     /* NULL: no API */
+	const char *console_path; /* guest serial output; NULL: /dev/null */
+	bool copy;                /* --copy: the clone reads RAM into its own memfd */
+	bool paused;              /* start paused (resume over the API) */
+	bool detach;              /* not a child of this process (double fork): for a long-lived caller */
+};
+
+/*
+ * Start one clone and wait until it runs: the new process has loaded the whole snapshot and is about
+ * to enter KVM_RUN (it reports so through a pipe; --ready-fd). `timeout_ms` bounds the wait (0: 60 s).
+ * Returns the clone's pid, or -errno with a message (the clone's own message went to stderr): -EIO
+ * when it exited without running, -ETIMEDOUT.
+ */
+pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/* For `kiln run --ready-fd FD`: report on FD that this process runs its VM, then close it. */
+void vm_clone_report_ready(int fd);
+
+#endif

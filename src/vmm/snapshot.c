@@ -1,0 +1,743 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Whole-VM snapshots: which piece of state goes into which section, in which order it is written and
+ * loaded. The container is snapshot_file.c; each device encodes its own plain state struct.
+ *
+ * Restore order, and why:
+ *   1. RAM (the VM is created over the memory file), then every vCPU: CPUID, SREGS, REGS, XSAVE,
+ *      MSRs, LAPIC, events, MP state (kvm_state.c).
+ *   2. The irqchip after the LAPICs: loading the IOAPIC re-delivers its pending requests to them.
+ *   3. The PIT, the legacy devices, the PCI bus: each function's config space (BARs decode again),
+ *      then its MSI-X table (routes and irqfds for the vectors that can fire), then the virtio
+ *      transport (queues set up over the same rings, notifications subscribed), then the device type.
+ *   4. kvmclock last (KVM_SET_CLOCK), or kept for vm_resume when the VM stays paused.
+ */
+#include "vmm/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arch/x86/kvm_state.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/pvm.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/rtc.h"
+#include "devices/legacy/serial.h"
+#include "devices/pci/msix.h"
+#include "devices/pci/pci.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/virtio_pci.h"
+#include "lib/log.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define MIB (1ull << 20)
+
+/* Section ids beyond those snapshot_file.h names (docs/snapshot-format.md "Sections"). */
+#define SNAP_ID_PVM SNAP_FOURCC('P', 'V', 'M', ' ')   /* PVM SYSCALL trap, instance = vCPU index */
+#define SNAP_ID_ACPI SNAP_FOURCC('A', 'C', 'P', 'I')  /* ACPI PM registers */
+#define SNAP_ID_PCI SNAP_FOURCC('P', 'C', 'I', ' ')   /* PCI bus 0 */
+#define SNAP_ID_PCIF SNAP_FOURCC('P', 'C', 'I', 'F')  /* a PCI function's config space, instance = slot */
+#define SNAP_ID_MSIX SNAP_FOURCC('M', 'S', 'I', 'X')  /* MSI-X table and PBA, instance = slot */
+#define SNAP_ID_VIRT SNAP_FOURCC('V', 'I', 'R', 'T')  /* virtio PCI transport, instance = slot */
+#define SNAP_ID_VRNG SNAP_FOURCC('V', 'R', 'N', 'G')  /* virtio-rng, instance = slot */
+
+#define CONF_VERSION 1
+
+/* ---- writing ---- */
+
+/* Encode with `encode` into a buffer of `max` bytes and append it as section (id, instance, version). */
+#define PUT_STATE(w, id, instance, version, max, encode, st)                                              \
+	({                                                                                                \
+		uint8_t *buf_ = malloc(max);                                                              \
+		struct snap_enc e_;                                                                       \
+		int ret_ = -ENOMEM;                                                                       \
+		if (buf_) {                                                                               \
+			snap_enc_init(&e_, buf_, (max));                                                  \
+			encode((st), &e_);                                                                \
+			ret_ = snap_enc_ok(&e_) ? snap_write_section((w), (id), (instance), (version), buf_, \
+								     e_.len)                                  \
+						: -EOVERFLOW;                                             \
+			free(buf_);                                                                       \
+		}                                                                                         \
+		ret_;                                                                                     \
+	})
+
+static int save_vcpus(struct vm *vm, struct snap_writer *w, char *err, size_t err_size)
+{
+	struct x86_vcpu_state *st = malloc(sizeof(*st));
+	struct x86_msr_list *msrs = malloc(sizeof(*msrs));
+	int xsave_size, ret = 0;
+	char what[256];
+
+	if (!st || !msrs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = x86_msr_list_get(vm->kvm.fd, msrs);
+	if (ret) {
+		errmsg_set(err, err_size, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
+		goto out;
+	}
+	xsave_size = ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	for (unsigned int i = 0; i < vm->nr_vcpus && !ret; i++) {
+		struct vcpu *vcpu = vm->vcpus[i];
+
+		ret = x86_vcpu_state_get(vcpu->fd, msrs, xsave_size > 0 ? (uint32_t)xsave_size : 0, st, what, sizeof(what));
+		if (ret) {
+			errmsg_set(err, err_size, "vCPU %u: %s", i, what);
+			break;
+		}
+		ret = PUT_STATE(w, SNAP_ID_VCPU, i, X86_VCPU_STATE_VERSION, X86_VCPU_STATE_MAX_SIZE, x86_vcpu_state_encode,
+				st);
+		if (!ret && vm->pvm_syscall_trap)
+			ret = PUT_STATE(w, SNAP_ID_PVM, i, PVM_VCPU_STATE_VERSION, PVM_VCPU_STATE_MAX_SIZE,
+					pvm_vcpu_state_encode, &vcpu->pvm);
+	}
+out:
+	free(st);
+	free(msrs);
+	return ret;
+}
+
+static int save_vm_chips(struct vm *vm, struct snap_writer *w, char *err, size_t err_size)
+{
+	struct x86_irqchip_state chip;
+	struct kvm_pit_state2 pit;
+	int ret;
+
+	ret = x86_irqchip_state_get(vm->fd, &chip);
+	if (ret) {
+		errmsg_set(err, err_size, "KVM_GET_IRQCHIP: %s", strerror(-ret));
+		return ret;
+	}
+	ret = x86_pit_state_get(vm->fd, &pit);
+	if (ret) {
+		errmsg_set(err, err_size, "KVM_GET_PIT2: %s", strerror(-ret));
+		return ret;
+	}
+	ret = PUT_STATE(w, SNAP_ID_IRQC, 0, X86_IRQCHIP_STATE_VERSION, X86_IRQCHIP_STATE_MAX_SIZE,
+			x86_irqchip_state_encode, &chip);
+	ret = ret ?: PUT_STATE(w, SNAP_ID_PIT, 0, X86_PIT_STATE_VERSION, X86_PIT_STATE_MAX_SIZE, x86_pit_state_encode,
+			       &pit);
+	/* The clock as vm_pause froze it: what the guest saw last. */
+	ret = ret ?: PUT_STATE(w, SNAP_ID_CLCK, 0, X86_CLOCK_STATE_VERSION, X86_CLOCK_STATE_MAX_SIZE,
+			       x86_clock_state_encode, vm->paused_clock.clock);
+	return ret;
+}
+
+static int save_legacy(struct vm *vm, struct snap_writer *w)
+{
+	struct serial_state *uart = malloc(sizeof(*uart));
+	struct rtc_state rtc;
+	struct i8042_state kbd;
+	struct acpi_pm_state pm;
+	int ret;
+
+	if (!uart)
+		return -ENOMEM;
+	serial_save(vm->serial, uart);
+	rtc_save(vm->rtc, &rtc);
+	i8042_save(vm->i8042, &kbd);
+	acpi_pm_save(vm->acpi_pm, &pm);
+	ret = PUT_STATE(w, SNAP_ID_UART, 0, SERIAL_STATE_VERSION, SERIAL_STATE_MAX_SIZE, serial_state_encode, uart);
+	ret = ret ?: PUT_STATE(w, SNAP_ID_RTC, 0, RTC_STATE_VERSION, RTC_STATE_MAX_SIZE, rtc_state_encode, &rtc);
+	ret = ret ?: PUT_STATE(w, SNAP_ID_I8042, 0, I8042_STATE_VERSION, I8042_STATE_MAX_SIZE, i8042_state_encode, &kbd);
+	ret = ret ?: PUT_STATE(w, SNAP_ID_ACPI, 0, ACPI_PM_STATE_VERSION, ACPI_PM_STATE_MAX_SIZE, acpi_pm_state_encode,
+			       &pm);
+	free(uart);
+	return ret;
+}
+
+/*
+ * The VM's virtio devices, each with its transport and its type's own section. A new device type
+ * adds a row; the transport, MSI-X and config space sections come with it.
+ */
+struct snap_virtio_device {
+	uint32_t id;                      /* the type's section */
+	struct virtio_pci *(*transport)(const struct vm *vm); /* NULL when the VM does not have it */
+	int (*save)(const struct vm *vm, struct snap_writer *w, uint32_t slot);
+	int (*restore)(const struct vm *vm, const void *data, size_t len, uint32_t version, char *err, size_t err_size);
+	uint32_t max_version;
+};
+
+static struct virtio_pci *rng_transport(const struct vm *vm)
+{
+	return vm->rng ? virtio_rng_transport(vm->rng) : NULL;
+}
+
+static int rng_save(const struct vm *vm, struct snap_writer *w, uint32_t slot)
+{
+	struct virtio_rng_state st;
+
+	virtio_rng_save(vm->rng, &st);
+	return PUT_STATE(w, SNAP_ID_VRNG, slot, VIRTIO_RNG_STATE_VERSION, VIRTIO_RNG_STATE_MAX_SIZE,
+			 virtio_rng_state_encode, &st);
+}
+
+static int rng_restore(const struct vm *vm, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
+{
+	struct virtio_rng_state st;
+	int ret = virtio_rng_state_decode(&st, data, len, version, err, err_size);
+
+	if (!ret)
+		virtio_rng_restore(vm->rng, &st);
+	return ret;
+}
+
+static const struct snap_virtio_device virtio_devices[] = {
+	{ SNAP_ID_VRNG, rng_transport, rng_save, rng_restore, VIRTIO_RNG_STATE_VERSION },
+};
+
+#define NR_VIRTIO_DEVICES (sizeof(virtio_devices) / sizeof(virtio_devices[0]))
+
+static void virtio_freeze_all(struct vm *vm, bool freeze)
+{
+	for (size_t i = 0; i < NR_VIRTIO_DEVICES; i++) {
+		struct virtio_pci *t = virtio_devices[i].transport(vm);
+
+		if (t && freeze)
+			virtio_pci_freeze(t);
+		else if (t)
+			virtio_pci_thaw(t);
+	}
+}
+
+static int save_pci(struct vm *vm, struct snap_writer *w)
+{
+	struct pci_function_state *fn = malloc(sizeof(*fn));
+	struct virtio_pci_state *vp = malloc(sizeof(*vp));
+	struct msix_state *msix = malloc(sizeof(*msix));
+	struct pci_bus_state bus;
+	int ret = -ENOMEM;
+
+	if (!fn || !vp || !msix)
+		goto out;
+	pci_bus_save(vm->pci, &bus);
+	ret = PUT_STATE(w, SNAP_ID_PCI, 0, PCI_BUS_STATE_VERSION, PCI_BUS_STATE_MAX_SIZE, pci_bus_state_encode, &bus);
+	for (unsigned int slot = 0; slot < PCI_MAX_DEVICES && !ret; slot++) {
+		struct pci_device *dev = pci_bus_device(vm->pci, slot);
+
+		if (!dev)
+			continue;
+		pci_function_save(dev, fn);
+		ret = PUT_STATE(w, SNAP_ID_PCIF, slot, PCI_FUNCTION_STATE_VERSION, PCI_FUNCTION_STATE_MAX_SIZE,
+				pci_function_state_encode, fn);
+	}
+	for (size_t i = 0; i < NR_VIRTIO_DEVICES && !ret; i++) {
+		const struct snap_virtio_device *d = &virtio_devices[i];
+		struct virtio_pci *t = d->transport(vm);
+		uint32_t slot;
+
+		if (!t)
+			continue;
+		slot = (uint32_t)virtio_pci_device(t)->slot;
+		msix_save(virtio_pci_msix(t), msix);
+		virtio_pci_save(t, vp);
+		ret = PUT_STATE(w, SNAP_ID_MSIX, slot, MSIX_STATE_VERSION, msix_state_size(msix->nr), msix_state_encode,
+				msix);
+		ret = ret ?: PUT_STATE(w, SNAP_ID_VIRT, slot, VIRTIO_PCI_STATE_VERSION,
+				       virtio_pci_state_size(vp->nr_queues), virtio_pci_state_encode, vp);
+		ret = ret ?: d->save(vm, w, slot);
+	}
+out:
+	free(fn);
+	free(vp);
+	free(msix);
+	return ret;
+}
+
+static int save_memory(struct vm *vm, const char *mem_path, const uint8_t id[SNAP_ID_SIZE], struct snap_memo *memo,
+		       char *tmp, size_t tmp_size, char *err, size_t err_size)
+{
+	int fd, ret;
+
+	memset(memo, 0, sizeof(*memo));
+	memo->mem_size = vm->mem.size;
+	memo->data_size = vm->mem.size;
+	memo->nr_regions = vm->mem.nr_regions;
+	for (unsigned int i = 0; i < vm->mem.nr_regions; i++)
+		memo->regions[i] = (struct snap_memo_region){
+			.gpa = vm->mem.regions[i].gpa, .size = vm->mem.regions[i].size,
+			.file_offset = vm->mem.regions[i].fd_offset,
+		};
+	fd = snap_mem_create(mem_path, tmp, tmp_size);
+	if (fd < 0) {
+		errmsg_set(err, err_size, "memory file %s: cannot create a temp file next to it: %s", mem_path,
+			   strerror(-fd));
+		return fd;
+	}
+	ret = guest_memory_save(&vm->mem, fd);
+	if (ret)
+		errmsg_set(err, err_size, "memory file %s: cannot write guest RAM: %s", tmp, strerror(-ret));
+	if (!ret) {
+		ret = snap_mem_finish(fd, memo, id, false);
+		if (ret)
+			errmsg_set(err, err_size, "memory file %s: %s", tmp, strerror(-ret));
+	}
+	close(fd);
+	if (ret)
+		unlink(tmp);
+	return ret;
+}
+
+int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t err_size)
+{
+	size_t tmp_size = strlen(mem_path) + 32;
+	char *tmp = malloc(tmp_size), *conf = NULL;
+	uint8_t memo_buf[SNAP_MEMO_MAX_SIZE], id[SNAP_ID_SIZE];
+	struct snap_writer *w = NULL;
+	struct snap_memo memo;
+	bool paused, mem_written = false;
+	int ret;
+
+	if (!tmp)
+		return -ENOMEM;
+	pthread_mutex_lock(&vm->lock);
+	paused = vm->paused;
+	pthread_mutex_unlock(&vm->lock);
+	if (!paused) {
+		free(tmp);
+		errmsg_set(err, err_size, "the VM must be paused for a snapshot (PATCH /vm {\"state\": \"Paused\"})");
+		return -EBUSY;
+	}
+	virtio_freeze_all(vm, true);
+	w = snap_writer_open(state_path);
+	if (!w) {
+		ret = -errno;
+		errmsg_set(err, err_size, "state file %s: cannot create a temp file next to it: %s", state_path,
+			   strerror(errno));
+		goto out;
+	}
+	snap_writer_id(w, id);
+	ret = save_memory(vm, mem_path, id, &memo, tmp, tmp_size, err, err_size);
+	if (ret)
+		goto out;
+	mem_written = true;
+	conf = vm_config_to_json(vm->cfg);
+	if (!conf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = snap_write_section(w, SNAP_ID_CONF, 0, CONF_VERSION, conf, strlen(conf));
+	ret = ret ?: snap_write_section(w, SNAP_ID_MEMO, 0, SNAP_MEMO_VERSION, memo_buf, snap_memo_encode(&memo, memo_buf));
+	if (ret) {
+		errmsg_set(err, err_size, "state file %s: %s", state_path, strerror(-ret));
+		goto out;
+	}
+	ret = save_vcpus(vm, w, err, err_size);
+	ret = ret ?: save_vm_chips(vm, w, err, err_size);
+	if (ret)
+		goto out;
+	ret = save_legacy(vm, w);
+	ret = ret ?: save_pci(vm, w);
+	if (ret) {
+		errmsg_set(err, err_size, "state file %s: %s", state_path, strerror(-ret));
+		goto out;
+	}
+	/* The state file first, then the RAM: docs/snapshot-format.md "Atomicity". */
+	ret = snap_writer_commit(w);
+	w = NULL;
+	if (ret) {
+		errmsg_set(err, err_size, "state file %s: cannot commit: %s", state_path, strerror(-ret));
+		goto out;
+	}
+	ret = snap_mem_commit(tmp, mem_path);
+	if (ret)
+		errmsg_set(err, err_size, "memory file %s: cannot commit: %s (restore completes it from %s)", mem_path,
+			   strerror(-ret), tmp);
+	mem_written = false; /* committed, or left for restore to roll forward */
+out:
+	virtio_freeze_all(vm, false);
+	snap_writer_abort(w);
+	if (mem_written)
+		unlink(tmp);
+	free(conf);
+	free(tmp);
+	return ret;
+}
+
+/* ---- reading ---- */
+
+/* A section restore needs, decoded by `decode`; messages are prefixed with the section's name. */
+#define GET_STATE(r, id, instance, max_version, decode, st, err, err_size)                                   \
+	({                                                                                                   \
+		uint32_t v_;                                                                                 \
+		size_t len_;                                                                                 \
+		char msg_[256], name_[32];                                                                   \
+		const void *p_ = snap_get_section((r), (id), (instance), (max_version), &v_, &len_, (err),   \
+						  (err_size));                                               \
+		int ret_ = -EINVAL;                                                                          \
+		if (p_) {                                                                                    \
+			ret_ = decode((st), p_, len_, v_, msg_, sizeof(msg_));                               \
+			if (ret_)                                                                            \
+				errmsg_set((err), (err_size), "section %s: %s",                              \
+					   snap_section_name((id), (instance), name_, sizeof(name_)), msg_);  \
+		}                                                                                            \
+		ret_;                                                                                        \
+	})
+
+int vm_snapshot_open(const char *path, struct snap_reader **out, struct vm_config *cfg, char *err, size_t err_size)
+{
+	struct snap_reader *r = NULL;
+	const char *conf;
+	char msg[512];
+	size_t len;
+	int ret;
+
+	*out = NULL;
+	ret = snap_reader_open(path, &r, err, err_size);
+	if (ret)
+		return ret;
+	conf = snap_get_section(r, SNAP_ID_CONF, 0, CONF_VERSION, NULL, &len, err, err_size);
+	if (!conf) {
+		snap_reader_close(r);
+		return -EINVAL;
+	}
+	ret = vm_config_parse_json(cfg, conf, len, msg, sizeof(msg));
+	if (!ret)
+		ret = vm_config_check_machine(cfg, msg, sizeof(msg));
+	if (ret) {
+		errmsg_set(err, err_size, "%s: section CONF/0: %s", path, msg);
+		snap_reader_close(r);
+		return ret == -ENOMEM ? ret : -EINVAL;
+	}
+	/* The machine comes from the snapshot, not from a kernel: no kernel file is needed or read. */
+	*out = r;
+	return 0;
+}
+
+static int restore_vcpus(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
+{
+	struct x86_vcpu_state *st = malloc(sizeof(*st));
+	unsigned int n = snap_count_sections(r, SNAP_ID_VCPU), pvm = snap_count_sections(r, SNAP_ID_PVM);
+	char what[256];
+	int ret = 0;
+
+	if (!st)
+		return -ENOMEM;
+	if (n != vm->nr_vcpus) {
+		errmsg_set(err, err_size, "the snapshot has %u vCPU sections, its config %u vCPUs", n, vm->nr_vcpus);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (pvm && !vm->pvm_syscall_trap) {
+		errmsg_set(err, err_size, "the snapshot was taken on a PVM host with kiln's SYSCALL trap; this host %s",
+			   vm->kvm.pvm ? "cannot set the trap up" : "is not PVM");
+		ret = -ENOTSUP;
+		goto out;
+	}
+	if (!pvm && vm->pvm_syscall_trap) {
+		errmsg_set(err, err_size, "the snapshot was taken without kiln's PVM SYSCALL trap, which this host needs");
+		ret = -ENOTSUP;
+		goto out;
+	}
+	for (unsigned int i = 0; i < vm->nr_vcpus && !ret; i++) {
+		struct vcpu *vcpu = vm->vcpus[i];
+
+		ret = GET_STATE(r, SNAP_ID_VCPU, i, X86_VCPU_STATE_VERSION, x86_vcpu_state_decode, st, err, err_size);
+		if (!ret && vm->pvm_syscall_trap)
+			ret = GET_STATE(r, SNAP_ID_PVM, i, PVM_VCPU_STATE_VERSION, pvm_vcpu_state_decode, &vcpu->pvm, err,
+					err_size);
+		if (ret)
+			break;
+		ret = x86_vcpu_state_set(vcpu->fd, st, what, sizeof(what));
+		if (ret)
+			errmsg_set(err, err_size, "vCPU %u: %s", i, what);
+	}
+out:
+	free(st);
+	return ret;
+}
+
+static int restore_chips(struct vm *vm, struct snap_reader *r, uint64_t *clock, char *err, size_t err_size)
+{
+	struct x86_irqchip_state chip;
+	struct kvm_pit_state2 pit;
+	int ret;
+
+	ret = GET_STATE(r, SNAP_ID_IRQC, 0, X86_IRQCHIP_STATE_VERSION, x86_irqchip_state_decode, &chip, err, err_size);
+	ret = ret ?: GET_STATE(r, SNAP_ID_PIT, 0, X86_PIT_STATE_VERSION, x86_pit_state_decode, &pit, err, err_size);
+	ret = ret ?: GET_STATE(r, SNAP_ID_CLCK, 0, X86_CLOCK_STATE_VERSION, x86_clock_state_decode, clock, err, err_size);
+	if (ret)
+		return ret;
+	ret = x86_irqchip_state_set(vm->fd, &chip);
+	if (ret) {
+		errmsg_set(err, err_size, "KVM_SET_IRQCHIP refused the snapshot's irqchip: %s", strerror(-ret));
+		return ret;
+	}
+	ret = x86_pit_state_set(vm->fd, &pit);
+	if (ret)
+		errmsg_set(err, err_size, "KVM_SET_PIT2 refused the snapshot's PIT: %s", strerror(-ret));
+	return ret;
+}
+
+static int restore_legacy(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
+{
+	struct serial_state *uart = malloc(sizeof(*uart));
+	struct rtc_state rtc;
+	struct i8042_state kbd;
+	struct acpi_pm_state pm;
+	int ret;
+
+	if (!uart)
+		return -ENOMEM;
+	ret = GET_STATE(r, SNAP_ID_UART, 0, SERIAL_STATE_VERSION, serial_state_decode, uart, err, err_size);
+	ret = ret ?: GET_STATE(r, SNAP_ID_RTC, 0, RTC_STATE_VERSION, rtc_state_decode, &rtc, err, err_size);
+	ret = ret ?: GET_STATE(r, SNAP_ID_I8042, 0, I8042_STATE_VERSION, i8042_state_decode, &kbd, err, err_size);
+	ret = ret ?: GET_STATE(r, SNAP_ID_ACPI, 0, ACPI_PM_STATE_VERSION, acpi_pm_state_decode, &pm, err, err_size);
+	if (!ret) {
+		serial_restore(vm->serial, uart);
+		rtc_restore(vm->rtc, &rtc);
+		i8042_restore(vm->i8042, &kbd);
+		acpi_pm_restore(vm->acpi_pm, &pm);
+	}
+	free(uart);
+	return ret;
+}
+
+static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
+{
+	struct pci_function_state *fn = malloc(sizeof(*fn));
+	struct virtio_pci_state *vp = malloc(sizeof(*vp));
+	struct msix_state *msix = malloc(sizeof(*msix));
+	struct pci_bus_state bus;
+	char msg[256];
+	int ret = -ENOMEM;
+
+	if (!fn || !vp || !msix)
+		goto out;
+	ret = GET_STATE(r, SNAP_ID_PCI, 0, PCI_BUS_STATE_VERSION, pci_bus_state_decode, &bus, err, err_size);
+	if (ret)
+		goto out;
+	ret = pci_bus_restore(vm->pci, &bus, msg, sizeof(msg));
+	if (ret) {
+		errmsg_set(err, err_size, "%s", msg);
+		goto out;
+	}
+	for (unsigned int slot = 0; slot < PCI_MAX_DEVICES && !ret; slot++) {
+		struct pci_device *dev = pci_bus_device(vm->pci, slot);
+
+		if (!dev)
+			continue;
+		ret = GET_STATE(r, SNAP_ID_PCIF, slot, PCI_FUNCTION_STATE_VERSION, pci_function_state_decode, fn, err,
+				err_size);
+		if (!ret) {
+			ret = pci_function_restore(dev, fn, msg, sizeof(msg));
+			if (ret)
+				errmsg_set(err, err_size, "%s", msg);
+		}
+	}
+	for (size_t i = 0; i < NR_VIRTIO_DEVICES && !ret; i++) {
+		const struct snap_virtio_device *d = &virtio_devices[i];
+		struct virtio_pci *t = d->transport(vm);
+		uint32_t slot, version;
+		const void *data;
+		size_t len;
+
+		if (!t)
+			continue;
+		slot = (uint32_t)virtio_pci_device(t)->slot;
+		ret = GET_STATE(r, SNAP_ID_MSIX, slot, MSIX_STATE_VERSION, msix_state_decode, msix, err, err_size);
+		ret = ret ?: GET_STATE(r, SNAP_ID_VIRT, slot, VIRTIO_PCI_STATE_VERSION, virtio_pci_state_decode, vp, err,
+				       err_size);
+		if (ret)
+			break;
+		ret = msix_restore(virtio_pci_msix(t), msix, msg, sizeof(msg));
+		ret = ret ?: virtio_pci_restore(t, vp, msg, sizeof(msg));
+		if (ret) {
+			errmsg_set(err, err_size, "%s", msg);
+			break;
+		}
+		data = snap_get_section(r, d->id, slot, d->max_version, &version, &len, err, err_size);
+		if (!data) {
+			ret = -EINVAL;
+			break;
+		}
+		ret = d->restore(vm, data, len, version, msg, sizeof(msg));
+		if (ret)
+			errmsg_set(err, err_size, "%s", msg);
+	}
+out:
+	free(fn);
+	free(vp);
+	free(msix);
+	return ret;
+}
+
+/* The MEMO section against the RAM `cfg` asks for and the layout this kiln gives it. */
+static int check_memo(struct snap_reader *r, const struct vm_config *cfg, struct snap_memo *memo, char *err,
+		      size_t err_size)
+{
+	struct guest_memory layout = { 0 };
+	uint64_t size = cfg->mem_mib * MIB, low = size < X86_MMIO_HOLE_START ? size : X86_MMIO_HOLE_START;
+	uint32_t version;
+	const void *p;
+	size_t len;
+	char msg[256];
+	int ret;
+
+	p = snap_get_section(r, SNAP_ID_MEMO, 0, SNAP_MEMO_VERSION, &version, &len, err, err_size);
+	if (!p)
+		return -EINVAL;
+	ret = snap_memo_decode(p, len, version, memo, msg, sizeof(msg));
+	if (ret) {
+		errmsg_set(err, err_size, "%s", msg);
+		return ret;
+	}
+	if (memo->mem_size != size || memo->data_size != size) {
+		errmsg_set(err, err_size, "the snapshot holds %" PRIu64 " bytes of RAM, its config says %" PRIu64, memo->mem_size,
+			   size);
+		return -EINVAL;
+	}
+	/* The layout guest_memory_init gives: low RAM below the hole, the rest from 4 GiB. */
+	layout.regions[0] = (struct guest_region){ .gpa = 0, .size = low, .fd_offset = 0 };
+	layout.nr_regions = 1;
+	if (size > low) {
+		layout.regions[1] = (struct guest_region){ .gpa = 1ull << 32, .size = size - low, .fd_offset = low };
+		layout.nr_regions = 2;
+	}
+	for (unsigned int i = 0; i < memo->nr_regions; i++) {
+		if (memo->nr_regions != layout.nr_regions || memo->regions[i].gpa != layout.regions[i].gpa ||
+		    memo->regions[i].size != layout.regions[i].size ||
+		    memo->regions[i].file_offset != layout.regions[i].fd_offset) {
+			errmsg_set(err, err_size, "the snapshot's RAM layout (region %u at 0x%" PRIx64 ") is not this kiln's", i,
+				   memo->regions[i].gpa);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg, const struct vm_restore_options *opts,
+	       uint64_t start_ns, char *err, size_t err_size)
+{
+	struct snap_header_info hdr;
+	struct snap_memo memo;
+	uint64_t clock = 0;
+	int fd, ret;
+
+	snap_reader_header(r, &hdr);
+	ret = check_memo(r, cfg, &memo, err, err_size);
+	if (ret)
+		return ret;
+	fd = snap_mem_open(opts->mem_path, &memo, hdr.id, opts->verify_full, err, err_size);
+	if (fd < 0)
+		return fd;
+	ret = vm_create_restored(vm, cfg, start_ns, fd, opts->copy);
+	close(fd);
+	if (ret) {
+		errmsg_set(err, err_size, "cannot create the VM: %s", strerror(-ret));
+		return ret == -EINVAL ? -EIO : ret;
+	}
+	ret = restore_vcpus(vm, r, err, err_size);
+	ret = ret ?: restore_chips(vm, r, &clock, err, err_size);
+	ret = ret ?: restore_legacy(vm, r, err, err_size);
+	ret = ret ?: restore_pci(vm, r, err, err_size);
+	ret = ret ?: snap_reader_check_all_used(r, err, err_size);
+	if (ret)
+		goto fail;
+	if (opts->paused) {
+		/* vm_resume sets the clock; the vCPUs park before their first KVM_RUN. */
+		vm->paused_clock.clock = clock;
+		vm->paused = true;
+		atomic_store(&vm->pause_requested, true);
+		for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(vm->vcpus[i]);
+	} else {
+		struct kvm_clock_data data = { .clock = clock };
+
+		if (clock && ioctl(vm->fd, KVM_SET_CLOCK, &data) < 0)
+			pr_warn("KVM_SET_CLOCK: %s: the guest clock jumps", strerror(errno));
+	}
+	return 0;
+fail:
+	vm_destroy(vm);
+	return ret;
+}
+
+/* ---- DISK ---- */
+
+int snap_disk_record(struct snap_disk *d, const char *path, bool read_only)
+{
+	struct stat st;
+
+	memset(d, 0, sizeof(*d));
+	if (strlen(path) > SNAP_DISK_MAX_PATH)
+		return -ENAMETOOLONG;
+	if (stat(path, &st) < 0)
+		return -errno;
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	d->size = (uint64_t)st.st_size;
+	d->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+	d->read_only = read_only;
+	return 0;
+}
+
+void snap_disk_encode(const struct snap_disk *d, struct snap_enc *e)
+{
+	size_t n = strnlen(d->path, SNAP_DISK_MAX_PATH);
+
+	snap_put_u32(e, (uint32_t)n);
+	snap_put_bytes(e, d->path, n);
+	snap_put_u64(e, d->size);
+	snap_put_u64(e, d->mtime_ns);
+	snap_put_u8(e, d->read_only);
+}
+
+int snap_disk_decode(struct snap_disk *d, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
+{
+	struct snap_dec dec;
+	uint32_t n;
+	uint8_t ro;
+
+	memset(d, 0, sizeof(*d));
+	if (version != SNAP_DISK_VERSION) {
+		errmsg_set(err, err_size, "disk record version %u is not known to this kiln (%u)", version, SNAP_DISK_VERSION);
+		return -ENOTSUP;
+	}
+	snap_dec_init(&dec, data, len);
+	n = snap_get_u32(&dec);
+	if (n == 0 || n > SNAP_DISK_MAX_PATH) {
+		errmsg_set(err, err_size, "disk record: a path of %u bytes", n);
+		return -EINVAL;
+	}
+	snap_get_bytes(&dec, d->path, n);
+	d->size = snap_get_u64(&dec);
+	d->mtime_ns = snap_get_u64(&dec);
+	ro = snap_get_u8(&dec);
+	if (!snap_dec_done(&dec) || ro > 1 || memchr(d->path, 0, n)) {
+		errmsg_set(err, err_size, "disk record: malformed (%zu bytes)", len);
+		return -EINVAL;
+	}
+	d->read_only = ro;
+	return 0;
+}
+
+int snap_disk_check(const struct snap_disk *d, char *err, size_t err_size)
+{
+	struct snap_disk now;
+	int ret = snap_disk_record(&now, d->path, d->read_only);
+
+	if (ret) {
+		errmsg_set(err, err_size, "disk %s: %s", d->path, strerror(-ret));
+		return ret;
+	}
+	if (now.size != d->size) {
+		errmsg_set(err, err_size, "disk %s is %" PRIu64 " bytes, the snapshot's was %" PRIu64, d->path, now.size,
+			   d->size);
+		return -EINVAL;
+	}
+	if (now.mtime_ns != d->mtime_ns)
+		pr_warn("disk %s changed since the snapshot (modification time): the guest's cached view of it may be "
+			"stale", d->path);
+	return 0;
+}
