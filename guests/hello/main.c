@@ -5,7 +5,8 @@
  * Words on its command line add work: "emulate" executes, in kernel mode, instructions that PVM hosts
  * refuse to emulate (so kiln must) and checks their results; "echo" echoes UART input upper-cased until
  * it reads 'q'; "spin" never ends (for tests that stop the VM from outside); "count" counts in user mode
- * forever, printing "count N" every 2^26 increments (for pause/resume and snapshot tests).
+ * forever, printing "count N" every 2^26 increments (for pause/resume and snapshot tests); "fill" first
+ * writes a pattern over all RAM from 16 MiB up, in user mode (for snapshots with a lot of memory).
  */
 #include "guest.h"
 
@@ -62,6 +63,19 @@ static void __attribute__((used)) user_counter(void)
 		if ((user_count & ((1u << 26) - 1)) == 0)
 			__asm__ volatile("int3" : : "a"(user_count));
 	}
+}
+
+/* RAM [FILL_START, fill_end) gets one non-zero qword per 64 bytes: every page is data, none a hole. */
+#define FILL_START (16ull << 20)
+static volatile uint64_t fill_end;
+
+static void __attribute__((used)) user_fill(void)
+{
+	for (uint64_t a = FILL_START; a < fill_end; a += 64)
+		*(volatile uint64_t *)a = a ^ 0x6b696c6eull;
+	__asm__ volatile("int3" : : "a"((fill_end - FILL_START) >> 20));
+	for (;;)
+		;
 }
 
 static void user_fault(void)
@@ -181,6 +195,15 @@ void guest_main(const uint8_t *boot_params)
 			putc_uart(c >= 'a' && c <= 'z' ? (char)(c - 32) : c);
 		}
 		puts_uart("\necho: done\n");
+	}
+
+	if (strstr_simple(cmdline, "fill")) {
+		/* RAM below the 3 GiB hole, as the e820 map gave it (the total includes the first MiB). */
+		fill_end = ram * 1024 < (3ull << 30) ? ram * 1024 : (3ull << 30);
+		if (fill_end > FILL_START) {
+			run_user(user_fill, user_stack + sizeof(user_stack), &res);
+			printf_uart("fill: %lu MiB written\n", res.vector == USER_EXIT_TRAP ? res.rax : 0);
+		}
 	}
 
 	if (strstr_simple(cmdline, "count")) {

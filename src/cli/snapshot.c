@@ -301,8 +301,9 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char usage[] = "usage: kiln clone STATE MEM [-n N] [--api-sock-prefix P] [--console-prefix P] "
-				    "[--copy] [--paused]\n";
+	static const char usage[] =
+		"usage: kiln clone STATE MEM [-n N] [--api-sock-prefix P] [--console-prefix P] [--copy] [--paused]\n"
+		"  clone i serves P<i>.sock, writes its console to P<i>.console and its messages to P<i>.log\n";
 	const char *api_prefix = NULL, *console_prefix = NULL;
 	struct vm_clone_spec spec = { 0 };
 	unsigned long count = 1;
@@ -350,13 +351,15 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 	spec.mem_path = argv[optind + 1];
 	t0 = time_now_ns();
 	for (unsigned long i = 0; i < count; i++) {
-		char sock[4200], console[4200], err[512];
+		char sock[4200], console[4200], log[4200], err[512];
 		pid_t pid;
 
 		snprintf(sock, sizeof(sock), "%s%lu.sock", api_prefix ? api_prefix : "", i);
 		snprintf(console, sizeof(console), "%s%lu.console", console_prefix ? console_prefix : "", i);
+		snprintf(log, sizeof(log), "%s%lu.log", console_prefix ? console_prefix : "", i);
 		spec.api_sock = api_prefix ? sock : NULL;
 		spec.console_path = console_prefix ? console : NULL;
+		spec.log_path = console_prefix ? log : NULL;
 		pid = vm_clone_spawn(&spec, 0, err, sizeof(err));
 		if (pid < 0) {
 			fprintf(stderr, "kiln clone: clone %lu: %s\n", i, err);

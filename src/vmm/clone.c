@@ -44,17 +44,25 @@ static void build_argv(const struct vm_clone_spec *spec, const char *fd_text, co
 
 /*
  * In the child of a fork in a process that may have other threads: only async-signal-safe calls until
- * exec. stdin from /dev/null, the ready pipe's write end kept across exec, a session of its own (a
- * terminal's Ctrl-C aimed at the caller does not stop the clone). Never returns.
+ * exec. stdin from /dev/null, stdout (and stderr) to the log, the ready pipe's write end kept across
+ * exec, a session of its own (a terminal's Ctrl-C aimed at the caller does not stop the clone). Never
+ * returns.
  */
-static void exec_clone(const char *const *argv, int ready_fd)
+static void exec_clone(const char *const *argv, int ready_fd, const char *log_path)
 {
 	static const char msg[] = "kiln: cannot start a clone: exec /proc/self/exe failed\n";
-	int null = open("/dev/null", O_RDONLY);
+	int null = open("/dev/null", O_RDWR), log = -1;
 
+	if (log_path)
+		log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 	if (null >= 0) {
 		dup2(null, STDIN_FILENO);
+		dup2(log >= 0 ? log : null, STDOUT_FILENO);
 		close(null);
+	}
+	if (log >= 0) {
+		dup2(log, STDERR_FILENO);
+		close(log);
 	}
 	fcntl(ready_fd, F_SETFD, 0);
 	setsid();
@@ -96,7 +104,7 @@ pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err
 			if (grandchild != 0)
 				_exit(grandchild < 0 ? 127 : 0); /* the grandchild is adopted by init */
 		}
-		exec_clone(argv, fds[1]);
+		exec_clone(argv, fds[1], spec->log_path);
 	}
 	close(fds[1]);
 	if (spec->detach)

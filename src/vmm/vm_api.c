@@ -92,19 +92,21 @@ static int vm_api_snapshot_create(void *ctx, const struct api_snapshot_create *r
 
 /*
  * PUT /vm/clone: a snapshot next to the clone's socket ("<api_socket>.snap", "<api_socket>.mem"), then
- * a kiln process restoring it (its console: "<api_socket>.console"), detached from this one.
+ * a kiln process restoring it (its console "<api_socket>.console", its messages "<api_socket>.log"),
+ * detached from this one.
  */
 static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_clone_info *out, char *err,
 			size_t err_size)
 {
-	char state[4200], mem[4200], console[4200];
+	char state[4200], mem[4200], console[4200], log[4200];
 	struct vm_clone_spec spec;
 	pid_t pid;
 	int ret;
 
 	if (snprintf(state, sizeof(state), "%s.snap", req->api_socket) >= (int)sizeof(state) ||
 	    snprintf(mem, sizeof(mem), "%s.mem", req->api_socket) >= (int)sizeof(mem) ||
-	    snprintf(console, sizeof(console), "%s.console", req->api_socket) >= (int)sizeof(console)) {
+	    snprintf(console, sizeof(console), "%s.console", req->api_socket) >= (int)sizeof(console) ||
+	    snprintf(log, sizeof(log), "%s.log", req->api_socket) >= (int)sizeof(log)) {
 		errmsg_set(err, err_size, "api_socket: path too long");
 		return -ENAMETOOLONG;
 	}
@@ -113,7 +115,7 @@ static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_cl
 		return snapshot_status(ret);
 	spec = (struct vm_clone_spec){
 		.state_path = state, .mem_path = mem, .api_sock = req->api_socket, .console_path = console,
-		.paused = !req->resume_vm, .detach = true,
+		.log_path = log, .paused = !req->resume_vm, .detach = true,
 	};
 	pid = vm_clone_spawn(&spec, 0, err, err_size);
 	if (pid < 0)

@@ -1,0 +1,325 @@
+"""Snapshot, restore and clone of a running VM (docs/snapshot-format.md, docs/api.yaml).
+
+The hello guest's "count" mode counts in user mode and prints "count N" a few times a second. A
+snapshot taken while it is paused after "count N" must continue with "count N+1" in a new process,
+whether the memory file is mapped (MAP_PRIVATE, the default) or copied (--copy); clones of it each go
+on counting on their own; a damaged state file is refused; and a kill -9 in the middle of a snapshot
+leaves the previous snapshot loadable."""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import KILN, text
+
+
+def api(sock, method, path, body=None):
+    cmd = ["curl", "-s", "--unix-socket", sock, "-X", method, f"http://localhost{path}", "-w", "\n%{http_code}"]
+    if body is not None:
+        cmd += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    out = subprocess.run(cmd, capture_output=True, timeout=60, check=True).stdout.decode()
+    payload, _, code = out.rpartition("\n")
+    return int(code), payload
+
+
+def counts(path):
+    try:
+        with open(path, "rb") as f:
+            return [int(n) for n in re.findall(rb"count (\d+)", f.read())]
+    except FileNotFoundError:
+        return []
+
+
+def wait_for(predicate, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def wait_counts(path, n=1, after=None, timeout=20.0):
+    """Until the console file has at least n counts (beyond the value `after`, if given)."""
+    def enough():
+        c = counts(path)
+        if after is not None:
+            c = [x for x in c if x > after]
+        return c if len(c) >= n else None
+    return wait_for(enough, timeout, f"{n} counts in {path}")
+
+
+class Procs:
+    """kiln processes started by a test, stopped (by pid) at its end."""
+
+    def __init__(self):
+        self.procs = []
+        self.pids = []
+
+    def start(self, args, **kw):
+        p = subprocess.Popen([str(KILN)] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self):
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+            try:
+                _, err = p.communicate(timeout=30)
+                print(text(err))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+
+
+@pytest.fixture
+def env(kiln, kvm, hello_elf):
+    if subprocess.run(["which", "curl"], capture_output=True).returncode:
+        pytest.fail("curl is missing: run scripts/setup")
+    d = tempfile.mkdtemp(prefix="kiln-snap-")
+    procs = Procs()
+    yield d, procs, hello_elf
+    procs.stop()
+    subprocess.run(["rm", "-rf", d])
+
+
+def start_counter(d, procs, hello_elf, name="vm", memory=32, cmdline="count"):
+    sock = os.path.join(d, f"{name}.sock")
+    console = os.path.join(d, f"{name}.console")
+    p = procs.start(["run", "--kernel", hello_elf, "--memory", memory, "--cmdline", cmdline, "--api-sock", sock,
+                     "--console", console])
+    wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+    return p, sock, console
+
+
+def snapshot_paused(d, sock, console, name="snap"):
+    """Snapshot the counting VM and leave it paused: returns (state, mem, last count before the snapshot)."""
+    state, mem = os.path.join(d, f"{name}.state"), os.path.join(d, f"{name}.mem")
+    r = subprocess.run([str(KILN), "snapshot", sock, state, mem, "--leave-paused"], capture_output=True, timeout=120)
+    assert r.returncode == 0, text(r.stderr)
+    assert "written in" in text(r.stdout)
+    last = max(counts(console))
+    # Paused: nothing more appears.
+    time.sleep(0.5)
+    assert max(counts(console)) == last, "the VM ran on after the snapshot"
+    return state, mem, last
+
+
+def restore(procs, d, state, mem, name, *extra):
+    console = os.path.join(d, f"{name}.console")
+    p = procs.start(["run", "--restore", state, "--mem", mem, "--console", console] + list(extra))
+    return p, console
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["mapped", "copied"])
+def test_restore_continues_the_count(env, copy):
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello)
+    wait_counts(console, 3)
+    state, mem, last = snapshot_paused(d, sock, console)
+    orig.terminate()
+    orig.wait(timeout=20)
+
+    p, console2 = restore(procs, d, state, mem, "restored", *(["--copy"] if copy else []))
+    got = wait_counts(console2, 3)
+    # The guest goes on from its own memory: the next value, not 1.
+    assert got[0] == last + 1, f"restored count starts at {got[0]}, the snapshot was taken after {last}"
+    assert got == list(range(last + 1, last + 1 + len(got))), got
+    assert p.poll() is None
+
+
+def test_snapshot_of_a_restored_vm(env):
+    """A VM restored MAP_PRIVATE is snapshotted again (its RAM is a private file mapping, not a memfd)."""
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello)
+    wait_counts(console, 2)
+    state, mem, _ = snapshot_paused(d, sock, console)
+    orig.terminate()
+    sock2 = os.path.join(d, "second.sock")
+    p, console2 = restore(procs, d, state, mem, "second", "--api-sock", sock2)
+    wait_for(lambda: os.path.exists(sock2), 10, "the restored VM's API socket")
+    got = wait_counts(console2, 2)
+    state2, mem2, last2 = snapshot_paused(d, sock2, console2, "snap2")
+    assert last2 >= got[-1]
+    p.terminate()
+    p3, console3 = restore(procs, d, state2, mem2, "third")
+    assert wait_counts(console3, 2)[0] == last2 + 1
+    # The first snapshot's memory file was not touched by the VM that ran on it.
+    p4, console4 = restore(procs, d, state, mem, "again")
+    assert wait_counts(console4, 1)[0] == got[0]
+
+
+def test_two_clones_count_independently(env):
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello)
+    wait_counts(console, 2)
+    state, mem, last = snapshot_paused(d, sock, console)
+    orig.terminate()
+
+    prefix = os.path.join(d, "clone")
+    r = subprocess.run([str(KILN), "clone", state, mem, "-n", "2", "--api-sock-prefix", prefix, "--console-prefix",
+                        prefix], capture_output=True, timeout=120)
+    out = text(r.stdout)
+    assert r.returncode == 0, out + text(r.stderr)
+    pids = [int(x) for x in re.findall(r"clone \d+: pid (\d+)", out)]
+    procs.pids += pids
+    assert len(pids) == 2 and pids[0] != pids[1]
+    assert re.search(r"2 clones running after [\d.]+ ms", out)
+    c0, c1 = f"{prefix}0.console", f"{prefix}1.console"
+    assert wait_counts(c0, 2)[0] == last + 1
+    assert wait_counts(c1, 2)[0] == last + 1
+
+    # Each is its own VM: pausing one does not stop the other.
+    assert api(f"{prefix}0.sock", "PATCH", "/vm", {"state": "Paused"})[0] == 204
+    time.sleep(0.3)
+    frozen = max(counts(c0))
+    before = max(counts(c1))
+    wait_counts(c1, 2, after=before)
+    assert max(counts(c0)) == frozen, "pausing clone 0 did not stop it"
+    assert api(f"{prefix}0.sock", "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    wait_counts(c0, 1, after=frozen)
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    procs.pids = []
+
+
+def test_corrupt_or_mismatched_snapshots_are_refused(env):
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello)
+    wait_counts(console, 1)
+    state, mem, _ = snapshot_paused(d, sock, console)
+    api(sock, "PATCH", "/vm", {"state": "Resumed"})
+    wait_counts(console, 1, after=max(counts(console)))
+    state2, mem2, _ = snapshot_paused(d, sock, console, "other")
+    orig.terminate()
+    data = open(state, "rb").read()
+
+    def refused(args, message):
+        r = subprocess.run([str(KILN), "run"] + [str(a) for a in args] + ["--console", "/dev/null"],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 2, text(r.stderr)
+        assert message in text(r.stderr), text(r.stderr)
+        assert "Segmentation" not in text(r.stderr)
+
+    flipped = os.path.join(d, "flipped.state")
+    for offset in (10, 200, len(data) // 2, len(data) - 30, len(data) - 5):
+        b = bytearray(data)
+        b[offset] ^= 0x40
+        open(flipped, "wb").write(bytes(b))
+        refused(["--restore", flipped, "--mem", mem], "flipped.state")
+    truncated = os.path.join(d, "truncated.state")
+    for size in (0, 40, 100, len(data) // 2, len(data) - 1):
+        open(truncated, "wb").write(data[:size])
+        refused(["--restore", truncated, "--mem", mem], "truncated.state")
+    refused(["--restore", state, "--mem", mem2], "belongs to snapshot")
+    refused(["--restore", state, "--mem", os.path.join(d, "missing.mem")], "cannot open")
+    short_mem = os.path.join(d, "short.mem")
+    open(short_mem, "wb").write(open(mem, "rb").read()[:4096 * 16])
+    refused(["--restore", state, "--mem", short_mem], "the snapshot expects")
+    refused(["--restore", mem, "--mem", mem], "not a kiln snapshot state file")
+    r = subprocess.run([str(KILN), "run", "--restore", state], capture_output=True, timeout=30)
+    assert r.returncode == 2 and "--mem" in text(r.stderr)
+    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--memory", "64"], capture_output=True,
+                       timeout=30)
+    assert r.returncode == 2
+
+
+def test_kill_during_snapshot_keeps_the_previous_one(env):
+    """kill -9 while the memory file is being written: the previous snapshot at the same paths still loads."""
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello, memory=512, cmdline="fill count")
+    wait_counts(console, 2, timeout=60)
+    state, mem, first = snapshot_paused(d, sock, console)
+    assert api(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    wait_counts(console, 2, after=first)
+    assert api(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204
+
+    # The second snapshot to the same paths; kill -9 the VM once its memory temp file is being written.
+    snap = subprocess.Popen(["curl", "-s", "--unix-socket", sock, "-X", "PUT", "http://localhost/snapshot/create",
+                             "-d", json.dumps({"snapshot_path": state, "mem_file_path": mem})],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tmp_prefix = os.path.basename(mem) + ".tmp."
+
+    def writing():
+        for name in os.listdir(d):
+            if name.startswith(tmp_prefix) and os.path.getsize(os.path.join(d, name)) > 0:
+                return name
+        return None
+    tmp = wait_for(writing, 30, "the memory temp file")
+    os.kill(orig.pid, signal.SIGKILL)
+    orig.wait(timeout=20)
+    snap.communicate(timeout=30)
+    assert os.path.exists(os.path.join(d, tmp)), "the snapshot finished before the kill: make the guest larger"
+
+    # The paths still hold the first snapshot, whole.
+    p, console2 = restore(procs, d, state, mem, "after-kill")
+    got = wait_counts(console2, 1, timeout=60)
+    assert got[0] == first + 1, f"restored {got[0]}, the first snapshot was taken after {first}"
+
+
+def test_load_over_the_api_as_firecracker_does(env):
+    """kiln run --api-sock alone waits for PUT /snapshot/load (Firecracker's body), then runs the VM."""
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello)
+    wait_counts(console, 1)
+    state, mem, last = snapshot_paused(d, sock, console)
+    orig.terminate()
+
+    sock2 = os.path.join(d, "fresh.sock")
+    console2 = os.path.join(d, "fresh.console")
+    p = procs.start(["run", "--api-sock", sock2, "--console", console2])
+    wait_for(lambda: os.path.exists(sock2), 10, "the waiting kiln's socket")
+    code, body = api(sock2, "GET", "/")
+    assert code == 200 and json.loads(body)["state"] == "Not started"
+    code, body = api(sock2, "PATCH", "/vm", {"state": "Paused"})
+    assert code == 400 and "load a snapshot first" in json.loads(body)["fault_message"]
+    code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": state, "mem_backend": {
+        "backend_type": "File", "backend_path": os.path.join(d, "nope.mem")}})
+    assert code == 400 and "nope.mem" in json.loads(body)["fault_message"]
+    code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": state, "mem_backend": {
+        "backend_type": "File", "backend_path": mem}, "resume_vm": False})
+    assert code == 204, body
+    code, body = api(sock2, "GET", "/")
+    assert json.loads(body)["state"] == "Paused"
+    time.sleep(0.5)
+    assert counts(console2) == []
+    assert api(sock2, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    assert wait_counts(console2, 2)[0] == last + 1
+    code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": state, "mem_file_path": mem})
+    assert code == 400 and "loaded already" in json.loads(body)["fault_message"]
+    code, body = api(sock2, "PUT", "/snapshot/create", {"snapshot_path": state, "mem_file_path": mem})
+    assert code == 400 and "paused" in json.loads(body)["fault_message"]
+
+
+def test_clone_over_the_api(env):
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello)
+    wait_counts(console, 1)
+    assert api(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204
+    last = max(counts(console))
+    code, body = api(sock, "PUT", "/vm/clone", {"clone_id": "copy-1", "api_socket": os.path.join(d, "copy.sock"),
+                                                "resume_vm": True})
+    assert code == 200, body
+    info = json.loads(body)
+    procs.pids.append(info["pid"])
+    assert info["id"] == "copy-1" and info["api_socket"].endswith("copy.sock")
+    assert wait_counts(os.path.join(d, "copy.sock.console"), 2)[0] == last + 1
+    code, body = api(os.path.join(d, "copy.sock"), "GET", "/")
+    assert json.loads(body)["state"] == "Running"
+    # The original stays paused until resumed, then goes on by itself.
+    assert max(counts(console)) == last
+    assert api(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
+    assert wait_counts(console, 1, after=last)[0] == last + 1
