@@ -81,8 +81,8 @@ static uint64_t acpi_pm_now(const struct acpi_pm *pm)
  */
 static uint32_t acpi_pm_ticks(const struct acpi_pm *pm)
 {
-	uint64_t now = acpi_pm_now(pm);
-	uint64_t ns = now > pm->start_ns ? now - pm->start_ns : 0;
+	/* Modulo 2^64: a restored timer's start may lie before this host's clock began (acpi_pm_restore). */
+	uint64_t ns = acpi_pm_now(pm) - pm->start_ns;
 
 	return (uint32_t)(ns / NS_PER_SEC * ACPI_PM_TIMER_HZ + ns % NS_PER_SEC * ACPI_PM_TIMER_HZ / NS_PER_SEC);
 }
@@ -265,7 +265,7 @@ void acpi_pm_save(struct acpi_pm *pm, struct acpi_pm_state *st)
 	st->slp_typ = pm->slp_typ;
 	st->powered_off = pm->powered_off;
 	st->sci_level = pm->sci_level != 0;
-	st->timer_ns = now > pm->start_ns ? now - pm->start_ns : 0;
+	st->timer_ns = now - pm->start_ns;
 	pthread_mutex_unlock(&pm->lock);
 }
 
@@ -279,8 +279,7 @@ void acpi_pm_restore(struct acpi_pm *pm, const struct acpi_pm_state *st)
 	pm->en = st->en;
 	pm->slp_typ = st->slp_typ;
 	pm->powered_off = st->powered_off;
-	/* A timer that counted longer than this host's clock has run starts at 0: it stays monotonic from here. */
-	pm->start_ns = now >= st->timer_ns ? now - st->timer_ns : 0;
+	pm->start_ns = now - st->timer_ns; /* modulo 2^64, as acpi_pm_ticks subtracts it */
 	pm->sci_level = 0;
 	acpi_pm_update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);

@@ -1,0 +1,971 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Every device's snapshot state: save, encode, decode, restore into a fresh device, and the device
+ * then behaves as the original did; every decoder refuses a payload that is short, long, of a newer
+ * version or holds values the device cannot. The virtio transport and MSI-X run over a real PCI bus
+ * and event loop against a fake KVM (as in test_virtio_pci.c), with a virtio-rng whose queue keeps
+ * working after the restore. Also the x86 KVM state encodings (no KVM needed) and DISK records.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "arch/x86/kvm_state.h"
+#include "arch/x86/pvm.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/rtc.h"
+#include "devices/legacy/serial.h"
+#include "devices/pci/msix.h"
+#include "devices/pci/pci.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/virtio_pci.h"
+#include "devices/virtio/virtqueue.h"
+#include "vmm/irq_routing.h"
+#include "vmm/loop.h"
+#include "vmm/snapshot.h"
+
+#define BUF_SIZE (64u << 10)
+
+/* Encode with `encode` into a fresh buffer; returns it, its length in *len. */
+#define ENCODE(encode, st, outlen)                                       \
+	({                                                               \
+		uint8_t *b_ = malloc(BUF_SIZE);                          \
+		struct snap_enc e_;                                      \
+		assert_non_null(b_);                                     \
+		snap_enc_init(&e_, b_, BUF_SIZE);                        \
+		encode((st), &e_);                                       \
+		assert_true(snap_enc_ok(&e_));                           \
+		*(outlen) = e_.len;                                      \
+		b_;                                                      \
+	})
+
+/*
+ * A decoder must take exactly `buf` and refuse: every shorter prefix, one byte more, version 0 and
+ * version + 1. `st` is scratch space of the decoder's type.
+ */
+#define CHECK_DECODER(decode, st, buf, len, version)                                                         \
+	do {                                                                                                  \
+		char err_[256];                                                                               \
+		uint8_t *longer_ = calloc(1, (len) + 1);                                                      \
+		assert_non_null(longer_);                                                                     \
+		assert_int_equal(decode((st), (buf), (len), (version), err_, sizeof(err_)), 0);               \
+		for (size_t n_ = 0; n_ < (len); n_ += ((len) > 64 ? 7 : 1))                                  \
+			assert_int_not_equal(decode((st), (buf), n_, (version), err_, sizeof(err_)), 0);       \
+		memcpy(longer_, (buf), (len));                                                                \
+		assert_int_equal(decode((st), longer_, (len) + 1, (version), err_, sizeof(err_)), -EINVAL);   \
+		assert_int_equal(decode((st), (buf), (len), (version) + 1, err_, sizeof(err_)), -ENOTSUP);    \
+		assert_int_equal(decode((st), (buf), (len), 0, err_, sizeof(err_)), -ENOTSUP);                \
+		assert_true(strlen(err_) > 0);                                                                \
+		free(longer_);                                                                                \
+	} while (0)
+
+/* ---- interrupt lines ---- */
+
+struct irq_log {
+	int level[32];
+	int changes;
+};
+
+static void log_irq(void *opaque, uint32_t gsi, int level)
+{
+	struct irq_log *l = opaque;
+
+	if (gsi < 32)
+		l->level[gsi] = level;
+	l->changes++;
+}
+
+/* ---- UART ---- */
+
+static void uart_out(void *opaque, const uint8_t *buf, size_t len)
+{
+	(void)opaque;
+	(void)buf;
+	(void)len;
+}
+
+static uint8_t uart_rd(struct serial *s, unsigned int reg)
+{
+	uint8_t v = 0;
+
+	serial_io(s, reg, &v, 1, false);
+	return v;
+}
+
+static void uart_wr(struct serial *s, unsigned int reg, uint8_t v)
+{
+	serial_io(s, reg, &v, 1, true);
+}
+
+static void test_serial_round_trip(void **state)
+{
+	struct irq_log l1 = { 0 }, l2 = { 0 };
+	struct serial *a = serial_create((struct irq_line){ log_irq, &l1, 4 }, uart_out, NULL);
+	struct serial *b = serial_create((struct irq_line){ log_irq, &l2, 4 }, uart_out, NULL);
+	struct serial_state *st = malloc(sizeof(*st)), *st2 = malloc(sizeof(*st2));
+	uint8_t *buf, *buf2;
+	size_t len, len2;
+	char err[256];
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	/* 115200 8N1 with FIFOs, interrupts on receive and THR empty, OUT2 on, a scratch byte. */
+	uart_wr(a, 3, 0x80);
+	uart_wr(a, 0, 0x01);
+	uart_wr(a, 1, 0x00);
+	uart_wr(a, 3, 0x03);
+	uart_wr(a, 2, 0xc1);
+	uart_wr(a, 4, 0x0b);
+	uart_wr(a, 7, 0x5a);
+	uart_wr(a, 1, 0x03);
+	assert_int_equal(serial_receive(a, (const uint8_t *)"hello", 5), 5);
+	assert_int_equal(uart_rd(a, 0), 'h'); /* the ring's head moves: the state must keep the order */
+
+	serial_save(a, st);
+	buf = ENCODE(serial_state_encode, st, &len);
+	CHECK_DECODER(serial_state_decode, st2, buf, len, SERIAL_STATE_VERSION);
+	assert_int_equal(serial_state_decode(st2, buf, len, SERIAL_STATE_VERSION, err, sizeof(err)), 0);
+	serial_restore(b, st2);
+	assert_int_equal(l2.changes, 0); /* an edge-triggered line is not driven by a restore */
+
+	/* Same state, same bytes. */
+	serial_save(b, st2);
+	buf2 = ENCODE(serial_state_encode, st2, &len2);
+	assert_int_equal(len, len2);
+	assert_memory_equal(buf, buf2, len);
+
+	/* And the same behaviour: registers, the rest of the input in order, the interrupt. */
+	assert_int_equal(uart_rd(b, 7), 0x5a);
+	assert_int_equal(uart_rd(b, 3), 0x03);
+	assert_int_equal(uart_rd(b, 2) & 0x0f, uart_rd(a, 2) & 0x0f);
+	for (const char *p = "ello"; *p; p++) {
+		assert_int_equal(uart_rd(a, 0), *p);
+		assert_int_equal(uart_rd(b, 0), *p);
+	}
+	assert_int_equal(uart_rd(b, 5) & 0x01, 0);
+	uart_wr(b, 3, 0x83);
+	assert_int_equal(uart_rd(b, 0), 0x01); /* divisor latch */
+
+	/* Values the device cannot hold. */
+	st->rx_count = SERIAL_RX_BUFFER + 1;
+	free(buf2);
+	buf2 = malloc(BUF_SIZE);
+	{
+		struct snap_enc e;
+
+		snap_enc_init(&e, buf2, BUF_SIZE);
+		snap_put_bytes(&e, buf, 11);
+		snap_put_u32(&e, SERIAL_RX_BUFFER + 1);
+		assert_int_equal(serial_state_decode(st2, buf2, e.len, SERIAL_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	}
+	memcpy(buf2, buf, len);
+	buf2[0] = 0xf0; /* IER bits 7:4 */
+	assert_int_equal(serial_state_decode(st2, buf2, len, SERIAL_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	memcpy(buf2, buf, len);
+	buf2[10] = 2; /* irq level */
+	assert_int_equal(serial_state_decode(st2, buf2, len, SERIAL_STATE_VERSION, err, sizeof(err)), -EINVAL);
+
+	free(buf);
+	free(buf2);
+	free(st);
+	free(st2);
+	serial_destroy(a);
+	serial_destroy(b);
+}
+
+/* ---- i8042 ---- */
+
+static void kbd_reset(void *opaque)
+{
+	(*(int *)opaque)++;
+}
+
+static void test_i8042_round_trip(void **state)
+{
+	struct irq_log l = { 0 };
+	struct irq_line kbd = { log_irq, &l, 1 }, aux = { log_irq, &l, 12 };
+	int resets = 0;
+	struct i8042 *a = i8042_create(kbd, aux, kbd_reset, &resets), *b = i8042_create(kbd, aux, kbd_reset, &resets);
+	struct i8042_state st, st2;
+	uint8_t v, *buf;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	/* Write the command byte, then leave "write output port" waiting for its data byte. */
+	v = 0x60;
+	i8042_command_io(a, 0, &v, 1, true);
+	v = 0x45;
+	i8042_data_io(a, 0, &v, 1, true);
+	v = 0xd1;
+	i8042_command_io(a, 0, &v, 1, true);
+
+	i8042_save(a, &st);
+	buf = ENCODE(i8042_state_encode, &st, &len);
+	CHECK_DECODER(i8042_state_decode, &st2, buf, len, I8042_STATE_VERSION);
+	assert_int_equal(i8042_state_decode(&st2, buf, len, I8042_STATE_VERSION, err, sizeof(err)), 0);
+	l.changes = 0;
+	i8042_restore(b, &st2);
+	assert_int_equal(l.changes, 0);
+
+	/* The pending 0xd1 survives: a data byte with bit 0 clear now resets the machine. */
+	v = 0x20;
+	i8042_command_io(b, 0, &v, 1, true);
+	v = 0xd1;
+	i8042_command_io(b, 0, &v, 1, true);
+	v = 0xfe;
+	i8042_data_io(b, 0, &v, 1, true);
+	assert_int_equal(resets, 1);
+
+	buf[4] = 0x42; /* not a command that waits for data */
+	assert_int_equal(i8042_state_decode(&st2, buf, len, I8042_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	buf[4] = 0;
+	buf[0] |= 0x02; /* input buffer full */
+	assert_int_equal(i8042_state_decode(&st2, buf, len, I8042_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+	i8042_destroy(a);
+	i8042_destroy(b);
+}
+
+/* ---- RTC ---- */
+
+static time_t fixed_clock(void *opaque)
+{
+	return *(time_t *)opaque;
+}
+
+static uint8_t rtc_rd(struct rtc *r, uint8_t reg)
+{
+	uint8_t v = reg;
+
+	rtc_io(r, 0, &v, 1, true);
+	rtc_io(r, 1, &v, 1, false);
+	return v;
+}
+
+static void rtc_wr(struct rtc *r, uint8_t reg, uint8_t val)
+{
+	rtc_io(r, 0, &reg, 1, true);
+	rtc_io(r, 1, &val, 1, true);
+}
+
+static void test_rtc_round_trip(void **state)
+{
+	time_t now_a = 1700000000, now_b = 1700000000 + 3600; /* the restore happens an hour later */
+	struct rtc *a = rtc_create(64 << 20, 0, fixed_clock, &now_a), *b = rtc_create(32 << 20, 0, fixed_clock, &now_b);
+	struct rtc_state st, st2;
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	/* The guest sets its clock to 2001-02-03 04:05:06 (binary mode) and writes a CMOS byte. */
+	rtc_wr(a, 0x0b, 0x86);
+	rtc_wr(a, 0x00, 6);
+	rtc_wr(a, 0x02, 5);
+	rtc_wr(a, 0x04, 4);
+	rtc_wr(a, 0x07, 3);
+	rtc_wr(a, 0x08, 2);
+	rtc_wr(a, 0x09, 1);
+	rtc_wr(a, 0x32, 20);
+	rtc_wr(a, 0x0b, 0x06);
+	rtc_wr(a, 0x40, 0x77);
+	assert_int_equal(rtc_rd(a, 0x04), 4);
+
+	rtc_save(a, &st);
+	buf = ENCODE(rtc_state_encode, &st, &len);
+	CHECK_DECODER(rtc_state_decode, &st2, buf, len, RTC_STATE_VERSION);
+	assert_int_equal(rtc_state_decode(&st2, buf, len, RTC_STATE_VERSION, err, sizeof(err)), 0);
+	rtc_restore(b, &st2);
+
+	/* CMOS (memory sizes included) is the snapshot's; the clock kept running for the hour. */
+	assert_int_equal(rtc_rd(b, 0x40), 0x77);
+	assert_int_equal(rtc_rd(b, 0x34), rtc_rd(a, 0x34));
+	assert_int_equal(rtc_rd(b, 0x0b), 0x06);
+	assert_int_equal(rtc_rd(b, 0x04), 5);
+	assert_int_equal(rtc_rd(b, 0x02), 5);
+	assert_int_equal(rtc_rd(b, 0x09), 1);
+
+	buf[0] = 0x80; /* index outside CMOS */
+	assert_int_equal(rtc_state_decode(&st2, buf, len, RTC_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+	rtc_destroy(a);
+	rtc_destroy(b);
+}
+
+/* ---- ACPI PM ---- */
+
+static uint64_t fake_ns(void *opaque)
+{
+	return *(uint64_t *)opaque;
+}
+
+static void no_poweroff(void *opaque)
+{
+	(void)opaque;
+}
+
+static void test_acpi_pm_round_trip(void **state)
+{
+	uint64_t t_a = 5000000000ull, t_b = 123;
+	struct irq_log la = { 0 }, lb = { 0 };
+	struct acpi_pm *a, *b;
+	struct acpi_pm_state st, st2;
+	uint8_t en[2] = { 0x00, 0x01 }, *buf; /* PWRBTN_EN */
+	uint32_t before, after;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	a = acpi_pm_create((struct irq_line){ log_irq, &la, 9 }, no_poweroff, NULL, fake_ns, &t_a);
+	b = acpi_pm_create((struct irq_line){ log_irq, &lb, 9 }, no_poweroff, NULL, fake_ns, &t_b);
+	t_a += 1000000000ull; /* the timer ran one second */
+	acpi_pm_io(a, 2, en, 2, true);
+	assert_true(acpi_pm_press_power_button(a));
+	assert_int_equal(la.level[9], 1);
+	before = acpi_pm_timer(a);
+
+	acpi_pm_save(a, &st);
+	buf = ENCODE(acpi_pm_state_encode, &st, &len);
+	CHECK_DECODER(acpi_pm_state_decode, &st2, buf, len, ACPI_PM_STATE_VERSION);
+	assert_int_equal(acpi_pm_state_decode(&st2, buf, len, ACPI_PM_STATE_VERSION, err, sizeof(err)), 0);
+	acpi_pm_restore(b, &st2);
+	/* The level-triggered SCI is driven again, and the timer continues from where it was. */
+	assert_int_equal(lb.level[9], 1);
+	after = acpi_pm_timer(b);
+	assert_int_equal(after, before);
+	t_b += 1000000000ull;
+	assert_int_equal(acpi_pm_timer(b) - after, ACPI_PM_TIMER_HZ);
+
+	/* Status bit set but SCI low: a state the device cannot be in. */
+	buf[6 + 1] = 0; /* sci_level byte */
+	assert_int_equal(acpi_pm_state_decode(&st2, buf, len, ACPI_PM_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+	acpi_pm_destroy(a);
+	acpi_pm_destroy(b);
+}
+
+/* ---- PCI, MSI-X, virtio-pci, virtio-rng over a fake KVM ---- */
+
+#define MIB (1ull << 20)
+#define RAM_SIZE (32 * MIB)
+#define ECAM 0xe0000000ull
+#define MMIO32 0xc0000000ull
+#define MMIO32_SIZE 0x10000000ull
+#define SLOT 3
+#define DESC_GPA 0x10000ull
+#define AVAIL_GPA 0x11000ull
+#define USED_GPA 0x12000ull
+#define BUF_GPA 0x20000ull
+#define QSIZE 16
+
+struct fake_kvm {
+	int nr_routes;
+	int irqfds;
+	int ioeventfds;
+	uint64_t ioeventfd_addr;
+	atomic_int msi;
+	int intx[24];
+};
+
+static int fake_routing(void *opaque, const struct kvm_irq_routing *t)
+{
+	((struct fake_kvm *)opaque)->nr_routes = (int)t->nr;
+	return 0;
+}
+
+static int fake_irqfd(void *opaque, const struct kvm_irqfd *req)
+{
+	struct fake_kvm *k = opaque;
+
+	k->irqfds += (req->flags & KVM_IRQFD_FLAG_DEASSIGN) ? -1 : 1;
+	return 0;
+}
+
+static int fake_signal_msi(void *opaque, const struct kvm_msi *msi)
+{
+	(void)msi;
+	atomic_fetch_add(&((struct fake_kvm *)opaque)->msi, 1);
+	return 1;
+}
+
+static const struct irq_routing_ops fake_rt = { fake_routing, fake_irqfd, fake_signal_msi };
+
+static int fake_ioeventfd(void *opaque, const struct kvm_ioeventfd *req)
+{
+	struct fake_kvm *k = opaque;
+
+	if (req->flags & KVM_IOEVENTFD_FLAG_DEASSIGN) {
+		k->ioeventfds--;
+	} else {
+		k->ioeventfds++;
+		k->ioeventfd_addr = req->addr;
+	}
+	return 0;
+}
+
+static const struct virtio_ioeventfd_ops fake_ioev = { fake_ioeventfd };
+
+static void fake_intx(void *opaque, uint32_t gsi, int level)
+{
+	if (gsi < 24)
+		((struct fake_kvm *)opaque)->intx[gsi] = level;
+}
+
+struct machine {
+	struct fake_kvm kvm;
+	struct guest_memory mem;
+	struct bus pio, mmio;
+	struct pci_bus *pci;
+	struct irq_routing *rt;
+	struct loop loop;
+	struct virtio_rng *rng;
+	struct virtio_pci *t;
+	uint64_t bar;
+};
+
+static struct machine *machine_create(void)
+{
+	struct machine *m = calloc(1, sizeof(*m));
+	struct pci_bus_config cfg = {
+		.ecam_base = ECAM, .mmio32_base = MMIO32, .mmio32_size = MMIO32_SIZE, .intx_set = fake_intx,
+		.intx_opaque = NULL,
+	};
+	struct virtio_pci_params p;
+
+	assert_non_null(m);
+	cfg.intx_opaque = &m->kvm;
+	assert_int_equal(guest_memory_init(&m->mem, RAM_SIZE, RAM_SIZE), 0);
+	bus_init(&m->pio, "pio");
+	bus_init(&m->mmio, "mmio");
+	m->pci = pci_bus_create(&cfg);
+	assert_non_null(m->pci);
+	assert_int_equal(pci_bus_attach(m->pci, &m->pio, &m->mmio), 0);
+	m->rt = irq_routing_create(&fake_rt, &m->kvm, 64);
+	assert_non_null(m->rt);
+	assert_int_equal(loop_init(&m->loop), 0);
+	assert_int_equal(loop_start(&m->loop), 0);
+	p = (struct virtio_pci_params){
+		.pci = m->pci, .slot = SLOT, .rt = m->rt, .loop = &m->loop, .mem = &m->mem, .vm_fd = -1,
+		.ioeventfd_ops = &fake_ioev, .ioeventfd_opaque = &m->kvm,
+	};
+	m->rng = virtio_rng_create(&p);
+	assert_non_null(m->rng);
+	m->t = virtio_rng_transport(m->rng);
+	return m;
+}
+
+static void machine_destroy(struct machine *m)
+{
+	loop_destroy(&m->loop);
+	pci_bus_destroy(m->pci);
+	virtio_rng_destroy(m->rng);
+	irq_routing_destroy(m->rt);
+	bus_destroy(&m->pio);
+	bus_destroy(&m->mmio);
+	guest_memory_destroy(&m->mem);
+	free(m);
+}
+
+static uint64_t rd(struct machine *m, uint64_t gpa, uint32_t len)
+{
+	uint8_t d[8] = { 0 };
+	uint64_t v = 0;
+
+	assert_true(bus_access(&m->mmio, gpa, d, len, false));
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint64_t)d[i] << (8 * i);
+	return v;
+}
+
+static void wr(struct machine *m, uint64_t gpa, uint64_t val, uint32_t len)
+{
+	uint8_t d[8];
+
+	for (uint32_t i = 0; i < len; i++)
+		d[i] = (uint8_t)(val >> (8 * i));
+	assert_true(bus_access(&m->mmio, gpa, d, len, true));
+}
+
+#define CFG(reg) (ECAM + ((uint64_t)SLOT << 15) + (reg))
+#define COMMON(m, off) ((m)->bar + VIRTIO_PCI_COMMON_OFFSET + (off))
+
+static uint16_t *ring16(struct machine *m, uint64_t gpa)
+{
+	uint16_t *p = guest_memory_hva(&m->mem, gpa, 2);
+
+	assert_non_null(p);
+	return p;
+}
+
+/* A guest driver bringing the rng up with MSI-X (vector 0 config, 1 queue 0), as Linux does. */
+static void driver_init(struct machine *m)
+{
+	unsigned int cap;
+
+	/* BAR 0 moved by the guest to the window's second half, then decoding on. */
+	wr(m, CFG(PCI_BASE_ADDRESS_0), MMIO32 + 0x100000, 4);
+	wr(m, CFG(PCI_COMMAND), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	m->bar = MMIO32 + 0x100000;
+	cap = msix_cap_offset(virtio_pci_msix(m->t));
+	wr(m, CFG(cap + MSIX_CAP_CONTROL), MSIX_CONTROL_ENABLE, 2);
+	for (unsigned int v = 0; v < 2; v++) {
+		uint64_t e = m->bar + VIRTIO_PCI_MSIX_TABLE_OFFSET + v * MSIX_ENTRY_SIZE;
+
+		wr(m, e + MSIX_ENTRY_ADDR_LO, 0xfee00000, 4);
+		wr(m, e + MSIX_ENTRY_DATA, 0x40 + v, 4);
+		wr(m, e + MSIX_ENTRY_CTRL, 0, 4);
+	}
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_STATUS), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_GFSELECT), 1, 4);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_GF), 1, 4); /* VERSION_1 */
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_STATUS), 0x0b, 1);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_MSIX), 0, 2);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_Q_SELECT), 0, 2);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_Q_SIZE), QSIZE, 2);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_Q_DESCLO), DESC_GPA, 4);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_Q_AVAILLO), AVAIL_GPA, 4);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_Q_USEDLO), USED_GPA, 4);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_Q_MSIX), 1, 2);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_Q_ENABLE), 1, 2);
+	wr(m, COMMON(m, VIRTIO_PCI_COMMON_STATUS), 0x0f, 1);
+	assert_int_equal(virtio_pci_status(m->t), 0x0f);
+}
+
+/* Post one 64-byte writable buffer and notify; wait until the device has used it. */
+static void request(struct machine *m, uint16_t n)
+{
+	uint8_t *desc = guest_memory_hva(&m->mem, DESC_GPA, 16 * QSIZE);
+	uint16_t slot = n % QSIZE;
+	uint64_t addr = BUF_GPA + slot * 64;
+	struct timespec ts = { 0, 1000000 };
+
+	for (int i = 0; i < 8; i++)
+		desc[slot * 16 + i] = (uint8_t)(addr >> (8 * i));
+	desc[slot * 16 + 8] = 64;
+	desc[slot * 16 + 12] = VIRTQ_DESC_F_WRITE;
+	ring16(m, AVAIL_GPA + 4 + 2 * slot)[0] = slot;
+	__atomic_store_n(ring16(m, AVAIL_GPA + 2), (uint16_t)(n + 1), __ATOMIC_RELEASE);
+	/* The notify write: 2 bytes at the queue's address (the fake ioeventfd did not take it). */
+	wr(m, m->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
+	for (int i = 0; i < 2000 && __atomic_load_n(ring16(m, USED_GPA + 2), __ATOMIC_ACQUIRE) != n + 1; i++)
+		nanosleep(&ts, NULL);
+	assert_int_equal(*ring16(m, USED_GPA + 2), n + 1);
+}
+
+struct pci_snapshot {
+	uint8_t *fn, *msix, *vp, *rng, *bus;
+	size_t fn_len, msix_len, vp_len, rng_len, bus_len;
+};
+
+static void take(struct machine *m, struct pci_snapshot *s)
+{
+	struct pci_function_state *fn = malloc(sizeof(*fn));
+	struct msix_state *ms = malloc(sizeof(*ms));
+	struct virtio_pci_state *vp = malloc(sizeof(*vp));
+	struct virtio_rng_state rs;
+	struct pci_bus_state bs;
+
+	virtio_pci_freeze(m->t);
+	pci_bus_save(m->pci, &bs);
+	pci_function_save(virtio_pci_device(m->t), fn);
+	msix_save(virtio_pci_msix(m->t), ms);
+	virtio_pci_save(m->t, vp);
+	virtio_rng_save(m->rng, &rs);
+	virtio_pci_thaw(m->t);
+	s->bus = ENCODE(pci_bus_state_encode, &bs, &s->bus_len);
+	s->fn = ENCODE(pci_function_state_encode, fn, &s->fn_len);
+	s->msix = ENCODE(msix_state_encode, ms, &s->msix_len);
+	s->vp = ENCODE(virtio_pci_state_encode, vp, &s->vp_len);
+	s->rng = ENCODE(virtio_rng_state_encode, &rs, &s->rng_len);
+	assert_int_equal(s->msix_len, msix_state_size(ms->nr));
+	assert_int_equal(s->vp_len, virtio_pci_state_size(vp->nr_queues));
+	free(fn);
+	free(ms);
+	free(vp);
+}
+
+static int put_back(struct machine *m, const struct pci_snapshot *s, char *err, size_t err_size)
+{
+	struct pci_function_state *fn = malloc(sizeof(*fn));
+	struct msix_state *ms = malloc(sizeof(*ms));
+	struct virtio_pci_state *vp = malloc(sizeof(*vp));
+	struct virtio_rng_state rs;
+	struct pci_bus_state bs;
+	int ret;
+
+	assert_int_equal(pci_bus_state_decode(&bs, s->bus, s->bus_len, PCI_BUS_STATE_VERSION, err, err_size), 0);
+	assert_int_equal(pci_function_state_decode(fn, s->fn, s->fn_len, PCI_FUNCTION_STATE_VERSION, err, err_size), 0);
+	assert_int_equal(msix_state_decode(ms, s->msix, s->msix_len, MSIX_STATE_VERSION, err, err_size), 0);
+	assert_int_equal(virtio_pci_state_decode(vp, s->vp, s->vp_len, VIRTIO_PCI_STATE_VERSION, err, err_size), 0);
+	assert_int_equal(virtio_rng_state_decode(&rs, s->rng, s->rng_len, VIRTIO_RNG_STATE_VERSION, err, err_size), 0);
+	ret = pci_bus_restore(m->pci, &bs, err, err_size);
+	ret = ret ?: pci_function_restore(virtio_pci_device(m->t), fn, err, err_size);
+	ret = ret ?: msix_restore(virtio_pci_msix(m->t), ms, err, err_size);
+	ret = ret ?: virtio_pci_restore(m->t, vp, err, err_size);
+	if (!ret)
+		virtio_rng_restore(m->rng, &rs);
+	free(fn);
+	free(ms);
+	free(vp);
+	return ret;
+}
+
+static void free_snapshot(struct pci_snapshot *s)
+{
+	free(s->bus);
+	free(s->fn);
+	free(s->msix);
+	free(s->vp);
+	free(s->rng);
+}
+
+static void test_virtio_rng_round_trip(void **state)
+{
+	struct machine *a = machine_create(), *b = machine_create();
+	struct pci_snapshot s;
+	uint64_t bytes;
+	char err[256];
+
+	(void)state;
+	driver_init(a);
+	request(a, 0);
+	request(a, 1);
+	bytes = virtio_rng_bytes(a->rng);
+	assert_int_equal(bytes, 128);
+	take(a, &s);
+
+	/* Guest RAM goes with the snapshot (the memory file); the device state with the sections. */
+	memcpy(b->mem.base, a->mem.base, RAM_SIZE);
+	b->bar = a->bar;
+	assert_int_equal(put_back(b, &s, err, sizeof(err)), 0);
+
+	/* The restored device: same status, BAR where the guest put it, the queue's notify address
+	 * registered there, MSI-X vectors routed with irqfds, the byte count carried over. */
+	assert_int_equal(virtio_pci_status(b->t), 0x0f);
+	assert_int_equal(rd(b, CFG(PCI_BASE_ADDRESS_0), 4) & ~0xfu, a->bar);
+	assert_int_equal(b->kvm.ioeventfds, 1);
+	assert_int_equal(b->kvm.ioeventfd_addr, a->bar + VIRTIO_PCI_NOTIFY_OFFSET);
+	assert_int_equal(b->kvm.irqfds, 2);
+	assert_int_equal(virtio_rng_bytes(b->rng), bytes);
+	wr(b, COMMON(b, VIRTIO_PCI_COMMON_Q_SELECT), 0, 2);
+	assert_int_equal(rd(b, COMMON(b, VIRTIO_PCI_COMMON_Q_SIZE), 2), QSIZE);
+	assert_int_equal(rd(b, COMMON(b, VIRTIO_PCI_COMMON_Q_MSIX), 2), 1);
+	assert_int_equal(rd(b, COMMON(b, VIRTIO_PCI_COMMON_Q_DESCLO), 4), DESC_GPA);
+
+	/* The queue goes on from its indices: the third request is used at index 3. */
+	request(b, 2);
+	assert_int_equal(virtio_rng_bytes(b->rng), bytes + 64);
+	/* The original, untouched by all this, goes on too (a clone does not steal its queue). */
+	request(a, 2);
+
+	/* Encoding the restored device gives the original's bytes back (but for the indices moved on). */
+	free_snapshot(&s);
+	machine_destroy(a);
+	machine_destroy(b);
+}
+
+static void test_virtio_restore_refusals(void **state)
+{
+	struct machine *a = machine_create(), *b = machine_create(), *c;
+	struct virtio_pci_state *vp = malloc(sizeof(*vp)), *vp2 = malloc(sizeof(*vp2));
+	struct pci_function_state *fn = malloc(sizeof(*fn));
+	struct msix_state *ms = malloc(sizeof(*ms)), *ms2 = malloc(sizeof(*ms2));
+	struct pci_snapshot s;
+	struct pci_bus_state bs;
+	char err[256];
+
+	(void)state;
+	driver_init(a);
+	request(a, 0);
+	take(a, &s);
+
+	CHECK_DECODER(pci_bus_state_decode, &bs, s.bus, s.bus_len, PCI_BUS_STATE_VERSION);
+	CHECK_DECODER(pci_function_state_decode, fn, s.fn, s.fn_len, PCI_FUNCTION_STATE_VERSION);
+	CHECK_DECODER(msix_state_decode, ms, s.msix, s.msix_len, MSIX_STATE_VERSION);
+	CHECK_DECODER(virtio_pci_state_decode, vp, s.vp, s.vp_len, VIRTIO_PCI_STATE_VERSION);
+
+	/* Another device's config space (its read-only device ID differs) is refused by the function. */
+	assert_int_equal(pci_function_state_decode(fn, s.fn, s.fn_len, PCI_FUNCTION_STATE_VERSION, err, sizeof(err)), 0);
+	fn->config[PCI_DEVICE_ID] ^= 1;
+	assert_int_equal(pci_function_restore(virtio_pci_device(b->t), fn, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "read-only"));
+
+	/* A different set of slots. */
+	assert_int_equal(pci_bus_state_decode(&bs, s.bus, s.bus_len, PCI_BUS_STATE_VERSION, err, sizeof(err)), 0);
+	bs.slots |= 1u << 7;
+	assert_int_equal(pci_bus_restore(b->pci, &bs, err, sizeof(err)), -EINVAL);
+
+	/* MSI-X: another vector count; a pending bit past the last vector. */
+	assert_int_equal(msix_state_decode(ms, s.msix, s.msix_len, MSIX_STATE_VERSION, err, sizeof(err)), 0);
+	*ms2 = *ms;
+	ms2->nr = 1;
+	assert_int_equal(msix_restore(virtio_pci_msix(b->t), ms2, err, sizeof(err)), -EINVAL);
+	s.msix[s.msix_len - 1] = 0x80;
+	assert_int_equal(msix_state_decode(ms2, s.msix, s.msix_len, MSIX_STATE_VERSION, err, sizeof(err)), -EINVAL);
+
+	/* The transport: another device type, rings outside RAM, impossible queue values. */
+	assert_int_equal(virtio_pci_state_decode(vp, s.vp, s.vp_len, VIRTIO_PCI_STATE_VERSION, err, sizeof(err)), 0);
+	*vp2 = *vp;
+	vp2->device_id = VIRTIO_ID_NET;
+	assert_int_equal(virtio_pci_restore(b->t, vp2, err, sizeof(err)), -EINVAL);
+	*vp2 = *vp;
+	vp2->queues[0].desc = RAM_SIZE + 0x1000;
+	assert_int_equal(virtio_pci_restore(b->t, vp2, err, sizeof(err)), -EINVAL);
+	assert_int_equal(b->kvm.ioeventfds, 0); /* nothing left half set up */
+	*vp2 = *vp;
+	vp2->queues[0].size = 3;
+	assert_int_equal(virtio_pci_restore(b->t, vp2, err, sizeof(err)), -EINVAL);
+	*vp2 = *vp;
+	vp2->queues[0].vq.last_avail_idx = (uint16_t)(vp2->queues[0].vq.used_idx + QSIZE + 1);
+	assert_int_equal(virtio_pci_restore(b->t, vp2, err, sizeof(err)), -EINVAL);
+	*vp2 = *vp;
+	vp2->driver_features = 0; /* FEATURES_OK without VERSION_1 */
+	assert_int_equal(virtio_pci_restore(b->t, vp2, err, sizeof(err)), -EINVAL);
+	*vp2 = *vp;
+	vp2->config_msix_vector = 7;
+	assert_int_equal(virtio_pci_restore(b->t, vp2, err, sizeof(err)), -EINVAL);
+
+	/* And the good state still loads into a fresh machine after all that. */
+	c = machine_create();
+	memcpy(c->mem.base, a->mem.base, RAM_SIZE);
+	c->bar = a->bar;
+	s.msix[s.msix_len - 1] = 0;
+	assert_int_equal(put_back(c, &s, err, sizeof(err)), 0);
+	request(c, 1);
+
+	free_snapshot(&s);
+	free(vp);
+	free(vp2);
+	free(fn);
+	free(ms);
+	free(ms2);
+	machine_destroy(a);
+	machine_destroy(b);
+	machine_destroy(c);
+}
+
+static void test_virtqueue_indices(void **state)
+{
+	struct guest_memory mem;
+	struct virtqueue vq;
+	struct vq_indices in = { .last_avail_idx = 7, .used_idx = 5, .signalled_used = 4 }, out;
+
+	(void)state;
+	assert_int_equal(guest_memory_init(&mem, 4 * MIB, 4 * MIB), 0);
+	assert_int_equal(vq_init(&vq, &mem, 8, 0x1000, 0x2000, 0x3000, true, false), 0);
+	assert_int_equal(vq_restore_indices(&vq, &in), 0);
+	vq_save_indices(&vq, &out);
+	/* The two chains popped but not pushed are offered again. */
+	assert_int_equal(out.last_avail_idx, 5);
+	assert_int_equal(out.used_idx, 5);
+	assert_int_equal(out.signalled_used, 4);
+	assert_false(out.broken);
+	in.last_avail_idx = 14; /* 9 outstanding in an 8-entry queue */
+	assert_int_equal(vq_restore_indices(&vq, &in), -EINVAL);
+	in = (struct vq_indices){ .last_avail_idx = 1, .used_idx = 0xffff, .broken = true }; /* wraps: 2 outstanding */
+	assert_int_equal(vq_restore_indices(&vq, &in), 0);
+	assert_true(vq.broken);
+	guest_memory_destroy(&mem);
+}
+
+/* ---- x86 KVM state (no KVM: the encodings) ---- */
+
+static void test_vcpu_state_round_trip(void **state)
+{
+	struct x86_vcpu_state *st = calloc(1, sizeof(*st)), *st2 = calloc(1, sizeof(*st2));
+	uint8_t *buf, *buf2;
+	size_t len, len2;
+	char err[256];
+
+	(void)state;
+	st->regs.rip = 0xffffffff81000000ull;
+	st->regs.rflags = 0x202;
+	st->regs.r15 = 15;
+	st->sregs.cs = (struct kvm_segment){ .selector = 0x10, .type = 11, .present = 1, .s = 1, .l = 1, .g = 1,
+					      .limit = 0xffffffff };
+	st->sregs.tr = (struct kvm_segment){ .base = 0x12345000, .type = 11, .present = 1, .limit = 0x67 };
+	st->sregs.cr0 = 0x80050033;
+	st->sregs.cr4 = 0x6f0;
+	st->sregs.efer = 0xd01;
+	st->sregs.apic_base = 0xfee00900;
+	st->sregs.gdt = (struct kvm_dtable){ .base = 0x1000, .limit = 0x7f };
+	st->xsave_size = 4096;
+	for (unsigned int i = 0; i < 4096; i++)
+		st->xsave[i] = (uint8_t)(i * 7);
+	st->xcrs.nr_xcrs = 1;
+	st->xcrs.xcrs[0].value = 7;
+	st->nr_msrs = 3;
+	st->msrs[0] = (struct kvm_msr_entry){ .index = 0x10, .data = 123456789 };
+	st->msrs[1] = (struct kvm_msr_entry){ .index = 0xc0000082, .data = 0xfffffe8000000000ull };
+	st->msrs[2] = (struct kvm_msr_entry){ .index = 0x4b564d01, .data = 0x7000 | 1 };
+	memset(st->lapic.regs, 0x11, sizeof(st->lapic.regs));
+	st->events.interrupt.injected = 1;
+	st->events.interrupt.nr = 0x30;
+	st->events.flags = KVM_VCPUEVENT_VALID_SHADOW;
+	st->debugregs.dr7 = 0x400;
+	st->mp_state.mp_state = KVM_MP_STATE_HALTED;
+	st->tsc_khz = 2000000;
+	st->nr_cpuid = 2;
+	st->cpuid[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0xd, .ebx = 0x756e6547 };
+	st->cpuid[1] = (struct kvm_cpuid_entry2){ .function = 7, .index = 0, .flags = 1, .ebx = 0x9c2 };
+
+	buf = ENCODE(x86_vcpu_state_encode, st, &len);
+	CHECK_DECODER(x86_vcpu_state_decode, st2, buf, len, X86_VCPU_STATE_VERSION);
+	assert_int_equal(x86_vcpu_state_decode(st2, buf, len, X86_VCPU_STATE_VERSION, err, sizeof(err)), 0);
+	assert_memory_equal(&st->regs, &st2->regs, sizeof(st->regs));
+	assert_int_equal(st2->sregs.cs.l, 1);
+	assert_int_equal(st2->sregs.tr.base, 0x12345000);
+	assert_int_equal(st2->sregs.efer, 0xd01);
+	assert_int_equal(st2->nr_msrs, 3);
+	assert_int_equal(st2->msrs[1].data, 0xfffffe8000000000ull);
+	assert_memory_equal(st->xsave, st2->xsave, 4096);
+	assert_int_equal(st2->events.interrupt.nr, 0x30);
+	assert_int_equal(st2->mp_state.mp_state, KVM_MP_STATE_HALTED);
+	assert_int_equal(st2->cpuid[1].ebx, 0x9c2);
+	buf2 = ENCODE(x86_vcpu_state_encode, st2, &len2);
+	assert_int_equal(len, len2);
+	assert_memory_equal(buf, buf2, len);
+
+	/* Impossible values: a segment's DPL, the XSAVE size, the MP state, an event flag. */
+	st2->sregs.cs.dpl = 4;
+	free(buf2);
+	buf2 = ENCODE(x86_vcpu_state_encode, st2, &len2);
+	assert_int_equal(x86_vcpu_state_decode(st2, buf2, len2, X86_VCPU_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	st->xsave_size = 100;
+	free(buf2);
+	buf2 = ENCODE(x86_vcpu_state_encode, st, &len2);
+	assert_int_equal(x86_vcpu_state_decode(st2, buf2, len2, X86_VCPU_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	st->xsave_size = 4096;
+	st->mp_state.mp_state = 77;
+	free(buf2);
+	buf2 = ENCODE(x86_vcpu_state_encode, st, &len2);
+	assert_int_equal(x86_vcpu_state_decode(st2, buf2, len2, X86_VCPU_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	st->mp_state.mp_state = 0;
+	st->events.nmi.pending = 2;
+	free(buf2);
+	buf2 = ENCODE(x86_vcpu_state_encode, st, &len2);
+	assert_int_equal(x86_vcpu_state_decode(st2, buf2, len2, X86_VCPU_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+	free(buf2);
+	free(st);
+	free(st2);
+}
+
+static void test_chip_states_round_trip(void **state)
+{
+	struct x86_irqchip_state chip = { 0 }, chip2;
+	struct kvm_pit_state2 pit = { 0 }, pit2;
+	struct pvm_vcpu_state pvm = { .guest_lstar = 0xffffffff81a00080ull, .lstar_written = true, .syscalls = 42 }, pvm2;
+	uint64_t clock = 123456789012ull, clock2;
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	chip.pic[0] = (struct kvm_pic_state){ .irr = 0x10, .imr = 0xfb, .irq_base = 0x20, .elcr_mask = 0xf8, .init4 = 1 };
+	chip.pic[1] = (struct kvm_pic_state){ .imr = 0xff, .irq_base = 0x28, .elcr_mask = 0xde };
+	chip.ioapic.base_address = 0xfec00000;
+	chip.ioapic.irr = 1u << 4;
+	chip.ioapic.redirtbl[4].bits = 0x0000000000000031ull;
+	buf = ENCODE(x86_irqchip_state_encode, &chip, &len);
+	CHECK_DECODER(x86_irqchip_state_decode, &chip2, buf, len, X86_IRQCHIP_STATE_VERSION);
+	assert_int_equal(x86_irqchip_state_decode(&chip2, buf, len, X86_IRQCHIP_STATE_VERSION, err, sizeof(err)), 0);
+	assert_memory_equal(&chip.pic, &chip2.pic, sizeof(chip.pic));
+	assert_int_equal(chip2.ioapic.redirtbl[4].bits, 0x31);
+	buf[4] = 9; /* priority_add of the master PIC */
+	assert_int_equal(x86_irqchip_state_decode(&chip2, buf, len, X86_IRQCHIP_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+
+	pit.channels[0] = (struct kvm_pit_channel_state){ .count = 0x10000, .mode = 0xff, .gate = 1 };
+	pit.channels[2] = (struct kvm_pit_channel_state){ .count = 1193, .mode = 3, .rw_mode = 3, .gate = 0 };
+	buf = ENCODE(x86_pit_state_encode, &pit, &len);
+	CHECK_DECODER(x86_pit_state_decode, &pit2, buf, len, X86_PIT_STATE_VERSION);
+	assert_int_equal(x86_pit_state_decode(&pit2, buf, len, X86_PIT_STATE_VERSION, err, sizeof(err)), 0);
+	assert_int_equal(pit2.channels[2].count, 1193);
+	assert_int_equal(pit2.channels[0].mode, 0xff);
+	buf[0] = 0x01;
+	buf[2] = 0x01; /* count 0x10001 */
+	assert_int_equal(x86_pit_state_decode(&pit2, buf, len, X86_PIT_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+
+	buf = ENCODE(x86_clock_state_encode, clock, &len);
+	CHECK_DECODER(x86_clock_state_decode, &clock2, buf, len, X86_CLOCK_STATE_VERSION);
+	assert_int_equal(x86_clock_state_decode(&clock2, buf, len, X86_CLOCK_STATE_VERSION, err, sizeof(err)), 0);
+	assert_int_equal(clock2, clock);
+	free(buf);
+
+	buf = ENCODE(pvm_vcpu_state_encode, &pvm, &len);
+	CHECK_DECODER(pvm_vcpu_state_decode, &pvm2, buf, len, PVM_VCPU_STATE_VERSION);
+	assert_int_equal(pvm_vcpu_state_decode(&pvm2, buf, len, PVM_VCPU_STATE_VERSION, err, sizeof(err)), 0);
+	assert_int_equal(pvm2.guest_lstar, pvm.guest_lstar);
+	assert_true(pvm2.lstar_written);
+	assert_int_equal(pvm2.syscalls, 42);
+	buf[6] = 0x12; /* a non-canonical LSTAR */
+	assert_int_equal(pvm_vcpu_state_decode(&pvm2, buf, len, PVM_VCPU_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+}
+
+/* ---- DISK records ---- */
+
+static void test_disk_record(void **state)
+{
+	char path[] = "/tmp/kiln-disk-XXXXXX";
+	struct snap_disk d, d2;
+	int fd = mkstemp(path);
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	assert_int_equal(snap_disk_record(&d, path, true), 0);
+	assert_int_equal(d.size, 1 << 20);
+	buf = ENCODE(snap_disk_encode, &d, &len);
+	CHECK_DECODER(snap_disk_decode, &d2, buf, len, SNAP_DISK_VERSION);
+	assert_int_equal(snap_disk_decode(&d2, buf, len, SNAP_DISK_VERSION, err, sizeof(err)), 0);
+	assert_string_equal(d2.path, path);
+	assert_true(d2.read_only);
+	assert_int_equal(snap_disk_check(&d2, err, sizeof(err)), 0);
+	/* The disk grew: refused. Gone: refused. */
+	assert_int_equal(ftruncate(fd, 2 << 20), 0);
+	assert_int_equal(snap_disk_check(&d2, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bytes"));
+	close(fd);
+	unlink(path);
+	assert_int_equal(snap_disk_check(&d2, err, sizeof(err)), -ENOENT);
+	buf[4] = 0; /* a NUL inside the path */
+	assert_int_equal(snap_disk_decode(&d2, buf, len, SNAP_DISK_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_serial_round_trip),
+		cmocka_unit_test(test_i8042_round_trip),
+		cmocka_unit_test(test_rtc_round_trip),
+		cmocka_unit_test(test_acpi_pm_round_trip),
+		cmocka_unit_test(test_virtio_rng_round_trip),
+		cmocka_unit_test(test_virtio_restore_refusals),
+		cmocka_unit_test(test_virtqueue_indices),
+		cmocka_unit_test(test_vcpu_state_round_trip),
+		cmocka_unit_test(test_chip_states_round_trip),
+		cmocka_unit_test(test_disk_record),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
