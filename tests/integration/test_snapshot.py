@@ -323,3 +323,77 @@ def test_clone_over_the_api(env):
     assert max(counts(console)) == last
     assert api(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
     assert wait_counts(console, 1, after=last)[0] == last + 1
+
+
+class Console:
+    """The guest's serial console on a kiln process's stdin/stdout."""
+
+    def __init__(self, p):
+        self.p = p
+        self.out = b""
+        os.set_blocking(p.stdout.fileno(), False)
+
+    def wait(self, needle, timeout):
+        end = time.monotonic() + timeout
+        while needle.encode() not in self.out:
+            if time.monotonic() > end or self.p.poll() is not None:
+                pytest.fail(f"no {needle!r} on the console; last output:\n{text(self.out[-3000:])}")
+            try:
+                chunk = os.read(self.p.stdout.fileno(), 65536)
+            except BlockingIOError:
+                chunk = None
+            if chunk:
+                self.out += chunk
+            else:
+                time.sleep(0.05)
+
+    def send(self, line):
+        self.p.stdin.write(line.encode() + b"\n")
+        self.p.stdin.flush()
+
+
+def test_linux_continues_after_restore(kiln, kvm, tmp_path):
+    """One Linux boot (with virtio-rng): a file written and the shell left waiting before the snapshot; the
+    restored VM, in a new process, runs a command typed on its console, reads the file, and its
+    virtio-rng (MSI-X, queue indices) still answers; then it powers off cleanly."""
+    from conftest import LINUX
+
+    kernel, initrd = LINUX / "vmlinux-test", LINUX / "initramfs.cpio"
+    if not kernel.exists() or not initrd.exists():
+        pytest.fail(f"{kernel} or {initrd} missing: run `make linux-guest`")
+    config = tmp_path / "vm.json"
+    config.write_text(json.dumps({"entropy": {}}))
+    sock, state, mem = tmp_path / "api.sock", tmp_path / "linux.state", tmp_path / "linux.mem"
+    procs = Procs()
+    try:
+        p = subprocess.Popen([str(KILN), "run", "--config", config, "--kernel", kernel, "--initrd", initrd, "--cpus", "2",
+                              "--memory", "256", "--cmdline", "console=ttyS0 panic=-1", "--api-sock", sock],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.procs.append(p)
+        con = Console(p)
+        con.wait("exit this shell to power off", 1200)
+        con.send("echo made-before-the-snapshot > /tmp/f; head -c 8 /dev/hwrng > /dev/null; echo ready-$((40+2))")
+        con.wait("ready-42", 300)
+        r = subprocess.run([str(KILN), "snapshot", sock, state, mem, "--leave-paused"], capture_output=True,
+                           timeout=300)
+        assert r.returncode == 0, text(r.stderr)
+        print(text(r.stdout))
+        p.kill()
+        p.wait(timeout=30)
+
+        q = subprocess.Popen([str(KILN), "run", "--restore", state, "--mem", mem], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.procs.append(q)
+        con2 = Console(q)
+        con2.send("cat /tmp/f; echo rng: $(head -c 16 /dev/hwrng | od -An -v -tx1); echo after-$((6*7))")
+        con2.wait("after-42", 300)
+        out = text(con2.out).replace("\r\n", "\n")
+        assert "made-before-the-snapshot\n" in out, out[-2000:]
+        m = re.search(r"^rng: ((?:[0-9a-f]{2}\s*){16})$", out, re.M)
+        assert m, out[-2000:]
+        con2.send("exit")
+        _, err = q.communicate(timeout=300)
+        assert q.returncode == 0, text(err)[-2000:]
+        assert "virtio" not in text(err), text(err)[-2000:]
+    finally:
+        procs.stop()
