@@ -306,7 +306,10 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		"  clone i serves P<i>.sock, writes its console to P<i>.console and its messages to P<i>.log\n";
 	const char *api_prefix = NULL, *console_prefix = NULL;
 	struct vm_clone_spec spec = { 0 };
-	unsigned long count = 1;
+	struct vm_clone *clones;
+	unsigned long count = 1, wanted, i;
+	char sock[4200], console[4200], log[4200];
+	bool failed = false;
 	uint64_t t0;
 	char *end;
 	int opt, started = 0;
@@ -347,34 +350,53 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
+	wanted = count;
 	spec.state_path = argv[optind];
 	spec.mem_path = argv[optind + 1];
+	clones = calloc(count, sizeof(*clones));
+	if (!clones)
+		return 1;
 	t0 = time_now_ns();
-	for (unsigned long i = 0; i < count; i++) {
-		char sock[4200], console[4200], log[4200], err[512];
-		pid_t pid;
+	/* All of them at once, then wait for each: they restore in parallel. */
+	for (i = 0; i < count; i++) {
+		char err[512];
 
+		/* The strings are copied into the child by fork: one buffer serves every clone. */
 		snprintf(sock, sizeof(sock), "%s%lu.sock", api_prefix ? api_prefix : "", i);
 		snprintf(console, sizeof(console), "%s%lu.console", console_prefix ? console_prefix : "", i);
 		snprintf(log, sizeof(log), "%s%lu.log", console_prefix ? console_prefix : "", i);
 		spec.api_sock = api_prefix ? sock : NULL;
 		spec.console_path = console_prefix ? console : NULL;
 		spec.log_path = console_prefix ? log : NULL;
-		pid = vm_clone_spawn(&spec, 0, err, sizeof(err));
-		if (pid < 0) {
+		if (vm_clone_start(&spec, &clones[i], err, sizeof(err))) {
 			fprintf(stderr, "kiln clone: clone %lu: %s\n", i, err);
 			break;
 		}
-		started++;
-		printf("clone %lu: pid %d%s%s%s%s\n", i, (int)pid, spec.api_sock ? ", api " : "", spec.api_sock ? sock : "",
-		       spec.console_path ? ", console " : "", spec.console_path ? console : "");
-		fflush(stdout);
 	}
+	count = i;
+	for (i = 0; i < count; i++) {
+		char err[512];
+		pid_t pid = vm_clone_wait(&clones[i], 0, err, sizeof(err));
+
+		if (pid < 0) {
+			fprintf(stderr, "kiln clone: clone %lu: %s\n", i, err);
+			failed = true;
+			continue;
+		}
+		started++;
+		printf("clone %lu: pid %d", i, (int)pid);
+		if (api_prefix)
+			printf(", api %s%lu.sock", api_prefix, i);
+		if (console_prefix)
+			printf(", console %s%lu.console, log %s%lu.log", console_prefix, i, console_prefix, i);
+		printf("\n");
+	}
+	free(clones);
 	if (started) {
 		double ms = ms_since(t0);
 
 		printf("%d clone%s running after %.1f ms (%.1f per second)\n", started, started == 1 ? "" : "s", ms,
 		       (double)started * 1000.0 / ms);
 	}
-	return (unsigned long)started == count ? 0 : 1;
+	return !failed && started > 0 && (unsigned long)started == wanted ? 0 : 1;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,14 +73,11 @@ static void exec_clone(const char *const *argv, int ready_fd, const char *log_pa
 	_exit(127);
 }
 
-pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err, size_t err_size)
+int vm_clone_start(const struct vm_clone_spec *spec, struct vm_clone *c, char *err, size_t err_size)
 {
 	const char *argv[MAX_ARGS];
-	char buf[64], fd_text[16];
-	struct pollfd pfd;
-	size_t got = 0;
+	char fd_text[16];
 	int fds[2], status, ret;
-	long pid = -1;
 	pid_t child;
 
 	if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -109,12 +107,23 @@ pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err
 	close(fds[1]);
 	if (spec->detach)
 		waitpid(child, &status, 0);
+	*c = (struct vm_clone){ .child = child, .ready_fd = fds[0], .detach = spec->detach };
+	return 0;
+}
 
+pid_t vm_clone_wait(struct vm_clone *c, int timeout_ms, char *err, size_t err_size)
+{
+	struct pollfd pfd = { .fd = c->ready_fd, .events = POLLIN };
+	char buf[64];
+	size_t got = 0;
+	long pid = -1;
+	int status, ret = -EIO;
+
+	if (timeout_ms <= 0)
+		timeout_ms = 60000;
 	/* "ready <pid>\n" from the clone, or EOF when it dies first. */
-	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
-	ret = -EIO;
 	while (got < sizeof(buf) - 1) {
-		int n = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : 60000);
+		int n = poll(&pfd, 1, timeout_ms);
 		ssize_t r;
 
 		if (n < 0 && errno == EINTR)
@@ -123,7 +132,7 @@ pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err
 			ret = -ETIMEDOUT;
 			break;
 		}
-		r = read(fds[0], buf + got, sizeof(buf) - 1 - got);
+		r = read(c->ready_fd, buf + got, sizeof(buf) - 1 - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -136,19 +145,28 @@ pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err
 			break;
 		}
 	}
-	close(fds[0]);
+	close(c->ready_fd);
+	c->ready_fd = -1;
 	if (ret == 0)
 		return (pid_t)pid;
 	if (ret == -ETIMEDOUT)
-		errmsg_set(err, err_size, "the clone did not start within %d ms", timeout_ms > 0 ? timeout_ms : 60000);
+		errmsg_set(err, err_size, "the clone did not start within %d ms", timeout_ms);
 	else
-		errmsg_set(err, err_size, "the clone exited before its VM ran (its message is above)");
-	if (!spec->detach) {
+		errmsg_set(err, err_size, "the clone exited before its VM ran (its messages: its log or stderr)");
+	if (!c->detach) {
 		if (ret == -ETIMEDOUT)
-			kill(child, SIGKILL);
-		waitpid(child, &status, 0);
+			kill(c->child, SIGKILL);
+		waitpid(c->child, &status, 0);
 	}
 	return ret;
+}
+
+pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err, size_t err_size)
+{
+	struct vm_clone c;
+	int ret = vm_clone_start(spec, &c, err, err_size);
+
+	return ret ? ret : vm_clone_wait(&c, timeout_ms, err, err_size);
 }
 
 void vm_clone_report_ready(int fd)

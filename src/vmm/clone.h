@@ -23,6 +23,20 @@ struct vm_clone_spec {
 	bool detach;              /* not a child of this process (double fork): for a long-lived caller */
 };
 
+/* A clone being started: vm_clone_start, then vm_clone_wait. */
+struct vm_clone {
+	pid_t child;              /* the forked process (the intermediate one when detached) */
+	int ready_fd;             /* read end of the ready pipe */
+	bool detach;
+};
+
+/* Fork and exec the clone without waiting for it: several can start at once. 0 or -errno with a message. */
+int vm_clone_start(const struct vm_clone_spec *spec, struct vm_clone *c, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/* Wait until the clone of vm_clone_start runs (as vm_clone_spawn). Returns its pid or -errno with a message. */
+pid_t vm_clone_wait(struct vm_clone *c, int timeout_ms, char *err, size_t err_size) __attribute__((warn_unused_result));
+
 /*
  * Start one clone and wait until it runs: the new process has loaded the whole snapshot and is about
  * to enter KVM_RUN (it reports so through a pipe; --ready-fd). `timeout_ms` bounds the wait (0: 60 s).
