@@ -304,6 +304,40 @@ def test_load_over_the_api_as_firecracker_does(env):
     assert code == 400 and "paused" in json.loads(body)["fault_message"]
 
 
+def test_cli_verbs(env):
+    """kiln restore --into (PUT /snapshot/load through the API client), kiln restore STATE MEM, and the
+    client's errors: no server, a refused request."""
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello)
+    wait_counts(console, 1)
+    state, mem, last = snapshot_paused(d, sock, console)
+    # A paused VM stays paused through kiln snapshot.
+    r = subprocess.run([str(KILN), "snapshot", sock, state + "2", mem + "2"], capture_output=True, timeout=60)
+    assert r.returncode == 0 and "VM paused meanwhile" not in text(r.stdout)
+    assert max(counts(console)) == last
+    orig.terminate()
+
+    sock2, console2 = os.path.join(d, "into.sock"), os.path.join(d, "into.console")
+    procs.start(["run", "--api-sock", sock2, "--console", console2])
+    wait_for(lambda: os.path.exists(sock2), 10, "the waiting kiln's socket")
+    r = subprocess.run([str(KILN), "restore", "--into", sock2, state, mem, "--resume"], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, text(r.stderr)
+    assert wait_counts(console2, 1)[0] == last + 1
+    r = subprocess.run([str(KILN), "restore", "--into", sock2, state, mem], capture_output=True, timeout=60)
+    assert r.returncode == 1 and "400 a snapshot is loaded already" in text(r.stderr)
+
+    p, console3 = procs.start(["restore", state, mem, "--console", os.path.join(d, "verb.console")]), \
+        os.path.join(d, "verb.console")
+    assert wait_counts(console3, 1)[0] == last + 1
+
+    r = subprocess.run([str(KILN), "snapshot", os.path.join(d, "nobody.sock"), state, mem], capture_output=True,
+                       timeout=60)
+    assert r.returncode == 1 and "nobody.sock" in text(r.stderr)
+    r = subprocess.run([str(KILN), "snapshot", sock2], capture_output=True, timeout=60)
+    assert r.returncode == 2
+
+
 def test_clone_over_the_api(env):
     d, procs, hello = env
     orig, sock, console = start_counter(d, procs, hello)
