@@ -17,7 +17,7 @@
 
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
-	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT,
+	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_DISK, OPT_NET,
 };
 
 static const struct option run_options[] = {
@@ -34,6 +34,8 @@ static const struct option run_options[] = {
 	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "boot", required_argument, NULL, OPT_BOOT },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -152,7 +154,9 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		if (opt == 'h') {
 			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
 			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
-			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n");
+			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n"
+			       "                [--disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]]...\n"
+			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n");
 			vm_config_free(&cfg);
 			return 0;
 		}
@@ -203,6 +207,16 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			break;
 		case OPT_CONSOLE:
 			ret = replace_string(&cfg.console_path, optarg);
+			break;
+		case OPT_DISK:
+			ret = vm_config_add_disk_flag(&cfg, optarg, err, sizeof(err));
+			if (ret)
+				fprintf(stderr, "kiln: %s\n", err);
+			break;
+		case OPT_NET:
+			ret = vm_config_add_net_flag(&cfg, optarg, err, sizeof(err));
+			if (ret)
+				fprintf(stderr, "kiln: %s\n", err);
 			break;
 		case 'v':
 		case OPT_VERBOSE:

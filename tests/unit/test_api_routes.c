@@ -711,8 +711,8 @@ static void test_wrong_types(void **state)
 		  "cache_type: expected \"Unsafe\" or \"Writeback\", got \"None\"" },
 		{ "PUT", "/drives/rootfs",
 		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"r\", \"is_root_device\": true, \"is_read_only\": false,"
-		  " \"io_engine\": \"Async\"}",
-		  "io_engine: \"Async\" is not supported yet (expected \"Sync\")" },
+		  " \"io_engine\": \"Uring\"}",
+		  "io_engine: expected \"Sync\" or \"Async\", got \"Uring\"" },
 		{ "PUT", "/drives/rootfs",
 		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"r\", \"is_root_device\": true, \"is_read_only\": false,"
 		  " \"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}}",
