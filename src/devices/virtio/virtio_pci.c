@@ -82,11 +82,15 @@ struct virtio_pci {
 	struct vp_queue *queues;
 };
 
-/* What a broken or hostile driver causes at register level: debug, rate-limited. Lock held. */
-#define vp_guest_error(t, ...)                        \
-	do {                                          \
-		if (ratelimit_ok(&(t)->rl))           \
-			pr_debug(__VA_ARGS__);        \
+/*
+ * What a broken or hostile driver causes at register level: debug, rate-limited. Lock held. The level is
+ * checked first: the budget is shared with the NEEDS_RESET warnings, and messages nobody sees must not
+ * use it up (a driver that first pokes at registers would otherwise silence those warnings).
+ */
+#define vp_guest_error(t, ...)                                                \
+	do {                                                                  \
+		if (log_get_level() >= LOG_DEBUG && ratelimit_ok(&(t)->rl))   \
+			pr_debug(__VA_ARGS__);                                \
 	} while (0)
 
 static bool is_pow2(uint32_t x)
