@@ -71,12 +71,11 @@ ALLOWED_STDERR = (
 
 
 class Run:
-    def __init__(self, r, elapsed, with_blk):
+    def __init__(self, r, elapsed):
         self.r = r
         self.out = text(r.stdout).replace("\r\n", "\n")
         self.err = text(r.stderr)
         self.elapsed = elapsed
-        self.with_blk = with_blk
         self.attacks = {m.group(1): m for m in ATTACK_RE.finditer(self.out)}
 
     def vals(self, name):
@@ -102,15 +101,7 @@ def hostile(kiln, kvm, tmp_path_factory):
     path.write_text(json.dumps(cfg))
     start = time.monotonic()
     r = run_kiln(["run", path], timeout=120)
-    with_blk = True
-    if r.returncode == 2 and "drives" in text(r.stderr):
-        # A kiln without virtio-blk refuses a non-empty "drives": attack virtio-rng alone.
-        cfg["drives"] = []
-        path.write_text(json.dumps(cfg))
-        start = time.monotonic()
-        r = run_kiln(["run", path], timeout=120)
-        with_blk = False
-    return Run(r, time.monotonic() - start, with_blk)
+    return Run(r, time.monotonic() - start)
 
 
 def test_kiln_survives_and_the_guest_ends_the_vm(hostile):
@@ -178,9 +169,10 @@ def test_needs_reset_is_logged_rate_limited(hostile):
 
 
 def test_second_device_keeps_working(hostile):
-    if not hostile.with_blk:
-        pytest.skip("this kiln has no virtio-blk yet (\"drives\" refused): virtio-rng attacked alone")
     out = hostile.out
+    if "virtio-hostile: no virtio-blk" in out:
+        # Until virtio-blk is merged, kiln parses "drives" but creates no device. Remove this skip then.
+        pytest.skip("kiln created no virtio-blk for the drive: virtio-rng was attacked alone")
     failed = [line for line in out.splitlines() if line.startswith("BLK") and "FAILED" in line]
     assert not failed, failed
     assert re.search(r"^virtio-hostile: virtio-blk in slot \d+, .*, capacity 128 sectors$", out, re.M), out[:2000]
