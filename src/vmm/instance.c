@@ -14,7 +14,6 @@
 #include "vmm/instance.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,11 +42,6 @@ int instance_init(struct instance *inst, struct vm_config *cfg)
 
 void instance_destroy(struct instance *inst)
 {
-	for (unsigned int i = 0; i < inst->nr_drives; i++)
-		vm_drive_config_free(&inst->drives[i]);
-	for (unsigned int i = 0; i < inst->nr_nets; i++)
-		vm_net_config_free(&inst->nets[i]);
-	inst->nr_drives = inst->nr_nets = 0;
 	if (inst->start_fd >= 0)
 		close(inst->start_fd);
 	inst->start_fd = -1;
@@ -199,50 +193,6 @@ static void inst_get_info(void *ctx, struct api_instance_info *out)
 	pthread_mutex_unlock(&inst->lock);
 }
 
-static json_t *drive_json(const struct vm_drive_config *d)
-{
-	return json_pack("{s:s, s:s, s:b, s:b, s:o, s:s, s:s}", "drive_id", d->drive_id, "path_on_host",
-			 d->path_on_host, "is_root_device", d->is_root_device, "is_read_only", d->is_read_only,
-			 "partuuid", d->partuuid ? json_string(d->partuuid) : json_null(), "cache_type",
-			 d->cache_type == VM_DRIVE_CACHE_WRITEBACK ? "Writeback" : "Unsafe", "io_engine", "Sync");
-}
-
-static json_t *net_json(const struct vm_net_config *n)
-{
-	char mac[18];
-	json_t *obj = json_pack("{s:s, s:s}", "iface_id", n->iface_id, "host_dev_name", n->host_dev_name);
-
-	if (obj && n->guest_mac.set) {
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->guest_mac.bytes[0], n->guest_mac.bytes[1],
-			 n->guest_mac.bytes[2], n->guest_mac.bytes[3], n->guest_mac.bytes[4], n->guest_mac.bytes[5]);
-		json_object_set_new(obj, "guest_mac", json_string(mac));
-	}
-	if (obj && n->mtu)
-		json_object_set_new(obj, "mtu", json_integer(n->mtu));
-	return obj;
-}
-
-/* vm_config_to_json() with the drives and interfaces the instance holds. Lock held. */
-static char *preboot_config_json(const struct instance *inst)
-{
-	char *text = vm_config_to_json(inst->cfg), *out = NULL;
-	json_t *root = text ? json_loads(text, 0, NULL) : NULL;
-	json_t *drives = json_object_get(root, "drives"), *nets = json_object_get(root, "network-interfaces");
-	bool ok = json_is_array(drives) && json_is_array(nets);
-
-	for (unsigned int i = 0; ok && i < inst->nr_drives; i++)
-		ok = !json_array_append_new(drives, drive_json(&inst->drives[i]));
-	for (unsigned int i = 0; ok && i < inst->nr_nets; i++)
-		ok = !json_array_append_new(nets, net_json(&inst->nets[i]));
-	if (ok)
-		out = json_dumps(root, JSON_INDENT(2));
-	json_decref(root);
-	free(text);
-	if (!out)
-		errno = ENOMEM;
-	return out;
-}
-
 static char *inst_get_config_json(void *ctx)
 {
 	struct instance *inst = ctx;
@@ -252,7 +202,7 @@ static char *inst_get_config_json(void *ctx)
 	if (inst->state == INSTANCE_RUNNING && vm_api_ops.get_config_json)
 		json = vm_api_ops.get_config_json(inst->vm);
 	else
-		json = preboot_config_json(inst);
+		json = vm_config_to_json(inst->cfg);
 	pthread_mutex_unlock(&inst->lock);
 	return json;
 }
@@ -309,40 +259,22 @@ static int drive_copy(struct vm_drive_config *dst, const struct vm_drive_config 
 }
 
 /*
- * Firecracker's BlockDeviceConfig rules: a PUT with a known id replaces that drive; one root device at
- * most, kept first in the list (the guest's /dev/vda); the backing file opens (read-only or read-write,
- * as the drive will).
+ * Firecracker's BlockDeviceConfig: a known id replaces that drive, one root device at most (the rules on
+ * the whole list are vm_config_put_drive's, shared with the config file), and the backing file opens as
+ * the drive will use it (Firecracker opens it when the drive is PUT).
  */
 static int inst_put_drive(void *ctx, const struct vm_drive_config *d, char *err, size_t err_size)
 {
 	struct instance *inst = ctx;
 	struct vm_drive_config copy;
-	unsigned int i, at;
 	int ret;
 
 	pthread_mutex_lock(&inst->lock);
 	ret = need_state(inst, true, err, err_size);
 	if (ret)
 		goto out;
-	for (at = 0; at < inst->nr_drives; at++)
-		if (!strcmp(inst->drives[at].drive_id, d->drive_id))
-			break;
-	for (i = 0; d->is_root_device && i < inst->nr_drives; i++) {
-		if (i != at && inst->drives[i].is_root_device) {
-			errmsg_set(err, err_size, "A root block device already exists! (drive \"%s\")",
-				   inst->drives[i].drive_id);
-			ret = -EINVAL;
-			goto out;
-		}
-	}
-	if (at == inst->nr_drives && inst->nr_drives == INSTANCE_MAX_DEVICES) {
-		errmsg_set(err, err_size, "drives: at most %d drives", INSTANCE_MAX_DEVICES);
-		ret = -EINVAL;
-		goto out;
-	}
 	if (access(d->path_on_host, d->is_read_only ? R_OK : R_OK | W_OK) < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "drives.path_on_host: %s: %s", d->path_on_host, strerror(-ret));
+		errmsg_set(err, err_size, "drives.path_on_host: %s: %s", d->path_on_host, strerror(errno));
 		ret = -EINVAL;
 		goto out;
 	}
@@ -351,16 +283,9 @@ static int inst_put_drive(void *ctx, const struct vm_drive_config *d, char *err,
 		errmsg_set(err, err_size, "drives: out of memory");
 		goto out;
 	}
-	if (at < inst->nr_drives) {
-		vm_drive_config_free(&inst->drives[at]);
-		memmove(&inst->drives[at], &inst->drives[at + 1], (inst->nr_drives - at - 1) * sizeof(inst->drives[0]));
-		inst->nr_drives--;
-	}
-	/* The root device first, the others in the order they came. */
-	at = copy.is_root_device ? 0 : inst->nr_drives;
-	memmove(&inst->drives[at + 1], &inst->drives[at], (inst->nr_drives - at) * sizeof(inst->drives[0]));
-	inst->drives[at] = copy;
-	inst->nr_drives++;
+	ret = vm_config_put_drive(inst->cfg, "drives", &copy, err, err_size);
+	if (ret)
+		vm_drive_config_free(&copy); /* the config took nothing */
 out:
 	pthread_mutex_unlock(&inst->lock);
 	return ret;
@@ -378,56 +303,25 @@ static int net_copy(struct vm_net_config *dst, const struct vm_net_config *src)
 	return 0;
 }
 
-/*
- * Firecracker's NetworkInterfaceConfig rules: a PUT with a known id replaces that interface; no two
- * interfaces share a TAP device or a guest MAC address.
- */
+/* NetworkInterfaceConfig: a known id replaces that interface; no shared TAP or MAC (vm_config_put_net). */
 static int inst_put_net(void *ctx, const struct vm_net_config *n, char *err, size_t err_size)
 {
 	struct instance *inst = ctx;
 	struct vm_net_config copy;
-	unsigned int i, at;
 	int ret;
 
 	pthread_mutex_lock(&inst->lock);
 	ret = need_state(inst, true, err, err_size);
 	if (ret)
 		goto out;
-	for (at = 0; at < inst->nr_nets; at++)
-		if (!strcmp(inst->nets[at].iface_id, n->iface_id))
-			break;
-	for (i = 0; i < inst->nr_nets; i++) {
-		const struct vm_net_config *o = &inst->nets[i];
-
-		if (i == at)
-			continue;
-		if (!strcmp(o->host_dev_name, n->host_dev_name)) {
-			errmsg_set(err, err_size, "network-interfaces.host_dev_name: \"%s\" is already used by interface \"%s\"",
-				   n->host_dev_name, o->iface_id);
-			ret = -EINVAL;
-			goto out;
-		}
-		if (n->guest_mac.set && o->guest_mac.set && !memcmp(o->guest_mac.bytes, n->guest_mac.bytes, 6)) {
-			errmsg_set(err, err_size, "The MAC address is already in use (interface \"%s\")", o->iface_id);
-			ret = -EINVAL;
-			goto out;
-		}
-	}
-	if (at == inst->nr_nets && inst->nr_nets == INSTANCE_MAX_DEVICES) {
-		errmsg_set(err, err_size, "network-interfaces: at most %d interfaces", INSTANCE_MAX_DEVICES);
-		ret = -EINVAL;
-		goto out;
-	}
 	ret = net_copy(&copy, n);
 	if (ret) {
 		errmsg_set(err, err_size, "network-interfaces: out of memory");
 		goto out;
 	}
-	if (at < inst->nr_nets)
-		vm_net_config_free(&inst->nets[at]);
-	else
-		inst->nr_nets++;
-	inst->nets[at] = copy;
+	ret = vm_config_put_net(inst->cfg, "network-interfaces", &copy, err, err_size);
+	if (ret)
+		vm_net_config_free(&copy);
 out:
 	pthread_mutex_unlock(&inst->lock);
 	return ret;
@@ -446,30 +340,15 @@ static int inst_put_entropy(void *ctx, char *err, size_t err_size)
 	return ret;
 }
 
-/* What InstanceStart checks before the main thread builds anything. Lock held. */
+/* What InstanceStart checks before the main thread builds anything: what a config file gets. Lock held. */
 static int check_startable(const struct instance *inst, char *err, size_t err_size)
 {
-	int ret;
-
 	if (!inst->cfg->kernel_path) {
 		/* Firecracker's StartMicrovmError::MissingKernelConfig. */
 		errmsg_set(err, err_size, "Cannot start microvm without kernel configuration. (PUT /boot-source first)");
 		return -EINVAL;
 	}
-	ret = vm_config_validate(inst->cfg, err, err_size);
-	if (ret)
-		return ret;
-	/* Nothing in kiln can serve these yet (branches blk and net): booting without them would lie. */
-	if (inst->nr_drives) {
-		errmsg_set(err, err_size, "drives: %u configured, but this kiln has no virtio-blk yet", inst->nr_drives);
-		return -EOPNOTSUPP;
-	}
-	if (inst->nr_nets) {
-		errmsg_set(err, err_size, "network-interfaces: %u configured, but this kiln has no virtio-net yet",
-			   inst->nr_nets);
-		return -EOPNOTSUPP;
-	}
-	return 0;
+	return vm_config_validate(inst->cfg, err, err_size);
 }
 
 static int inst_instance_start(void *ctx, char *err, size_t err_size)

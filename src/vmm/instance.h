@@ -27,9 +27,6 @@ enum instance_state {
 	INSTANCE_STOPPED,     /* kiln is stopping: everything is refused */
 };
 
-/* Most drives and network interfaces the API keeps before InstanceStart (each). */
-#define INSTANCE_MAX_DEVICES 16
-
 /* Firecracker's messages for calls in the wrong state (vmm/src/rpc_interface.rs, VmmActionError). */
 #define INSTANCE_ERR_AFTER_START "The requested operation is not supported after starting the microVM."
 #define INSTANCE_ERR_BEFORE_START "The requested operation is not supported before starting the microVM."
@@ -43,15 +40,6 @@ struct instance {
 	int start_fd;            /* eventfd, readable once InstanceStart has been accepted */
 	int start_ret;           /* the main thread's answer to InstanceStart */
 	char start_err[API_ERR_SIZE];
-	/*
-	 * PUT /drives and /network-interfaces, kept in Firecracker's order (the root drive first) until kiln
-	 * has the devices (virtio-blk, virtio-net) and struct vm_config carries them: InstanceStart refuses
-	 * a configuration that has any, since nothing could serve them.
-	 */
-	struct vm_drive_config drives[INSTANCE_MAX_DEVICES];
-	unsigned int nr_drives;
-	struct vm_net_config nets[INSTANCE_MAX_DEVICES];
-	unsigned int nr_nets;
 };
 
 /*

@@ -114,12 +114,16 @@ def kiln_cli(*args):
     return subprocess.run([str(KILN), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
 
 
-def test_getting_started_then_pause_resume(start_kiln, hello_elf):
+def test_getting_started_then_pause_resume(start_kiln, hello_elf, tmp_path):
+    rootfs = tmp_path / "hello-rootfs.ext4"
+    rootfs.write_bytes(b"\0" * 65536)
     k = start_kiln()
     assert k.info()["state"] == "Not started"
     assert "waiting for the VM's configuration" in k.stderr()
 
     k.ok("PUT", "/boot-source", boot_source(hello_elf, "console=ttyS0 reboot=k panic=1 pci=off count"))
+    k.ok("PUT", "/drives/rootfs", '{\n        "drive_id": "rootfs",\n        "path_on_host": "%s",\n'
+                                  '        "is_root_device": true,\n        "is_read_only": false\n    }' % rootfs)
     k.ok("PUT", "/machine-config", '{\n        "vcpu_count": 2,\n        "mem_size_mib": 1024\n    }')
     status, out = k.curl("GET", "/machine-config")
     assert status == 200
@@ -131,11 +135,14 @@ def test_getting_started_then_pause_resume(start_kiln, hello_elf):
     k.wait_output(r"count 2")
     out = k.output()
     assert "hello from a kiln guest" in out
-    assert "cmdline: console=ttyS0 reboot=k panic=1 pci=off count" in out
+    # The root drive reached the VM's configuration: Firecracker's root= is added to the command line.
+    assert "cmdline: console=ttyS0 reboot=k panic=1 pci=off count root=/dev/vda rw" in out, out
     assert "e820: 3 entries, 1048191 KiB RAM" in out  # 1024 MiB less the EBDA..1 MiB hole
     assert k.info()["state"] == "Running"
     status, out = k.curl("GET", "/vm/config")
-    assert json.loads(out)["machine-config"]["vcpu_count"] == 2
+    cfg = json.loads(out)
+    assert cfg["machine-config"]["vcpu_count"] == 2
+    assert [d["drive_id"] for d in cfg["drives"]] == ["rootfs"]
 
     k.ok("PATCH", "/vm", {"state": "Paused"})
     assert k.info()["state"] == "Paused"

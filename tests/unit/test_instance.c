@@ -209,80 +209,6 @@ static void test_start_needs_a_valid_config(void **state)
 	assert_string_equal(state_of(f), "Not started");
 }
 
-static void test_drives(void **state)
-{
-	struct fixture *f = *state;
-	char body[512];
-	json_t *cfg, *drives;
-
-	ok(f, "PUT", "/drives/scratch",
-	   "{\"drive_id\": \"scratch\", \"path_on_host\": \"/proc/self/exe\", \"is_root_device\": false, \"is_read_only\": true}");
-	ok(f, "PUT", "/drives/rootfs",
-	   "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/proc/self/exe\", \"is_root_device\": true, \"is_read_only\": true}");
-	/* Firecracker: one root device, first in the list. */
-	refused(f, "PUT", "/drives/root2",
-		"{\"drive_id\": \"root2\", \"path_on_host\": \"/proc/self/exe\", \"is_root_device\": true, \"is_read_only\": true}",
-		"A root block device already exists!");
-	/* The same id again replaces the drive (and may keep it root). */
-	ok(f, "PUT", "/drives/rootfs",
-	   "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/proc/self/exe\", \"is_root_device\": true, \"is_read_only\": true,"
-	   " \"cache_type\": \"Writeback\"}");
-	refused(f, "PUT", "/drives/d",
-		"{\"drive_id\": \"d\", \"path_on_host\": \"/nonexistent.ext4\", \"is_root_device\": false, \"is_read_only\": true}",
-		"drives.path_on_host: /nonexistent.ext4: No such file or directory");
-	cfg = vm_config(f);
-	drives = json_object_get(cfg, "drives");
-	assert_int_equal(json_array_size(drives), 2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(drives, 0), "drive_id")), "rootfs");
-	assert_string_equal(json_string_value(json_object_get(json_array_get(drives, 0), "cache_type")), "Writeback");
-	assert_string_equal(json_string_value(json_object_get(json_array_get(drives, 1), "drive_id")), "scratch");
-	json_decref(cfg);
-	/* Bounded: a client cannot make kiln keep drives without limit. */
-	for (int i = 2; i < INSTANCE_MAX_DEVICES; i++) {
-		snprintf(body, sizeof(body),
-			 "{\"drive_id\": \"d%d\", \"path_on_host\": \"/proc/self/exe\", \"is_root_device\": false,"
-			 " \"is_read_only\": true}",
-			 i);
-		snprintf(body + 256, 64, "/drives/d%d", i);
-		ok(f, "PUT", body + 256, body);
-	}
-	refused(f, "PUT", "/drives/one_more",
-		"{\"drive_id\": \"one_more\", \"path_on_host\": \"/proc/self/exe\", \"is_root_device\": false, \"is_read_only\": true}",
-		"drives: at most 16 drives");
-	/* Until kiln has virtio-blk, nothing could serve them: InstanceStart says so. */
-	put_kernel(f, "x");
-	ok(f, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 32}");
-	refused(f, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", "drives: 16 configured");
-}
-
-static void test_network_interfaces(void **state)
-{
-	struct fixture *f = *state;
-	json_t *cfg, *nets;
-
-	ok(f, "PUT", "/network-interfaces/eth0",
-	   "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:AC:10:00:02\"}");
-	ok(f, "PUT", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\", \"mtu\": 1400}");
-	refused(f, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth2\", \"host_dev_name\": \"tap0\"}",
-		"network-interfaces.host_dev_name: \"tap0\" is already used by interface \"eth0\"");
-	refused(f, "PUT", "/network-interfaces/eth2",
-		"{\"iface_id\": \"eth2\", \"host_dev_name\": \"tap2\", \"guest_mac\": \"06:00:ac:10:00:02\"}",
-		"The MAC address is already in use");
-	/* Replacing eth0 may keep its own TAP and MAC. */
-	ok(f, "PUT", "/network-interfaces/eth0",
-	   "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:ac:10:00:02\", \"mtu\": 9000}");
-	cfg = vm_config(f);
-	nets = json_object_get(cfg, "network-interfaces");
-	assert_int_equal(json_array_size(nets), 2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(nets, 0), "guest_mac")), "06:00:ac:10:00:02");
-	assert_int_equal(json_integer_value(json_object_get(json_array_get(nets, 0), "mtu")), 9000);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(nets, 1), "host_dev_name")), "tap1");
-	json_decref(cfg);
-	put_kernel(f, "x");
-	ok(f, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 32}");
-	refused(f, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", "network-interfaces: 2 configured");
-}
-
 /* An API request on a thread of its own: InstanceStart waits for the main thread's answer. */
 struct pending_call {
 	struct fixture *f;
@@ -308,6 +234,115 @@ static void instance_start_async(struct fixture *f, struct pending_call *c)
 	c->path = "/actions";
 	c->body = "{\"action_type\": \"InstanceStart\"}";
 	assert_int_equal(pthread_create(&c->thread, NULL, pending_call_run, c), 0);
+}
+
+/* A readable file per drive: kiln refuses two drives on one file. */
+static void drive_file(char *path, size_t size, int n)
+{
+	FILE *f;
+
+	snprintf(path, size, "/tmp/kiln-test-instance-%d-drive%d", (int)getpid(), n);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+}
+
+static void put_drive(struct fixture *f, const char *id, const char *path, bool root, bool ok_wanted, const char *want)
+{
+	char body[512], url[128];
+
+	snprintf(url, sizeof(url), "/drives/%s", id);
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"%s\", \"path_on_host\": \"%s\", \"is_root_device\": %s, \"is_read_only\": true}", id,
+		 path, root ? "true" : "false");
+	if (ok_wanted)
+		ok(f, "PUT", url, body);
+	else
+		refused(f, "PUT", url, body, want);
+}
+
+static void test_drives(void **state)
+{
+	struct fixture *f = *state;
+	char paths[CONFIG_MAX_DRIVES + 1][128], id[16];
+	struct pending_call c;
+	json_t *cfg, *drives;
+	int signo;
+
+	for (int i = 0; i <= CONFIG_MAX_DRIVES; i++)
+		drive_file(paths[i], sizeof(paths[i]), i);
+	put_drive(f, "scratch", paths[0], false, true, NULL);
+	put_drive(f, "rootfs", paths[1], true, true, NULL);
+	/* Firecracker's rules, through the config file's list (vm_config_put_drive): one root device ... */
+	put_drive(f, "root2", paths[2], true, false, "drives: a root block device already exists (drive \"rootfs\")");
+	/* ... one drive per file ... */
+	put_drive(f, "again", paths[0], false, false, "drives.path_on_host:");
+	/* ... and the same id again replaces the drive (and may keep it root). */
+	ok(f, "PUT", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/proc/self/exe\","
+	   " \"is_root_device\": true, \"is_read_only\": true, \"cache_type\": \"Writeback\"}");
+	/* The file must open as the drive will use it, when PUT (Firecracker opens it then). */
+	put_drive(f, "d", "/nonexistent.ext4", false, false, "drives.path_on_host: /nonexistent.ext4: No such file or directory");
+	cfg = vm_config(f);
+	drives = json_object_get(cfg, "drives");
+	assert_int_equal(json_array_size(drives), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(drives, 0), "drive_id")), "scratch");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(drives, 1), "drive_id")), "rootfs");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(drives, 1), "cache_type")), "Writeback");
+	json_decref(cfg);
+	/* Bounded: a client cannot make kiln keep drives without limit. */
+	for (int i = 2; i < CONFIG_MAX_DRIVES; i++) {
+		snprintf(id, sizeof(id), "d%d", i);
+		put_drive(f, id, paths[i], false, true, NULL);
+	}
+	put_drive(f, "one_more", paths[CONFIG_MAX_DRIVES], false, false, "drives: at most 16 drives");
+	assert_int_equal(f->cfg.nr_drives, CONFIG_MAX_DRIVES);
+
+	/* InstanceStart hands them to the main thread in the configuration, as a config file's. */
+	put_kernel(f, "x");
+	ok(f, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 32}");
+	instance_start_async(f, &c);
+	assert_int_equal(instance_wait_start(&f->inst, &signo), 0);
+	assert_int_equal(f->cfg.nr_drives, CONFIG_MAX_DRIVES);
+	assert_true(f->cfg.drives[1].is_root_device);
+	instance_start_done(&f->inst, NULL, -EIO, "test");
+	pthread_join(c.thread, NULL);
+	assert_int_equal(c.status, 400);
+	for (int i = 0; i <= CONFIG_MAX_DRIVES; i++)
+		unlink(paths[i]);
+}
+
+static void test_network_interfaces(void **state)
+{
+	struct fixture *f = *state;
+	char url[64], body[256];
+	json_t *cfg, *nets;
+
+	ok(f, "PUT", "/network-interfaces/eth0",
+	   "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:AC:10:00:02\"}");
+	ok(f, "PUT", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\", \"mtu\": 1400}");
+	refused(f, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth2\", \"host_dev_name\": \"tap0\"}",
+		"network-interfaces.host_dev_name: tap0 is already used by interface \"eth0\"");
+	refused(f, "PUT", "/network-interfaces/eth2",
+		"{\"iface_id\": \"eth2\", \"host_dev_name\": \"tap2\", \"guest_mac\": \"06:00:ac:10:00:02\"}",
+		"network-interfaces.guest_mac: already used by interface \"eth0\"");
+	/* Replacing eth0 may keep its own TAP and MAC. */
+	ok(f, "PUT", "/network-interfaces/eth0",
+	   "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:ac:10:00:02\", \"mtu\": 9000}");
+	cfg = vm_config(f);
+	nets = json_object_get(cfg, "network-interfaces");
+	assert_int_equal(json_array_size(nets), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(nets, 0), "guest_mac")), "06:00:ac:10:00:02");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(nets, 0), "mtu")), 9000);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(nets, 1), "host_dev_name")), "tap1");
+	json_decref(cfg);
+	for (int i = 2; i < CONFIG_MAX_NETS; i++) {
+		snprintf(url, sizeof(url), "/network-interfaces/eth%d", i);
+		snprintf(body, sizeof(body), "{\"iface_id\": \"eth%d\", \"host_dev_name\": \"tap%d\"}", i, i);
+		ok(f, "PUT", url, body);
+	}
+	refused(f, "PUT", "/network-interfaces/ethx", "{\"iface_id\": \"ethx\", \"host_dev_name\": \"tapx\"}",
+		"network-interfaces: at most 8 network interfaces");
+	assert_int_equal(f->cfg.nr_nets, CONFIG_MAX_NETS);
 }
 
 static void test_start_handover(void **state)
