@@ -12,7 +12,7 @@
 #include "vmm/config.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
-#include "vmm/vm_api.h"
+#include "vmm/instance.h"
 #include "api/server.h"
 
 enum {
@@ -131,6 +131,46 @@ static void print_run_stats(const struct vm *vm)
 	print_emulation_stats(vm);
 }
 
+/*
+ * `kiln run --api-sock PATH` with no kernel: Firecracker's way. Wait for InstanceStart, then build the
+ * VM from the configuration the API assembled; a VM that cannot be built is InstanceStart's error and
+ * the API goes on taking configuration. Returns 0 with `vm` created, -EINTR when SIGINT/SIGTERM/SIGHUP
+ * came first, or another -errno when waiting failed.
+ */
+static int boot_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns, const char *profile_path,
+			 unsigned int profile_hz)
+{
+	char msg[API_ERR_SIZE];
+	int ret, signo;
+
+	for (;;) {
+		ret = instance_wait_start(inst, &signo);
+		if (ret == -EINTR) {
+			pr_info("stopped by %s before InstanceStart", strsignal(signo));
+			return ret;
+		}
+		if (ret) {
+			pr_err("cannot wait for InstanceStart: %s", strerror(-ret));
+			return ret;
+		}
+		/* inst->cfg is ours to read: the API thread waits in InstanceStart until instance_start_done. */
+		ret = vm_create(vm, inst->cfg, start_ns);
+		if (ret) {
+			snprintf(msg, sizeof(msg), "cannot create the VM: %s (kiln's log says more)", strerror(-ret));
+		} else if (profile_path && vm_enable_profiling(vm, profile_hz)) {
+			vm_destroy(vm);
+			ret = -ENOMEM;
+			snprintf(msg, sizeof(msg), "cannot enable profiling");
+		}
+		if (!ret) {
+			instance_start_done(inst, vm, 0, NULL);
+			return 0;
+		}
+		pr_err("InstanceStart: %s", msg);
+		instance_start_done(inst, NULL, ret, msg);
+	}
+}
+
 int cli_run(int argc, char **argv, uint64_t start_ns)
 {
 	struct vm_config cfg;
@@ -140,6 +180,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	const char *profile_path = NULL;
 	const char *api_sock = NULL;
 	struct api_server *api = NULL;
+	struct instance inst;
+	bool wait_for_api;
 	uint64_t profile_hz = 100;
 	char err[512];
 	uint64_t n;
@@ -156,7 +198,9 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
 			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n"
 			       "                [--disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]]...\n"
-			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n");
+			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n"
+			       "With --api-sock and no kernel (no config file, no --kernel), kiln waits for its\n"
+			       "configuration over the API and boots on PUT /actions InstanceStart (docs/api.yaml).\n");
 			vm_config_free(&cfg);
 			return 0;
 		}
@@ -253,37 +297,57 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		}
 	}
 	log_set_level(verbose ? LOG_DEBUG : quiet ? LOG_WARN : LOG_INFO);
-	if (!cfg.kernel_path) {
-		fprintf(stderr, "kiln: boot-source.kernel_image_path: required (a config file or --kernel)\n");
+	/* As Firecracker: a VM with a kernel (file or flags) boots at once; with only the socket, it waits. */
+	wait_for_api = api_sock && !cfg.kernel_path;
+	if (!cfg.kernel_path && !api_sock) {
+		fprintf(stderr, "kiln: boot-source.kernel_image_path: required (a config file or --kernel; or --api-sock "
+				"to configure the VM over the API)\n");
 		vm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
-	if (vm_config_validate(&cfg, err, sizeof(err))) {
+	if (!wait_for_api && vm_config_validate(&cfg, err, sizeof(err))) {
 		fprintf(stderr, "kiln: %s\n", err);
 		vm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
-
-	ret = vm_create(&vm, &cfg, start_ns);
+	ret = instance_init(&inst, &cfg);
 	if (ret) {
+		pr_err("cannot set up the VM: %s", strerror(-ret));
 		vm_config_free(&cfg);
 		return 1;
 	}
-	if (profile_path && vm_enable_profiling(&vm, (unsigned int)profile_hz)) {
-		pr_err("cannot enable profiling");
-		vm_destroy(&vm);
-		vm_config_free(&cfg);
-		return 1;
+
+	if (!wait_for_api) {
+		ret = vm_create(&vm, &cfg, start_ns);
+		if (ret)
+			goto fail;
+		if (profile_path && vm_enable_profiling(&vm, (unsigned int)profile_hz)) {
+			pr_err("cannot enable profiling");
+			goto fail_vm;
+		}
+		instance_set_running(&inst, &vm);
 	}
-	if (api_sock && api_server_start(&api, api_sock, NULL, &vm_api_ops, &vm, err, sizeof(err))) {
+	if (api_sock && api_server_start(&api, api_sock, NULL, &instance_api_ops, &inst, err, sizeof(err))) {
 		pr_err("cannot serve the API on %s: %s", api_sock, err);
-		vm_destroy(&vm);
-		vm_config_free(&cfg);
-		return 1;
+		if (wait_for_api)
+			goto fail;
+		goto fail_vm;
+	}
+	if (wait_for_api) {
+		pr_info("waiting for the VM's configuration on %s (PUT /boot-source, /machine-config, ..., then PUT "
+			"/actions InstanceStart)", api_sock);
+		ret = boot_from_api(&inst, &vm, start_ns, profile_path, (unsigned int)profile_hz);
+		if (ret) {
+			api_server_stop(api);
+			instance_destroy(&inst);
+			vm_config_free(&cfg);
+			return ret == -EINTR ? 0 : 1;
+		}
 	}
 	status = vm_run(&vm);
 	/* Before the VM goes away: a request in progress finishes first. */
 	api_server_stop(api);
+	instance_destroy(&inst);
 	console_restore_terminal();
 	pr_info("%s", vm.stop_message[0] ? vm.stop_message : "VM stopped");
 	if (verbose)
@@ -298,4 +362,11 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	vm_destroy(&vm);
 	vm_config_free(&cfg);
 	return status;
+
+fail_vm:
+	vm_destroy(&vm);
+fail:
+	instance_destroy(&inst);
+	vm_config_free(&cfg);
+	return 1;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/legacy/i8042.h"
 #include "lib/log.h"
 #include "vmm/vm.h"
 
@@ -33,6 +34,20 @@ static int vm_api_instance_start(void *ctx, char *err, size_t err_size)
 	return -EBUSY;
 }
 
+/* Firecracker's SendCtrlAltDel (x86): the keys typed on the i8042's keyboard. */
+static int vm_api_send_ctrl_alt_del(void *ctx, char *err, size_t err_size)
+{
+	struct vm *vm = ctx;
+	int ret = i8042_send_ctrl_alt_del(vm->i8042);
+
+	if (ret == -ENOSPC) {
+		errmsg_set(err, err_size, "SendCtrlAltDel: the keyboard's buffer is full: the guest is not reading its "
+					  "keyboard");
+		return -EBUSY;
+	}
+	return ret;
+}
+
 static int vm_api_pause(void *ctx, char *err, size_t err_size)
 {
 	int ret = vm_pause(ctx);
@@ -59,6 +74,7 @@ const struct api_backend_ops vm_api_ops = {
 	.get_info = vm_api_get_info,
 	.get_config_json = vm_api_get_config_json,
 	.instance_start = vm_api_instance_start,
+	.send_ctrl_alt_del = vm_api_send_ctrl_alt_del,
 	.pause = vm_api_pause,
 	.resume = vm_api_resume,
 };

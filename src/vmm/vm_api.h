@@ -7,8 +7,9 @@
 
 /*
  * Operations for a VM that `kiln run` has booted: GET /, GET /vm/config, GET /machine-config,
- * PATCH /vm (Paused/Resumed), PUT /actions InstanceStart (refused: already started). The other
- * endpoints answer 400 "not supported yet" until kiln implements them. ctx is the struct vm.
+ * PATCH /vm (Paused/Resumed), PUT /actions SendCtrlAltDel, InstanceStart (refused: already started).
+ * The other endpoints answer 400 "not supported yet" until kiln implements them. ctx is the struct vm.
+ * The API server does not call these directly: src/vmm/instance.c forwards to them once the VM runs.
  */
 extern const struct api_backend_ops vm_api_ops;
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Intel 8042 keyboard controller at I/O 0x60 (data) and 0x64 (status/command). There is no keyboard
- * behind it; it exists so Linux's i8042 driver probes quietly and so the guest can reset the machine by
- * pulsing the CPU reset line (command 0xFE), the classic PC reboot.
+ * Intel 8042 keyboard controller at I/O 0x60 (data) and 0x64 (status/command), with an AT keyboard
+ * and no AUX device. It exists so Linux's i8042 driver probes quietly, so the guest can reset the
+ * machine by pulsing the CPU reset line (command 0xFE), the classic PC reboot, and so the host can
+ * type Ctrl+Alt+Del (Firecracker's SendCtrlAltDel).
  */
 #ifndef KILN_DEVICES_LEGACY_I8042_H
 #define KILN_DEVICES_LEGACY_I8042_H
@@ -39,5 +40,14 @@ void i8042_destroy(struct i8042 *dev);
  */
 void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 void i8042_command_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+/*
+ * Type Ctrl+Alt+Del on the keyboard: press Left Ctrl, Left Alt, Delete, then release them (scan code
+ * set 2: 14 11 E0 71 E0 F0 71 F0 11 F0 14; set 1 when the controller translates: 1D 38 E0 53 E0 D3 B8
+ * 9D), one IRQ 1 per byte as the guest reads them. Linux's keyboard driver (atkbd + the VT keyboard)
+ * reboots on it, or signals init when init asked for that. Thread-safe. Returns 0, or -ENOSPC when the
+ * keyboard's queue has no room for the whole sequence (the guest is not reading its keyboard).
+ */
+int i8042_send_ctrl_alt_del(struct i8042 *dev) __attribute__((warn_unused_result));
 
 #endif
