@@ -5,8 +5,10 @@
  * Words on its command line add work: "emulate" executes, in kernel mode, instructions that PVM hosts
  * refuse to emulate (so kiln must) and checks their results; "echo" echoes UART input upper-cased until
  * it reads 'q'; "spin" never ends (for tests that stop the VM from outside); "count" counts in user mode
- * forever, printing "count N" every 2^26 increments (for pause/resume and snapshot tests); "fill" first
- * writes a pattern over all RAM from 16 MiB up, in user mode (for snapshots with a lot of memory).
+ * forever, printing "count N" every 2^26 increments (for pause/resume and snapshot tests); "keyboard"
+ * polls the i8042 keyboard until Ctrl+Alt+Del is typed on it (the API's SendCtrlAltDel), then resets;
+ * "fill" first writes a pattern over all RAM from 16 MiB up, in user mode (for snapshots with a lot of
+ * memory).
  */
 #include "guest.h"
 
@@ -204,6 +206,32 @@ void guest_main(const uint8_t *boot_params)
 			run_user(user_fill, user_stack + sizeof(user_stack), &res);
 			printf_uart("fill: %lu MiB written\n", res.vector == USER_EXIT_TRAP ? res.rax : 0);
 		}
+	}
+
+	if (strstr_simple(cmdline, "keyboard")) {
+		/* Scan code set 1, as the controller translates by default: Ctrl 1D, Alt 38, Delete E0 53. */
+		int ctrl = 0, alt = 0, e0 = 0;
+
+		puts_uart("keyboard: ready\n");
+		for (;;) {
+			uint8_t code;
+
+			while (!(inb(0x64) & 0x01))
+				__asm__ volatile("pause");
+			code = inb(0x60);
+			if (code == 0xe0) {
+				e0 = 1;
+				continue;
+			}
+			if (!e0 && (code & 0x7f) == 0x1d)
+				ctrl = !(code & 0x80);
+			else if (!e0 && (code & 0x7f) == 0x38)
+				alt = !(code & 0x80);
+			else if (e0 && code == 0x53 && ctrl && alt)
+				break;
+			e0 = 0;
+		}
+		puts_uart("keyboard: ctrl-alt-del\n");
 	}
 
 	if (strstr_simple(cmdline, "count")) {

@@ -56,6 +56,7 @@ static int route_boot_source(struct route_call *c);
 static int route_machine_config(struct route_call *c);
 static int route_drive(struct route_call *c);
 static int route_net(struct route_call *c);
+static int route_entropy(struct route_call *c);
 static int route_actions(struct route_call *c);
 static int route_vm_state(struct route_call *c);
 static int route_snapshot_create(struct route_call *c);
@@ -89,7 +90,7 @@ static const struct route routes[] = {
 	{ "PUT", "/mmds", NULL, 0, NULL },
 	{ "PATCH", "/mmds", NULL, 0, NULL },
 	{ "PUT", "/mmds/config", NULL, 0, NULL },
-	{ "PUT", "/entropy", NULL, 0, NULL },
+	{ "PUT", "/entropy", route_entropy, 0, NULL },
 	{ "PUT", "/serial", NULL, 0, NULL },
 	{ "GET", "/hotplug/memory", NULL, 0, NULL },
 	{ "PUT", "/hotplug/memory", NULL, 0, NULL },
@@ -359,6 +360,20 @@ static int route_net(struct route_call *c)
 	if (ret)
 		return parse_failed(c->resp, ret, err);
 	return id_mismatch(c, c->req->net.iface_id);
+}
+
+/* EntropyDeviceConfig: checked by the config file's "entropy" section, the request itself carries nothing. */
+static int route_entropy(struct route_call *c)
+{
+	struct vm_config cfg;
+	char err[API_ERR_SIZE];
+	int ret;
+
+	c->req->op = API_OP_PUT_ENTROPY;
+	vm_config_init(&cfg);
+	ret = vm_config_parse_section(&cfg, "entropy", c->body, err, sizeof(err));
+	vm_config_free(&cfg);
+	return ret ? parse_failed(c->resp, ret, err) : 0;
 }
 
 /* InstanceActionInfo. */
@@ -775,6 +790,7 @@ void api_dispatch(const struct api_backend_ops *ops, void *ctx, const struct api
 		[API_OP_PUT_MACHINE_CONFIG] = "machine-config",
 		[API_OP_PUT_DRIVE] = "drives",
 		[API_OP_PUT_NET] = "network-interfaces",
+		[API_OP_PUT_ENTROPY] = "entropy",
 		[API_OP_INSTANCE_START] = "InstanceStart",
 		[API_OP_SEND_CTRL_ALT_DEL] = "SendCtrlAltDel",
 		[API_OP_FLUSH_METRICS] = "FlushMetrics",
@@ -816,6 +832,9 @@ void api_dispatch(const struct api_backend_ops *ops, void *ctx, const struct api
 		break;
 	case API_OP_PUT_NET:
 		ret = CALL(put_net, &req->net, err, sizeof(err));
+		break;
+	case API_OP_PUT_ENTROPY:
+		ret = CALL(put_entropy, err, sizeof(err));
 		break;
 	case API_OP_INSTANCE_START:
 		ret = CALL(instance_start, err, sizeof(err));

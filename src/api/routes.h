@@ -106,6 +106,9 @@ struct api_backend_ops {
 	int (*put_drive)(void *ctx, const struct vm_drive_config *drive, char *err, size_t err_size);
 	/* PUT /network-interfaces/{iface_id}: create or replace the interface. Pre-boot only. */
 	int (*put_net)(void *ctx, const struct vm_net_config *net, char *err, size_t err_size);
+	/* PUT /entropy: a virtio-rng device (Firecracker's entropy device; its rate_limiter is not
+	 * implemented, so the request carries nothing else). Pre-boot only. */
+	int (*put_entropy)(void *ctx, char *err, size_t err_size);
 	/* PUT /actions {"action_type": "InstanceStart"}: boot; returns once the vCPUs run. */
 	int (*instance_start)(void *ctx, char *err, size_t err_size);
 	/* PUT /actions {"action_type": "SendCtrlAltDel"}: the i8042 reset key sequence. */
@@ -134,6 +137,7 @@ enum api_op {
 	API_OP_PUT_MACHINE_CONFIG, /* PUT and PATCH: see api_machine_config.patch */
 	API_OP_PUT_DRIVE,
 	API_OP_PUT_NET,
+	API_OP_PUT_ENTROPY,
 	API_OP_INSTANCE_START,
 	API_OP_SEND_CTRL_ALT_DEL,
 	API_OP_FLUSH_METRICS,

@@ -4,14 +4,12 @@
 #define KILN_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "api/server.h"
-#include "vmm/config.h"
-#include "vmm/snapshot.h"
-#include "vmm/vm_api.h"
-
 struct vm;
+struct vm_config;
+struct vm_restore_options;
 
 #define EXIT_USAGE 2
 
@@ -23,28 +21,38 @@ struct cli_command {
 };
 
 int cli_run(int argc, char **argv, uint64_t start_ns);
+
+/* Verbs that talk to a VM's API socket (src/cli/control.c): `kiln pause|resume|status SOCK`. */
+int cli_pause(int argc, char **argv, uint64_t start_ns);
+int cli_resume(int argc, char **argv, uint64_t start_ns);
+int cli_status(int argc, char **argv, uint64_t start_ns);
+
+/* Snapshot verbs (src/cli/snapshot.c): `kiln snapshot SOCK STATE MEM`, `kiln restore`, `kiln clone`. */
 int cli_snapshot(int argc, char **argv, uint64_t start_ns);
 int cli_restore(int argc, char **argv, uint64_t start_ns);
 int cli_clone(int argc, char **argv, uint64_t start_ns);
 
-/* `kiln run --restore` and `kiln run --api-sock` without a kernel (src/cli/snapshot.c). */
-struct cli_restore {
-	const char *state_path;         /* --restore; NULL: wait for PUT /snapshot/load */
-	struct vm_restore_options opts; /* --mem, --copy, --paused */
-	const char *console_path;       /* --console (NULL: stdio) */
-	const char *api_sock;
-	int ready_fd;                   /* --ready-fd, or -1 */
-	struct vm_config cfg;           /* the restored VM's config */
-	struct vm_api_loader loader;    /* waiting for a load over the API */
-	bool waited;                    /* the VM came through the loader */
-};
+/*
+ * For `kiln run --restore` and PUT /snapshot/load: replace `cfg` by the config of the snapshot at
+ * `state_path` (keeping cfg's console: the new process's, not the snapshotted VM's) and restore the
+ * snapshot into `vm` (vm_restore). Returns 0, or -errno with a message in `err`.
+ */
+int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
+		   const struct vm_restore_options *opts, uint64_t start_ns, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
 
-/* Restore r->state_path into `vm`. Returns 0, or the exit status (2: the snapshot is refused, 1). */
-int cli_restore_vm(struct vm *vm, struct cli_restore *r, uint64_t start_ns);
-/* Serve the API on r->api_sock until a snapshot is loaded into `vm` (0) or a signal ends the wait (exit status). */
-int cli_wait_for_load(struct vm *vm, struct cli_restore *r, struct api_server **api, uint64_t start_ns);
-/* Serve the API (if not yet), report readiness, run the restored VM to its end. Returns the exit status. */
-int cli_run_restored(struct vm *vm, struct cli_restore *r, struct api_server **api, bool verbose);
-void cli_restore_free(struct cli_restore *r);
+/* The exit status for a restore that failed with `ret`: 2 when the snapshot was refused, else 1. */
+int cli_restore_status(int ret);
+
+struct api_client_response;
+
+/*
+ * One API request for verb `verb` (for messages): `method` `path` with `json_body` (NULL: none) to the
+ * socket `sock`. On a 2xx answer returns 0 with the answer in `out` (the caller frees it with
+ * api_client_response_free; `out` may be NULL). Otherwise prints "kiln VERB: <reason>" (the server's
+ * fault_message, or why no answer came) to stderr and returns the exit status, 1.
+ */
+int cli_api_call(const char *verb, const char *sock, const char *method, const char *path, const char *json_body,
+		 struct api_client_response *out) __attribute__((warn_unused_result));
 
 #endif

@@ -11,6 +11,9 @@ static const struct cli_command commands[] = {
 	{ "run", cli_run, "run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N] [--memory MIB] "
 			  "[--console stdio|PATH] [--verbose] [--profile FILE]",
 	  "boot a VM defined by a Firecracker-style config file and/or flags" },
+	{ "pause", cli_pause, "pause SOCK", "pause the VM served on API socket SOCK (PATCH /vm Paused)" },
+	{ "resume", cli_resume, "resume SOCK", "resume a paused VM (PATCH /vm Resumed)" },
+	{ "status", cli_status, "status SOCK [--json]", "the VM's id, state and configuration (GET /, GET /vm/config)" },
 	{ "snapshot", cli_snapshot, "snapshot SOCK STATE MEM [--leave-paused]",
 	  "write a snapshot of the VM serving API socket SOCK (paused meanwhile)" },
 	{ "restore", cli_restore, "restore STATE MEM [--copy] [--paused] [--console stdio|PATH] [--api-sock PATH]",

@@ -12,13 +12,16 @@
 #include "vmm/config.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "vmm/clone.h"
+#include "vmm/instance.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm_api.h"
 #include "api/server.h"
 
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
-	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_RESTORE, OPT_MEM, OPT_COPY, OPT_PAUSED,
-	OPT_READY_FD,
+	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_DISK, OPT_NET, OPT_RESTORE, OPT_MEM,
+	OPT_COPY, OPT_PAUSED, OPT_READY_FD,
 };
 
 static const struct option run_options[] = {
@@ -35,6 +38,8 @@ static const struct option run_options[] = {
 	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
 	{ "boot", required_argument, NULL, OPT_BOOT },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "net", required_argument, NULL, OPT_NET },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "mem", required_argument, NULL, OPT_MEM },
 	{ "copy", no_argument, NULL, OPT_COPY },
@@ -135,6 +140,56 @@ static void print_run_stats(const struct vm *vm)
 	print_emulation_stats(vm);
 }
 
+/*
+ * `kiln run --api-sock PATH` with no kernel: Firecracker's way. Wait for InstanceStart, then build the
+ * VM from the configuration the API assembled; a VM that cannot be built is InstanceStart's error and
+ * the API goes on taking configuration. Returns 0 with `vm` created, -EINTR when SIGINT/SIGTERM/SIGHUP
+ * came first, or another -errno when waiting failed.
+ */
+static int boot_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns, const char *profile_path,
+			 unsigned int profile_hz)
+{
+	char msg[API_ERR_SIZE];
+	int ret, signo;
+	bool load;
+
+	for (;;) {
+		ret = instance_wait_start(inst, &signo);
+		if (ret == -EINTR) {
+			pr_info("stopped by %s before InstanceStart", strsignal(signo));
+			return ret;
+		}
+		if (ret) {
+			pr_err("cannot wait for InstanceStart: %s", strerror(-ret));
+			return ret;
+		}
+		/* inst->cfg is ours to read: the API thread waits in InstanceStart until instance_start_done. */
+		load = inst->load != NULL;
+		if (load) {
+			/* PUT /snapshot/load: the VM, its config included, comes from the snapshot. */
+			struct vm_restore_options opts = { .mem_path = inst->load->mem_path, .paused = !inst->load->resume };
+
+			ret = cli_restore_vm(vm, inst->cfg, inst->load->snapshot_path, &opts, start_ns, msg, sizeof(msg));
+		} else {
+			ret = vm_create(vm, inst->cfg, start_ns);
+			if (ret)
+				snprintf(msg, sizeof(msg), "cannot create the VM: %s (kiln's log says more)", strerror(-ret));
+		}
+		if (!ret && profile_path && vm_enable_profiling(vm, profile_hz)) {
+			vm_destroy(vm);
+			ret = -ENOMEM;
+			snprintf(msg, sizeof(msg), "cannot enable profiling");
+		}
+		if (!ret) {
+			instance_start_done(inst, vm, 0, NULL);
+			return 0;
+		}
+		pr_err("%s: %s", load ? "snapshot/load" : "InstanceStart", msg);
+		/* A load refused for its snapshot answers 400, a kiln failure 500 (vm_api_snapshot_errno). */
+		instance_start_done(inst, NULL, load ? vm_api_snapshot_errno(ret) : ret, msg);
+	}
+}
+
 int cli_run(int argc, char **argv, uint64_t start_ns)
 {
 	struct vm_config cfg;
@@ -144,8 +199,11 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	const char *profile_path = NULL;
 	const char *api_sock = NULL;
 	struct api_server *api = NULL;
-	struct cli_restore restore = { .ready_fd = -1 };
-	bool machine_flags = false;
+	struct instance inst;
+	bool wait_for_api, machine_flags = false;
+	const char *restore_path = NULL;
+	struct vm_restore_options restore = { 0 };
+	int ready_fd = -1;
 	uint64_t profile_hz = 100;
 	char err[512];
 	uint64_t n;
@@ -161,9 +219,13 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
 			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
 			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n"
+			       "                [--disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]]...\n"
+			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n"
 			       "       kiln run --restore STATE --mem MEM [--copy] [--paused] [--console stdio|PATH]\n"
 			       "                [--api-sock PATH] [--verbose] [--quiet]\n"
-			       "       kiln run --api-sock PATH   (waits for PUT /snapshot/load)\n");
+			       "With --api-sock and no kernel (no config file, no --kernel), kiln waits for its\n"
+			       "configuration over the API and boots on PUT /actions InstanceStart, or loads a\n"
+			       "snapshot on PUT /snapshot/load (docs/api.yaml).\n");
 			vm_config_free(&cfg);
 			return 0;
 		}
@@ -220,6 +282,18 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		case OPT_CONSOLE:
 			ret = replace_string(&cfg.console_path, optarg);
 			break;
+		case OPT_DISK:
+			machine_flags = true;
+			ret = vm_config_add_disk_flag(&cfg, optarg, err, sizeof(err));
+			if (ret)
+				fprintf(stderr, "kiln: %s\n", err);
+			break;
+		case OPT_NET:
+			machine_flags = true;
+			ret = vm_config_add_net_flag(&cfg, optarg, err, sizeof(err));
+			if (ret)
+				fprintf(stderr, "kiln: %s\n", err);
+			break;
 		case 'v':
 		case OPT_VERBOSE:
 			verbose = true;
@@ -237,20 +311,20 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			ret = parse_number("profile-hz", optarg, 1, 10000, &profile_hz);
 			break;
 		case OPT_RESTORE:
-			restore.state_path = optarg;
+			restore_path = optarg;
 			break;
 		case OPT_MEM:
-			restore.opts.mem_path = optarg;
+			restore.mem_path = optarg;
 			break;
 		case OPT_COPY:
-			restore.opts.copy = true;
+			restore.copy = true;
 			break;
 		case OPT_PAUSED:
-			restore.opts.paused = true;
+			restore.paused = true;
 			break;
 		case OPT_READY_FD:
 			ret = parse_number("ready-fd", optarg, 3, 65535, &n);
-			restore.ready_fd = (int)n;
+			ready_fd = (int)n;
 			break;
 		case OPT_BOOT:
 			machine_flags = true;
@@ -272,66 +346,80 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		}
 	}
 	log_set_level(verbose ? LOG_DEBUG : quiet ? LOG_WARN : LOG_INFO);
-	if (restore.state_path || (!cfg.kernel_path && !config_path && !machine_flags && api_sock)) {
-		/* The machine comes from a snapshot: now (--restore) or over the API (PUT /snapshot/load). */
-		if (config_path || machine_flags || (restore.state_path && !restore.opts.mem_path)) {
-			fprintf(stderr, "kiln: --restore needs --mem and takes no config file or machine flags\n");
-			vm_config_free(&cfg);
-			return EXIT_USAGE;
-		}
-		restore.console_path = cfg.console_path;
-		restore.api_sock = api_sock;
-		ret = restore.state_path ? cli_restore_vm(&vm, &restore, start_ns)
-					 : cli_wait_for_load(&vm, &restore, &api, start_ns);
-		if (ret) {
-			cli_restore_free(&restore);
-			vm_config_free(&cfg);
-			return ret < 0 ? 0 : ret; /* < 0: stopped by a signal before any VM existed */
-		}
-		status = cli_run_restored(&vm, &restore, &api, verbose);
-		if (verbose)
-			print_run_stats(&vm);
-		vm_destroy(&vm);
-		cli_restore_free(&restore);
-		vm_config_free(&cfg);
-		return status;
-	}
-	if (restore.opts.mem_path || restore.opts.copy || restore.opts.paused) {
-		fprintf(stderr, "kiln: --mem, --copy and --paused go with --restore\n");
+	if (restore_path ? (config_path || machine_flags || !restore.mem_path)
+			 : (restore.mem_path || restore.copy || restore.paused)) {
+		fprintf(stderr, "kiln: --restore STATE needs --mem MEM and takes no config file or machine flags; "
+				"--mem, --copy and --paused go with --restore\n");
 		vm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
-	if (!cfg.kernel_path) {
-		fprintf(stderr, "kiln: boot-source.kernel_image_path: required (a config file or --kernel)\n");
+	/* As Firecracker: a VM with a kernel (file or flags) boots at once; with only the socket, it waits. */
+	wait_for_api = api_sock && !cfg.kernel_path && !restore_path;
+	if (!cfg.kernel_path && !api_sock && !restore_path) {
+		fprintf(stderr, "kiln: boot-source.kernel_image_path: required (a config file or --kernel; or --api-sock "
+				"to configure the VM over the API)\n");
 		vm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
-	if (vm_config_validate(&cfg, err, sizeof(err))) {
+	if (!wait_for_api && !restore_path && vm_config_validate(&cfg, err, sizeof(err))) {
 		fprintf(stderr, "kiln: %s\n", err);
 		vm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
-
-	ret = vm_create(&vm, &cfg, start_ns);
+	ret = instance_init(&inst, &cfg);
 	if (ret) {
+		pr_err("cannot set up the VM: %s", strerror(-ret));
 		vm_config_free(&cfg);
 		return 1;
 	}
-	if (profile_path && vm_enable_profiling(&vm, (unsigned int)profile_hz)) {
-		pr_err("cannot enable profiling");
-		vm_destroy(&vm);
-		vm_config_free(&cfg);
-		return 1;
+
+	if (restore_path) {
+		/* The machine and its state come from the snapshot; the console and the API are this process's. */
+		ret = cli_restore_vm(&vm, &cfg, restore_path, &restore, start_ns, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "kiln: cannot restore %s: %s\n", restore_path, err);
+			instance_destroy(&inst);
+			vm_config_free(&cfg);
+			return cli_restore_status(ret);
+		}
+		if (profile_path && vm_enable_profiling(&vm, (unsigned int)profile_hz)) {
+			pr_err("cannot enable profiling");
+			goto fail_vm;
+		}
+		instance_set_running(&inst, &vm);
+	} else if (!wait_for_api) {
+		ret = vm_create(&vm, &cfg, start_ns);
+		if (ret)
+			goto fail;
+		if (profile_path && vm_enable_profiling(&vm, (unsigned int)profile_hz)) {
+			pr_err("cannot enable profiling");
+			goto fail_vm;
+		}
+		instance_set_running(&inst, &vm);
 	}
-	if (api_sock && api_server_start(&api, api_sock, NULL, &vm_api_ops, &vm, err, sizeof(err))) {
+	if (api_sock && api_server_start(&api, api_sock, NULL, &instance_api_ops, &inst, err, sizeof(err))) {
 		pr_err("cannot serve the API on %s: %s", api_sock, err);
-		vm_destroy(&vm);
-		vm_config_free(&cfg);
-		return 1;
+		if (wait_for_api)
+			goto fail;
+		goto fail_vm;
 	}
+	if (wait_for_api) {
+		pr_info("waiting for the VM's configuration on %s (PUT /boot-source, /machine-config, ..., then PUT "
+			"/actions InstanceStart)", api_sock);
+		ret = boot_from_api(&inst, &vm, start_ns, profile_path, (unsigned int)profile_hz);
+		if (ret) {
+			api_server_stop(api);
+			instance_destroy(&inst);
+			vm_config_free(&cfg);
+			return ret == -EINTR ? 0 : 1;
+		}
+	}
+	if (ready_fd >= 0)
+		vm_clone_report_ready(ready_fd); /* kiln clone waits for this: the VM is about to run */
 	status = vm_run(&vm);
 	/* Before the VM goes away: a request in progress finishes first. */
 	api_server_stop(api);
+	instance_destroy(&inst);
 	console_restore_terminal();
 	pr_info("%s", vm.stop_message[0] ? vm.stop_message : "VM stopped");
 	if (verbose)
@@ -346,4 +434,11 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	vm_destroy(&vm);
 	vm_config_free(&cfg);
 	return status;
+
+fail_vm:
+	vm_destroy(&vm);
+fail:
+	instance_destroy(&inst);
+	vm_config_free(&cfg);
+	return 1;
 }

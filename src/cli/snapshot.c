@@ -11,21 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "api/client.h"
 #include "cli/cli.h"
-#include "devices/console.h"
 #include "lib/log.h"
 #include "vmm/clone.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
-#include "vmm/vm_api.h"
 
-/* Exit status for a refused snapshot: the same as a refused config. */
-static int restore_status(int ret)
+int cli_restore_status(int ret)
 {
 	switch (ret) {
 	case -EINVAL:
@@ -36,7 +31,7 @@ static int restore_status(int ret)
 	case -EACCES:
 	case -EISDIR:
 	case -ENOTDIR:
-		return EXIT_USAGE;
+		return EXIT_USAGE; /* the snapshot (or its files) cannot be used, as a refused config */
 	default:
 		return 1;
 	}
@@ -47,149 +42,45 @@ static double ms_since(uint64_t start_ns)
 	return (double)(time_now_ns() - start_ns) / 1e6;
 }
 
-int cli_restore_vm(struct vm *vm, struct cli_restore *r, uint64_t start_ns)
+int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
+		   const struct vm_restore_options *opts, uint64_t start_ns, char *err, size_t err_size)
 {
 	struct snap_reader *reader = NULL;
-	char err[768];
+	struct vm_config next, old;
 	int ret;
 
-	vm_config_init(&r->cfg);
-	ret = vm_snapshot_open(r->state_path, &reader, &r->cfg, err, sizeof(err));
+	vm_config_init(&next);
+	ret = vm_snapshot_open(state_path, &reader, &next, err, err_size);
 	if (ret) {
-		fprintf(stderr, "kiln: cannot restore: %s\n", err);
-		return restore_status(ret);
+		vm_config_free(&next);
+		return ret;
 	}
 	/* This process's console, not the snapshotted VM's (whose file another process may still write). */
-	free(r->cfg.console_path);
-	r->cfg.console_path = r->console_path ? strdup(r->console_path) : NULL;
-	ret = vm_restore(vm, reader, &r->cfg, &r->opts, start_ns, err, sizeof(err));
+	free(next.console_path);
+	next.console_path = cfg->console_path ? strdup(cfg->console_path) : NULL;
+	if (cfg->console_path && !next.console_path) {
+		snap_reader_close(reader);
+		vm_config_free(&next);
+		return -ENOMEM;
+	}
+	/* The VM keeps a pointer to *cfg: the snapshot's config goes there, the old one back on failure. */
+	old = *cfg;
+	*cfg = next;
+	ret = vm_restore(vm, reader, cfg, opts, start_ns, err, err_size);
 	snap_reader_close(reader);
 	if (ret) {
-		fprintf(stderr, "kiln: cannot restore %s: %s\n", r->state_path, err);
-		return restore_status(ret);
+		vm_config_free(cfg);
+		*cfg = old;
+		return ret;
 	}
-	pr_info("restored %s (%llu MiB of RAM %s %s) in %.1f ms since process start", r->state_path,
-		(unsigned long long)r->cfg.mem_mib, r->opts.copy ? "copied from" : "mapped from", r->opts.mem_path,
+	vm_config_free(&old);
+	pr_info("restored %s (%llu MiB of RAM %s %s) in %.1f ms since process start", state_path,
+		(unsigned long long)cfg->mem_mib, opts->copy ? "copied from" : "mapped from", opts->mem_path,
 		ms_since(start_ns));
 	return 0;
 }
 
-int cli_wait_for_load(struct vm *vm, struct cli_restore *r, struct api_server **api, uint64_t start_ns)
-{
-	struct pollfd fds[2];
-	sigset_t sigs;
-	char err[512];
-	int sfd, status = 0;
-
-	r->waited = true;
-	vm_config_init(&r->loader.cfg);
-	r->loader.vm = vm;
-	r->loader.console_path = r->console_path;
-	r->loader.start_ns = start_ns;
-	r->loader.loaded_fd = eventfd(0, EFD_CLOEXEC);
-	if (r->loader.loaded_fd < 0) {
-		pr_err("eventfd: %s", strerror(errno));
-		return 1;
-	}
-	if (api_server_start(api, r->api_sock, NULL, &vm_api_loader_ops, &r->loader, err, sizeof(err))) {
-		pr_err("cannot serve the API on %s: %s", r->api_sock, err);
-		return 1;
-	}
-	pr_info("waiting for PUT /snapshot/load on %s", r->api_sock);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-	fds[0] = (struct pollfd){ .fd = r->loader.loaded_fd, .events = POLLIN };
-	fds[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	while (!atomic_load(&r->loader.loaded)) {
-		if (poll(fds, sfd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
-			status = 1;
-			break;
-		}
-		if (sfd >= 0 && (fds[1].revents & POLLIN)) {
-			pr_info("stopped before a snapshot was loaded");
-			status = 0;
-			break;
-		}
-	}
-	if (sfd >= 0)
-		close(sfd);
-	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
-	if (atomic_load(&r->loader.loaded))
-		return 0;
-	api_server_stop(*api);
-	*api = NULL;
-	/* Exit status 0 is "stopped by a signal": return it as a non-zero "no VM" marker for the caller. */
-	return status ? status : -1;
-}
-
-int cli_run_restored(struct vm *vm, struct cli_restore *r, struct api_server **api, bool verbose)
-{
-	char err[512];
-	int status;
-
-	(void)verbose;
-	if (r->api_sock && !*api &&
-	    api_server_start(api, r->api_sock, NULL, &vm_api_ops, vm, err, sizeof(err))) {
-		pr_err("cannot serve the API on %s: %s", r->api_sock, err);
-		return 1;
-	}
-	if (r->ready_fd >= 0)
-		vm_clone_report_ready(r->ready_fd);
-	status = vm_run(vm);
-	api_server_stop(*api);
-	*api = NULL;
-	console_restore_terminal();
-	pr_info("%s", vm->stop_message[0] ? vm->stop_message : "VM stopped");
-	return status;
-}
-
-void cli_restore_free(struct cli_restore *r)
-{
-	if (r->waited) {
-		vm_config_free(&r->loader.cfg);
-		if (r->loader.loaded_fd >= 0)
-			close(r->loader.loaded_fd);
-	} else {
-		vm_config_free(&r->cfg);
-	}
-}
-
 /* ---- kiln snapshot SOCK STATE MEM ---- */
-
-static int api_call(const char *sock, const char *method, const char *path, json_t *body, long *status, char **answer)
-{
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	char err[512];
-	int ret;
-
-	json_decref(body);
-	ret = api_client_request(sock, method, path, text, 0, status, answer, err, sizeof(err));
-	free(text);
-	if (ret)
-		fprintf(stderr, "kiln: %s %s: %s\n", method, path, err);
-	return ret;
-}
-
-/* A request that must answer 2xx; prints the fault message otherwise. 0 or -1. */
-static int api_expect(const char *sock, const char *method, const char *path, json_t *body)
-{
-	char *answer = NULL, fault[512];
-	long status = 0;
-
-	if (api_call(sock, method, path, body, &status, &answer))
-		return -1;
-	if (status < 200 || status > 299) {
-		fprintf(stderr, "kiln: %s %s: %ld %s\n", method, path, status, api_client_fault(answer, fault, sizeof(fault)));
-		free(answer);
-		return -1;
-	}
-	free(answer);
-	return 0;
-}
 
 int cli_snapshot(int argc, char **argv, uint64_t start_ns)
 {
@@ -198,10 +89,10 @@ int cli_snapshot(int argc, char **argv, uint64_t start_ns)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct api_client_response resp;
 	const char *sock, *state, *mem;
-	char *answer = NULL;
 	bool leave_paused = false, was_running;
-	long status = 0;
+	char *body;
 	uint64_t t0;
 	json_t *info;
 	int opt, ret;
@@ -223,20 +114,23 @@ int cli_snapshot(int argc, char **argv, uint64_t start_ns)
 	sock = argv[optind];
 	state = argv[optind + 1];
 	mem = argv[optind + 2];
-	if (api_call(sock, "GET", "/", NULL, &status, &answer))
+	if (cli_api_call("snapshot", sock, "GET", "/", NULL, &resp))
 		return 1;
-	info = json_loads(answer ? answer : "", 0, NULL);
+	info = json_loads(resp.body, 0, NULL);
 	was_running = !strcmp(json_string_value(json_object_get(info, "state")) ?: "", "Running");
 	json_decref(info);
-	free(answer);
+	api_client_response_free(&resp);
+	body = json_dumps(json_pack("{s:s, s:s, s:s}", "snapshot_type", "Full", "snapshot_path", state, "mem_file_path",
+				    mem), JSON_COMPACT);
+	if (!body)
+		return 1;
 	t0 = time_now_ns();
 	/* Firecracker's order: pause, snapshot, resume (a VM that was paused stays paused). */
-	if (was_running && api_expect(sock, "PATCH", "/vm", json_pack("{s:s}", "state", "Paused")))
-		return 1;
-	ret = api_expect(sock, "PUT", "/snapshot/create",
-			 json_pack("{s:s, s:s, s:s}", "snapshot_type", "Full", "snapshot_path", state, "mem_file_path", mem));
-	if (was_running && !leave_paused && api_expect(sock, "PATCH", "/vm", json_pack("{s:s}", "state", "Resumed")))
-		ret = -1;
+	ret = was_running ? cli_api_call("snapshot", sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", NULL) : 0;
+	ret = ret ?: cli_api_call("snapshot", sock, "PUT", "/snapshot/create", body, NULL);
+	if (was_running && !leave_paused && cli_api_call("snapshot", sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", NULL))
+		ret = 1;
+	free(body);
 	if (ret)
 		return 1;
 	printf("snapshot %s + %s written in %.1f ms%s\n", state, mem, ms_since(t0),
@@ -250,7 +144,7 @@ int cli_restore(int argc, char **argv, uint64_t start_ns)
 {
 	const char *into = NULL;
 	bool resume = false;
-	char **run_argv;
+	char **run_argv, *body;
 	int i, n = 0, status;
 
 	/* kiln restore --into SOCK STATE MEM [--resume]: PUT /snapshot/load into a waiting kiln. */
@@ -261,11 +155,14 @@ int cli_restore(int argc, char **argv, uint64_t start_ns)
 		}
 		into = argv[2];
 		resume = argc == 6;
-		return api_expect(into, "PUT", "/snapshot/load",
-				  json_pack("{s:s, s:{s:s, s:s}, s:b}", "snapshot_path", argv[3], "mem_backend", "backend_type",
-					    "File", "backend_path", argv[4], "resume_vm", resume))
-			       ? 1
-			       : 0;
+		body = json_dumps(json_pack("{s:s, s:{s:s, s:s}, s:b}", "snapshot_path", argv[3], "mem_backend",
+					    "backend_type", "File", "backend_path", argv[4], "resume_vm", resume),
+				  JSON_COMPACT);
+		if (!body)
+			return 1;
+		status = cli_api_call("restore", into, "PUT", "/snapshot/load", body, NULL);
+		free(body);
+		return status;
 	}
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-') {
 		fprintf(stderr, "usage: kiln restore STATE MEM [--copy] [--paused] [--console stdio|PATH] [--api-sock PATH] "
@@ -289,6 +186,37 @@ int cli_restore(int argc, char **argv, uint64_t start_ns)
 }
 
 /* ---- kiln clone STATE MEM -n N ---- */
+
+/*
+ * Before starting N processes on it: the state file is a usable snapshot, and no writable drive would
+ * be shared by the clones (each would need an overlay of its own, which kiln does not make yet).
+ */
+static int check_clonable(const char *state_path)
+{
+	struct snap_reader *r = NULL;
+	struct vm_config cfg;
+	char err[768];
+	int ret;
+
+	vm_config_init(&cfg);
+	ret = vm_snapshot_open(state_path, &r, &cfg, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "kiln clone: %s\n", err);
+		vm_config_free(&cfg);
+		return ret;
+	}
+	for (unsigned int i = 0; i < cfg.nr_drives && !ret; i++) {
+		if (!cfg.drives[i].is_read_only) {
+			fprintf(stderr, "kiln clone: drive %s (%s) is writable: the clones would share it; each needs a disk "
+					"overlay of its own (not supported yet)\n", cfg.drives[i].drive_id,
+				cfg.drives[i].path_on_host);
+			ret = -EOPNOTSUPP;
+		}
+	}
+	snap_reader_close(r);
+	vm_config_free(&cfg);
+	return ret;
+}
 
 int cli_clone(int argc, char **argv, uint64_t start_ns)
 {
@@ -353,6 +281,8 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 	wanted = count;
 	spec.state_path = argv[optind];
 	spec.mem_path = argv[optind + 1];
+	if (check_clonable(spec.state_path))
+		return EXIT_USAGE;
 	clones = calloc(count, sizeof(*clones));
 	if (!clones)
 		return 1;

@@ -40,6 +40,7 @@ struct parse_ctx {
 enum section_kind {
 	SECTION_OBJECT,      /* parsed through `fields` */
 	SECTION_EMPTY_ARRAY, /* a device list: accepted only when empty */
+	SECTION_DEVICE_LIST, /* an array of device objects, through `parse_list` */
 	SECTION_LATER,       /* a Firecracker section kiln does not implement yet */
 };
 
@@ -50,6 +51,7 @@ struct section {
 	const struct config_field *fields;
 	size_t nr_fields;
 	const char *issue;                              /* SECTION_EMPTY_ARRAY */
+	int (*parse_list)(struct parse_ctx *ctx, json_t *array); /* SECTION_DEVICE_LIST */
 	int (*check)(struct parse_ctx *ctx);            /* after all fields of the section */
 };
 
@@ -93,6 +95,8 @@ static const struct config_field entropy_fields[] = {
 
 static int check_machine_config(struct parse_ctx *ctx);
 static int check_entropy(struct parse_ctx *ctx);
+static int parse_drive_list(struct parse_ctx *ctx, json_t *array);
+static int parse_net_list(struct parse_ctx *ctx, json_t *array);
 
 #define FIELDS(a) .fields = (a), .nr_fields = sizeof(a) / sizeof((a)[0])
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -103,8 +107,8 @@ static const struct section sections[] = {
 	{ .name = "machine-config", .kind = SECTION_OBJECT, .nullable = true, FIELDS(machine_config_fields),
 	  .check = check_machine_config },
 	{ .name = "kiln", .kind = SECTION_OBJECT, FIELDS(kiln_fields) },
-	{ .name = "drives", .kind = SECTION_EMPTY_ARRAY, .issue = "virtio-blk" },
-	{ .name = "network-interfaces", .kind = SECTION_EMPTY_ARRAY, .issue = "virtio-net" },
+	{ .name = "drives", .kind = SECTION_DEVICE_LIST, .parse_list = parse_drive_list },
+	{ .name = "network-interfaces", .kind = SECTION_DEVICE_LIST, .parse_list = parse_net_list },
 	{ .name = "pmem", .kind = SECTION_EMPTY_ARRAY, .issue = "virtio-pmem" },
 	{ .name = "balloon", .kind = SECTION_LATER, .nullable = true },
 	{ .name = "cpu-config", .kind = SECTION_LATER, .nullable = true },
@@ -202,6 +206,20 @@ void vm_config_init(struct vm_config *cfg)
 	cfg->pvm_tuning = true;
 }
 
+static void free_drives(struct vm_drive_config *drives, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		vm_drive_config_free(&drives[i]);
+	free(drives);
+}
+
+static void free_nets(struct vm_net_config *nets, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		vm_net_config_free(&nets[i]);
+	free(nets);
+}
+
 void vm_config_free(struct vm_config *cfg)
 {
 	for (size_t i = 0; i < NR_STRING_FIELDS; i++) {
@@ -210,6 +228,12 @@ void vm_config_free(struct vm_config *cfg)
 		free(*s);
 		*s = NULL;
 	}
+	free_drives(cfg->drives, cfg->nr_drives);
+	cfg->drives = NULL;
+	cfg->nr_drives = 0;
+	free_nets(cfg->nets, cfg->nr_nets);
+	cfg->nets = NULL;
+	cfg->nr_nets = 0;
 }
 
 bool vm_config_console_is_stdio(const struct vm_config *cfg)
@@ -652,6 +676,10 @@ static int parse_section(struct parse_ctx *ctx, const struct section *sec, json_
 		if (json_array_size(v))
 			return fail(ctx, "%s: not supported yet (issue: %s)", sec->name, sec->issue);
 		return 0;
+	case SECTION_DEVICE_LIST:
+		if (!json_is_array(v))
+			return fail(ctx, "%s: expected an array, got %s", sec->name, got);
+		return sec->parse_list(ctx, v);
 	case SECTION_LATER:
 		return fail(ctx, "%s: not supported yet", sec->name);
 	}
@@ -674,6 +702,19 @@ static int vm_config_commit(struct vm_config *cfg, struct vm_config *next, int r
 
 		if (*old != *new)
 			free(ret ? *new : *old);
+	}
+	/* A device list that appeared replaced the whole list: the loser's entries go with it. */
+	if (cfg->drives != next->drives) {
+		if (ret)
+			free_drives(next->drives, next->nr_drives);
+		else
+			free_drives(cfg->drives, cfg->nr_drives);
+	}
+	if (cfg->nets != next->nets) {
+		if (ret)
+			free_nets(next->nets, next->nr_nets);
+		else
+			free_nets(cfg->nets, cfg->nr_nets);
 	}
 	if (!ret)
 		*cfg = *next;
@@ -754,8 +795,8 @@ int vm_config_parse_section(struct vm_config *cfg, const char *section, json_t *
 
 /* Firecracker's Drive (firecracker.yaml; vmm_config/drive.rs, BlockDeviceConfig). */
 static const char *const drive_cache_types[] = { "Unsafe", "Writeback", NULL };
-static const char *const drive_io_engines[] = { "Sync", NULL };
-static const char *const drive_io_engines_later[] = { "Async", NULL };
+/* Indexed by enum vm_drive_io_engine. */
+static const char *const drive_io_engines[] = { "Sync", "Async", NULL };
 
 static const struct config_field drive_fields[] = {
 	{ .name = "drive_id", .kind = CONFIG_FIELD_ID, .required = true,
@@ -770,7 +811,7 @@ static const struct config_field drive_fields[] = {
 	  .offset = offsetof(struct vm_drive_config, partuuid) },
 	{ .name = "cache_type", .kind = CONFIG_FIELD_ENUM, .values = drive_cache_types,
 	  .offset = offsetof(struct vm_drive_config, cache_type) },
-	{ .name = "io_engine", .kind = CONFIG_FIELD_ENUM, .values = drive_io_engines, .later = drive_io_engines_later,
+	{ .name = "io_engine", .kind = CONFIG_FIELD_ENUM, .values = drive_io_engines,
 	  .offset = offsetof(struct vm_drive_config, io_engine) },
 	{ .name = "rate_limiter", .kind = CONFIG_FIELD_LATER, .nullable = true },
 	{ .name = "socket", .kind = CONFIG_FIELD_LATER, .nullable = true },
@@ -809,6 +850,378 @@ int vm_net_config_parse(struct vm_net_config *net, const char *where, json_t *ob
 void vm_net_config_free(struct vm_net_config *net)
 {
 	config_free_strings(net_fields, ARRAY_SIZE(net_fields), net);
+}
+
+/* Whether two MACs are equal; unset ones never collide (kiln picks distinct addresses for them). */
+static bool same_mac(const struct config_mac *a, const struct config_mac *b)
+{
+	return a->set && b->set && !memcmp(a->bytes, b->bytes, sizeof(a->bytes));
+}
+
+int vm_config_put_drive(struct vm_config *cfg, const char *where, struct vm_drive_config *drive, char *err,
+			size_t err_size)
+{
+	unsigned int replace = cfg->nr_drives;
+
+	for (unsigned int i = 0; i < cfg->nr_drives; i++)
+		if (!strcmp(cfg->drives[i].drive_id, drive->drive_id))
+			replace = i;
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		if (i == replace)
+			continue;
+		if (drive->is_root_device && cfg->drives[i].is_root_device) {
+			errmsg_set(err, err_size, "%s: a root block device already exists (drive \"%s\"): only one is allowed",
+				where, cfg->drives[i].drive_id);
+			return -EINVAL;
+		}
+		if (!strcmp(cfg->drives[i].path_on_host, drive->path_on_host)) {
+			errmsg_set(err, err_size, "%s.path_on_host: %s is already drive \"%s\"", where, drive->path_on_host,
+				cfg->drives[i].drive_id);
+			return -EINVAL;
+		}
+	}
+	if (replace == cfg->nr_drives) {
+		struct vm_drive_config *d;
+
+		if (cfg->nr_drives >= CONFIG_MAX_DRIVES) {
+			errmsg_set(err, err_size, "%s: at most %d drives", where, CONFIG_MAX_DRIVES);
+			return -EINVAL;
+		}
+		d = realloc(cfg->drives, (cfg->nr_drives + 1) * sizeof(*d));
+		if (!d) {
+			errmsg_set(err, err_size, "out of memory");
+			return -ENOMEM;
+		}
+		cfg->drives = d;
+		cfg->nr_drives++;
+	} else {
+		vm_drive_config_free(&cfg->drives[replace]);
+	}
+	cfg->drives[replace] = *drive;
+	return 0;
+}
+
+int vm_config_put_net(struct vm_config *cfg, const char *where, struct vm_net_config *net, char *err,
+		      size_t err_size)
+{
+	unsigned int replace = cfg->nr_nets;
+
+	for (unsigned int i = 0; i < cfg->nr_nets; i++)
+		if (!strcmp(cfg->nets[i].iface_id, net->iface_id))
+			replace = i;
+	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
+		if (i == replace)
+			continue;
+		if (!strcmp(cfg->nets[i].host_dev_name, net->host_dev_name)) {
+			errmsg_set(err, err_size, "%s.host_dev_name: %s is already used by interface \"%s\"", where,
+				net->host_dev_name, cfg->nets[i].iface_id);
+			return -EINVAL;
+		}
+		if (same_mac(&cfg->nets[i].guest_mac, &net->guest_mac)) {
+			errmsg_set(err, err_size, "%s.guest_mac: already used by interface \"%s\"", where,
+				cfg->nets[i].iface_id);
+			return -EINVAL;
+		}
+	}
+	if (replace == cfg->nr_nets) {
+		struct vm_net_config *n;
+
+		if (cfg->nr_nets >= CONFIG_MAX_NETS) {
+			errmsg_set(err, err_size, "%s: at most %d network interfaces", where, CONFIG_MAX_NETS);
+			return -EINVAL;
+		}
+		n = realloc(cfg->nets, (cfg->nr_nets + 1) * sizeof(*n));
+		if (!n) {
+			errmsg_set(err, err_size, "out of memory");
+			return -ENOMEM;
+		}
+		cfg->nets = n;
+		cfg->nr_nets++;
+	} else {
+		vm_net_config_free(&cfg->nets[replace]);
+	}
+	cfg->nets[replace] = *net;
+	return 0;
+}
+
+/*
+ * The config file's "drives": the list replaces any earlier one. Built in a scratch config so that an error
+ * leaves `ctx->next` as it was; two entries with the same drive_id are an error here (the API's PUT replaces).
+ */
+static int parse_drive_list(struct parse_ctx *ctx, json_t *array)
+{
+	struct vm_config *next = ctx->next, list = { 0 };
+	char where[PATH_SIZE];
+	size_t i;
+	json_t *v;
+	int ret = 0;
+
+	json_array_foreach(array, i, v) {
+		struct vm_drive_config d = { 0 };
+
+		snprintf(where, sizeof(where), "drives[%zu]", i);
+		ret = vm_drive_config_parse(&d, where, v, ctx->err, ctx->err_size);
+		if (ret)
+			break;
+		for (unsigned int j = 0; j < list.nr_drives; j++)
+			if (!strcmp(list.drives[j].drive_id, d.drive_id)) {
+				errmsg_set(ctx->err, ctx->err_size, "%s.drive_id: \"%s\" appears twice", where, d.drive_id);
+				ret = -EINVAL;
+			}
+		if (!ret)
+			ret = vm_config_put_drive(&list, where, &d, ctx->err, ctx->err_size);
+		if (ret) {
+			vm_drive_config_free(&d);
+			break;
+		}
+	}
+	if (ret) {
+		free_drives(list.drives, list.nr_drives);
+		return ret;
+	}
+	/* The previous list in `next` is the caller's (ctx->orig) or one this parse made. */
+	if (next->drives != ((const struct vm_config *)ctx->orig)->drives)
+		free_drives(next->drives, next->nr_drives);
+	next->drives = list.drives;
+	next->nr_drives = list.nr_drives;
+	return 0;
+}
+
+/* The config file's "network-interfaces", as parse_drive_list. */
+static int parse_net_list(struct parse_ctx *ctx, json_t *array)
+{
+	struct vm_config *next = ctx->next, list = { 0 };
+	char where[PATH_SIZE];
+	size_t i;
+	json_t *v;
+	int ret = 0;
+
+	json_array_foreach(array, i, v) {
+		struct vm_net_config n = { 0 };
+
+		snprintf(where, sizeof(where), "network-interfaces[%zu]", i);
+		ret = vm_net_config_parse(&n, where, v, ctx->err, ctx->err_size);
+		if (ret)
+			break;
+		for (unsigned int j = 0; j < list.nr_nets; j++)
+			if (!strcmp(list.nets[j].iface_id, n.iface_id)) {
+				errmsg_set(ctx->err, ctx->err_size, "%s.iface_id: \"%s\" appears twice", where, n.iface_id);
+				ret = -EINVAL;
+			}
+		if (!ret)
+			ret = vm_config_put_net(&list, where, &n, ctx->err, ctx->err_size);
+		if (ret) {
+			vm_net_config_free(&n);
+			break;
+		}
+	}
+	if (ret) {
+		free_nets(list.nets, list.nr_nets);
+		return ret;
+	}
+	if (next->nets != ((const struct vm_config *)ctx->orig)->nets)
+		free_nets(next->nets, next->nr_nets);
+	next->nets = list.nets;
+	next->nr_nets = list.nr_nets;
+	return 0;
+}
+
+/* Split "PATH,opt,opt=value" in place: returns the next option (NULL at the end), `*rest` advances. */
+static char *next_option(char **rest)
+{
+	char *opt = *rest, *comma;
+
+	if (!opt)
+		return NULL;
+	comma = strchr(opt, ',');
+	if (comma) {
+		*comma = '\0';
+		*rest = comma + 1;
+	} else {
+		*rest = NULL;
+	}
+	return opt;
+}
+
+/* A `--disk`/`--net` option's value given as "name=value", or NULL. */
+static const char *option_value(const char *opt, const char *name)
+{
+	size_t n = strlen(name);
+
+	return !strncmp(opt, name, n) && opt[n] == '=' ? opt + n + 1 : NULL;
+}
+
+int vm_config_add_disk_flag(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
+{
+	struct vm_drive_config d = { 0 };
+	char *copy = strdup(spec), *rest = copy, *path, *opt;
+	const char *v;
+	int ret = -EINVAL;
+
+	if (!copy) {
+		errmsg_set(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	path = next_option(&rest);
+	if (!path[0]) {
+		errmsg_set(err, err_size, "--disk: expected PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async], got '%s'",
+			spec);
+		goto out;
+	}
+	while ((opt = next_option(&rest))) {
+		if (!strcmp(opt, "ro")) {
+			d.is_read_only = true;
+		} else if (!strcmp(opt, "root")) {
+			d.is_root_device = true;
+		} else if ((v = option_value(opt, "id"))) {
+			if (!config_id_valid(v)) {
+				errmsg_set(err, err_size, "--disk %s: id: expected 1..%d letters, digits or '_', got '%s'", spec,
+					CONFIG_MAX_ID, v);
+				goto out;
+			}
+			free(d.drive_id);
+			d.drive_id = strdup(v);
+			if (!d.drive_id)
+				goto nomem;
+		} else if ((v = option_value(opt, "cache")) && (!strcmp(v, "unsafe") || !strcmp(v, "writeback"))) {
+			d.cache_type = strcmp(v, "unsafe") ? VM_DRIVE_CACHE_WRITEBACK : VM_DRIVE_CACHE_UNSAFE;
+		} else if ((v = option_value(opt, "io")) && (!strcmp(v, "sync") || !strcmp(v, "async"))) {
+			d.io_engine = strcmp(v, "sync") ? VM_DRIVE_IO_ASYNC : VM_DRIVE_IO_SYNC;
+		} else {
+			errmsg_set(err, err_size, "--disk %s: unknown option '%s' (ro, root, id=, cache=unsafe|writeback, "
+				"io=sync|async)", spec, opt);
+			goto out;
+		}
+	}
+	d.path_on_host = strdup(path);
+	if (!d.path_on_host)
+		goto nomem;
+	if (!d.drive_id) {
+		d.drive_id = malloc(16);
+		if (!d.drive_id)
+			goto nomem;
+		snprintf(d.drive_id, 16, "disk%u", cfg->nr_drives);
+	}
+	ret = vm_config_put_drive(cfg, "--disk", &d, err, err_size);
+	if (!ret)
+		goto out_keep;
+	goto out;
+nomem:
+	errmsg_set(err, err_size, "out of memory");
+	ret = -ENOMEM;
+out:
+	vm_drive_config_free(&d);
+out_keep:
+	free(copy);
+	return ret;
+}
+
+int vm_config_add_net_flag(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
+{
+	struct vm_net_config n = { 0 };
+	char *copy = strdup(spec), *rest = copy, *tap, *opt, *end;
+	const char *v;
+	int ret = -EINVAL;
+
+	if (!copy) {
+		errmsg_set(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	tap = next_option(&rest);
+	if (!tap[0] || strlen(tap) > 15) {
+		errmsg_set(err, err_size, "--net: expected TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N] with a TAP name of "
+			"1..15 bytes, got '%s'", spec);
+		goto out;
+	}
+	while ((opt = next_option(&rest))) {
+		if ((v = option_value(opt, "mac"))) {
+			if (!parse_mac(v, strlen(v), n.guest_mac.bytes)) {
+				errmsg_set(err, err_size, "--net %s: mac: expected xx:xx:xx:xx:xx:xx, got '%s'", spec, v);
+				goto out;
+			}
+			n.guest_mac.set = true;
+		} else if ((v = option_value(opt, "id"))) {
+			if (!config_id_valid(v)) {
+				errmsg_set(err, err_size, "--net %s: id: expected 1..%d letters, digits or '_', got '%s'", spec,
+					CONFIG_MAX_ID, v);
+				goto out;
+			}
+			free(n.iface_id);
+			n.iface_id = strdup(v);
+			if (!n.iface_id)
+				goto nomem;
+		} else if ((v = option_value(opt, "mtu"))) {
+			unsigned long mtu;
+
+			errno = 0;
+			mtu = strtoul(v, &end, 10);
+			if (errno || end == v || *end || v[0] == '-' || mtu < 68 || mtu > 65535) {
+				errmsg_set(err, err_size, "--net %s: mtu: expected an integer 68..65535, got '%s'", spec, v);
+				goto out;
+			}
+			n.mtu = (unsigned int)mtu;
+		} else {
+			errmsg_set(err, err_size, "--net %s: unknown option '%s' (mac=, id=, mtu=)", spec, opt);
+			goto out;
+		}
+	}
+	n.host_dev_name = strdup(tap);
+	if (!n.host_dev_name)
+		goto nomem;
+	if (!n.iface_id) {
+		n.iface_id = malloc(16);
+		if (!n.iface_id)
+			goto nomem;
+		snprintf(n.iface_id, 16, "net%u", cfg->nr_nets);
+	}
+	ret = vm_config_put_net(cfg, "--net", &n, err, err_size);
+	if (!ret)
+		goto out_keep;
+	goto out;
+nomem:
+	errmsg_set(err, err_size, "out of memory");
+	ret = -ENOMEM;
+out:
+	vm_net_config_free(&n);
+out_keep:
+	free(copy);
+	return ret;
+}
+
+unsigned int vm_config_drive_order(const struct vm_config *cfg, unsigned int n)
+{
+	unsigned int root = cfg->nr_drives;
+
+	for (unsigned int i = 0; i < cfg->nr_drives; i++)
+		if (cfg->drives[i].is_root_device)
+			root = i;
+	if (root == cfg->nr_drives)
+		return n;
+	if (n == 0)
+		return root;
+	return n <= root ? n - 1 : n;
+}
+
+char *vm_config_root_cmdline(const struct vm_config *cfg, const char *cmdline)
+{
+	const struct vm_drive_config *root = NULL;
+	char *out;
+
+	for (unsigned int i = 0; i < cfg->nr_drives; i++)
+		if (cfg->drives[i].is_root_device)
+			root = &cfg->drives[i];
+	if (!cmdline)
+		cmdline = "";
+	if (!root) {
+		out = strdup(cmdline);
+	} else if (asprintf(&out, "%s%sroot=%s%s %s", cmdline, cmdline[0] ? " " : "",
+			    root->partuuid ? "PARTUUID=" : "/dev/vda", root->partuuid ? root->partuuid : "",
+			    root->is_read_only ? "ro" : "rw") < 0) {
+		out = NULL;
+	}
+	if (!out)
+		errno = ENOMEM;
+	return out;
 }
 
 int vm_config_load_file(struct vm_config *cfg, const char *path, char *err, size_t err_size)
@@ -991,6 +1404,62 @@ static json_t *string_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+static json_t *drives_to_json(const struct vm_config *cfg)
+{
+	json_t *a = json_array();
+	bool ok = a != NULL;
+
+	for (unsigned int i = 0; ok && i < cfg->nr_drives; i++) {
+		const struct vm_drive_config *d = &cfg->drives[i];
+		json_t *o = json_object();
+
+		put(o, "drive_id", json_string(d->drive_id), &ok);
+		put(o, "path_on_host", json_string(d->path_on_host), &ok);
+		put(o, "is_root_device", json_boolean(d->is_root_device), &ok);
+		put(o, "is_read_only", json_boolean(d->is_read_only), &ok);
+		if (d->partuuid)
+			put(o, "partuuid", json_string(d->partuuid), &ok);
+		put(o, "cache_type", json_string(drive_cache_types[d->cache_type]), &ok);
+		put(o, "io_engine", json_string(drive_io_engines[d->io_engine]), &ok);
+		if (!o || json_array_append_new(a, o))
+			ok = false;
+	}
+	if (!ok) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+static json_t *nets_to_json(const struct vm_config *cfg)
+{
+	json_t *a = json_array();
+	bool ok = a != NULL;
+
+	for (unsigned int i = 0; ok && i < cfg->nr_nets; i++) {
+		const struct vm_net_config *n = &cfg->nets[i];
+		json_t *o = json_object();
+
+		put(o, "iface_id", json_string(n->iface_id), &ok);
+		put(o, "host_dev_name", json_string(n->host_dev_name), &ok);
+		if (n->guest_mac.set) {
+			const uint8_t *b = n->guest_mac.bytes;
+
+			put(o, "guest_mac", json_sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]),
+			    &ok);
+		}
+		if (n->mtu)
+			put(o, "mtu", json_integer(n->mtu), &ok);
+		if (!o || json_array_append_new(a, o))
+			ok = false;
+	}
+	if (!ok) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
 char *vm_config_to_json(const struct vm_config *cfg)
 {
 	json_t *root = json_object(), *boot = json_object(), *machine = json_object(), *kiln = json_object();
@@ -1016,9 +1485,9 @@ char *vm_config_to_json(const struct vm_config *cfg)
 
 	/* put() takes the reference even when it fails, so each object is handed over exactly once. */
 	put(root, "boot-source", boot, &ok);
-	put(root, "drives", json_array(), &ok);
+	put(root, "drives", drives_to_json(cfg), &ok);
 	put(root, "machine-config", machine, &ok);
-	put(root, "network-interfaces", json_array(), &ok);
+	put(root, "network-interfaces", nets_to_json(cfg), &ok);
 	if (cfg->entropy)
 		put(root, "entropy", json_object(), &ok);
 	put(root, "kiln", kiln, &ok);

@@ -18,6 +18,11 @@ struct json_t; /* jansson's json_t, for the parsers below that take a parsed JSO
 #define CONFIG_MIN_MEM_MIB 16
 #define CONFIG_MAX_MEM_MIB (1024 * 1024)      /* 1 TiB; the host's MemTotal is checked by vm_config_validate */
 #define CONFIG_DEFAULT_MEM_MIB 128
+#define CONFIG_MAX_DRIVES 16                 /* virtio-blk devices: each takes a PCI slot of 31 */
+#define CONFIG_MAX_NETS 8                    /* virtio-net devices */
+
+struct vm_drive_config;
+struct vm_net_config;
 
 struct vm_config {
 	/* boot-source */
@@ -29,6 +34,11 @@ struct vm_config {
 	uint64_t mem_mib;     /* mem_size_mib: CONFIG_MIN_MEM_MIB..CONFIG_MAX_MEM_MIB, default 128 */
 	bool smt;             /* smt: accepted as Firecracker does; kiln reports one thread per core */
 	bool track_dirty_pages; /* track_dirty_pages: accepted and kept (GET /vm/config), no effect yet */
+	/* drives, network-interfaces: in the order given; each entry owns its strings */
+	struct vm_drive_config *drives;
+	unsigned int nr_drives;
+	struct vm_net_config *nets;
+	unsigned int nr_nets;
 	/* entropy */
 	bool entropy;         /* the "entropy" object is present: a virtio-rng device (Firecracker's entropy
 	                         device); its rate_limiter is not implemented (only null or {}) */
@@ -84,8 +94,8 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t err_size) 
 int vm_config_check_machine(const struct vm_config *cfg, char *err, size_t err_size) __attribute__((warn_unused_result));
 
 /*
- * Serialise to Firecracker-style JSON (for GET /vm/config and logging), with "drives": [],
- * "network-interfaces": [] and the "kiln" object; vm_config_parse_json of the result over a fresh config
+ * Serialise to Firecracker-style JSON (for GET /vm/config and logging), with "drives",
+ * "network-interfaces" and the "kiln" object; vm_config_parse_json of the result over a fresh config
  * gives back the same config. Caller frees. NULL with errno ENOMEM.
  */
 char *vm_config_to_json(const struct vm_config *cfg);
@@ -168,10 +178,10 @@ int vm_config_parse_section(struct vm_config *cfg, const char *section, struct j
 			    size_t err_size) __attribute__((warn_unused_result));
 
 /*
- * A block device: one entry of Firecracker's "drives" (firecracker.yaml, Drive). kiln reads it but does
- * not implement virtio-blk yet; the VMM decides what it accepts.
+ * A block device: one entry of Firecracker's "drives" (firecracker.yaml, Drive), a virtio-blk device.
  */
 enum vm_drive_cache { VM_DRIVE_CACHE_UNSAFE, VM_DRIVE_CACHE_WRITEBACK };
+enum vm_drive_io_engine { VM_DRIVE_IO_SYNC, VM_DRIVE_IO_ASYNC };
 
 struct vm_drive_config {
 	char *drive_id;       /* drive_id: required, config_id_valid() */
@@ -180,7 +190,7 @@ struct vm_drive_config {
 	bool is_read_only;    /* is_read_only: required */
 	char *partuuid;       /* partuuid: optional, for root=PARTUUID= when is_root_device */
 	unsigned int cache_type; /* cache_type: enum vm_drive_cache, "Unsafe" (default) or "Writeback" */
-	unsigned int io_engine;  /* io_engine: 0, "Sync", the only one kiln has ("Async" is not supported yet) */
+	unsigned int io_engine;  /* io_engine: enum vm_drive_io_engine, "Sync" (default) or "Async" (io_uring) */
 };
 
 /* Parse a Drive object over a zeroed or earlier `drive` (same conventions as config_parse_object). */
@@ -202,5 +212,52 @@ int vm_net_config_parse(struct vm_net_config *net, const char *where, struct jso
 			size_t err_size) __attribute__((warn_unused_result));
 /* Free the strings of `net` and set them to NULL. */
 void vm_net_config_free(struct vm_net_config *net);
+
+/*
+ * Add `drive` to cfg->drives, or replace the entry with the same drive_id (Firecracker's PUT /drives/{id}
+ * and its config file's list), taking ownership of its strings (on success only). Checks what involves the
+ * whole list: at most one root device, at most CONFIG_MAX_DRIVES drives, and no two drives with the same
+ * path_on_host. -EINVAL with a message naming `where` ("drives[1]"), or -ENOMEM.
+ */
+int vm_config_put_drive(struct vm_config *cfg, const char *where, struct vm_drive_config *drive, char *err,
+			size_t err_size) __attribute__((warn_unused_result));
+
+/*
+ * Add `net` to cfg->nets or replace the entry with the same iface_id, taking ownership of its strings (on
+ * success only). Checks: at most CONFIG_MAX_NETS, and (as Firecracker) no two interfaces on the same
+ * host_dev_name or with the same guest_mac. -EINVAL with a message, or -ENOMEM.
+ */
+int vm_config_put_net(struct vm_config *cfg, const char *where, struct vm_net_config *net, char *err,
+		      size_t err_size) __attribute__((warn_unused_result));
+
+/*
+ * `kiln run --disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]`: one drive, as
+ * vm_config_put_drive; the id defaults to "disk<N>" (N = the number of drives so far). Options may come in
+ * any order. -EINVAL with a message naming the flag, -ENOMEM.
+ */
+int vm_config_add_disk_flag(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/*
+ * `kiln run --net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]`: one network interface, as vm_config_put_net;
+ * the id defaults to "net<N>". -EINVAL with a message naming the flag, -ENOMEM.
+ */
+int vm_config_add_net_flag(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/*
+ * The kernel command line Firecracker builds for a root drive (builder.rs): `cmdline` followed by
+ * "root=/dev/vda" (or "root=PARTUUID=<partuuid>") and "ro" or "rw" (appended, so they win over a root= the
+ * user wrote, as in Firecracker); a copy of `cmdline` (NULL: "") when no
+ * drive is the root device. The root drive becomes /dev/vda because kiln puts it first on the PCI bus
+ * (vm_config_drive_order). Caller frees; NULL with errno ENOMEM.
+ */
+char *vm_config_root_cmdline(const struct vm_config *cfg, const char *cmdline);
+
+/*
+ * The order in which the drives become devices: the root drive first (so it is /dev/vda, as in Firecracker),
+ * then the others in configuration order. Returns the index into cfg->drives of the `n`th device.
+ */
+unsigned int vm_config_drive_order(const struct vm_config *cfg, unsigned int n);
 
 #endif

@@ -71,6 +71,28 @@
 		ret_;                                                                                     \
 	})
 
+/* One DISK section per configured drive: what its backing file is now. */
+static int save_disks(const struct vm_config *cfg, struct snap_writer *w, char *err, size_t err_size)
+{
+	struct snap_disk *d = malloc(sizeof(*d));
+	int ret = d ? 0 : -ENOMEM;
+
+	for (unsigned int i = 0; i < cfg->nr_drives && !ret; i++) {
+		const struct vm_drive_config *drive = &cfg->drives[i];
+
+		ret = snap_disk_record(d, drive->path_on_host, drive->is_read_only);
+		if (ret) {
+			errmsg_set(err, err_size, "drive %s: %s: %s", drive->drive_id, drive->path_on_host, strerror(-ret));
+			break;
+		}
+		ret = PUT_STATE(w, SNAP_ID_DISK, i, SNAP_DISK_VERSION, 4 + SNAP_DISK_MAX_PATH + 32, snap_disk_encode, d);
+		if (ret)
+			errmsg_set(err, err_size, "state file: %s", strerror(-ret));
+	}
+	free(d);
+	return ret;
+}
+
 static int save_vcpus(struct vm *vm, struct snap_writer *w, char *err, size_t err_size)
 {
 	struct x86_vcpu_state *st = malloc(sizeof(*st));
@@ -333,7 +355,8 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		errmsg_set(err, err_size, "state file %s: %s", state_path, strerror(-ret));
 		goto out;
 	}
-	ret = save_vcpus(vm, w, err, err_size);
+	ret = save_disks(vm->cfg, w, err, err_size);
+	ret = ret ?: save_vcpus(vm, w, err, err_size);
 	ret = ret ?: save_vm_chips(vm, w, err, err_size);
 	if (ret)
 		goto out;
@@ -413,6 +436,38 @@ int vm_snapshot_open(const char *path, struct snap_reader **out, struct vm_confi
 	/* The machine comes from the snapshot, not from a kernel: no kernel file is needed or read. */
 	*out = r;
 	return 0;
+}
+
+/*
+ * Every drive of the config has its DISK section, and its backing file is the one the snapshot saw
+ * (same path, same size): the guest's view of the disk is in the restored RAM.
+ */
+static int check_disks(const struct vm_config *cfg, struct snap_reader *r, char *err, size_t err_size)
+{
+	struct snap_disk *d = malloc(sizeof(*d));
+	unsigned int n = snap_count_sections(r, SNAP_ID_DISK);
+	int ret = 0;
+
+	if (!d)
+		return -ENOMEM;
+	if (n != cfg->nr_drives) {
+		errmsg_set(err, err_size, "the snapshot records %u drives, its config has %u", n, cfg->nr_drives);
+		ret = -EINVAL;
+	}
+	for (unsigned int i = 0; i < cfg->nr_drives && !ret; i++) {
+		ret = GET_STATE(r, SNAP_ID_DISK, i, SNAP_DISK_VERSION, snap_disk_decode, d, err, err_size);
+		if (ret)
+			break;
+		if (strcmp(d->path, cfg->drives[i].path_on_host) || d->read_only != cfg->drives[i].is_read_only) {
+			errmsg_set(err, err_size, "section DISK/%u: drive %s is %s, the config says %s", i, d->path,
+				   d->read_only ? "read-only" : "writable", cfg->drives[i].path_on_host);
+			ret = -EINVAL;
+			break;
+		}
+		ret = snap_disk_check(d, err, err_size);
+	}
+	free(d);
+	return ret;
 }
 
 static int restore_vcpus(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
@@ -627,6 +682,7 @@ int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg
 
 	snap_reader_header(r, &hdr);
 	ret = check_memo(r, cfg, &memo, err, err_size);
+	ret = ret ?: check_disks(cfg, r, err, err_size);
 	if (ret)
 		return ret;
 	fd = snap_mem_open(opts->mem_path, &memo, hdr.id, opts->verify_full, err, err_size);

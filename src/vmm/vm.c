@@ -284,7 +284,7 @@ static int load_guest(struct vm *vm)
 	struct pvh_boot_info pvh;
 	uint8_t *file = NULL, *initrd = NULL;
 	size_t file_len = 0, initrd_len = 0;
-	char *cmdline = NULL;
+	char *cmdline = NULL, *user_cmdline = NULL;
 	char err[256];
 	int ret;
 
@@ -306,10 +306,15 @@ static int load_guest(struct vm *vm)
 			goto out;
 		}
 	}
+	user_cmdline = vm_config_root_cmdline(cfg, cfg->cmdline);
+	if (!user_cmdline) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	if (vm->kvm.pvm && cfg->pvm_tuning && img.is_linux)
-		cmdline = pvm_cmdline_append(cfg->cmdline, pvm_linux_cmdline());
+		cmdline = pvm_cmdline_append(user_cmdline, pvm_linux_cmdline());
 	else
-		cmdline = strdup(cfg->cmdline ? cfg->cmdline : "");
+		cmdline = strdup(user_cmdline);
 	if (!cmdline) {
 		ret = -ENOMEM;
 		goto out;
@@ -331,6 +336,7 @@ static int load_guest(struct vm *vm)
 		pr_err("cannot set the boot vCPU's registers: %s", strerror(-ret));
 out:
 	free(cmdline);
+	free(user_cmdline);
 	free(initrd);
 	kernel_image_free(&img);
 	return ret;

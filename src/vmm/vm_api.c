@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/legacy/i8042.h"
 #include "lib/log.h"
 #include "vmm/clone.h"
 #include "vmm/snapshot.h"
@@ -37,6 +38,20 @@ static int vm_api_instance_start(void *ctx, char *err, size_t err_size)
 	return -EBUSY;
 }
 
+/* Firecracker's SendCtrlAltDel (x86): the keys typed on the i8042's keyboard. */
+static int vm_api_send_ctrl_alt_del(void *ctx, char *err, size_t err_size)
+{
+	struct vm *vm = ctx;
+	int ret = i8042_send_ctrl_alt_del(vm->i8042);
+
+	if (ret == -ENOSPC) {
+		errmsg_set(err, err_size, "SendCtrlAltDel: the keyboard's buffer is full: the guest is not reading its "
+					  "keyboard");
+		return -EBUSY;
+	}
+	return ret;
+}
+
 static int vm_api_pause(void *ctx, char *err, size_t err_size)
 {
 	int ret = vm_pause(ctx);
@@ -59,26 +74,25 @@ static int vm_api_resume(void *ctx, char *err, size_t err_size)
 	return ret;
 }
 
-/* -errno of a snapshot operation to what the API answers: the caller's mistakes are 400, the rest 500. */
-static int snapshot_status(int ret)
+int vm_api_snapshot_errno(int ret)
 {
-	switch (ret) {
-	case -EBUSY:
-	case -EINVAL:
-	case -ENOENT:
-	case -EACCES:
-	case -EPERM:
-	case -EISDIR:
-	case -ENOTDIR:
-	case -ENAMETOOLONG:
-	case -EOPNOTSUPP: /* also -ENOTSUP: a snapshot of an incompatible format */
-		return ret;
-	case -EBADMSG:
-	case -EFBIG:
-		return -EINVAL; /* a corrupt or incompatible snapshot: the request cannot be carried out */
-	default:
-		return ret;
+	/* -EINVAL, -ENOENT, -EACCES, -ENOTSUP (== -EOPNOTSUPP: another format)... are 400 already. */
+	if (ret == -EBADMSG || ret == -EFBIG)
+		return -EINVAL; /* a checksum mismatch, a file too large: not a usable snapshot */
+	return ret;
+}
+
+/* A VM whose copies would share a writable disk cannot be cloned (yet): -EOPNOTSUPP with a message. */
+static int clone_check_drives(const struct vm_config *cfg, char *err, size_t err_size)
+{
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		if (!cfg->drives[i].is_read_only) {
+			errmsg_set(err, err_size, "drive %s is writable: each copy would need a disk overlay of its own "
+				   "(not supported yet)", cfg->drives[i].drive_id);
+			return -EOPNOTSUPP;
+		}
 	}
+	return 0;
 }
 
 static int vm_api_snapshot_create(void *ctx, const struct api_snapshot_create *req, char *err, size_t err_size)
@@ -87,7 +101,7 @@ static int vm_api_snapshot_create(void *ctx, const struct api_snapshot_create *r
 		errmsg_set(err, err_size, "snapshot_type \"Diff\": not supported yet");
 		return -EOPNOTSUPP;
 	}
-	return snapshot_status(vm_snapshot_save(ctx, req->snapshot_path, req->mem_file_path, err, err_size));
+	return vm_api_snapshot_errno(vm_snapshot_save(ctx, req->snapshot_path, req->mem_file_path, err, err_size));
 }
 
 /*
@@ -110,9 +124,10 @@ static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_cl
 		errmsg_set(err, err_size, "api_socket: path too long");
 		return -ENAMETOOLONG;
 	}
-	ret = vm_snapshot_save(ctx, state, mem, err, err_size);
+	ret = clone_check_drives(((struct vm *)ctx)->cfg, err, err_size);
+	ret = ret ?: vm_snapshot_save(ctx, state, mem, err, err_size);
 	if (ret)
-		return snapshot_status(ret);
+		return vm_api_snapshot_errno(ret);
 	spec = (struct vm_clone_spec){
 		.state_path = state, .mem_path = mem, .api_sock = req->api_socket, .console_path = console,
 		.log_path = log, .paused = !req->resume_vm, .detach = true,
@@ -128,122 +143,9 @@ const struct api_backend_ops vm_api_ops = {
 	.get_info = vm_api_get_info,
 	.get_config_json = vm_api_get_config_json,
 	.instance_start = vm_api_instance_start,
+	.send_ctrl_alt_del = vm_api_send_ctrl_alt_del,
 	.pause = vm_api_pause,
 	.resume = vm_api_resume,
 	.snapshot_create = vm_api_snapshot_create,
 	.clone_vm = vm_api_clone,
-};
-
-/* ---- a kiln waiting for PUT /snapshot/load ---- */
-
-static void loader_get_info(void *ctx, struct api_instance_info *out)
-{
-	struct vm_api_loader *l = ctx;
-
-	if (atomic_load(&l->loaded)) {
-		vm_api_get_info(l->vm, out);
-		return;
-	}
-	memset(out, 0, sizeof(*out));
-	snprintf(out->id, sizeof(out->id), "anonymous-instance");
-	out->state = API_VM_NOT_STARTED;
-}
-
-static char *loader_get_config_json(void *ctx)
-{
-	struct vm_api_loader *l = ctx;
-
-	return vm_config_to_json(atomic_load(&l->loaded) ? l->vm->cfg : &l->cfg);
-}
-
-static int loader_not_loaded(char *err, size_t err_size)
-{
-	errmsg_set(err, err_size, "no VM yet: load a snapshot first (PUT /snapshot/load)");
-	return -EBUSY;
-}
-
-static int loader_pause(void *ctx, char *err, size_t err_size)
-{
-	struct vm_api_loader *l = ctx;
-
-	return atomic_load(&l->loaded) ? vm_api_pause(l->vm, err, err_size) : loader_not_loaded(err, err_size);
-}
-
-static int loader_resume(void *ctx, char *err, size_t err_size)
-{
-	struct vm_api_loader *l = ctx;
-
-	return atomic_load(&l->loaded) ? vm_api_resume(l->vm, err, err_size) : loader_not_loaded(err, err_size);
-}
-
-static int loader_snapshot_create(void *ctx, const struct api_snapshot_create *req, char *err, size_t err_size)
-{
-	struct vm_api_loader *l = ctx;
-
-	return atomic_load(&l->loaded) ? vm_api_snapshot_create(l->vm, req, err, err_size)
-				       : loader_not_loaded(err, err_size);
-}
-
-static int loader_clone(void *ctx, const struct api_vm_clone *req, struct api_clone_info *out, char *err,
-			size_t err_size)
-{
-	struct vm_api_loader *l = ctx;
-
-	return atomic_load(&l->loaded) ? vm_api_clone(l->vm, req, out, err, err_size) : loader_not_loaded(err, err_size);
-}
-
-static int loader_instance_start(void *ctx, char *err, size_t err_size)
-{
-	struct vm_api_loader *l = ctx;
-
-	if (atomic_load(&l->loaded))
-		return vm_api_instance_start(l->vm, err, err_size);
-	errmsg_set(err, err_size, "InstanceStart: this kiln waits for PUT /snapshot/load (started without a kernel)");
-	return -EOPNOTSUPP;
-}
-
-static int loader_snapshot_load(void *ctx, const struct api_snapshot_load *req, char *err, size_t err_size)
-{
-	struct vm_api_loader *l = ctx;
-	struct vm_restore_options opts = { .mem_path = req->mem_backend_path, .paused = !req->resume_vm };
-	struct snap_reader *r = NULL;
-	uint64_t one = 1;
-	int ret;
-
-	if (atomic_load(&l->loaded)) {
-		errmsg_set(err, err_size, "a snapshot is loaded already: load into a fresh kiln");
-		return -EBUSY;
-	}
-	if (req->track_dirty_pages || req->clock_realtime) {
-		errmsg_set(err, err_size, "%s: not supported yet",
-			   req->track_dirty_pages ? "track_dirty_pages" : "clock_realtime");
-		return -EOPNOTSUPP;
-	}
-	vm_config_free(&l->cfg);
-	vm_config_init(&l->cfg);
-	ret = vm_snapshot_open(req->snapshot_path, &r, &l->cfg, err, err_size);
-	if (ret)
-		return snapshot_status(ret);
-	/* The console is this process's (kiln run --console), not the one the snapshotted VM had. */
-	free(l->cfg.console_path);
-	l->cfg.console_path = l->console_path ? strdup(l->console_path) : NULL;
-	ret = vm_restore(l->vm, r, &l->cfg, &opts, l->start_ns, err, err_size);
-	snap_reader_close(r);
-	if (ret)
-		return snapshot_status(ret);
-	atomic_store(&l->loaded, true);
-	if (write(l->loaded_fd, &one, sizeof(one)) < 0)
-		pr_warn("cannot wake the main thread: %s", strerror(errno));
-	return 0;
-}
-
-const struct api_backend_ops vm_api_loader_ops = {
-	.get_info = loader_get_info,
-	.get_config_json = loader_get_config_json,
-	.instance_start = loader_instance_start,
-	.pause = loader_pause,
-	.resume = loader_resume,
-	.snapshot_create = loader_snapshot_create,
-	.snapshot_load = loader_snapshot_load,
-	.clone_vm = loader_clone,
 };

@@ -285,7 +285,7 @@ def test_load_over_the_api_as_firecracker_does(env):
     code, body = api(sock2, "GET", "/")
     assert code == 200 and json.loads(body)["state"] == "Not started"
     code, body = api(sock2, "PATCH", "/vm", {"state": "Paused"})
-    assert code == 400 and "load a snapshot first" in json.loads(body)["fault_message"]
+    assert code == 400 and "before starting the microVM" in json.loads(body)["fault_message"]
     code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": state, "mem_backend": {
         "backend_type": "File", "backend_path": os.path.join(d, "nope.mem")}})
     assert code == 400 and "nope.mem" in json.loads(body)["fault_message"]
@@ -299,9 +299,60 @@ def test_load_over_the_api_as_firecracker_does(env):
     assert api(sock2, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
     assert wait_counts(console2, 2)[0] == last + 1
     code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": state, "mem_file_path": mem})
-    assert code == 400 and "loaded already" in json.loads(body)["fault_message"]
+    assert code == 400 and "after starting the microVM" in json.loads(body)["fault_message"]
     code, body = api(sock2, "PUT", "/snapshot/create", {"snapshot_path": state, "mem_file_path": mem})
     assert code == 400 and "paused" in json.loads(body)["fault_message"]
+
+
+def test_no_load_into_a_configured_instance(env):
+    """Firecracker's rule: a snapshot loads only into a kiln nothing was configured in."""
+    d, procs, hello = env
+    orig, sock, console = start_counter(d, procs, hello)
+    wait_counts(console, 1)
+    state, mem, last = snapshot_paused(d, sock, console)
+    orig.terminate()
+    sock2 = os.path.join(d, "configured.sock")
+    procs.start(["run", "--api-sock", sock2, "--console", os.path.join(d, "configured.console")])
+    wait_for(lambda: os.path.exists(sock2), 10, "the waiting kiln's socket")
+    assert api(sock2, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64})[0] == 204
+    code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": state, "mem_backend": {
+        "backend_type": "File", "backend_path": mem}})
+    assert code == 400 and "after configuring" in json.loads(body)["fault_message"]
+
+
+def test_drives_are_recorded_and_checked(env):
+    """DISK sections: a drive's backing file must still be there and of the same size; clones refuse a
+    writable drive they would share."""
+    d, procs, hello = env
+    ro, rw = os.path.join(d, "ro.img"), os.path.join(d, "rw.img")
+    for path in (ro, rw):
+        with open(path, "wb") as f:
+            f.truncate(1 << 20)
+    sock, console = os.path.join(d, "disk.sock"), os.path.join(d, "disk.console")
+    orig = procs.start(["run", "--kernel", hello, "--memory", "32", "--cmdline", "count", "--api-sock", sock,
+                        "--console", console, "--disk", f"{ro},ro", "--disk", rw])
+    wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+    wait_counts(console, 1)
+    state, mem, last = snapshot_paused(d, sock, console)
+    orig.terminate()
+    assert open(state, "rb").read().count(b"DISK") == 2
+
+    p, console2 = restore(procs, d, state, mem, "disks")
+    assert wait_counts(console2, 1)[0] == last + 1
+    p.terminate()
+
+    r = subprocess.run([str(KILN), "clone", state, mem, "-n", "2"], capture_output=True, timeout=60)
+    assert r.returncode == 2 and "rw.img" in text(r.stderr) and "writable" in text(r.stderr)
+
+    with open(rw, "ab") as f:
+        f.truncate(2 << 20)
+    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--console", "/dev/null"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 2 and "rw.img is 2097152 bytes, the snapshot's was 1048576" in text(r.stderr)
+    os.unlink(ro)
+    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--console", "/dev/null"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 2 and "ro.img" in text(r.stderr)
 
 
 def test_cli_verbs(env):
@@ -325,7 +376,7 @@ def test_cli_verbs(env):
     assert r.returncode == 0, text(r.stderr)
     assert wait_counts(console2, 1)[0] == last + 1
     r = subprocess.run([str(KILN), "restore", "--into", sock2, state, mem], capture_output=True, timeout=60)
-    assert r.returncode == 1 and "400 a snapshot is loaded already" in text(r.stderr)
+    assert r.returncode == 1 and "after starting the microVM" in text(r.stderr)
 
     p, console3 = procs.start(["restore", state, mem, "--console", os.path.join(d, "verb.console")]), \
         os.path.join(d, "verb.console")

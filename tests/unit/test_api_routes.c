@@ -89,6 +89,11 @@ static int rec_put_net(void *ctx, const struct vm_net_config *net, char *err, si
 	return record(ctx, "put_net", err, err_size);
 }
 
+static int rec_put_entropy(void *ctx, char *err, size_t err_size)
+{
+	return record(ctx, "put_entropy", err, err_size);
+}
+
 static int rec_instance_start(void *ctx, char *err, size_t err_size)
 {
 	return record(ctx, "instance_start", err, err_size);
@@ -137,6 +142,7 @@ static const struct api_backend_ops rec_ops = {
 	.put_machine_config = rec_put_machine_config,
 	.put_drive = rec_put_drive,
 	.put_net = rec_put_net,
+	.put_entropy = rec_put_entropy,
 	.instance_start = rec_instance_start,
 	.send_ctrl_alt_del = rec_send_ctrl_alt_del,
 	.pause = rec_pause,
@@ -503,6 +509,30 @@ static void test_put_net(void **state)
 	accepted(r, "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}", "put_net");
 }
 
+/* PUT /entropy (EntropyDeviceConfig): the same rules as the config file's "entropy" object. */
+static void test_put_entropy(void **state)
+{
+	struct rec *r = *state;
+	struct api_request req;
+
+	parse_ok("PUT", "/entropy", "{}", &req);
+	assert_int_equal(req.op, API_OP_PUT_ENTROPY);
+	api_request_free(&req);
+	accepted(r, "PUT", "/entropy", "{}", "put_entropy");
+	/* A rate limiter that limits nothing configures nothing: accepted, as in the file. */
+	accepted(r, "PUT", "/entropy", "{\"rate_limiter\": null}", "put_entropy");
+	accepted(r, "PUT", "/entropy", "{\"rate_limiter\": {}}", "put_entropy");
+
+	rejects(r, "PUT", "/entropy", "{\"rate_limiter\": {\"bandwidth\": {\"size\": 1, \"refill_time\": 100}}}", 400,
+		"entropy.rate_limiter: not supported yet");
+	rejects(r, "PUT", "/entropy", "{\"rate_limiter\": 5}", 400, "entropy.rate_limiter: not supported yet");
+	rejects(r, "PUT", "/entropy", "{\"ratelimiter\": {}}", 400, "entropy.ratelimiter: unknown field (expected rate_limiter)");
+	rejects(r, "PUT", "/entropy", "[]", 400, "body: expected a JSON object, got an array");
+	rejects(r, "PUT", "/entropy", "", 400, "Empty PUT request.");
+	rejects_prefix(r, "PUT", "/entropy", "{\"rate_limiter\": ", 400, "malformed JSON body: line 1");
+	rejects(r, "GET", "/entropy", NULL, 405, "GET /entropy: method not allowed (allowed: PUT)");
+}
+
 static void test_actions(void **state)
 {
 	struct rec *r = *state;
@@ -711,8 +741,8 @@ static void test_wrong_types(void **state)
 		  "cache_type: expected \"Unsafe\" or \"Writeback\", got \"None\"" },
 		{ "PUT", "/drives/rootfs",
 		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"r\", \"is_root_device\": true, \"is_read_only\": false,"
-		  " \"io_engine\": \"Async\"}",
-		  "io_engine: \"Async\" is not supported yet (expected \"Sync\")" },
+		  " \"io_engine\": \"Uring\"}",
+		  "io_engine: expected \"Sync\" or \"Async\", got \"Uring\"" },
 		{ "PUT", "/drives/rootfs",
 		  "{\"drive_id\": \"rootfs\", \"path_on_host\": \"r\", \"is_root_device\": true, \"is_read_only\": false,"
 		  " \"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}}",
@@ -970,6 +1000,7 @@ static void test_null_ops(void **state __attribute__((unused)))
 		{ "PUT", "/snapshot/create", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}", "snapshot/create: not supported yet" },
 		{ "PUT", "/vm/clone", "{\"clone_id\": \"c\", \"api_socket\": \"s\"}", "vm/clone: not supported yet" },
 		{ "GET", "/vm/config", NULL, "GET /vm/config: not supported yet" },
+		{ "PUT", "/entropy", "{}", "entropy: not supported yet" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1015,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(test_boot_source_apply),
 		cmocka_unit_test_setup_teardown(test_put_drive, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_put_net, rec_setup, rec_teardown),
+		cmocka_unit_test_setup_teardown(test_put_entropy, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_actions, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_vm_state, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_create, rec_setup, rec_teardown),

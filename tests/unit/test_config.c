@@ -352,11 +352,6 @@ static void test_not_supported_yet(void **state __attribute__((unused)))
 					     "memory-hotplug", "metrics", "mmds-config", "vsock" };
 	char json[128], want[128];
 
-	parse_fails("{\"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"rootfs.ext4\", \"is_root_device\": true,"
-		    " \"is_read_only\": false}]}",
-		    "drives: not supported yet (issue: virtio-blk)");
-	parse_fails("{\"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}]}",
-		    "network-interfaces: not supported yet (issue: virtio-net)");
 	parse_fails("{\"pmem\": [{\"id\": \"p0\", \"path_on_host\": \"x\"}]}", "pmem: not supported yet (issue: virtio-pmem)");
 	for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
 		snprintf(json, sizeof(json), "{\"%s\": {}}", later[i]);
@@ -379,6 +374,143 @@ static void test_not_supported_yet(void **state __attribute__((unused)))
 
 	vm_config_init(&cfg);
 	parse_ok(&cfg, "{\"drives\": [], \"network-interfaces\": [], \"pmem\": []}");
+	vm_config_free(&cfg);
+}
+
+/* Firecracker's "drives" and "network-interfaces": parsed into arrays, list-wide rules checked. */
+static void test_device_lists(void **state __attribute__((unused)))
+{
+	struct vm_config cfg;
+	char *json;
+
+	vm_config_init(&cfg);
+	parse_ok(&cfg, "{\"drives\": [{\"drive_id\": \"data\", \"path_on_host\": \"data.img\", \"is_root_device\": false,"
+		       " \"is_read_only\": true},"
+		       " {\"drive_id\": \"rootfs\", \"path_on_host\": \"rootfs.ext4\", \"is_root_device\": true,"
+		       " \"is_read_only\": false, \"cache_type\": \"Writeback\", \"io_engine\": \"Async\"}],"
+		       " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\","
+		       " \"guest_mac\": \"06:00:ac:10:00:02\", \"mtu\": 9000}]}");
+	assert_int_equal(cfg.nr_drives, 2);
+	assert_string_equal(cfg.drives[0].drive_id, "data");
+	assert_true(cfg.drives[0].is_read_only);
+	assert_true(cfg.drives[1].is_root_device);
+	assert_int_equal(cfg.drives[1].cache_type, VM_DRIVE_CACHE_WRITEBACK);
+	assert_int_equal(cfg.drives[1].io_engine, VM_DRIVE_IO_ASYNC);
+	/* The root drive becomes the first device (/dev/vda), the others keep their order. */
+	assert_int_equal(vm_config_drive_order(&cfg, 0), 1);
+	assert_int_equal(vm_config_drive_order(&cfg, 1), 0);
+	assert_int_equal(cfg.nr_nets, 1);
+	assert_string_equal(cfg.nets[0].host_dev_name, "tap0");
+	assert_true(cfg.nets[0].guest_mac.set);
+	assert_int_equal(cfg.nets[0].guest_mac.bytes[5], 2);
+	assert_int_equal(cfg.nets[0].mtu, 9000);
+
+	/* Round trip through GET /vm/config's JSON. */
+	json = vm_config_to_json(&cfg);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"guest_mac\": \"06:00:ac:10:00:02\""));
+	assert_non_null(strstr(json, "\"io_engine\": \"Async\""));
+	{
+		struct vm_config again;
+
+		vm_config_init(&again);
+		parse_ok(&again, json);
+		assert_int_equal(again.nr_drives, 2);
+		assert_string_equal(again.drives[1].path_on_host, "rootfs.ext4");
+		assert_int_equal(again.nr_nets, 1);
+		assert_memory_equal(again.nets[0].guest_mac.bytes, cfg.nets[0].guest_mac.bytes, 6);
+		vm_config_free(&again);
+	}
+	free(json);
+
+	/* A later list replaces the earlier one; a failed parse keeps what was there. */
+	parse_ok(&cfg, "{\"drives\": [{\"drive_id\": \"d\", \"path_on_host\": \"d.img\", \"is_root_device\": false,"
+		       " \"is_read_only\": false}]}");
+	assert_int_equal(cfg.nr_drives, 1);
+	assert_int_equal(vm_config_drive_order(&cfg, 0), 0);
+	assert_int_equal(vm_config_parse_json(&cfg, "{\"drives\": [], \"machine-config\": {\"vcpu_count\": 0}}", 60, NULL, 0),
+			 -EINVAL);
+	assert_int_equal(cfg.nr_drives, 1);
+	assert_int_equal(cfg.nr_nets, 1);
+	vm_config_free(&cfg);
+	assert_null(cfg.drives);
+
+	/* List-wide rules, each error naming the entry. */
+	parse_fails("{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"a\", \"is_root_device\": true, \"is_read_only\": false},"
+		    " {\"drive_id\": \"b\", \"path_on_host\": \"b\", \"is_root_device\": true, \"is_read_only\": false}]}",
+		    "drives[1]: a root block device already exists (drive \"a\"): only one is allowed");
+	parse_fails("{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"a\", \"is_root_device\": false, \"is_read_only\": false},"
+		    " {\"drive_id\": \"a\", \"path_on_host\": \"b\", \"is_root_device\": false, \"is_read_only\": false}]}",
+		    "drives[1].drive_id: \"a\" appears twice");
+	parse_fails("{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"x\", \"is_root_device\": false, \"is_read_only\": false},"
+		    " {\"drive_id\": \"b\", \"path_on_host\": \"x\", \"is_root_device\": false, \"is_read_only\": false}]}",
+		    "drives[1].path_on_host: x is already drive \"a\"");
+	parse_fails("{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"x\"}]}", "drives[0].is_root_device: missing (required)");
+	parse_fails("{\"network-interfaces\": [{\"iface_id\": \"a\", \"host_dev_name\": \"tap0\"},"
+		    " {\"iface_id\": \"b\", \"host_dev_name\": \"tap0\"}]}",
+		    "network-interfaces[1].host_dev_name: tap0 is already used by interface \"a\"");
+	parse_fails("{\"network-interfaces\": [{\"iface_id\": \"a\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"02:00:00:00:00:01\"},"
+		    " {\"iface_id\": \"b\", \"host_dev_name\": \"tap1\", \"guest_mac\": \"02:00:00:00:00:01\"}]}",
+		    "network-interfaces[1].guest_mac: already used by interface \"a\"");
+	parse_fails("{\"network-interfaces\": [{\"iface_id\": \"a\", \"host_dev_name\": \"a-name-too-long-for-ifnamsiz\"}]}",
+		    "network-interfaces[0].host_dev_name: expected a string of 1..15 bytes, got \"a-name-too-long-for-ifnamsiz\"");
+}
+
+/* `kiln run --disk` / `--net`, and the root= Firecracker adds for a root drive. */
+static void test_device_flags(void **state __attribute__((unused)))
+{
+	struct vm_config cfg;
+	char err[256];
+	char *cmdline;
+
+	vm_config_init(&cfg);
+	assert_int_equal(vm_config_add_disk_flag(&cfg, "a.img", err, sizeof(err)), 0);
+	assert_int_equal(vm_config_add_disk_flag(&cfg, "b.img,ro,root,id=rootfs,cache=writeback,io=async", err, sizeof(err)), 0);
+	assert_int_equal(cfg.nr_drives, 2);
+	assert_string_equal(cfg.drives[0].drive_id, "disk0");
+	assert_false(cfg.drives[0].is_read_only);
+	assert_string_equal(cfg.drives[1].drive_id, "rootfs");
+	assert_true(cfg.drives[1].is_read_only && cfg.drives[1].is_root_device);
+	assert_int_equal(cfg.drives[1].cache_type, VM_DRIVE_CACHE_WRITEBACK);
+	assert_int_equal(cfg.drives[1].io_engine, VM_DRIVE_IO_ASYNC);
+
+	cmdline = vm_config_root_cmdline(&cfg, "console=ttyS0");
+	assert_string_equal(cmdline, "console=ttyS0 root=/dev/vda ro");
+	free(cmdline);
+	cmdline = vm_config_root_cmdline(&cfg, NULL);
+	assert_string_equal(cmdline, "root=/dev/vda ro");
+	free(cmdline);
+
+	assert_int_equal(vm_config_add_disk_flag(&cfg, "c.img,root", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--disk: a root block device already exists (drive \"rootfs\"): only one is allowed");
+	assert_int_equal(vm_config_add_disk_flag(&cfg, "c.img,rw", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--disk c.img,rw: unknown option 'rw' (ro, root, id=, cache=unsafe|writeback, io=sync|async)");
+	assert_int_equal(vm_config_add_disk_flag(&cfg, ",ro", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vm_config_add_disk_flag(&cfg, "c.img,id=a-b", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vm_config_add_disk_flag(&cfg, "a.img", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--disk.path_on_host: a.img is already drive \"disk0\"");
+	assert_int_equal(cfg.nr_drives, 2);
+
+	assert_int_equal(vm_config_add_net_flag(&cfg, "tap0,mac=06:00:00:00:00:01,mtu=1400", err, sizeof(err)), 0);
+	assert_int_equal(vm_config_add_net_flag(&cfg, "tap1", err, sizeof(err)), 0);
+	assert_int_equal(cfg.nr_nets, 2);
+	assert_string_equal(cfg.nets[0].iface_id, "net0");
+	assert_string_equal(cfg.nets[1].iface_id, "net1");
+	assert_int_equal(cfg.nets[0].mtu, 1400);
+	assert_false(cfg.nets[1].guest_mac.set);
+	assert_int_equal(vm_config_add_net_flag(&cfg, "tap2,mac=06:00:00:00:00", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--net tap2,mac=06:00:00:00:00: mac: expected xx:xx:xx:xx:xx:xx, got '06:00:00:00:00'");
+	assert_int_equal(vm_config_add_net_flag(&cfg, "tap2,mtu=20", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vm_config_add_net_flag(&cfg, "tap0", err, sizeof(err)), -EINVAL);
+	assert_int_equal(vm_config_add_net_flag(&cfg, "0123456789abcdef", err, sizeof(err)), -EINVAL);
+	assert_int_equal(cfg.nr_nets, 2);
+	vm_config_free(&cfg);
+
+	/* No root drive: the command line is the user's. */
+	vm_config_init(&cfg);
+	cmdline = vm_config_root_cmdline(&cfg, "quiet");
+	assert_string_equal(cmdline, "quiet");
+	free(cmdline);
 	vm_config_free(&cfg);
 }
 
@@ -788,6 +920,8 @@ int main(void)
 		cmocka_unit_test(test_out_of_range),
 		cmocka_unit_test(test_boot_args_too_long),
 		cmocka_unit_test(test_not_supported_yet),
+		cmocka_unit_test(test_device_lists),
+		cmocka_unit_test(test_device_flags),
 		cmocka_unit_test(test_malformed_json),
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_top_level_not_object),

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* i8042 keyboard controller without a keyboard: commands, status bits, interrupts and reset. */
+/* i8042 keyboard controller with an AT keyboard: commands, status bits, interrupts, reset, Ctrl+Alt+Del. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,30 +215,145 @@ static void test_irq1_only_when_enabled(void **state)
 	assert_int_equal(f->kbd_edges, 1);
 	assert_int_equal(f->kbd_level, 0); /* an edge: pulsed, not held */
 	(void)rdata(f);
-	wdata(f, 0xf2); /* a byte for the keyboard: its NAK is another byte, another interrupt */
+	wdata(f, 0xf2); /* a byte for the keyboard: its ACK is another byte, another interrupt */
 	assert_int_equal(f->kbd_edges, 2);
+	assert_int_equal(rdata(f), 0xfa);
+	assert_int_equal(f->kbd_edges, 3); /* the ID's first byte follows once the ACK is read */
+	assert_int_equal(rdata(f), 0xab);
+	assert_int_equal(rdata(f), 0x83); /* CTR 0x01: no translation */
+	assert_int_equal(f->kbd_edges, 4);
+	assert_int_equal(status(f) & STR_OBF, 0);
 	cmd(f, 0xad); /* commands without a reply do not interrupt */
 	write_ctr(f, 0x01);
-	assert_int_equal(f->kbd_edges, 2);
+	assert_int_equal(f->kbd_edges, 4);
 	assert_int_equal(f->aux_edges, 0);
 }
 
-static void test_absent_keyboard(void **state)
+/* The keyboard's answers to what atkbd sends while probing and activating it: all at once. */
+static void test_keyboard_commands(void **state)
 {
 	struct fake *f = *state;
 
-	/* atkbd's GETID and SETLEDS each get a NAK straight away. */
+	/* GETID: ACK and an MF2 keyboard's ID, its 0x83 translated to 0x41 (the firmware's CTR translates). */
 	wdata(f, 0xf2);
 	assert_int_equal(status(f) & (STR_OBF | STR_AUXDATA), STR_OBF);
-	assert_int_equal(rdata(f), 0xfe);
+	assert_int_equal(rdata(f), 0xfa);
+	assert_int_equal(rdata(f), 0xab);
+	assert_int_equal(rdata(f), 0x41);
+	assert_int_equal(status(f) & STR_OBF, 0);
+	/* SETLEDS and its parameter, typematic rate and its parameter: an ACK each. */
 	wdata(f, 0xed);
+	assert_int_equal(rdata(f), 0xfa);
+	wdata(f, 0x00);
+	assert_int_equal(rdata(f), 0xfa);
+	wdata(f, 0xf3);
+	assert_int_equal(rdata(f), 0xfa);
+	wdata(f, 0x20);
+	assert_int_equal(rdata(f), 0xfa);
+	assert_int_equal(status(f) & STR_OBF, 0);
+	/* Enable, disable, defaults: ACK. Echo: echoed. Reset: ACK and the self-test's 0xAA. */
+	for (unsigned int c = 0xf4; c <= 0xf6; c++) {
+		wdata(f, (uint8_t)c);
+		assert_int_equal(rdata(f), 0xfa);
+	}
+	wdata(f, 0xee);
+	assert_int_equal(rdata(f), 0xee);
+	wdata(f, 0xff);
+	assert_int_equal(rdata(f), 0xfa);
+	assert_int_equal(rdata(f), 0xaa);
+	/* Resend: the last byte again. */
+	wdata(f, 0xfe);
+	assert_int_equal(rdata(f), 0xaa);
+	/* Which scan code set: 2. */
+	wdata(f, 0xf0);
+	assert_int_equal(rdata(f), 0xfa);
+	wdata(f, 0x00);
+	assert_int_equal(rdata(f), 0xfa);
+	assert_int_equal(rdata(f), 0x02);
+	/* Not a command: "resend" (0xFE), as a real keyboard answers. */
+	wdata(f, 0xef);
 	assert_int_equal(rdata(f), 0xfe);
+	wdata(f, 0x5a);
+	assert_int_equal(rdata(f), 0xfe);
+	/* Without translation, the ID comes as the keyboard sends it. */
+	write_ctr(f, 0x05);
+	wdata(f, 0xf2);
+	assert_int_equal(rdata(f), 0xfa);
+	assert_int_equal(rdata(f), 0xab);
+	assert_int_equal(rdata(f), 0x83);
+	/* A command cuts short an answer not yet read. */
+	wdata(f, 0xf2);
+	wdata(f, 0xee);
+	assert_int_equal(rdata(f), 0xee);
+	assert_int_equal(status(f) & STR_OBF, 0);
 	/* 0xD2 echoes a byte as if the keyboard had sent it. */
 	cmd(f, 0xd2);
 	assert_int_equal(status(f) & STR_OBF, 0);
 	wdata(f, 0x1c);
 	assert_int_equal(status(f) & (STR_OBF | STR_AUXDATA), STR_OBF);
 	assert_int_equal(rdata(f), 0x1c);
+}
+
+/* Read the bytes the keyboard has for the guest, as Linux's i8042 interrupt handler does: one per IRQ 1. */
+static size_t read_keys(struct fake *f, uint8_t *out, size_t max)
+{
+	size_t n = 0;
+
+	while ((status(f) & STR_OBF) && n < max) {
+		assert_int_equal(status(f) & STR_AUXDATA, 0);
+		out[n++] = rdata(f);
+	}
+	return n;
+}
+
+static void test_ctrl_alt_del_translated(void **state)
+{
+	static const uint8_t want[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d }; /* set 1 */
+	struct fake *f = *state;
+	uint8_t got[32];
+	size_t n;
+
+	assert_int_equal(i8042_send_ctrl_alt_del(f->dev), 0);
+	assert_int_equal(f->kbd_edges, 1); /* the first byte is in the buffer */
+	n = read_keys(f, got, sizeof(got));
+	assert_int_equal(n, sizeof(want));
+	assert_memory_equal(got, want, sizeof(want));
+	assert_int_equal(f->kbd_edges, (int)sizeof(want)); /* one interrupt per byte */
+	assert_int_equal(f->resets, 0);                   /* the keys reset nothing: the guest decides */
+}
+
+static void test_ctrl_alt_del_set2(void **state)
+{
+	static const uint8_t want[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14 };
+	struct fake *f = *state;
+	uint8_t got[32];
+
+	write_ctr(f, 0x05); /* KBDINT and SYS, no translation: Linux then talks set 2 itself */
+	assert_int_equal(i8042_send_ctrl_alt_del(f->dev), 0);
+	assert_int_equal(read_keys(f, got, sizeof(got)), sizeof(want));
+	assert_memory_equal(got, want, sizeof(want));
+	assert_int_equal(f->kbd_edges, (int)sizeof(want));
+}
+
+/* A guest that never reads its keyboard: the queue fills, the sequence is refused whole, nothing breaks. */
+static void test_ctrl_alt_del_not_read(void **state)
+{
+	static const uint8_t want[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+	struct fake *f = *state;
+	uint8_t got[64];
+
+	write_ctr(f, 0x44); /* translation on, IRQ 1 off */
+	assert_int_equal(i8042_send_ctrl_alt_del(f->dev), 0);
+	assert_int_equal(i8042_send_ctrl_alt_del(f->dev), -ENOSPC);
+	assert_int_equal(i8042_send_ctrl_alt_del(f->dev), -ENOSPC);
+	assert_int_equal(f->kbd_edges, 0);
+	assert_int_equal(read_keys(f, got, sizeof(got)), sizeof(want));
+	assert_memory_equal(got, want, sizeof(want));
+	/* Read: room again. */
+	assert_int_equal(i8042_send_ctrl_alt_del(f->dev), 0);
+	/* A controller command's reply replaces the keys not yet read (Linux flushes before commands). */
+	assert_int_equal(read_ctr(f), 0x44);
+	assert_int_equal(status(f) & STR_OBF, 0);
 }
 
 static void test_absent_aux(void **state)
@@ -315,7 +431,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pulse_output_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_irq1_only_when_enabled, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_absent_keyboard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keyboard_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ctrl_alt_del_translated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ctrl_alt_del_set2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ctrl_alt_del_not_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absent_aux, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_and_hostile, setup, teardown),
 	};

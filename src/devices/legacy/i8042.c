@@ -1,20 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
- * Intel 8042 keyboard controller with nothing plugged in. Commands follow the IBM PC/AT and PS/2
- * technical references ("Keyboard/Auxiliary Device Controller"); the answers are chosen so that
- * Linux's i8042 driver (drivers/input/serio/i8042.c) finds a working controller, decides there is no
- * AUX port, and atkbd's probe of the keyboard port fails at once:
+ * Intel 8042 keyboard controller with an AT (MF2) keyboard and no AUX device. Commands follow the IBM
+ * PC/AT and PS/2 technical references ("Keyboard/Auxiliary Device Controller", "Keyboard and Auxiliary
+ * Device"); the answers are chosen so that Linux's i8042 driver (drivers/input/serio/i8042.c) finds a
+ * working controller and keyboard at once and decides there is no AUX port:
  *
  *  - 0xD3 (write AUX output buffer, the "AUX loop") is not implemented, as on an AT-type controller:
- *    the parameter byte then goes to the keyboard, which NAKs it, and i8042_check_aux() sees a reply
- *    without the AUX-data status bit and fails the loop test without waiting for a timeout;
+ *    the parameter byte then goes to the keyboard, which rejects it (0xFE, not a command), and
+ *    i8042_check_aux() sees a reply without the AUX-data status bit and fails the loop test without
+ *    waiting for a timeout;
  *  - 0xA9 (AUX interface test) answers 0x02, "clock line stuck high" - what an empty PS/2 socket with
  *    its pull-ups reads as. Linux accepts 0x00, 0xFA and 0xFF as a working port and treats any other
  *    answer after a failed loop test as "no AUX port" (quietly, no message);
- *  - every byte sent to the keyboard is answered with 0xFE (NAK/resend): libps2 retries once and gives
- *    up, so atkbd_probe() fails within microseconds instead of waiting out its ACK timeouts.
+ *  - the keyboard answers every command at once (ACK 0xFA, its ID 0xAB 0x83, self-test 0xAA), so
+ *    atkbd's probe waits for nothing, and it types: i8042_send_ctrl_alt_del() is Firecracker's
+ *    SendCtrlAltDel, which a Linux guest with atkbd and the VT keyboard turns into a reboot.
  *
- * The output buffer holds one byte, as on the chip; a new reply overwrites an unread one.
+ * The keyboard speaks scan code set 2; with the command byte's translation bit set (the firmware
+ * default) the controller turns it into set 1 on the way, as a real 8042 does. The output buffer holds
+ * one byte, as on the chip; the keyboard's further bytes wait in a small queue and move into the
+ * buffer as the guest reads it, one interrupt each. A controller reply overwrites what is unread.
  */
 #include "devices/legacy/i8042.h"
 
@@ -53,6 +58,28 @@
 #define REPLY_CLOCK_STUCK_HIGH 0x02
 #define REPLY_NAK 0xfe
 
+/* Keyboard commands and answers (PS/2 keyboard reference, "Commands"); scan code set 2 bytes. */
+#define KBD_CMD_SET_LEDS 0xed
+#define KBD_CMD_ECHO 0xee
+#define KBD_CMD_SCANCODE_SET 0xf0
+#define KBD_CMD_GET_ID 0xf2
+#define KBD_CMD_TYPEMATIC 0xf3
+#define KBD_CMD_RESEND 0xfe
+#define KBD_CMD_RESET 0xff
+#define KBD_ACK 0xfa
+#define KBD_RESEND 0xfe
+#define KBD_BAT_OK 0xaa
+#define KBD_ID_0 0xab      /* MF2 keyboard */
+#define KBD_ID_1 0x83
+#define KBD_SET2_BREAK 0xf0 /* set 2: the next code is a key release */
+#define KBD_SET2_EXTENDED 0xe0
+#define KBD_SET2_LCTRL 0x14
+#define KBD_SET2_LALT 0x11
+#define KBD_SET2_DELETE 0x71 /* after KBD_SET2_EXTENDED */
+
+/* Keyboard bytes that can wait behind the output buffer: Firecracker's i8042 buffer size. */
+#define KBD_QUEUE_SIZE 16
+
 /* The command waiting for its parameter byte at 0x60, if any. */
 enum i8042_pending {
 	PENDING_NONE = 0,
@@ -74,6 +101,13 @@ struct i8042 {
 	uint8_t obuf; /* last byte placed in the output buffer; reads again while OBF is clear */
 	enum i8042_pending pending;
 	struct ratelimit bad_access_rl;
+
+	/* The keyboard: bytes (after translation) waiting for the output buffer, oldest at kbd_head. */
+	uint8_t kbd_queue[KBD_QUEUE_SIZE];
+	unsigned int kbd_head, kbd_len;
+	uint8_t kbd_param_for; /* a command waiting for its parameter byte (0xED, 0xF0, 0xF3), or 0 */
+	uint8_t kbd_last;      /* the last byte the keyboard sent, for its resend command */
+	bool xlate_break;      /* translation swallowed a set-2 break prefix: the next code gets bit 7 */
 };
 
 /* Place a reply in the output buffer and interrupt if the command byte asks for it (edge: pulse). */
@@ -96,6 +130,128 @@ static void i8042_reply(struct i8042 *dev, uint8_t byte, bool aux)
 	}
 }
 
+/* Drop what the keyboard had queued, and an unread byte in the output buffer. */
+static void kbd_flush(struct i8042 *dev)
+{
+	dev->kbd_head = dev->kbd_len = 0;
+	dev->xlate_break = false;
+	dev->status &= ~(STR_OBF | STR_AUXDATA);
+}
+
+/* A reply from the controller itself: it replaces whatever was waiting to be read. */
+static void controller_reply(struct i8042 *dev, uint8_t byte, bool aux)
+{
+	kbd_flush(dev);
+	i8042_reply(dev, byte, aux);
+}
+
+/*
+ * The controller's set 2 -> set 1 translation (IBM PS/2 reference, "Scan Code Translation") for the
+ * codes this keyboard sends; bytes from 0x80 up (prefixes, ACK, BAT, ID) pass unchanged but for the
+ * ID's 0x83, and a code with no entry here passes as it is.
+ */
+static uint8_t xlate_set2(uint8_t code)
+{
+	static const struct {
+		uint8_t set2, set1;
+	} table[] = {
+		{ KBD_SET2_LCTRL, 0x1d }, { KBD_SET2_LALT, 0x38 }, { KBD_SET2_DELETE, 0x53 }, { KBD_ID_1, 0x41 },
+	};
+
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (table[i].set2 == code)
+			return table[i].set1;
+	return code;
+}
+
+/*
+ * A byte from the keyboard, through the controller's translation when the command byte asks for it:
+ * into the output buffer (with IRQ 1) when it is free, else queued. False when the queue is full.
+ */
+static bool kbd_send(struct i8042 *dev, uint8_t byte)
+{
+	dev->kbd_last = byte;
+	if (dev->ctr & CTR_XLATE) {
+		if (byte == KBD_SET2_BREAK) {
+			dev->xlate_break = true;
+			return true;
+		}
+		byte = (uint8_t)(xlate_set2(byte) | (dev->xlate_break ? 0x80 : 0));
+		dev->xlate_break = false;
+	}
+	if (!(dev->status & STR_OBF) && !dev->kbd_len) {
+		i8042_reply(dev, byte, false);
+		return true;
+	}
+	if (dev->kbd_len == KBD_QUEUE_SIZE)
+		return false;
+	dev->kbd_queue[(dev->kbd_head + dev->kbd_len) % KBD_QUEUE_SIZE] = byte;
+	dev->kbd_len++;
+	return true;
+}
+
+/* The guest read the output buffer: the keyboard's next byte, if any, takes its place. */
+static void kbd_refill(struct i8042 *dev)
+{
+	uint8_t byte;
+
+	if (!dev->kbd_len || (dev->status & STR_OBF))
+		return;
+	byte = dev->kbd_queue[dev->kbd_head];
+	dev->kbd_head = (dev->kbd_head + 1) % KBD_QUEUE_SIZE;
+	dev->kbd_len--;
+	i8042_reply(dev, byte, false);
+}
+
+/* A byte the guest sent to the keyboard (data port, no controller command pending). */
+static void kbd_receive(struct i8042 *dev, uint8_t val)
+{
+	uint8_t param_for = dev->kbd_param_for;
+
+	/* A keyboard clears its output when the host sends it something. */
+	kbd_flush(dev);
+	dev->kbd_param_for = 0;
+	if (param_for) {
+		kbd_send(dev, KBD_ACK);
+		/* Scan code set 0 is "report the set in use": always set 2 (with the controller translating). */
+		if (param_for == KBD_CMD_SCANCODE_SET && val == 0)
+			kbd_send(dev, 0x02);
+		return;
+	}
+	switch (val) {
+	case KBD_CMD_SET_LEDS:
+	case KBD_CMD_SCANCODE_SET:
+	case KBD_CMD_TYPEMATIC:
+		dev->kbd_param_for = val;
+		kbd_send(dev, KBD_ACK);
+		break;
+	case KBD_CMD_ECHO:
+		kbd_send(dev, KBD_CMD_ECHO);
+		break;
+	case KBD_CMD_GET_ID:
+		kbd_send(dev, KBD_ACK);
+		kbd_send(dev, KBD_ID_0);
+		kbd_send(dev, KBD_ID_1);
+		break;
+	case KBD_CMD_RESEND:
+		kbd_send(dev, dev->kbd_last);
+		break;
+	case KBD_CMD_RESET:
+		kbd_send(dev, KBD_ACK);
+		kbd_send(dev, KBD_BAT_OK);
+		break;
+	default:
+		if (val >= 0xf4) {
+			/* Enable, disable, defaults, the set-3 key type commands: nothing to keep. */
+			kbd_send(dev, KBD_ACK);
+			break;
+		}
+		/* Not a command (0xEF, 0xF1, or a stray byte such as the AUX loop's): "resend". */
+		kbd_send(dev, KBD_RESEND);
+		break;
+	}
+}
+
 static void i8042_set_ctr(struct i8042 *dev, uint8_t ctr)
 {
 	dev->ctr = ctr;
@@ -115,7 +271,7 @@ static bool i8042_command(struct i8042 *dev, uint8_t cmd)
 	dev->pending = PENDING_NONE;
 	switch (cmd) {
 	case 0x20: /* read CTR (0x20-0x3f read controller RAM; only byte 0, the CTR, means anything) */
-		i8042_reply(dev, dev->ctr, false);
+		controller_reply(dev, dev->ctr, false);
 		break;
 	case 0x60: /* write CTR: next data byte */
 	case 0xd1: /* write output port: next data byte */
@@ -130,14 +286,14 @@ static bool i8042_command(struct i8042 *dev, uint8_t cmd)
 		i8042_set_ctr(dev, dev->ctr & ~CTR_AUXDIS);
 		break;
 	case 0xa9: /* AUX interface test */
-		i8042_reply(dev, REPLY_CLOCK_STUCK_HIGH, false);
+		controller_reply(dev, REPLY_CLOCK_STUCK_HIGH, false);
 		break;
 	case 0xaa: /* controller self-test; a passing test sets the system flag */
 		i8042_set_ctr(dev, dev->ctr | CTR_SYS);
-		i8042_reply(dev, REPLY_SELF_TEST_OK, false);
+		controller_reply(dev, REPLY_SELF_TEST_OK, false);
 		break;
 	case 0xab: /* keyboard interface test: the lines themselves are fine */
-		i8042_reply(dev, REPLY_INTERFACE_OK, false);
+		controller_reply(dev, REPLY_INTERFACE_OK, false);
 		break;
 	case 0xad: /* disable keyboard interface */
 		i8042_set_ctr(dev, dev->ctr | CTR_KBDDIS);
@@ -146,7 +302,7 @@ static bool i8042_command(struct i8042 *dev, uint8_t cmd)
 		i8042_set_ctr(dev, dev->ctr & ~CTR_KBDDIS);
 		break;
 	case 0xd0: /* read output port */
-		i8042_reply(dev, dev->outport, false);
+		controller_reply(dev, dev->outport, false);
 		break;
 	default:
 		/* 0xF0-0xFF pulse output port bits 3:0 low for 6 us; bit 0 is the CPU reset line. */
@@ -171,15 +327,14 @@ static bool i8042_data(struct i8042 *dev, uint8_t val)
 	case PENDING_WRITE_OUTPORT:
 		return i8042_write_outport(dev, val);
 	case PENDING_WRITE_KBD_OBUF:
-		i8042_reply(dev, val, false);
+		controller_reply(dev, val, false);
 		break;
 	case PENDING_WRITE_AUX:
 		/* Nothing on the AUX port: the controller gives up sending and reports a NAK from it. */
-		i8042_reply(dev, REPLY_NAK, true);
+		controller_reply(dev, REPLY_NAK, true);
 		break;
 	case PENDING_NONE:
-		/* A byte for the keyboard, which is absent: NAK it so the driver gives up at once. */
-		i8042_reply(dev, REPLY_NAK, false);
+		kbd_receive(dev, val);
 		break;
 	}
 	return false;
@@ -242,6 +397,7 @@ static void i8042_io(struct i8042 *dev, unsigned int port, uint64_t offset, uint
 		} else {
 			data[0] = dev->obuf;
 			dev->status &= ~(STR_OBF | STR_AUXDATA);
+			kbd_refill(dev);
 		}
 	} else {
 		if (is_write) {
@@ -269,16 +425,47 @@ void i8042_command_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len
 	i8042_io(opaque, I8042_COMMAND_PORT, offset, data, len, is_write);
 }
 
+int i8042_send_ctrl_alt_del(struct i8042 *dev)
+{
+	/* Press Ctrl, Alt, Delete; release them in the reverse order (set 2). */
+	static const uint8_t keys[] = {
+		KBD_SET2_LCTRL, KBD_SET2_LALT, KBD_SET2_EXTENDED, KBD_SET2_DELETE,
+		KBD_SET2_EXTENDED, KBD_SET2_BREAK, KBD_SET2_DELETE, KBD_SET2_BREAK, KBD_SET2_LALT,
+		KBD_SET2_BREAK, KBD_SET2_LCTRL,
+	};
+	int ret = 0;
+
+	pthread_mutex_lock(&dev->lock);
+	/* All or nothing: translation only ever shortens the sequence, so the set-2 length is enough. */
+	if (KBD_QUEUE_SIZE - dev->kbd_len < sizeof(keys)) {
+		ret = -ENOSPC;
+	} else {
+		for (size_t i = 0; i < sizeof(keys); i++)
+			kbd_send(dev, keys[i]);
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return ret;
+}
+
 /* ---- snapshot state ---- */
+
+_Static_assert(I8042_KBD_QUEUE_SIZE == KBD_QUEUE_SIZE, "keyboard queue");
 
 void i8042_save(struct i8042 *dev, struct i8042_state *st)
 {
 	pthread_mutex_lock(&dev->lock);
+	memset(st, 0, sizeof(*st));
 	st->status = dev->status;
 	st->ctr = dev->ctr;
 	st->outport = dev->outport;
 	st->obuf = dev->obuf;
 	st->pending = (uint8_t)dev->pending;
+	st->kbd_len = (uint8_t)dev->kbd_len;
+	for (unsigned int i = 0; i < dev->kbd_len; i++)
+		st->kbd_queue[i] = dev->kbd_queue[(dev->kbd_head + i) % KBD_QUEUE_SIZE];
+	st->kbd_param_for = dev->kbd_param_for;
+	st->kbd_last = dev->kbd_last;
+	st->xlate_break = dev->xlate_break;
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -290,6 +477,12 @@ void i8042_restore(struct i8042 *dev, const struct i8042_state *st)
 	dev->outport = st->outport;
 	dev->obuf = st->obuf;
 	dev->pending = (enum i8042_pending)st->pending;
+	dev->kbd_head = 0;
+	dev->kbd_len = st->kbd_len <= KBD_QUEUE_SIZE ? st->kbd_len : KBD_QUEUE_SIZE;
+	memcpy(dev->kbd_queue, st->kbd_queue, dev->kbd_len);
+	dev->kbd_param_for = st->kbd_param_for;
+	dev->kbd_last = st->kbd_last;
+	dev->xlate_break = st->xlate_break;
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -300,12 +493,18 @@ void i8042_state_encode(const struct i8042_state *st, struct snap_enc *e)
 	snap_put_u8(e, st->outport);
 	snap_put_u8(e, st->obuf);
 	snap_put_u8(e, st->pending);
+	snap_put_u8(e, st->kbd_len);
+	snap_put_bytes(e, st->kbd_queue, st->kbd_len <= I8042_KBD_QUEUE_SIZE ? st->kbd_len : 0);
+	snap_put_u8(e, st->kbd_param_for);
+	snap_put_u8(e, st->kbd_last);
+	snap_put_u8(e, st->xlate_break);
 }
 
 int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uint32_t version, char *err,
 		       size_t err_size)
 {
 	struct snap_dec d;
+	uint8_t xlate;
 
 	memset(st, 0, sizeof(*st));
 	if (version != I8042_STATE_VERSION) {
@@ -319,6 +518,16 @@ int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uin
 	st->outport = snap_get_u8(&d);
 	st->obuf = snap_get_u8(&d);
 	st->pending = snap_get_u8(&d);
+	st->kbd_len = snap_get_u8(&d);
+	if (st->kbd_len > I8042_KBD_QUEUE_SIZE) {
+		errmsg_set(err, err_size, "i8042 state: %u bytes in a %u-byte keyboard queue", st->kbd_len,
+			   I8042_KBD_QUEUE_SIZE);
+		return -EINVAL;
+	}
+	snap_get_bytes(&d, st->kbd_queue, st->kbd_len);
+	st->kbd_param_for = snap_get_u8(&d);
+	st->kbd_last = snap_get_u8(&d);
+	xlate = snap_get_u8(&d);
 	if (!snap_dec_done(&d)) {
 		errmsg_set(err, err_size, "i8042 state: %zu bytes, not what version %u holds", len, version);
 		return -EINVAL;
@@ -338,5 +547,11 @@ int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uin
 		errmsg_set(err, err_size, "i8042 state: input buffer full, which this controller never is");
 		return -EINVAL;
 	}
+	if ((st->kbd_param_for && st->kbd_param_for != KBD_CMD_SET_LEDS && st->kbd_param_for != KBD_CMD_SCANCODE_SET &&
+	     st->kbd_param_for != KBD_CMD_TYPEMATIC) || xlate > 1) {
+		errmsg_set(err, err_size, "i8042 state: keyboard state the device cannot hold");
+		return -EINVAL;
+	}
+	st->xlate_break = xlate;
 	return 0;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Intel 8042 keyboard controller at I/O 0x60 (data) and 0x64 (status/command). There is no keyboard
- * behind it; it exists so Linux's i8042 driver probes quietly and so the guest can reset the machine by
- * pulsing the CPU reset line (command 0xFE), the classic PC reboot.
+ * Intel 8042 keyboard controller at I/O 0x60 (data) and 0x64 (status/command), with an AT keyboard
+ * and no AUX device. It exists so Linux's i8042 driver probes quietly, so the guest can reset the
+ * machine by pulsing the CPU reset line (command 0xFE), the classic PC reboot, and so the host can
+ * type Ctrl+Alt+Del (Firecracker's SendCtrlAltDel).
  */
 #ifndef KILN_DEVICES_LEGACY_I8042_H
 #define KILN_DEVICES_LEGACY_I8042_H
@@ -41,13 +42,31 @@ void i8042_destroy(struct i8042 *dev);
 void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 void i8042_command_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
-/* Snapshot state (section I842): the controller's registers and the command waiting for its data byte. */
+/*
+ * Type Ctrl+Alt+Del on the keyboard: press Left Ctrl, Left Alt, Delete, then release them (scan code
+ * set 2: 14 11 E0 71 E0 F0 71 F0 11 F0 14; set 1 when the controller translates: 1D 38 E0 53 E0 D3 B8
+ * 9D), one IRQ 1 per byte as the guest reads them. Linux's keyboard driver (atkbd + the VT keyboard)
+ * reboots on it, or signals init when init asked for that. Thread-safe. Returns 0, or -ENOSPC when the
+ * keyboard's queue has no room for the whole sequence (the guest is not reading its keyboard).
+ */
+int i8042_send_ctrl_alt_del(struct i8042 *dev) __attribute__((warn_unused_result));
+
+/*
+ * Snapshot state (section I842): the controller's registers, the command waiting for its data byte, and
+ * the keyboard: its queued bytes (oldest first), a command waiting for its parameter, its last byte.
+ */
 #define I8042_STATE_VERSION 1
-#define I8042_STATE_MAX_SIZE 8
+#define I8042_KBD_QUEUE_SIZE 16
+#define I8042_STATE_MAX_SIZE (16 + I8042_KBD_QUEUE_SIZE)
 
 struct i8042_state {
 	uint8_t status, ctr, outport, obuf;
 	uint8_t pending;        /* 0 or the command (0x60, 0xd1, 0xd2, 0xd4) waiting for a data byte */
+	uint8_t kbd_len;        /* bytes in kbd_queue, at most I8042_KBD_QUEUE_SIZE */
+	uint8_t kbd_queue[I8042_KBD_QUEUE_SIZE];
+	uint8_t kbd_param_for;  /* 0 or the keyboard command (0xed, 0xf0, 0xf3) waiting for its parameter */
+	uint8_t kbd_last;
+	bool xlate_break;
 };
 
 /* Copy the state out / load a decoded state (no interrupt is raised: replies are pulses). Thread-safe. */

@@ -79,16 +79,20 @@ struct virtio_pci {
 	bool live;                /* activated at DRIVER_OK, until reset */
 	bool frozen;              /* virtio_pci_freeze: queue events wait for thaw */
 
-	struct ratelimit rl;
+	struct ratelimit rl;       /* register-level guest errors (debug) and host-side warnings */
+	struct ratelimit reset_rl; /* DEVICE_NEEDS_RESET warnings: never crowded out by the above */
 	unsigned int nr_queues;
 	struct vp_queue *queues;
 };
 
-/* What a broken or hostile driver causes at register level: debug, rate-limited. Lock held. */
-#define vp_guest_error(t, ...)                        \
-	do {                                          \
-		if (ratelimit_ok(&(t)->rl))           \
-			pr_debug(__VA_ARGS__);        \
+/*
+ * What a broken or hostile driver causes at register level: debug, rate-limited. Lock held. Messages
+ * nobody sees do not count against the budget (nor show up in "N messages suppressed").
+ */
+#define vp_guest_error(t, ...)                                                \
+	do {                                                                  \
+		if (log_get_level() >= LOG_DEBUG && ratelimit_ok(&(t)->rl))   \
+			pr_debug(__VA_ARGS__);                                \
 	} while (0)
 
 static bool is_pow2(uint32_t x)
@@ -230,7 +234,8 @@ void virtio_pci_set_needs_reset(struct virtio_pci *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	pr_warn_ratelimited(&t->rl, "%s (PCI slot %d): device needs reset: %s", t->ops->name, t->pdev.slot, reason);
+	pr_warn_ratelimited(&t->reset_rl, "%s (PCI slot %d): device needs reset: %s", t->ops->name, t->pdev.slot,
+			    reason);
 	/* s2.1.2: with DRIVER_OK set, the device MUST send a configuration change notification. */
 	if (t->status & VIRTIO_STATUS_DRIVER_OK)
 		raise_config_irq(t);
@@ -869,6 +874,7 @@ struct virtio_pci *virtio_pci_create(const struct virtio_pci_params *p)
 	t->device_features = ops->features | TRANSPORT_FEATURES;
 	t->bar_gpa = NO_GPA;
 	t->rl = (struct ratelimit)RATELIMIT_INIT(5000, 5);
+	t->reset_rl = (struct ratelimit)RATELIMIT_INIT(5000, 5);
 	for (i = 0; i < t->nr_queues; i++) {
 		struct vp_queue *q = &t->queues[i];
 
