@@ -1,4 +1,4 @@
-"""virtio-blk end to end: ONE boot of the test kernel (2 vCPUs) with two drives, as Firecracker's "drives":
+"""virtio-blk end to end: ONE boot of the test kernel (4 vCPUs, which it must see) with two drives, as Firecracker's "drives":
 
 - vda: a writable ext4 image the test makes on the host (mkfs.ext4 -d, with the guest's check script in it),
   cache_type Writeback, io_engine Async (io_uring);
@@ -18,7 +18,9 @@ import time
 
 import pytest
 
-from conftest import LINUX, run_kiln, text
+from conftest import LINUX, ROOT, run_kiln, text
+
+RANDIO = ROOT / "build" / "guests" / "randio"  # guests/tools/randio.c, static: copied onto vda
 
 RW_SIZE = 96 << 20
 RO_SIZE = 16 << 20
@@ -30,6 +32,7 @@ HOST_TEXT = "put there by the host with mkfs.ext4 -d"
 # line. Times come from /proc/uptime (10 ms) read by the shell's own `read`, so no process is started
 # around the measured dd but dd itself; "dd-start" measures that start alone.
 CHECK_SH = r"""
+echo "cpus: $(nproc)"
 echo "serial-a: $(cat /sys/block/vda/serial)"
 echo "serial-b: $(cat /sys/block/vdb/serial)"
 echo "ro-a: $(cat /sys/block/vda/ro)"
@@ -48,11 +51,14 @@ read t0 x < /proc/uptime; dd if=/mnt/big of=/dev/null bs=1M iflag=direct 2>/dev/
 echo "perf-read-async: $(stat -c %s /mnt/big) $t0 $t1"
 read t0 x < /proc/uptime; dd if=/dev/vdb of=/dev/null bs=1M iflag=direct 2>/dev/null; read t1 x < /proc/uptime
 echo "perf-read-sync: $(cat /sys/block/vdb/size)s $t0 $t1"
+echo "perf-randread: $(/mnt/randio /dev/vdb read RAND_OPS)"
+echo "perf-randwrite: $(/mnt/randio /mnt/big write RAND_OPS)"
 rm /mnt/big
 sync
 echo "trim: $(fstrim -v /mnt)"
 umount /mnt && echo "umount: ok"
-""".replace("GUEST_TEXT", GUEST_TEXT).replace("PERF_MIB", str(PERF_BYTES >> 20))
+""".replace("GUEST_TEXT", GUEST_TEXT).replace("PERF_MIB", str(PERF_BYTES >> 20)).replace(
+    "RAND_OPS", "200")
 
 CMD = "mount -t ext4 /dev/vda /mnt && cp /mnt/check.sh /tmp/check.sh && sh /tmp/check.sh"
 
@@ -82,6 +88,9 @@ def blk_boot(kiln, kvm, tmp_path_factory):
     content.mkdir()
     (content / "check.sh").write_text(CHECK_SH)
     (content / "from-host.txt").write_text(HOST_TEXT + "\n")
+    if not RANDIO.exists():
+        pytest.fail(f"{RANDIO} missing: run `make`")
+    shutil.copy(RANDIO, content / "randio")
     rw, ro = d / "rw.img", d / "ro.img"
     with open(rw, "wb") as f:
         f.truncate(RW_SIZE)
@@ -101,7 +110,7 @@ def blk_boot(kiln, kvm, tmp_path_factory):
         ],
     }))
     r = run_kiln(
-        ["run", "--config", config, "--kernel", kernel, "--initrd", initrd, "--cpus", 2, "--memory", 256,
+        ["run", "--config", config, "--kernel", kernel, "--initrd", initrd, "--cpus", 4, "--memory", 256,
          "--cmdline", f'console=ttyS0 panic=-1 kiln.cmd="{CMD}"'],
         timeout=2400,
     )
@@ -117,6 +126,10 @@ def test_guest_ran_the_checks(blk_boot):
     assert tagged(out, "umount") == "ok", out[-3000:]
     # Nothing the guest did made kiln complain (NEEDS_RESET, I/O errors...).
     assert "virtio" not in err, err[-3000:]
+
+
+def test_guest_sees_four_cpus(blk_boot):
+    assert tagged(blk_boot["out"], "cpus") == "4", blk_boot["out"][-3000:]
 
 
 def test_serials_and_read_only_flag(blk_boot):
@@ -192,3 +205,26 @@ def test_sequential_throughput(blk_boot):
     lines += [f"host write: {PERF_BYTES / w / 1e6:.1f} MB/s", f"host read: {PERF_BYTES / rd / 1e6:.1f} MB/s",
               f"host read ro image: {RO_SIZE / ro / 1e6:.1f} MB/s"]
     print("\nvirtio-blk sequential direct I/O (busybox dd bs=1M):\n  " + "\n  ".join(lines))
+
+
+def iops(line):
+    m = re.search(r"randio: \w+ (\d+) ops in ([\d.]+) s: (\d+) IOPS", line or "")
+    assert m, line
+    return int(m.group(3))
+
+
+def test_random_4k_iops(blk_boot):
+    """Figures, not limits: 4 KiB random direct I/O at queue depth 1 (guests/tools/randio.c), guest and host."""
+    out, d = blk_boot["out"], blk_boot["dir"]
+    guest_read, guest_write = iops(tagged(out, "perf-randread")), iops(tagged(out, "perf-randwrite"))
+    scratch = d / "host-rand.img"
+    subprocess.run(["busybox", "dd", "if=/dev/zero", f"of={scratch}", "bs=1M", f"count={PERF_BYTES >> 20}"],
+                   check=True, capture_output=True)
+    host_read = iops(subprocess.run([RANDIO, blk_boot["ro"], "read", "2000"], check=True, capture_output=True,
+                                    text=True).stdout)
+    host_write = iops(subprocess.run([RANDIO, scratch, "write", "2000"], check=True, capture_output=True,
+                                     text=True).stdout)
+    scratch.unlink()
+    print(f"\nvirtio-blk 4k random IOPS, queue depth 1: guest read {guest_read} (host {host_read}, "
+          f"ratio {guest_read / host_read:.4f}), guest write {guest_write} (host {host_write}, "
+          f"ratio {guest_write / host_write:.4f})")
