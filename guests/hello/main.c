@@ -112,6 +112,34 @@ static uint64_t e820_ram_kib(const uint8_t *bp, unsigned int *entries)
 
 /* ---- instructions PVM hosts refuse in kernel mode ---- */
 
+/*
+ * Processors the firmware tables announce (ACPI 6.4 s5.2.5 RSDP, s5.2.8 XSDT, s5.2.12 MADT: type 0
+ * Processor Local APIC entries with the Enabled flag). kiln puts the RSDP at 0xf0000; guest RAM below
+ * 4 GiB is identity-mapped. Returns 0 when no MADT is found.
+ */
+static unsigned int madt_processors(void)
+{
+	const uint8_t *rsdp = (const uint8_t *)0xf0000, *xsdt;
+	unsigned int n = 0;
+	uint32_t xlen;
+
+	if (rsdp[0] != 'R' || rsdp[1] != 'S' || rsdp[2] != 'D' || rsdp[3] != ' ')
+		return 0;
+	xsdt = (const uint8_t *)(uintptr_t)*(const uint64_t *)(rsdp + 24);
+	xlen = *(const uint32_t *)(xsdt + 4);
+	for (uint32_t off = 36; off + 8 <= xlen; off += 8) {
+		const uint8_t *t = (const uint8_t *)(uintptr_t)*(const uint64_t *)(xsdt + off);
+		uint32_t len = *(const uint32_t *)(t + 4);
+
+		if (t[0] != 'A' || t[1] != 'P' || t[2] != 'I' || t[3] != 'C')
+			continue;
+		for (uint32_t e = 44; e + 2 <= len && t[e + 1] >= 2; e += t[e + 1])
+			if (t[e] == 0 && (*(const uint32_t *)(t + e + 4) & 1))
+				n++;
+	}
+	return n;
+}
+
 static int check(const char *what, uint64_t got, uint64_t want)
 {
 	printf_uart("emulate: %s = %lx (%s)\n", what, got, got == want ? "ok" : "WRONG");
@@ -168,6 +196,7 @@ void guest_main(const uint8_t *boot_params)
 	printf_uart("cmdline: %s\n", cmdline);
 	ram = e820_ram_kib(boot_params, &entries);
 	printf_uart("e820: %u entries, %lu KiB RAM\n", entries, ram);
+	printf_uart("madt: %u processors\n", madt_processors());
 	rtc_read(&t);
 	printf_uart("rtc: %04u-%02u-%02u %02u:%02u:%02u UTC\n", t.year, t.month, t.day, t.hour, t.minute, t.second);
 

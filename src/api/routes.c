@@ -610,7 +610,7 @@ int api_parse_request(const char *method, const char *path, const char *body, si
 
 	/* Before anything else: the server stops reading at the limit and `body` holds nothing useful. */
 	if (len > API_MAX_BODY) {
-		api_response_error(resp, 413, "%s %s: a body of %zu bytes is larger than the limit of %d bytes", m, p,
+		api_response_error(resp, 400, "%s %s: a body of %zu bytes is larger than the limit of %d bytes", m, p,
 				   len, API_MAX_BODY);
 		return -EINVAL;
 	}

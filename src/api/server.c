@@ -48,7 +48,7 @@ struct api_upload {
 	size_t cap;
 	size_t total;   /* bytes announced or received, kept or not */
 	bool too_large; /* more than API_MAX_BODY: the rest is read and dropped */
-	bool answered;  /* refused early (413) from the headers alone */
+	bool answered;  /* refused early (400, body too large) from the headers alone */
 };
 
 static void mhd_log(void *cls __attribute__((unused)), const char *fmt, va_list ap)

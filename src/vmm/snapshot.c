@@ -33,6 +33,7 @@
 #include "devices/legacy/serial.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci.h"
+#include "devices/virtio/block.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "lib/log.h"
@@ -49,6 +50,7 @@
 #define SNAP_ID_MSIX SNAP_FOURCC('M', 'S', 'I', 'X')  /* MSI-X table and PBA, instance = slot */
 #define SNAP_ID_VIRT SNAP_FOURCC('V', 'I', 'R', 'T')  /* virtio PCI transport, instance = slot */
 #define SNAP_ID_VRNG SNAP_FOURCC('V', 'R', 'N', 'G')  /* virtio-rng, instance = slot */
+#define SNAP_ID_VBLK SNAP_FOURCC('V', 'B', 'L', 'K')  /* virtio-blk, instance = slot */
 
 #define CONF_VERSION 1
 
@@ -180,57 +182,123 @@ static int save_legacy(struct vm *vm, struct snap_writer *w)
 }
 
 /*
- * The VM's virtio devices, each with its transport and its type's own section. A new device type
- * adds a row; the transport, MSI-X and config space sections come with it.
+ * The VM's virtio device types, each instance with its transport and its type's own section (instance
+ * = PCI slot). A new device type adds a row; the transport, MSI-X and config space sections come with
+ * it. `quiesce` (may be NULL) completes what the device has in flight, after its queues are frozen.
  */
-struct snap_virtio_device {
+struct snap_virtio_type {
 	uint32_t id;                      /* the type's section */
-	struct virtio_pci *(*transport)(const struct vm *vm); /* NULL when the VM does not have it */
-	int (*save)(const struct vm *vm, struct snap_writer *w, uint32_t slot);
-	int (*restore)(const struct vm *vm, const void *data, size_t len, uint32_t version, char *err, size_t err_size);
 	uint32_t max_version;
+	unsigned int (*count)(const struct vm *vm);
+	struct virtio_pci *(*transport)(const struct vm *vm, unsigned int i);
+	int (*quiesce)(const struct vm *vm, unsigned int i);
+	int (*save)(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot);
+	int (*restore)(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
+		       size_t err_size);
 };
 
-static struct virtio_pci *rng_transport(const struct vm *vm)
+static unsigned int rng_count(const struct vm *vm)
 {
-	return vm->rng ? virtio_rng_transport(vm->rng) : NULL;
+	return vm->rng ? 1 : 0;
 }
 
-static int rng_save(const struct vm *vm, struct snap_writer *w, uint32_t slot)
+static struct virtio_pci *rng_transport(const struct vm *vm, unsigned int i)
+{
+	(void)i;
+	return virtio_rng_transport(vm->rng);
+}
+
+static int rng_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)
 {
 	struct virtio_rng_state st;
 
+	(void)i;
 	virtio_rng_save(vm->rng, &st);
 	return PUT_STATE(w, SNAP_ID_VRNG, slot, VIRTIO_RNG_STATE_VERSION, VIRTIO_RNG_STATE_MAX_SIZE,
 			 virtio_rng_state_encode, &st);
 }
 
-static int rng_restore(const struct vm *vm, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
+static int rng_restore(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
+		       size_t err_size)
 {
 	struct virtio_rng_state st;
 	int ret = virtio_rng_state_decode(&st, data, len, version, err, err_size);
 
+	(void)i;
 	if (!ret)
 		virtio_rng_restore(vm->rng, &st);
 	return ret;
 }
 
-static const struct snap_virtio_device virtio_devices[] = {
-	{ SNAP_ID_VRNG, rng_transport, rng_save, rng_restore, VIRTIO_RNG_STATE_VERSION },
+static unsigned int blk_count(const struct vm *vm)
+{
+	return vm->nr_disks;
+}
+
+static struct virtio_pci *blk_transport(const struct vm *vm, unsigned int i)
+{
+	return virtio_blk_transport(vm->disks[i]);
+}
+
+static int blk_quiesce(const struct vm *vm, unsigned int i)
+{
+	return virtio_blk_quiesce(vm->disks[i]);
+}
+
+static int blk_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)
+{
+	struct virtio_blk_state st;
+
+	virtio_blk_save(vm->disks[i], &st);
+	return PUT_STATE(w, SNAP_ID_VBLK, slot, VIRTIO_BLK_STATE_VERSION, VIRTIO_BLK_STATE_MAX_SIZE,
+			 virtio_blk_state_encode, &st);
+}
+
+static int blk_restore(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
+		       size_t err_size)
+{
+	struct virtio_blk_state st;
+	int ret = virtio_blk_state_decode(&st, data, len, version, err, err_size);
+
+	return ret ?: virtio_blk_restore(vm->disks[i], &st, err, err_size);
+}
+
+static const struct snap_virtio_type virtio_types[] = {
+	{ SNAP_ID_VRNG, VIRTIO_RNG_STATE_VERSION, rng_count, rng_transport, NULL, rng_save, rng_restore },
+	{ SNAP_ID_VBLK, VIRTIO_BLK_STATE_VERSION, blk_count, blk_transport, blk_quiesce, blk_save, blk_restore },
 };
 
-#define NR_VIRTIO_DEVICES (sizeof(virtio_devices) / sizeof(virtio_devices[0]))
+#define NR_VIRTIO_TYPES (sizeof(virtio_types) / sizeof(virtio_types[0]))
 
-static void virtio_freeze_all(struct vm *vm, bool freeze)
+/* Every virtio device of the VM: type `t`, instance `i`. */
+#define FOR_EACH_VIRTIO(vm, t, i)                                              \
+	for (const struct snap_virtio_type *t = virtio_types; t < virtio_types + NR_VIRTIO_TYPES; t++) \
+		for (unsigned int i = 0; i < t->count(vm); i++)
+
+static void virtio_thaw_all(struct vm *vm)
 {
-	for (size_t i = 0; i < NR_VIRTIO_DEVICES; i++) {
-		struct virtio_pci *t = virtio_devices[i].transport(vm);
+	FOR_EACH_VIRTIO(vm, type, i)
+		virtio_pci_thaw(type->transport(vm, i));
+}
 
-		if (t && freeze)
-			virtio_pci_freeze(t);
-		else if (t)
-			virtio_pci_thaw(t);
+/*
+ * Stop every device's queue processing, then let each finish what it has in flight (a disk's requests
+ * complete into the guest's used ring): from then on RAM and device state stay still until thaw.
+ */
+static int virtio_freeze_all(struct vm *vm, char *err, size_t err_size)
+{
+	int ret = 0;
+
+	FOR_EACH_VIRTIO(vm, type, i)
+		virtio_pci_freeze(type->transport(vm, i));
+	FOR_EACH_VIRTIO(vm, type, i) {
+		if (type->quiesce && !ret) {
+			ret = type->quiesce(vm, i);
+			if (ret)
+				errmsg_set(err, err_size, "cannot complete a device's requests in flight: %s", strerror(-ret));
+		}
 	}
+	return ret;
 }
 
 static int save_pci(struct vm *vm, struct snap_writer *w)
@@ -254,21 +322,19 @@ static int save_pci(struct vm *vm, struct snap_writer *w)
 		ret = PUT_STATE(w, SNAP_ID_PCIF, slot, PCI_FUNCTION_STATE_VERSION, PCI_FUNCTION_STATE_MAX_SIZE,
 				pci_function_state_encode, fn);
 	}
-	for (size_t i = 0; i < NR_VIRTIO_DEVICES && !ret; i++) {
-		const struct snap_virtio_device *d = &virtio_devices[i];
-		struct virtio_pci *t = d->transport(vm);
-		uint32_t slot;
+	FOR_EACH_VIRTIO(vm, type, i) {
+		struct virtio_pci *t = type->transport(vm, i);
+		uint32_t slot = (uint32_t)virtio_pci_device(t)->slot;
 
-		if (!t)
-			continue;
-		slot = (uint32_t)virtio_pci_device(t)->slot;
+		if (ret)
+			break;
 		msix_save(virtio_pci_msix(t), msix);
 		virtio_pci_save(t, vp);
 		ret = PUT_STATE(w, SNAP_ID_MSIX, slot, MSIX_STATE_VERSION, msix_state_size(msix->nr), msix_state_encode,
 				msix);
 		ret = ret ?: PUT_STATE(w, SNAP_ID_VIRT, slot, VIRTIO_PCI_STATE_VERSION,
 				       virtio_pci_state_size(vp->nr_queues), virtio_pci_state_encode, vp);
-		ret = ret ?: d->save(vm, w, slot);
+		ret = ret ?: type->save(vm, i, w, slot);
 	}
 out:
 	free(fn);
@@ -331,7 +397,9 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		errmsg_set(err, err_size, "the VM must be paused for a snapshot (PATCH /vm {\"state\": \"Paused\"})");
 		return -EBUSY;
 	}
-	virtio_freeze_all(vm, true);
+	ret = virtio_freeze_all(vm, err, err_size);
+	if (ret)
+		goto out;
 	w = snap_writer_open(state_path);
 	if (!w) {
 		ret = -errno;
@@ -379,7 +447,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 			   strerror(-ret), tmp);
 	mem_written = false; /* committed, or left for restore to roll forward */
 out:
-	virtio_freeze_all(vm, false);
+	virtio_thaw_all(vm);
 	snap_writer_abort(w);
 	if (mem_written)
 		unlink(tmp);
@@ -591,16 +659,14 @@ static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t e
 				errmsg_set(err, err_size, "%s", msg);
 		}
 	}
-	for (size_t i = 0; i < NR_VIRTIO_DEVICES && !ret; i++) {
-		const struct snap_virtio_device *d = &virtio_devices[i];
-		struct virtio_pci *t = d->transport(vm);
-		uint32_t slot, version;
+	FOR_EACH_VIRTIO(vm, type, i) {
+		struct virtio_pci *t = type->transport(vm, i);
+		uint32_t slot = (uint32_t)virtio_pci_device(t)->slot, version;
 		const void *data;
 		size_t len;
 
-		if (!t)
-			continue;
-		slot = (uint32_t)virtio_pci_device(t)->slot;
+		if (ret)
+			break;
 		ret = GET_STATE(r, SNAP_ID_MSIX, slot, MSIX_STATE_VERSION, msix_state_decode, msix, err, err_size);
 		ret = ret ?: GET_STATE(r, SNAP_ID_VIRT, slot, VIRTIO_PCI_STATE_VERSION, virtio_pci_state_decode, vp, err,
 				       err_size);
@@ -612,12 +678,12 @@ static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t e
 			errmsg_set(err, err_size, "%s", msg);
 			break;
 		}
-		data = snap_get_section(r, d->id, slot, d->max_version, &version, &len, err, err_size);
+		data = snap_get_section(r, type->id, slot, type->max_version, &version, &len, err, err_size);
 		if (!data) {
 			ret = -EINVAL;
 			break;
 		}
-		ret = d->restore(vm, data, len, version, msg, sizeof(msg));
+		ret = type->restore(vm, i, data, len, version, msg, sizeof(msg));
 		if (ret)
 			errmsg_set(err, err_size, "%s", msg);
 	}

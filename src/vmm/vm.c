@@ -27,6 +27,7 @@
 #include "devices/legacy/rtc.h"
 #include "devices/legacy/serial.h"
 #include "devices/pci/pci.h"
+#include "devices/virtio/block.h"
 #include "devices/virtio/rng.h"
 #include "vmm/irq_routing.h"
 #include "vmm/vcpu.h"
@@ -174,6 +175,42 @@ static int create_devices(struct vm *vm)
 	return ret;
 }
 
+/* One virtio-blk per drive, the root drive first so that it is /dev/vda (vm_config_drive_order). */
+static int create_disks(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct virtio_pci_params p = {
+		.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem, .vm_fd = vm->fd,
+	};
+
+	if (!cfg->nr_drives)
+		return 0;
+	vm->disks = calloc(cfg->nr_drives, sizeof(*vm->disks));
+	if (!vm->disks)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		const struct vm_drive_config *d = &cfg->drives[vm_config_drive_order(cfg, i)];
+		struct virtio_blk_params bp = {
+			.path = d->path_on_host,
+			.read_only = d->is_read_only,
+			.id = d->drive_id,
+			.cache = d->cache_type == VM_DRIVE_CACHE_WRITEBACK ? VIRTIO_BLK_CACHE_WRITEBACK : VIRTIO_BLK_CACHE_UNSAFE,
+			.engine = d->io_engine == VM_DRIVE_IO_ASYNC ? RAW_ENGINE_IO_URING : RAW_ENGINE_SYNC,
+		};
+
+		vm->disks[i] = virtio_blk_create(&p, &bp);
+		if (!vm->disks[i]) {
+			int ret = -errno;
+
+			/* virtio_blk_create said why, naming the image. */
+			pr_err("drive %s: cannot create its virtio-blk device", d->drive_id);
+			return ret;
+		}
+		vm->nr_disks = i + 1;
+	}
+	return 0;
+}
+
 /*
  * GSI routing, PCI bus 0 (mechanism #1, ECAM and the windows of arch/x86/layout.h) and its devices.
  * After the irqchip exists (routing starts from KVM's defaults) and before the vCPUs.
@@ -214,7 +251,7 @@ static int create_pci(struct vm *vm)
 			return ret;
 		}
 	}
-	return 0;
+	return create_disks(vm);
 }
 
 /*
@@ -661,6 +698,11 @@ void vm_destroy(struct vm *vm)
 	vm->pci = NULL;
 	virtio_rng_destroy(vm->rng);
 	vm->rng = NULL;
+	for (i = 0; i < vm->nr_disks; i++)
+		virtio_blk_destroy(vm->disks[i]);
+	free(vm->disks);
+	vm->disks = NULL;
+	vm->nr_disks = 0;
 	irq_routing_destroy(vm->irq_routing);
 	vm->irq_routing = NULL;
 	if (vm->serial)

@@ -179,7 +179,7 @@ def test_wrong_state_and_bad_requests(start_kiln, hello_elf, tmp_path):
     big = tmp_path / "big.json"
     big.write_text('{"kernel_image_path": "' + "k" * 60000 + '"}')
     status, out = k.curl("PUT", "/boot-source", f"@{big}")
-    assert status == 413 and "larger than the limit" in out
+    assert status == 400 and "larger than the limit" in out
     assert k.info()["state"] == "Not started"
 
     # Start, then every pre-boot-only call gets Firecracker's answer.

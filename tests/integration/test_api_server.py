@@ -273,7 +273,7 @@ def test_errors(fake):
 def test_oversized_body(fake, tmp_path):
     big = tmp_path / "big.json"
     big.write_text('{"kernel_image_path": "' + "k" * 60000 + '"}')
-    want = (413, "PUT /boot-source: a body of 60025 bytes is larger than the limit of 51200 bytes")
+    want = (400, "PUT /boot-source: a body of 60025 bytes is larger than the limit of 51200 bytes")
     assert fake.fault("PUT", "/boot-source", data_file=big) == want
     # Without Content-Length (chunked): read, counted, dropped.
     assert fake.fault("PUT", "/boot-source", data_file=big, extra=("-H", "Transfer-Encoding: chunked")) == want

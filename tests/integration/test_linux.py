@@ -86,6 +86,10 @@ def test_debian_kernel_main_job(kiln, kvm):
     print(err[-4000:])
     assert r.returncode == 0, err[-3000:]
     check_guest(out, err, cpus, mem, version)
+    # Debian builds virtio as modules: /init loaded them from the initramfs, and they bound kiln's devices.
+    assert "loading the virtio modules failed" not in out, out[-3000:]
+    assert tagged(out, "disk") == "hello_disk kiln-disk", out[-3000:]
+    assert (tagged(out, "hwrng") or "").startswith("virtio_rng"), out[-3000:]
 
 
 def test_sigterm_during_linux_boot(kiln, kvm):

@@ -438,16 +438,23 @@ class Console:
 
 
 def test_linux_continues_after_restore(kiln, kvm, tmp_path):
-    """One Linux boot (with virtio-rng): a file written and the shell left waiting before the snapshot; the
-    restored VM, in a new process, runs a command typed on its console, reads the file, and its
-    virtio-rng (MSI-X, queue indices) still answers; then it powers off cleanly."""
+    """One Linux boot (virtio-rng, a virtio-blk ext4 disk, 2 vCPUs): files written to tmpfs and to the disk
+    and the shell left waiting before the snapshot; the restored VM, in a new process, runs a command
+    typed on its console, reads both files (the disk's again after dropping the page cache, through
+    virtio-blk), writes to the disk, and its virtio-rng still answers; then it powers off cleanly."""
     from conftest import LINUX
 
     kernel, initrd = LINUX / "vmlinux-test", LINUX / "initramfs.cpio"
     if not kernel.exists() or not initrd.exists():
         pytest.fail(f"{kernel} or {initrd} missing: run `make linux-guest`")
+    disk = tmp_path / "data.ext4"
+    with open(disk, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(disk)], check=True,
+                   env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"})
     config = tmp_path / "vm.json"
-    config.write_text(json.dumps({"entropy": {}}))
+    config.write_text(json.dumps({"entropy": {}, "drives": [
+        {"drive_id": "data", "path_on_host": str(disk), "is_root_device": False, "is_read_only": False}]}))
     sock, state, mem = tmp_path / "api.sock", tmp_path / "linux.state", tmp_path / "linux.mem"
     procs = Procs()
     try:
@@ -457,7 +464,9 @@ def test_linux_continues_after_restore(kiln, kvm, tmp_path):
         procs.procs.append(p)
         con = Console(p)
         con.wait("exit this shell to power off", 1200)
-        con.send("echo made-before-the-snapshot > /tmp/f; head -c 8 /dev/hwrng > /dev/null; echo ready-$((40+2))")
+        con.send("echo made-before-the-snapshot > /tmp/f; mount -t ext4 /dev/vda /mnt && "
+                 "echo on-disk-before-the-snapshot > /mnt/d && sync; head -c 8 /dev/hwrng > /dev/null; "
+                 "echo ready-$((40+2))")
         con.wait("ready-42", 300)
         r = subprocess.run([str(KILN), "snapshot", sock, state, mem, "--leave-paused"], capture_output=True,
                            timeout=300)
@@ -470,15 +479,22 @@ def test_linux_continues_after_restore(kiln, kvm, tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         procs.procs.append(q)
         con2 = Console(q)
-        con2.send("cat /tmp/f; echo rng: $(head -c 16 /dev/hwrng | od -An -v -tx1); echo after-$((6*7))")
+        con2.send("cat /tmp/f; echo 3 > /proc/sys/vm/drop_caches; echo disk: $(cat /mnt/d); "
+                  "echo written-after-the-restore > /mnt/e; sync; umount /mnt; "
+                  "echo rng: $(head -c 16 /dev/hwrng | od -An -v -tx1); echo after-$((6*7))")
         con2.wait("after-42", 300)
         out = text(con2.out).replace("\r\n", "\n")
         assert "made-before-the-snapshot\n" in out, out[-2000:]
+        assert "disk: on-disk-before-the-snapshot\n" in out, out[-2000:]
         m = re.search(r"^rng: ((?:[0-9a-f]{2}\s*){16})$", out, re.M)
         assert m, out[-2000:]
         con2.send("exit")
         _, err = q.communicate(timeout=300)
         assert q.returncode == 0, text(err)[-2000:]
         assert "virtio" not in text(err), text(err)[-2000:]
+        # What the restored guest wrote reached the image on the host.
+        got = subprocess.run(["debugfs", "-R", "cat /e", str(disk)], capture_output=True,
+                             env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"})
+        assert got.stdout == b"written-after-the-restore\n", got.stderr
     finally:
         procs.stop()

@@ -170,9 +170,7 @@ def test_needs_reset_is_logged_rate_limited(hostile):
 
 def test_second_device_keeps_working(hostile):
     out = hostile.out
-    if "virtio-hostile: no virtio-blk" in out:
-        # Until virtio-blk is merged, kiln parses "drives" but creates no device. Remove this skip then.
-        pytest.skip("kiln created no virtio-blk for the drive: virtio-rng was attacked alone")
+    assert "virtio-hostile: no virtio-blk" not in out, out[:2000]
     failed = [line for line in out.splitlines() if line.startswith("BLK") and "FAILED" in line]
     assert not failed, failed
     assert re.search(r"^virtio-hostile: virtio-blk in slot \d+, .*, capacity 128 sectors$", out, re.M), out[:2000]
