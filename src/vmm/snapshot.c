@@ -377,6 +377,16 @@ static int save_memory(struct vm *vm, const char *mem_path, const uint8_t id[SNA
 	return ret;
 }
 
+/* The same path, or two names of one existing file: the second rename would replace the first file. */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (!strcmp(a, b))
+		return true;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t err_size)
 {
 	size_t tmp_size = strlen(mem_path) + 32;
@@ -389,6 +399,11 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 
 	if (!tmp)
 		return -ENOMEM;
+	if (same_file(state_path, mem_path)) {
+		free(tmp);
+		errmsg_set(err, err_size, "the state file and the memory file must be two files (%s)", mem_path);
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&vm->lock);
 	paused = vm->paused;
 	pthread_mutex_unlock(&vm->lock);

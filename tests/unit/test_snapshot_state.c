@@ -28,6 +28,7 @@
 #include "devices/legacy/serial.h"
 #include "devices/pci/msix.h"
 #include "devices/pci/pci.h"
+#include "devices/virtio/block.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtqueue.h"
@@ -938,6 +939,26 @@ static void test_chip_states_round_trip(void **state)
 	free(buf);
 }
 
+static void test_virtio_blk_state(void **state)
+{
+	struct virtio_blk_state st = { .capacity = 2048, .read_only = true }, st2;
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	memcpy(st.id, "kiln_data_disk", 14);
+	buf = ENCODE(virtio_blk_state_encode, &st, &len);
+	CHECK_DECODER(virtio_blk_state_decode, &st2, buf, len, VIRTIO_BLK_STATE_VERSION);
+	assert_int_equal(virtio_blk_state_decode(&st2, buf, len, VIRTIO_BLK_STATE_VERSION, err, sizeof(err)), 0);
+	assert_int_equal(st2.capacity, 2048);
+	assert_true(st2.read_only);
+	assert_memory_equal(st2.id, st.id, sizeof(st.id));
+	buf[8] = 2; /* read_only */
+	assert_int_equal(virtio_blk_state_decode(&st2, buf, len, VIRTIO_BLK_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+}
+
 /* ---- DISK records ---- */
 
 static void test_disk_record(void **state)
@@ -984,6 +1005,7 @@ int main(void)
 		cmocka_unit_test(test_virtqueue_indices),
 		cmocka_unit_test(test_vcpu_state_round_trip),
 		cmocka_unit_test(test_chip_states_round_trip),
+		cmocka_unit_test(test_virtio_blk_state),
 		cmocka_unit_test(test_disk_record),
 	};
 
