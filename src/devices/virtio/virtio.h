@@ -106,6 +106,12 @@ struct virtio_device_ops {
 struct virtqueue *virtio_pci_queue(struct virtio_pci *t, unsigned int q);
 
 /*
+ * The feature bits the driver accepted (s2.2), valid from FEATURES_OK until reset: a device reads
+ * them in activate to decide how to use its queues.
+ */
+uint64_t virtio_pci_driver_features(struct virtio_pci *t);
+
+/*
  * After vq_push on queue `q`: send a used buffer notification if the driver wants one
  * (vq_should_notify, s2.7.7.2), by MSI-X (the queue's vector; none with VIRTIO_MSI_NO_VECTOR) or,
  * with MSI-X disabled, INTx with ISR bit 0 (s4.1.5.3).

@@ -191,6 +191,11 @@ struct virtqueue *virtio_pci_queue(struct virtio_pci *t, unsigned int q)
 	return &t->queues[q].vq;
 }
 
+uint64_t virtio_pci_driver_features(struct virtio_pci *t)
+{
+	return t->driver_features;
+}
+
 void virtio_pci_notify_queue(struct virtio_pci *t, unsigned int q)
 {
 	struct vp_queue *vq;
