@@ -28,6 +28,7 @@ struct acpi_pm;
 struct irq_routing;
 struct pci_bus;
 struct virtio_rng;
+struct virtio_net;
 
 /* Why a VM stopped; decides kiln's exit status (docs/config.md "Exit status"). */
 enum vm_stop_reason {
@@ -56,6 +57,8 @@ struct vm {
 	struct loop loop;               /* the device event loop thread (virtio queues) */
 	bool loop_ready;                /* loop_init succeeded: loop_destroy owed */
 	struct virtio_rng *rng;         /* "entropy" configured */
+	struct virtio_net **nets;       /* one per cfg->nets[i], in order */
+	unsigned int nr_nets;
 	struct console console;
 	bool pvm_syscall_trap;          /* user-mode SYSCALLs completed by kiln (PVM hosts) */
 
