@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -884,6 +885,36 @@ static void test_rx_mrg_buffer_below_header(void **state)
 	assert_int_equal(used_elem(f, RXQ, 0).len, sizeof(frame));
 }
 
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+/* A receive descriptor outside guest RAM: NEEDS_RESET, and the readable TAP does not make the loop spin. */
+static void test_rx_broken_ring(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t frame[HDR + 60];
+	double before;
+
+	driver_init(f, 0);
+	desc(f, RXQ, 0, HOLE_START + 0x1000, 1526, VIRTQ_DESC_F_WRITE, 0);
+	offer(f, RXQ, 0);
+	kick(f, RXQ);
+	make_frame(frame, 60, 0);
+	host_send(f, frame, sizeof(frame));
+	WAIT_UNTIL(status(f) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	settle();
+	before = cpu_seconds();
+	usleep(200 * 1000);
+	assert_true(cpu_seconds() - before < 0.1);
+	assert_int_equal(used_idx(f, RXQ), 0);
+}
+
 static void test_quiesce(void **state)
 {
 	struct fixture *f = *state;
@@ -958,6 +989,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_waits_for_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_frame_larger_than_ring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_mrg_buffer_below_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_broken_ring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quiesce, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tap_gone, setup, teardown),
 		cmocka_unit_test(test_tap_open_errors),

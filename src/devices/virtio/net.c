@@ -46,6 +46,7 @@ struct virtio_net {
 
 	/* Everything below: device lock. */
 	uint64_t features;     /* accepted by the driver, from activation */
+	uint64_t last_features; /* at the last activation, kept across resets (for the exit summary) */
 	bool on_loop;          /* the TAP fd is on the loop (added at the first activation) */
 	bool active;           /* between activate and reset */
 	bool quiesced;
@@ -312,8 +313,12 @@ static void rx_process(struct virtio_net *net)
 		}
 		break;
 	}
-	if (r == RX_STOP && vq->broken)
-		virtio_pci_set_needs_reset(net->t, "queue %u: %s", VIRTIO_NET_RXQ, vq->broken_reason);
+	if (r == RX_STOP) {
+		/* Broken ring or a driver that needs a reset: leave the TAP alone until the reset. */
+		net->rx_wait_bufs = true;
+		if (vq->broken)
+			virtio_pci_set_needs_reset(net->t, "queue %u: %s", VIRTIO_NET_RXQ, vq->broken_reason);
+	}
 	if (vq->used_idx != used_before)
 		virtio_pci_notify_queue(net->t, VIRTIO_NET_RXQ);
 	/* With the budget spent, the TAP stays readable and level-triggered epoll calls again. */
@@ -530,6 +535,7 @@ static int net_activate(void *dev, struct virtio_pci *t)
 		net->on_loop = true;
 		net->events = 0;
 	}
+	net->last_features = net->features;
 	net->active = true;
 	net->rx_wait_bufs = false;
 	net->tx_blocked = false;
@@ -657,6 +663,13 @@ void virtio_net_destroy(struct virtio_net *net)
 {
 	if (!net)
 		return;
+	pr_debug("virtio-net (%s): rx %llu packets %llu bytes %llu drops, tx %llu packets %llu bytes %llu drops, "
+		 "last driver features 0x%llx, TAP offloads 0x%x",
+		 net->tap.name, (unsigned long long)atomic_load(&net->rx_packets),
+		 (unsigned long long)atomic_load(&net->rx_bytes), (unsigned long long)atomic_load(&net->rx_drops),
+		 (unsigned long long)atomic_load(&net->tx_packets), (unsigned long long)atomic_load(&net->tx_bytes),
+		 (unsigned long long)atomic_load(&net->tx_drops), (unsigned long long)net->last_features,
+		 offloads_for(net->last_features) & net->tap.supported);
 	virtio_pci_destroy(net->t);
 	tap_close(&net->tap);
 	free(net);

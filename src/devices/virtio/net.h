@@ -116,7 +116,10 @@ struct virtio_net;
  */
 struct virtio_net *virtio_net_create(const struct virtio_pci_params *p, const struct virtio_net_params *np);
 
-/* Free it with its transport and close the TAP: same conditions as virtio_pci_destroy (after loop_destroy). */
+/*
+ * Free it with its transport and close the TAP: same conditions as virtio_pci_destroy (after
+ * loop_destroy). Logs the counters and what the driver negotiated at debug level (--verbose).
+ */
 void virtio_net_destroy(struct virtio_net *net);
 
 /*
