@@ -32,14 +32,23 @@ int cli_snapshot(int argc, char **argv, uint64_t start_ns);
 int cli_restore(int argc, char **argv, uint64_t start_ns);
 int cli_clone(int argc, char **argv, uint64_t start_ns);
 
+/* What a restore changes in the snapshot's config: `kiln run --restore ... --net-override IFACE=TAP`. */
+#define CLI_MAX_NET_OVERRIDES 8
+
+struct cli_restore_overrides {
+	const char *net[CLI_MAX_NET_OVERRIDES]; /* "IFACE=TAP": that interface on another TAP (Firecracker's
+	                                           network_overrides); the guest keeps its MAC */
+	unsigned int nr_net;
+};
+
 /*
  * For `kiln run --restore` and PUT /snapshot/load: replace `cfg` by the config of the snapshot at
- * `state_path` (keeping cfg's console: the new process's, not the snapshotted VM's) and restore the
- * snapshot into `vm` (vm_restore). Returns 0, or -errno with a message in `err`.
+ * `state_path` (keeping cfg's console: the new process's, not the snapshotted VM's), apply `ov` (may be
+ * NULL), and restore the snapshot into `vm` (vm_restore). Returns 0, or -errno with a message in `err`.
  */
 int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
-		   const struct vm_restore_options *opts, uint64_t start_ns, char *err, size_t err_size)
-	__attribute__((warn_unused_result));
+		   const struct vm_restore_options *opts, const struct cli_restore_overrides *ov, uint64_t start_ns,
+		   char *err, size_t err_size) __attribute__((warn_unused_result));
 
 /* The exit status for a restore that failed with `ret`: 2 when the snapshot was refused, else 1. */
 int cli_restore_status(int ret);

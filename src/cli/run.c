@@ -21,7 +21,7 @@
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
 	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_DISK, OPT_NET, OPT_RESTORE, OPT_MEM,
-	OPT_COPY, OPT_PAUSED, OPT_READY_FD,
+	OPT_COPY, OPT_PAUSED, OPT_READY_FD, OPT_NET_OVERRIDE,
 };
 
 static const struct option run_options[] = {
@@ -45,6 +45,7 @@ static const struct option run_options[] = {
 	{ "copy", no_argument, NULL, OPT_COPY },
 	{ "paused", no_argument, NULL, OPT_PAUSED },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+	{ "net-override", required_argument, NULL, OPT_NET_OVERRIDE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -169,7 +170,7 @@ static int boot_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns
 			/* PUT /snapshot/load: the VM, its config included, comes from the snapshot. */
 			struct vm_restore_options opts = { .mem_path = inst->load->mem_path, .paused = !inst->load->resume };
 
-			ret = cli_restore_vm(vm, inst->cfg, inst->load->snapshot_path, &opts, start_ns, msg, sizeof(msg));
+			ret = cli_restore_vm(vm, inst->cfg, inst->load->snapshot_path, &opts, NULL, start_ns, msg, sizeof(msg));
 		} else {
 			ret = vm_create(vm, inst->cfg, start_ns);
 			if (ret)
@@ -203,6 +204,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	bool wait_for_api, machine_flags = false;
 	const char *restore_path = NULL;
 	struct vm_restore_options restore = { 0 };
+	struct cli_restore_overrides overrides = { .nr_net = 0 };
 	int ready_fd = -1;
 	uint64_t profile_hz = 100;
 	char err[512];
@@ -222,7 +224,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			       "                [--disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]]...\n"
 			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n"
 			       "       kiln run --restore STATE --mem MEM [--copy] [--paused] [--console stdio|PATH]\n"
-			       "                [--api-sock PATH] [--verbose] [--quiet]\n"
+			       "                [--api-sock PATH] [--net-override IFACE=TAP]... [--verbose] [--quiet]\n"
 			       "With --api-sock and no kernel (no config file, no --kernel), kiln waits for its\n"
 			       "configuration over the API and boots on PUT /actions InstanceStart, or loads a\n"
 			       "snapshot on PUT /snapshot/load (docs/api.yaml).\n");
@@ -326,6 +328,14 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			ret = parse_number("ready-fd", optarg, 3, 65535, &n);
 			ready_fd = (int)n;
 			break;
+		case OPT_NET_OVERRIDE:
+			if (overrides.nr_net == CLI_MAX_NET_OVERRIDES) {
+				fprintf(stderr, "kiln: at most %d --net-override\n", CLI_MAX_NET_OVERRIDES);
+				ret = -EINVAL;
+				break;
+			}
+			overrides.net[overrides.nr_net++] = optarg;
+			break;
 		case OPT_BOOT:
 			machine_flags = true;
 			if (!strcmp(optarg, "linux64")) {
@@ -347,9 +357,9 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	}
 	log_set_level(verbose ? LOG_DEBUG : quiet ? LOG_WARN : LOG_INFO);
 	if (restore_path ? (config_path || machine_flags || !restore.mem_path)
-			 : (restore.mem_path || restore.copy || restore.paused)) {
+			 : (restore.mem_path || restore.copy || restore.paused || overrides.nr_net)) {
 		fprintf(stderr, "kiln: --restore STATE needs --mem MEM and takes no config file or machine flags; "
-				"--mem, --copy and --paused go with --restore\n");
+				"--mem, --copy, --paused and --net-override go with --restore\n");
 		vm_config_free(&cfg);
 		return EXIT_USAGE;
 	}
@@ -375,7 +385,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 
 	if (restore_path) {
 		/* The machine and its state come from the snapshot; the console and the API are this process's. */
-		ret = cli_restore_vm(&vm, &cfg, restore_path, &restore, start_ns, err, sizeof(err));
+		ret = cli_restore_vm(&vm, &cfg, restore_path, &restore, &overrides, start_ns, err, sizeof(err));
 		if (ret) {
 			fprintf(stderr, "kiln: cannot restore %s: %s\n", restore_path, err);
 			instance_destroy(&inst);

@@ -42,8 +42,35 @@ static double ms_since(uint64_t start_ns)
 	return (double)(time_now_ns() - start_ns) / 1e6;
 }
 
+/* "IFACE=TAP" onto the snapshot's config: the interface's host_dev_name. 0 or -EINVAL with a message. */
+static int apply_net_override(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
+{
+	const char *eq = strchr(spec, '=');
+	size_t id_len = eq ? (size_t)(eq - spec) : 0;
+	char *tap;
+
+	if (!eq || !id_len || !eq[1] || strlen(eq + 1) > 15) {
+		errmsg_set(err, err_size, "--net-override %s: expected IFACE=TAP (a TAP name of 1 to 15 bytes)", spec);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
+		if (strlen(cfg->nets[i].iface_id) != id_len || strncmp(cfg->nets[i].iface_id, spec, id_len))
+			continue;
+		tap = strdup(eq + 1);
+		if (!tap)
+			return -ENOMEM;
+		free(cfg->nets[i].host_dev_name);
+		cfg->nets[i].host_dev_name = tap;
+		return 0;
+	}
+	errmsg_set(err, err_size, "--net-override %s: the snapshot has no network interface \"%.*s\"", spec, (int)id_len,
+		   spec);
+	return -EINVAL;
+}
+
 int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
-		   const struct vm_restore_options *opts, uint64_t start_ns, char *err, size_t err_size)
+		   const struct vm_restore_options *opts, const struct cli_restore_overrides *ov, uint64_t start_ns,
+		   char *err, size_t err_size)
 {
 	struct snap_reader *reader = NULL;
 	struct vm_config next, old;
@@ -62,6 +89,14 @@ int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
 		snap_reader_close(reader);
 		vm_config_free(&next);
 		return -ENOMEM;
+	}
+	for (unsigned int i = 0; ov && i < ov->nr_net; i++) {
+		ret = apply_net_override(&next, ov->net[i], err, err_size);
+		if (ret) {
+			snap_reader_close(reader);
+			vm_config_free(&next);
+			return ret;
+		}
 	}
 	/* The VM keeps a pointer to *cfg: the snapshot's config goes there, the old one back on failure. */
 	old = *cfg;
@@ -187,11 +222,33 @@ int cli_restore(int argc, char **argv, uint64_t start_ns)
 
 /* ---- kiln clone STATE MEM -n N ---- */
 
+/* `pattern` with each "%d" replaced by `index`, into `out`. */
+static void expand_index(char *out, size_t size, const char *pattern, unsigned long index)
+{
+	size_t n = 0;
+
+	for (const char *p = pattern; *p && n + 1 < size; p++) {
+		if (p[0] == '%' && p[1] == 'd') {
+			int w = snprintf(out + n, size - n, "%lu", index);
+
+			n += w > 0 ? (size_t)w : 0;
+			if (n >= size)
+				n = size - 1;
+			p++;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	out[n] = '\0';
+}
+
 /*
- * Before starting N processes on it: the state file is a usable snapshot, and no writable drive would
- * be shared by the clones (each would need an overlay of its own, which kiln does not make yet).
+ * Before starting N processes on it: the state file is a usable snapshot, no writable drive would be
+ * shared by the clones (each would need an overlay of its own, which kiln does not make yet), and with
+ * several clones every network interface gets a TAP per clone.
  */
-static int check_clonable(const char *state_path)
+static int check_clonable(const char *state_path, unsigned long count, const char *const *net_patterns,
+			  unsigned int nr_net)
 {
 	struct snap_reader *r = NULL;
 	struct vm_config cfg;
@@ -204,6 +261,21 @@ static int check_clonable(const char *state_path)
 		fprintf(stderr, "kiln clone: %s\n", err);
 		vm_config_free(&cfg);
 		return ret;
+	}
+	/* Two processes cannot have one TAP: with several clones every interface needs a TAP per clone. */
+	for (unsigned int i = 0; i < cfg.nr_nets && count > 1 && !ret; i++) {
+		bool per_clone = false;
+
+		for (unsigned int k = 0; k < nr_net; k++)
+			if (!strncmp(net_patterns[k], cfg.nets[i].iface_id, strlen(cfg.nets[i].iface_id)) &&
+			    net_patterns[k][strlen(cfg.nets[i].iface_id)] == '=' && strstr(net_patterns[k], "%d"))
+				per_clone = true;
+		if (!per_clone) {
+			fprintf(stderr, "kiln clone: interface %s is on TAP %s, which only one clone can open: give each its "
+					"own with --net-override %s=<name>%%d\n", cfg.nets[i].iface_id,
+				cfg.nets[i].host_dev_name, cfg.nets[i].iface_id);
+			ret = -EINVAL;
+		}
 	}
 	for (unsigned int i = 0; i < cfg.nr_drives && !ret; i++) {
 		if (!cfg.drives[i].is_read_only) {
@@ -226,17 +298,22 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		{ "console-prefix", required_argument, NULL, 'c' },
 		{ "copy", no_argument, NULL, 'C' },
 		{ "paused", no_argument, NULL, 'p' },
+		{ "net-override", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char usage[] =
 		"usage: kiln clone STATE MEM [-n N] [--api-sock-prefix P] [--console-prefix P] [--copy] [--paused]\n"
-		"  clone i serves P<i>.sock, writes its console to P<i>.console and its messages to P<i>.log\n";
+		"                  [--net-override IFACE=TAP]...\n"
+		"  clone i serves P<i>.sock, writes its console to P<i>.console and its messages to P<i>.log;\n"
+		"  %d in TAP becomes i (each clone needs a TAP of its own)\n";
 	const char *api_prefix = NULL, *console_prefix = NULL;
 	struct vm_clone_spec spec = { 0 };
 	struct vm_clone *clones;
 	unsigned long count = 1, wanted, i;
-	char sock[4200], console[4200], log[4200];
+	char sock[4200], console[4200], log[4200], nets[CLI_MAX_NET_OVERRIDES][64];
+	const char *net_patterns[CLI_MAX_NET_OVERRIDES], *net_args[CLI_MAX_NET_OVERRIDES];
+	unsigned int nr_net = 0;
 	bool failed = false;
 	uint64_t t0;
 	char *end;
@@ -266,6 +343,13 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		case 'p':
 			spec.paused = true;
 			break;
+		case 'N':
+			if (nr_net == CLI_MAX_NET_OVERRIDES) {
+				fprintf(stderr, "kiln clone: at most %d --net-override\n", CLI_MAX_NET_OVERRIDES);
+				return EXIT_USAGE;
+			}
+			net_patterns[nr_net++] = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -281,7 +365,7 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 	wanted = count;
 	spec.state_path = argv[optind];
 	spec.mem_path = argv[optind + 1];
-	if (check_clonable(spec.state_path))
+	if (check_clonable(spec.state_path, count, net_patterns, nr_net))
 		return EXIT_USAGE;
 	clones = calloc(count, sizeof(*clones));
 	if (!clones)
@@ -298,6 +382,12 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		spec.api_sock = api_prefix ? sock : NULL;
 		spec.console_path = console_prefix ? console : NULL;
 		spec.log_path = console_prefix ? log : NULL;
+		for (unsigned int k = 0; k < nr_net; k++) {
+			expand_index(nets[k], sizeof(nets[k]), net_patterns[k], i);
+			net_args[k] = nets[k];
+		}
+		spec.net_overrides = net_args;
+		spec.nr_net_overrides = nr_net;
 		if (vm_clone_start(&spec, &clones[i], err, sizeof(err))) {
 			fprintf(stderr, "kiln clone: clone %lu: %s\n", i, err);
 			break;

@@ -14,7 +14,7 @@
 
 #include "lib/log.h"
 
-#define MAX_ARGS 24
+#define MAX_ARGS 40
 
 /* argv for `kiln run --restore ...`; `fd_text` holds the ready fd's number. */
 static void build_argv(const struct vm_clone_spec *spec, const char *fd_text, const char **argv)
@@ -40,6 +40,10 @@ static void build_argv(const struct vm_clone_spec *spec, const char *fd_text, co
 		argv[n++] = "--copy";
 	if (spec->paused)
 		argv[n++] = "--paused";
+	for (unsigned int i = 0; i < spec->nr_net_overrides && i < 8; i++) {
+		argv[n++] = "--net-override";
+		argv[n++] = spec->net_overrides[i];
+	}
 	argv[n] = NULL;
 }
 

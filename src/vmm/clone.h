@@ -18,6 +18,8 @@ struct vm_clone_spec {
 	const char *console_path; /* guest serial output; NULL: /dev/null */
 	const char *log_path;     /* the clone's stdout and stderr (appended); NULL: stdout to /dev/null,
 	                             stderr shared with this process */
+	const char *const *net_overrides; /* "IFACE=TAP" each (kiln run --net-override) */
+	unsigned int nr_net_overrides;    /* at most 8 */
 	bool copy;                /* --copy: the clone reads RAM into its own memfd */
 	bool paused;              /* start paused (resume over the API) */
 	bool detach;              /* not a child of this process (double fork): for a long-lived caller */

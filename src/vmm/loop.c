@@ -96,6 +96,24 @@ int loop_del(struct loop *loop, int fd)
 	return src ? 0 : -ENOENT;
 }
 
+int loop_mod(struct loop *loop, int fd, uint32_t events)
+{
+	struct loop_source *src;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&loop->lock);
+	for (src = loop->sources; src; src = src->next) {
+		if (src->fd == fd) {
+			struct epoll_event ev = { .events = events, .data.ptr = src };
+
+			ret = epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&loop->lock);
+	return ret;
+}
+
 static void *loop_thread(void *arg)
 {
 	struct loop *loop = arg;

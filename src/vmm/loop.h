@@ -43,6 +43,14 @@ int loop_add(struct loop *loop, int fd, uint32_t events, loop_fn fn, void *opaqu
  */
 int loop_del(struct loop *loop, int fd);
 
+/*
+ * Change the events watched for `fd` (0: none but EPOLLERR/EPOLLHUP, which epoll always reports),
+ * keeping its callback: for a device that toggles EPOLLIN/EPOLLOUT often (a TAP fd), where
+ * loop_del + loop_add would keep one retired record per toggle until loop_destroy. Thread-safe; may
+ * be called from a callback. Returns 0, -ENOENT, or -errno.
+ */
+int loop_mod(struct loop *loop, int fd, uint32_t events) __attribute__((warn_unused_result));
+
 /* Start the loop thread. Returns 0 or -errno. */
 int loop_start(struct loop *loop) __attribute__((warn_unused_result));
 

@@ -34,6 +34,7 @@
 #include "devices/pci/msix.h"
 #include "devices/pci/pci.h"
 #include "devices/virtio/block.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "lib/log.h"
@@ -51,6 +52,7 @@
 #define SNAP_ID_VIRT SNAP_FOURCC('V', 'I', 'R', 'T')  /* virtio PCI transport, instance = slot */
 #define SNAP_ID_VRNG SNAP_FOURCC('V', 'R', 'N', 'G')  /* virtio-rng, instance = slot */
 #define SNAP_ID_VBLK SNAP_FOURCC('V', 'B', 'L', 'K')  /* virtio-blk, instance = slot */
+#define SNAP_ID_VNET SNAP_FOURCC('V', 'N', 'E', 'T')  /* virtio-net, instance = slot */
 
 #define CONF_VERSION 1
 
@@ -184,7 +186,8 @@ static int save_legacy(struct vm *vm, struct snap_writer *w)
 /*
  * The VM's virtio device types, each instance with its transport and its type's own section (instance
  * = PCI slot). A new device type adds a row; the transport, MSI-X and config space sections come with
- * it. `quiesce` (may be NULL) completes what the device has in flight, after its queues are frozen.
+ * it. `quiesce` (may be NULL) completes or stops what the device has in flight, after its queues are
+ * frozen; `thaw` lets it go on after the snapshot.
  */
 struct snap_virtio_type {
 	uint32_t id;                      /* the type's section */
@@ -192,6 +195,7 @@ struct snap_virtio_type {
 	unsigned int (*count)(const struct vm *vm);
 	struct virtio_pci *(*transport)(const struct vm *vm, unsigned int i);
 	int (*quiesce)(const struct vm *vm, unsigned int i);
+	void (*thaw)(const struct vm *vm, unsigned int i); /* undo quiesce; may be NULL */
 	int (*save)(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot);
 	int (*restore)(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
 		       size_t err_size);
@@ -263,9 +267,52 @@ static int blk_restore(const struct vm *vm, unsigned int i, const void *data, si
 	return ret ?: virtio_blk_restore(vm->disks[i], &st, err, err_size);
 }
 
+static unsigned int net_count(const struct vm *vm)
+{
+	return vm->nr_nets;
+}
+
+static struct virtio_pci *net_transport(const struct vm *vm, unsigned int i)
+{
+	return virtio_net_transport(vm->nets[i]);
+}
+
+static int net_quiesce(const struct vm *vm, unsigned int i)
+{
+	virtio_net_quiesce(vm->nets[i]);
+	return 0;
+}
+
+static void net_thaw(const struct vm *vm, unsigned int i)
+{
+	virtio_net_resume(vm->nets[i]);
+}
+
+static int net_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)
+{
+	struct virtio_net_state st;
+
+	virtio_net_save(vm->nets[i], &st);
+	return PUT_STATE(w, SNAP_ID_VNET, slot, VIRTIO_NET_STATE_VERSION, VIRTIO_NET_STATE_MAX_SIZE,
+			 virtio_net_state_encode, &st);
+}
+
+static int net_restore(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
+		       size_t err_size)
+{
+	struct virtio_net_state st;
+	int ret = virtio_net_state_decode(&st, data, len, version, err, err_size);
+
+	if (!ret)
+		virtio_net_restore(vm->nets[i], &st);
+	return ret;
+}
+
 static const struct snap_virtio_type virtio_types[] = {
-	{ SNAP_ID_VRNG, VIRTIO_RNG_STATE_VERSION, rng_count, rng_transport, NULL, rng_save, rng_restore },
-	{ SNAP_ID_VBLK, VIRTIO_BLK_STATE_VERSION, blk_count, blk_transport, blk_quiesce, blk_save, blk_restore },
+	{ SNAP_ID_VRNG, VIRTIO_RNG_STATE_VERSION, rng_count, rng_transport, NULL, NULL, rng_save, rng_restore },
+	{ SNAP_ID_VBLK, VIRTIO_BLK_STATE_VERSION, blk_count, blk_transport, blk_quiesce, NULL, blk_save, blk_restore },
+	{ SNAP_ID_VNET, VIRTIO_NET_STATE_VERSION, net_count, net_transport, net_quiesce, net_thaw, net_save,
+	  net_restore },
 };
 
 #define NR_VIRTIO_TYPES (sizeof(virtio_types) / sizeof(virtio_types[0]))
@@ -277,8 +324,11 @@ static const struct snap_virtio_type virtio_types[] = {
 
 static void virtio_thaw_all(struct vm *vm)
 {
-	FOR_EACH_VIRTIO(vm, type, i)
+	FOR_EACH_VIRTIO(vm, type, i) {
 		virtio_pci_thaw(type->transport(vm, i));
+		if (type->thaw)
+			type->thaw(vm, i);
+	}
 }
 
 /*

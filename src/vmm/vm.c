@@ -28,6 +28,7 @@
 #include "devices/legacy/serial.h"
 #include "devices/pci/pci.h"
 #include "devices/virtio/block.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "vmm/irq_routing.h"
 #include "vmm/vcpu.h"
@@ -211,6 +212,41 @@ static int create_disks(struct vm *vm)
 	return 0;
 }
 
+/* One virtio-net per "network-interfaces" entry, in order, each on its TAP. */
+static int create_nets(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+
+	if (!cfg->nr_nets)
+		return 0;
+	vm->nets = calloc(cfg->nr_nets, sizeof(*vm->nets));
+	if (!vm->nets)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
+		const struct vm_net_config *nc = &cfg->nets[i];
+		struct virtio_pci_params p = {
+			.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem,
+			.vm_fd = vm->fd,
+		};
+		struct virtio_net_params np = {
+			.tap_name = nc->host_dev_name, .tap_fd = -1, .mac_set = nc->guest_mac.set, .mtu = nc->mtu,
+		};
+
+		memcpy(np.mac, nc->guest_mac.bytes, sizeof(np.mac));
+		vm->nets[i] = virtio_net_create(&p, &np);
+		if (!vm->nets[i]) {
+			int ret = -errno;
+
+			/* virtio_net_create has said why when the TAP was the problem. */
+			pr_err("network interface \"%s\": cannot create its virtio-net device: %s", nc->iface_id,
+			       strerror(-ret));
+			return ret;
+		}
+		vm->nr_nets = i + 1;
+	}
+	return 0;
+}
+
 /*
  * GSI routing, PCI bus 0 (mechanism #1, ECAM and the windows of arch/x86/layout.h) and its devices.
  * After the irqchip exists (routing starts from KVM's defaults) and before the vCPUs.
@@ -251,7 +287,10 @@ static int create_pci(struct vm *vm)
 			return ret;
 		}
 	}
-	return create_disks(vm);
+	ret = create_disks(vm);
+	if (ret)
+		return ret;
+	return create_nets(vm);
 }
 
 /*
@@ -703,6 +742,11 @@ void vm_destroy(struct vm *vm)
 	free(vm->disks);
 	vm->disks = NULL;
 	vm->nr_disks = 0;
+	for (unsigned int n = 0; n < vm->nr_nets; n++)
+		virtio_net_destroy(vm->nets[n]);
+	free(vm->nets);
+	vm->nets = NULL;
+	vm->nr_nets = 0;
 	irq_routing_destroy(vm->irq_routing);
 	vm->irq_routing = NULL;
 	if (vm->serial)

@@ -29,6 +29,7 @@ struct irq_routing;
 struct pci_bus;
 struct virtio_rng;
 struct virtio_blk;
+struct virtio_net;
 
 /* Why a VM stopped; decides kiln's exit status (docs/config.md "Exit status"). */
 enum vm_stop_reason {
@@ -59,6 +60,8 @@ struct vm {
 	struct virtio_rng *rng;         /* "entropy" configured */
 	struct virtio_blk **disks;      /* one per drive, in vm_config_drive_order (root first) */
 	unsigned int nr_disks;
+	struct virtio_net **nets;       /* one per cfg->nets[i], in order */
+	unsigned int nr_nets;
 	struct console console;
 	bool pvm_syscall_trap;          /* user-mode SYSCALLs completed by kiln (PVM hosts) */
 

@@ -355,6 +355,45 @@ def test_drives_are_recorded_and_checked(env):
     assert r.returncode == 2 and "ro.img" in text(r.stderr)
 
 
+def test_network_interface_on_another_tap(env):
+    """A VM with a virtio-net on a TAP: the restore needs a TAP of its own while the original holds its
+    one (--net-override, Firecracker's network_overrides), and clones one each (%d)."""
+    d, procs, hello = env
+    if not os.path.exists("/dev/net/tun") or os.geteuid() != 0:
+        pytest.skip("needs /dev/net/tun and root to create TAP devices")
+    tag = f"ks{os.getpid() % 10000}"
+    sock, console = os.path.join(d, "net.sock"), os.path.join(d, "net.console")
+    orig = procs.start(["run", "--kernel", hello, "--memory", "32", "--cmdline", "count", "--api-sock", sock,
+                        "--console", console, "--net", f"{tag}a"])
+    wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+    wait_counts(console, 1)
+    state, mem, last = snapshot_paused(d, sock, console)
+    assert b"VNET" in open(state, "rb").read()
+
+    # The original still holds its TAP: the same one cannot be opened again.
+    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--console", "/dev/null"],
+                       capture_output=True, timeout=60)
+    assert r.returncode != 0 and f"{tag}a" in text(r.stderr)
+    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--net-override", "eth9=x"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 2 and 'no network interface "eth9"' in text(r.stderr)
+    p, console2 = restore(procs, d, state, mem, "other-tap", "--net-override", f"net0={tag}b")
+    assert wait_counts(console2, 1)[0] == last + 1
+    p.terminate()
+    p.wait(timeout=30)
+
+    r = subprocess.run([str(KILN), "clone", state, mem, "-n", "2"], capture_output=True, timeout=60)
+    assert r.returncode == 2 and "--net-override net0=" in text(r.stderr)
+    prefix = os.path.join(d, "netclone")
+    r = subprocess.run([str(KILN), "clone", state, mem, "-n", "2", "--console-prefix", prefix, "--net-override",
+                        f"net0={tag}c%d"], capture_output=True, timeout=120)
+    pids = [int(x) for x in re.findall(r"clone \d+: pid (\d+)", text(r.stdout))]
+    procs.pids += pids
+    assert r.returncode == 0, text(r.stdout) + text(r.stderr)
+    assert wait_counts(f"{prefix}0.console", 1)[0] == last + 1
+    assert wait_counts(f"{prefix}1.console", 1)[0] == last + 1
+
+
 def test_cli_verbs(env):
     """kiln restore --into (PUT /snapshot/load through the API client), kiln restore STATE MEM, and the
     client's errors: no server, a refused request."""

@@ -21,7 +21,12 @@ static struct kvm_cpuid2 *make_cpuid(void)
 	c->entries[3] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX };
 	c->entries[4] = (struct kvm_cpuid_entry2){ .function = 0xa, .eax = 0x7300402, .ebx = 1 };
 	c->entries[5] = (struct kvm_cpuid_entry2){ .function = 0x40000000, .eax = 0x40000001, .ebx = 0x4b4d564b };
-	c->nent = 6;
+	/* KVM's features: clocksource2, async PF, steal time, PV EOI, PV_UNHALT, PV_TLB_FLUSH, PV_SEND_IPI,
+	 * PV_SCHED_YIELD, MAP_GPA_RANGE. */
+	c->entries[6] = (struct kvm_cpuid_entry2){ .function = 0x40000001,
+						   .eax = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) |
+							  (1u << 9) | (1u << 11) | (1u << 13) | (1u << 16) };
+	c->nent = 7;
 	return c;
 }
 
@@ -50,6 +55,22 @@ static void test_pvm_masks_cx16(void **state)
 	cpuid_filter(c, 16, 0, 1, true);
 	assert_false(cpuid_find(c, 1, 0)->ecx & (1u << 13));
 	assert_false(cpuid_find(c, 1, 0)->edx & (1u << 28));
+	free(c);
+}
+
+/* On PVM the features that need hypercalls go; the others stay. Real hardware keeps them all. */
+static void test_pvm_masks_hypercall_features(void **state)
+{
+	struct kvm_cpuid2 *c = make_cpuid();
+	uint32_t all = cpuid_find(c, 0x40000001, 0)->eax;
+
+	(void)state;
+	cpuid_filter(c, 16, 0, 4, true);
+	assert_int_equal(cpuid_find(c, 0x40000001, 0)->eax, (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 9));
+	free(c);
+	c = make_cpuid();
+	cpuid_filter(c, 16, 0, 4, false);
+	assert_int_equal(cpuid_find(c, 0x40000001, 0)->eax, all);
 	free(c);
 }
 
@@ -105,6 +126,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_leaf1),
 		cmocka_unit_test(test_pvm_masks_cx16),
+		cmocka_unit_test(test_pvm_masks_hypercall_features),
 		cmocka_unit_test(test_topology),
 		cmocka_unit_test(test_missing_subleaf_added),
 	};

@@ -29,6 +29,7 @@
 #include "devices/pci/msix.h"
 #include "devices/pci/pci.h"
 #include "devices/virtio/block.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtqueue.h"
@@ -959,6 +960,27 @@ static void test_virtio_blk_state(void **state)
 	free(buf);
 }
 
+static void test_virtio_net_state(void **state)
+{
+	struct virtio_net_state st = { .mac = { 0x02, 0x6b, 0x69, 0x6c, 0x6e, 0x01 } }, st2;
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+
+	(void)state;
+	st.stats.rx_packets = 7;
+	st.stats.tx_bytes = 1500;
+	buf = ENCODE(virtio_net_state_encode, &st, &len);
+	CHECK_DECODER(virtio_net_state_decode, &st2, buf, len, VIRTIO_NET_STATE_VERSION);
+	assert_int_equal(virtio_net_state_decode(&st2, buf, len, VIRTIO_NET_STATE_VERSION, err, sizeof(err)), 0);
+	assert_memory_equal(st2.mac, st.mac, 6);
+	assert_int_equal(st2.stats.rx_packets, 7);
+	assert_int_equal(st2.stats.tx_bytes, 1500);
+	buf[0] |= 1; /* a multicast address */
+	assert_int_equal(virtio_net_state_decode(&st2, buf, len, VIRTIO_NET_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	free(buf);
+}
+
 /* ---- DISK records ---- */
 
 static void test_disk_record(void **state)
@@ -1006,6 +1028,7 @@ int main(void)
 		cmocka_unit_test(test_vcpu_state_round_trip),
 		cmocka_unit_test(test_chip_states_round_trip),
 		cmocka_unit_test(test_virtio_blk_state),
+		cmocka_unit_test(test_virtio_net_state),
 		cmocka_unit_test(test_disk_record),
 	};
 

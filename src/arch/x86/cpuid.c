@@ -8,6 +8,17 @@
 #define CPUID_1_ECX_CX16 (1u << 13)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT (1u << 28)
+/*
+ * KVM's paravirtual features (Documentation/virt/kvm/x86/cpuid.rst, leaf 0x40000001 EAX) that make the
+ * guest issue hypercalls (VMCALL/VMMCALL): PV spinlock kick, PV IPIs, PV yield, MAP_GPA_RANGE.
+ */
+#define CPUID_KVM_FEATURES 0x40000001u
+#define KVM_FEATURE_PV_UNHALT_BIT (1u << 7)
+#define KVM_FEATURE_PV_SEND_IPI_BIT (1u << 11)
+#define KVM_FEATURE_PV_SCHED_YIELD_BIT (1u << 13)
+#define KVM_FEATURE_HC_MAP_GPA_RANGE_BIT (1u << 16)
+#define CPUID_KVM_HYPERCALL_FEATURES (KVM_FEATURE_PV_UNHALT_BIT | KVM_FEATURE_PV_SEND_IPI_BIT | \
+				      KVM_FEATURE_PV_SCHED_YIELD_BIT | KVM_FEATURE_HC_MAP_GPA_RANGE_BIT)
 #define CPUID_TOPO_TYPE_SMT 1u
 #define CPUID_TOPO_TYPE_CORE 2u
 
@@ -104,6 +115,16 @@ void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int 
 			e->eax &= 0x3fff;
 			e->eax |= ((nr_vcpus - 1) & 0x3f) << 26;
 			/* Every level private to its core (one thread per core). */
+			break;
+		case CPUID_KVM_FEATURES:
+			/*
+			 * PVM's emulator answers a guest kernel's VMCALL by trying to patch it into the other
+			 * vendor's hypercall instruction in place, which faults on the read-only kernel text
+			 * (seen: Linux with 4 vCPUs oopsed at KVM_HC_SEND_IPI). Without these features Linux
+			 * uses APIC IPIs, plain HLT and native spinlocks, which need no hypercall.
+			 */
+			if (pvm)
+				e->eax &= ~CPUID_KVM_HYPERCALL_FEATURES;
 			break;
 		case 0xa:
 			/* No PMU: kiln does not virtualise performance counters. */

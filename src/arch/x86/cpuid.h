@@ -18,7 +18,9 @@ struct kvm_cpuid2 *cpuid_get_supported(int kvm_fd);
  * Adjust `cpuid` (a per-vCPU copy with room for `capacity` entries) for vCPU `vcpu_id` of `nr_vcpus`: hypervisor bit set, initial APIC ID
  * and logical processor count in leaf 1, topology in leaves 4, 0xB and 0x1F (one thread per core, all
  * cores in one package), performance monitoring (leaf 0xA) off. On PVM hosts also clears the feature
- * bits that masking does reach there (CX16: the host cannot emulate cmpxchg16b in guest kernel mode).
+ * bits that masking does reach there (CX16: the host cannot emulate cmpxchg16b in guest kernel mode) and
+ * KVM's paravirtual features that need hypercalls (PV_UNHALT, PV_SEND_IPI, PV_SCHED_YIELD,
+ * HC_MAP_GPA_RANGE in leaf 0x40000001), which the host's emulator cannot take from guest kernel mode.
  */
 void cpuid_filter(struct kvm_cpuid2 *cpuid, unsigned int capacity, unsigned int vcpu_id, unsigned int nr_vcpus, bool pvm);
 
