@@ -82,9 +82,17 @@ int vm_api_snapshot_errno(int ret)
 	return ret;
 }
 
-/* A VM whose copies would share a writable disk cannot be cloned (yet): -EOPNOTSUPP with a message. */
-static int clone_check_drives(const struct vm_config *cfg, char *err, size_t err_size)
+/*
+ * A VM whose copy would share a writable disk or a TAP with it cannot be cloned over the API (yet; the
+ * request has no overrides): -EOPNOTSUPP with a message.
+ */
+static int clone_check_resources(const struct vm_config *cfg, char *err, size_t err_size)
 {
+	if (cfg->nr_nets) {
+		errmsg_set(err, err_size, "network interface %s is on TAP %s, which the copy cannot share: snapshot the VM "
+			   "and use kiln clone --net-override", cfg->nets[0].iface_id, cfg->nets[0].host_dev_name);
+		return -EOPNOTSUPP;
+	}
 	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
 		if (!cfg->drives[i].is_read_only) {
 			errmsg_set(err, err_size, "drive %s is writable: each copy would need a disk overlay of its own "
@@ -124,7 +132,7 @@ static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_cl
 		errmsg_set(err, err_size, "api_socket: path too long");
 		return -ENAMETOOLONG;
 	}
-	ret = clone_check_drives(((struct vm *)ctx)->cfg, err, err_size);
+	ret = clone_check_resources(((struct vm *)ctx)->cfg, err, err_size);
 	ret = ret ?: vm_snapshot_save(ctx, state, mem, err, err_size);
 	if (ret)
 		return vm_api_snapshot_errno(ret);
