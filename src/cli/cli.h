@@ -32,19 +32,55 @@ int cli_snapshot(int argc, char **argv, uint64_t start_ns);
 int cli_restore(int argc, char **argv, uint64_t start_ns);
 int cli_clone(int argc, char **argv, uint64_t start_ns);
 
-/* What a restore changes in the snapshot's config: `kiln run --restore ... --net-override IFACE=TAP`. */
-#define CLI_MAX_NET_OVERRIDES 8
+/*
+ * What a restore changes in the snapshot's config (kiln run --restore, kiln restore, kiln clone), in the
+ * order given: CLI_RESTORE_OPTIONS parsed by cli_restore_option.
+ */
+enum {
+	CLI_OPT_NET_OVERRIDE = 0x1000, /* --net-override IFACE=TAP: the interface on another TAP (Firecracker's
+	                                  network_overrides); the guest keeps its MAC */
+	CLI_OPT_DISK_OVERRIDE,         /* --disk-override DRIVE_ID=PATH: the drive opened at PATH, an image of
+	                                  the same size holding what the recorded disk held at the snapshot */
+	CLI_OPT_DISK_COPY,             /* --disk-copy DRIVE_ID: kiln copies the disk (reflink or sparse copy) to
+	                                  "<drive_id>.clone<N>.img" and opens the copy */
+	CLI_OPT_DISK_DIR,              /* --disk-dir DIR: where those copies go (default: by the state file) */
+};
+
+#define CLI_RESTORE_OPTIONS                                                      \
+	{ "net-override", required_argument, NULL, CLI_OPT_NET_OVERRIDE },       \
+	{ "disk-override", required_argument, NULL, CLI_OPT_DISK_OVERRIDE },     \
+	{ "disk-copy", required_argument, NULL, CLI_OPT_DISK_COPY },             \
+	{ "disk-dir", required_argument, NULL, CLI_OPT_DISK_DIR }
+
+#define CLI_RESTORE_USAGE \
+	"[--net-override IFACE=TAP]... [--disk-override DRIVE_ID=PATH]... [--disk-copy DRIVE_ID]... [--disk-dir DIR]"
+
+/* In each value, "%d" becomes the clone index (kiln restore: 0): one TAP, one image per clone. */
+#define CLI_MAX_OVERRIDES 16
+
+struct cli_restore_override {
+	int opt;         /* CLI_OPT_NET_OVERRIDE, CLI_OPT_DISK_OVERRIDE or CLI_OPT_DISK_COPY */
+	const char *arg; /* "IFACE=TAP", "DRIVE_ID=PATH" or "DRIVE_ID" */
+};
 
 struct cli_restore_overrides {
-	const char *net[CLI_MAX_NET_OVERRIDES]; /* "IFACE=TAP": that interface on another TAP (Firecracker's
-	                                           network_overrides); the guest keeps its MAC */
-	unsigned int nr_net;
+	struct cli_restore_override list[CLI_MAX_OVERRIDES];
+	unsigned int n;
+	const char *disk_dir; /* --disk-dir; NULL: the state file's directory */
 };
+
+/*
+ * Take option `opt` (a CLI_OPT_*) with its `arg` into `ov`. 0, or -EINVAL after printing why to stderr,
+ * prefixed with `verb` ("kiln clone").
+ */
+int cli_restore_option(struct cli_restore_overrides *ov, int opt, const char *arg, const char *verb)
+	__attribute__((warn_unused_result));
 
 /*
  * For `kiln run --restore` and PUT /snapshot/load: replace `cfg` by the config of the snapshot at
  * `state_path` (keeping cfg's console: the new process's, not the snapshotted VM's), apply `ov` (may be
- * NULL), and restore the snapshot into `vm` (vm_restore). Returns 0, or -errno with a message in `err`.
+ * NULL; as clone 0: disk copies are "<drive_id>.clone0.img"), and restore the snapshot into `vm`
+ * (vm_restore). Returns 0, or -errno with a message in `err`.
  */
 int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
 		   const struct vm_restore_options *opts, const struct cli_restore_overrides *ov, uint64_t start_ns,

@@ -21,7 +21,7 @@
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
 	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_DISK, OPT_NET, OPT_RESTORE, OPT_MEM,
-	OPT_COPY, OPT_PAUSED, OPT_READY_FD, OPT_NET_OVERRIDE,
+	OPT_COPY, OPT_PAUSED, OPT_READY_FD,
 };
 
 static const struct option run_options[] = {
@@ -45,7 +45,7 @@ static const struct option run_options[] = {
 	{ "copy", no_argument, NULL, OPT_COPY },
 	{ "paused", no_argument, NULL, OPT_PAUSED },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
-	{ "net-override", required_argument, NULL, OPT_NET_OVERRIDE },
+	CLI_RESTORE_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -204,7 +204,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	bool wait_for_api, machine_flags = false;
 	const char *restore_path = NULL;
 	struct vm_restore_options restore = { 0 };
-	struct cli_restore_overrides overrides = { .nr_net = 0 };
+	struct cli_restore_overrides overrides = { .n = 0 };
 	int ready_fd = -1;
 	uint64_t profile_hz = 100;
 	char err[512];
@@ -224,7 +224,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			       "                [--disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]]...\n"
 			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n"
 			       "       kiln run --restore STATE --mem MEM [--copy] [--paused] [--console stdio|PATH]\n"
-			       "                [--api-sock PATH] [--net-override IFACE=TAP]... [--verbose] [--quiet]\n"
+			       "                [--api-sock PATH] [--verbose] [--quiet]\n"
+			       "                " CLI_RESTORE_USAGE "\n"
 			       "With --api-sock and no kernel (no config file, no --kernel), kiln waits for its\n"
 			       "configuration over the API and boots on PUT /actions InstanceStart, or loads a\n"
 			       "snapshot on PUT /snapshot/load (docs/api.yaml).\n");
@@ -328,13 +329,11 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			ret = parse_number("ready-fd", optarg, 3, 65535, &n);
 			ready_fd = (int)n;
 			break;
-		case OPT_NET_OVERRIDE:
-			if (overrides.nr_net == CLI_MAX_NET_OVERRIDES) {
-				fprintf(stderr, "kiln: at most %d --net-override\n", CLI_MAX_NET_OVERRIDES);
-				ret = -EINVAL;
-				break;
-			}
-			overrides.net[overrides.nr_net++] = optarg;
+		case CLI_OPT_NET_OVERRIDE:
+		case CLI_OPT_DISK_OVERRIDE:
+		case CLI_OPT_DISK_COPY:
+		case CLI_OPT_DISK_DIR:
+			ret = cli_restore_option(&overrides, opt, optarg, "kiln");
 			break;
 		case OPT_BOOT:
 			machine_flags = true;
@@ -357,9 +356,10 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	}
 	log_set_level(verbose ? LOG_DEBUG : quiet ? LOG_WARN : LOG_INFO);
 	if (restore_path ? (config_path || machine_flags || !restore.mem_path)
-			 : (restore.mem_path || restore.copy || restore.paused || overrides.nr_net)) {
+			 : (restore.mem_path || restore.copy || restore.paused || overrides.n || overrides.disk_dir)) {
 		fprintf(stderr, "kiln: --restore STATE needs --mem MEM and takes no config file or machine flags; "
-				"--mem, --copy, --paused and --net-override go with --restore\n");
+				"--mem, --copy, --paused, --net-override, --disk-override, --disk-copy and --disk-dir go "
+				"with --restore\n");
 		vm_config_free(&cfg);
 		return EXIT_USAGE;
 	}

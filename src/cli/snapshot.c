@@ -42,6 +42,42 @@ static double ms_since(uint64_t start_ns)
 	return (double)(time_now_ns() - start_ns) / 1e6;
 }
 
+int cli_restore_option(struct cli_restore_overrides *ov, int opt, const char *arg, const char *verb)
+{
+	if (opt == CLI_OPT_DISK_DIR) {
+		ov->disk_dir = arg;
+		return 0;
+	}
+	if (ov->n == CLI_MAX_OVERRIDES) {
+		fprintf(stderr, "%s: at most %d --net-override, --disk-override and --disk-copy in all\n", verb,
+			CLI_MAX_OVERRIDES);
+		return -EINVAL;
+	}
+	ov->list[ov->n++] = (struct cli_restore_override){ .opt = opt, .arg = arg };
+	return 0;
+}
+
+static const char *override_flag(int opt)
+{
+	return opt == CLI_OPT_NET_OVERRIDE ? "--net-override" : opt == CLI_OPT_DISK_OVERRIDE ? "--disk-override"
+											       : "--disk-copy";
+}
+
+/* The argument of the first `opt` in `ov` about `id` ("ID=..." for overrides, "ID" for copies), or NULL. */
+static const char *find_override(const struct cli_restore_overrides *ov, int opt, const char *id)
+{
+	size_t len = strlen(id);
+
+	for (unsigned int k = 0; k < ov->n; k++) {
+		const char *arg = ov->list[k].arg;
+
+		if (ov->list[k].opt == opt && !strncmp(arg, id, len) &&
+		    arg[len] == (opt == CLI_OPT_DISK_COPY ? '\0' : '='))
+			return arg;
+	}
+	return NULL;
+}
+
 /* "IFACE=TAP" onto the snapshot's config: the interface's host_dev_name. 0 or -EINVAL with a message. */
 static int apply_net_override(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
 {
@@ -50,7 +86,7 @@ static int apply_net_override(struct vm_config *cfg, const char *spec, char *err
 	char *tap;
 
 	if (!eq || !id_len || !eq[1] || strlen(eq + 1) > 15) {
-		errmsg_set(err, err_size, "--net-override %s: expected IFACE=TAP (a TAP name of 1 to 15 bytes)", spec);
+		errmsg_set(err, err_size, "expected IFACE=TAP (a TAP name of 1 to 15 bytes)");
 		return -EINVAL;
 	}
 	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
@@ -63,9 +99,111 @@ static int apply_net_override(struct vm_config *cfg, const char *spec, char *err
 		cfg->nets[i].host_dev_name = tap;
 		return 0;
 	}
-	errmsg_set(err, err_size, "--net-override %s: the snapshot has no network interface \"%.*s\"", spec, (int)id_len,
-		   spec);
+	errmsg_set(err, err_size, "the snapshot has no network interface \"%.*s\"", (int)id_len, spec);
 	return -EINVAL;
+}
+
+/*
+ * "DRIVE_ID=PATH" onto the snapshot's config: the drive's path_on_host, once PATH passed
+ * snap_disk_check against the drive's DISK record (same size). 0 or -errno with a message.
+ */
+static int apply_disk_override(struct snap_reader *r, struct vm_config *cfg, const char *spec, char *err,
+			       size_t err_size)
+{
+	const char *eq = strchr(spec, '=');
+	size_t id_len = eq ? (size_t)(eq - spec) : 0;
+	char id[CONFIG_MAX_ID + 1];
+	struct snap_disk *d;
+	int ret;
+
+	if (!eq || !id_len || id_len > CONFIG_MAX_ID || !eq[1]) {
+		errmsg_set(err, err_size, "expected DRIVE_ID=PATH");
+		return -EINVAL;
+	}
+	memcpy(id, spec, id_len);
+	id[id_len] = '\0';
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		if (strcmp(cfg->drives[i].drive_id, id) && !strcmp(cfg->drives[i].path_on_host, eq + 1)) {
+			errmsg_set(err, err_size, "%s is drive %s's image already", eq + 1, cfg->drives[i].drive_id);
+			return -EINVAL;
+		}
+	}
+	d = malloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	ret = vm_snapshot_disk(r, cfg, id, d, err, err_size);
+	ret = ret ?: snap_disk_check(d, eq + 1, false, err, err_size);
+	free(d);
+	for (unsigned int i = 0; i < cfg->nr_drives && !ret; i++) {
+		if (!strcmp(cfg->drives[i].drive_id, id)) {
+			char *path = strdup(eq + 1);
+
+			if (!path)
+				return -ENOMEM;
+			free(cfg->drives[i].path_on_host);
+			cfg->drives[i].path_on_host = path;
+			break;
+		}
+	}
+	return ret;
+}
+
+/* The overrides of one clone, as its `kiln run --restore` takes them: "ID=VALUE" strings. */
+struct resolved_overrides {
+	char *net[CLI_MAX_OVERRIDES];
+	char *disk[CLI_MAX_OVERRIDES];
+	unsigned int nr_net, nr_disk;
+};
+
+static void resolved_overrides_free(struct resolved_overrides *res)
+{
+	for (unsigned int k = 0; k < res->nr_net; k++)
+		free(res->net[k]);
+	for (unsigned int k = 0; k < res->nr_disk; k++)
+		free(res->disk[k]);
+	memset(res, 0, sizeof(*res));
+}
+
+/*
+ * `ov` for clone `index` onto the snapshot's config `cfg` (reader `r`, state file `state_path`): "%d"
+ * in each value becomes the index, each --disk-copy makes its copy (vm_clone_copy_disk) and becomes
+ * a --disk-override of it, and each override is applied to `cfg` (and so checked). The resolved
+ * values go to `res` (the caller frees them with resolved_overrides_free, also after a failure).
+ * 0, or -errno with a message naming the option.
+ */
+static int resolve_overrides(struct snap_reader *r, struct vm_config *cfg, const struct cli_restore_overrides *ov,
+			     const char *state_path, unsigned long index, struct resolved_overrides *res, char *err,
+			     size_t err_size)
+{
+	char value[SNAP_DISK_MAX_PATH + CONFIG_MAX_ID + 2], copy[SNAP_DISK_MAX_PATH + 1], msg[640];
+	int ret = 0;
+
+	memset(res, 0, sizeof(*res));
+	for (unsigned int k = 0; k < ov->n && !ret; k++) {
+		const struct cli_restore_override *o = &ov->list[k];
+		bool net = o->opt == CLI_OPT_NET_OVERRIDE;
+		char **slot = net ? &res->net[res->nr_net++] : &res->disk[res->nr_disk++];
+
+		ret = vm_clone_expand_index(value, sizeof(value), o->arg, index);
+		if (ret)
+			snprintf(msg, sizeof(msg), "too long");
+		if (!ret && o->opt == CLI_OPT_DISK_COPY) {
+			ret = vm_clone_disk_path(copy, sizeof(copy), ov->disk_dir, state_path, value, index);
+			if (ret)
+				snprintf(msg, sizeof(msg), "the copy's path is too long");
+			ret = ret ?: vm_clone_copy_disk(r, cfg, value, copy, msg, sizeof(msg));
+			if (!ret && snprintf(value + strlen(value), sizeof(value) - strlen(value), "=%s", copy) < 0)
+				ret = -ENAMETOOLONG;
+		}
+		if (!ret)
+			ret = net ? apply_net_override(cfg, value, msg, sizeof(msg))
+				  : apply_disk_override(r, cfg, value, msg, sizeof(msg));
+		if (!ret && !(*slot = strdup(value)))
+			ret = -ENOMEM;
+		if (ret)
+			errmsg_set(err, err_size, "%s %s: %s", override_flag(o->opt), o->arg, ret == -ENOMEM ? "out of memory" : msg);
+	}
+	return ret;
 }
 
 int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
@@ -73,6 +211,7 @@ int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
 		   char *err, size_t err_size)
 {
 	struct snap_reader *reader = NULL;
+	struct resolved_overrides res;
 	struct vm_config next, old;
 	int ret;
 
@@ -90,8 +229,10 @@ int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
 		vm_config_free(&next);
 		return -ENOMEM;
 	}
-	for (unsigned int i = 0; ov && i < ov->nr_net; i++) {
-		ret = apply_net_override(&next, ov->net[i], err, err_size);
+	if (ov) {
+		/* A restore is clone 0: its copies are "<drive_id>.clone0.img". */
+		ret = resolve_overrides(reader, &next, ov, state_path, 0, &res, err, err_size);
+		resolved_overrides_free(&res);
 		if (ret) {
 			snap_reader_close(reader);
 			vm_config_free(&next);
@@ -201,7 +342,8 @@ int cli_restore(int argc, char **argv, uint64_t start_ns)
 	}
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-') {
 		fprintf(stderr, "usage: kiln restore STATE MEM [--copy] [--paused] [--console stdio|PATH] [--api-sock PATH] "
-				"[--verbose]\n       kiln restore --into SOCK STATE MEM [--resume]\n");
+				"[--verbose]\n                    " CLI_RESTORE_USAGE "\n"
+				"       kiln restore --into SOCK STATE MEM [--resume]\n");
 		return !strcmp(argc > 1 ? argv[1] : "", "--help") ? 0 : EXIT_USAGE;
 	}
 	/* The same as kiln run --restore STATE --mem MEM ... */
@@ -222,71 +364,38 @@ int cli_restore(int argc, char **argv, uint64_t start_ns)
 
 /* ---- kiln clone STATE MEM -n N ---- */
 
-/* `pattern` with each "%d" replaced by `index`, into `out`. */
-static void expand_index(char *out, size_t size, const char *pattern, unsigned long index)
-{
-	size_t n = 0;
-
-	for (const char *p = pattern; *p && n + 1 < size; p++) {
-		if (p[0] == '%' && p[1] == 'd') {
-			int w = snprintf(out + n, size - n, "%lu", index);
-
-			n += w > 0 ? (size_t)w : 0;
-			if (n >= size)
-				n = size - 1;
-			p++;
-		} else {
-			out[n++] = *p;
-		}
-	}
-	out[n] = '\0';
-}
-
 /*
- * Before starting N processes on it: the state file is a usable snapshot, no writable drive would be
- * shared by the clones (each would need an overlay of its own, which kiln does not make yet), and with
- * several clones every network interface gets a TAP per clone.
+ * Before starting N processes on the snapshot (config `cfg`): with several clones every network
+ * interface gets a TAP per clone, and no writable drive may be shared by the clones (with each other,
+ * or with the snapshotted VM): each is copied or overridden, with an image per clone when N > 1.
  */
-static int check_clonable(const char *state_path, unsigned long count, const char *const *net_patterns,
-			  unsigned int nr_net)
+static int check_clonable(const struct vm_config *cfg, unsigned long count, const struct cli_restore_overrides *ov)
 {
-	struct snap_reader *r = NULL;
-	struct vm_config cfg;
-	char err[768];
-	int ret;
+	int ret = 0;
 
-	vm_config_init(&cfg);
-	ret = vm_snapshot_open(state_path, &r, &cfg, err, sizeof(err));
-	if (ret) {
-		fprintf(stderr, "kiln clone: %s\n", err);
-		vm_config_free(&cfg);
-		return ret;
-	}
 	/* Two processes cannot have one TAP: with several clones every interface needs a TAP per clone. */
-	for (unsigned int i = 0; i < cfg.nr_nets && count > 1 && !ret; i++) {
-		bool per_clone = false;
+	for (unsigned int i = 0; i < cfg->nr_nets && count > 1; i++) {
+		const char *o = find_override(ov, CLI_OPT_NET_OVERRIDE, cfg->nets[i].iface_id);
 
-		for (unsigned int k = 0; k < nr_net; k++)
-			if (!strncmp(net_patterns[k], cfg.nets[i].iface_id, strlen(cfg.nets[i].iface_id)) &&
-			    net_patterns[k][strlen(cfg.nets[i].iface_id)] == '=' && strstr(net_patterns[k], "%d"))
-				per_clone = true;
-		if (!per_clone) {
+		if (!o || !strstr(o, "%d")) {
 			fprintf(stderr, "kiln clone: interface %s is on TAP %s, which only one clone can open: give each its "
-					"own with --net-override %s=<name>%%d\n", cfg.nets[i].iface_id,
-				cfg.nets[i].host_dev_name, cfg.nets[i].iface_id);
+					"own with --net-override %s=<name>%%d\n", cfg->nets[i].iface_id,
+				cfg->nets[i].host_dev_name, cfg->nets[i].iface_id);
 			ret = -EINVAL;
 		}
 	}
-	for (unsigned int i = 0; i < cfg.nr_drives && !ret; i++) {
-		if (!cfg.drives[i].is_read_only) {
-			fprintf(stderr, "kiln clone: drive %s (%s) is writable: the clones would share it; each needs a disk "
-					"overlay of its own (not supported yet)\n", cfg.drives[i].drive_id,
-				cfg.drives[i].path_on_host);
-			ret = -EOPNOTSUPP;
-		}
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		const struct vm_drive_config *drive = &cfg->drives[i];
+		const char *o = find_override(ov, CLI_OPT_DISK_OVERRIDE, drive->drive_id);
+
+		if (drive->is_read_only || find_override(ov, CLI_OPT_DISK_COPY, drive->drive_id) ||
+		    (o && (count == 1 || strstr(o, "%d"))))
+			continue;
+		fprintf(stderr, "kiln clone: drive %s (%s) is writable: the clones would share it; give each an image "
+				"of its own with --disk-copy %s, or --disk-override %s=<path>%s\n", drive->drive_id,
+			drive->path_on_host, drive->drive_id, drive->drive_id, count > 1 ? "%d" : "");
+		ret = -EINVAL;
 	}
-	snap_reader_close(r);
-	vm_config_free(&cfg);
 	return ret;
 }
 
@@ -298,28 +407,33 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		{ "console-prefix", required_argument, NULL, 'c' },
 		{ "copy", no_argument, NULL, 'C' },
 		{ "paused", no_argument, NULL, 'p' },
-		{ "net-override", required_argument, NULL, 'N' },
+		CLI_RESTORE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char usage[] =
 		"usage: kiln clone STATE MEM [-n N] [--api-sock-prefix P] [--console-prefix P] [--copy] [--paused]\n"
-		"                  [--net-override IFACE=TAP]...\n"
+		"                  " CLI_RESTORE_USAGE "\n"
 		"  clone i serves P<i>.sock, writes its console to P<i>.console and its messages to P<i>.log;\n"
-		"  %d in TAP becomes i (each clone needs a TAP of its own)\n";
+		"  %d in TAP and PATH becomes i (each clone needs a TAP and writable images of its own);\n"
+		"  --disk-copy copies the drive's image to DIR/<drive_id>.clone<i>.img (a reflink where the\n"
+		"  filesystem can, else a sparse copy; DIR: --disk-dir, or the state file's directory)\n";
 	const char *api_prefix = NULL, *console_prefix = NULL;
+	struct cli_restore_overrides ov = { .n = 0 };
+	struct resolved_overrides res;
 	struct vm_clone_spec spec = { 0 };
-	struct vm_clone *clones;
+	struct snap_reader *reader = NULL;
+	struct vm_clone *clones = NULL;
 	unsigned long count = 1, wanted, i;
-	char sock[4200], console[4200], log[4200], nets[CLI_MAX_NET_OVERRIDES][64];
-	const char *net_patterns[CLI_MAX_NET_OVERRIDES], *net_args[CLI_MAX_NET_OVERRIDES];
-	unsigned int nr_net = 0;
+	char sock[4200], console[4200], log[4200], err[768];
+	int opt, ret, started = 0, status = 1;
+	struct vm_config cfg;
 	bool failed = false;
 	uint64_t t0;
 	char *end;
-	int opt, started = 0;
 
 	(void)start_ns;
+	log_set_level(LOG_INFO); /* the disk copies' log lines */
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -343,12 +457,12 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		case 'p':
 			spec.paused = true;
 			break;
-		case 'N':
-			if (nr_net == CLI_MAX_NET_OVERRIDES) {
-				fprintf(stderr, "kiln clone: at most %d --net-override\n", CLI_MAX_NET_OVERRIDES);
+		case CLI_OPT_NET_OVERRIDE:
+		case CLI_OPT_DISK_OVERRIDE:
+		case CLI_OPT_DISK_COPY:
+		case CLI_OPT_DISK_DIR:
+			if (cli_restore_option(&ov, opt, optarg, "kiln clone"))
 				return EXIT_USAGE;
-			}
-			net_patterns[nr_net++] = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -365,16 +479,23 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 	wanted = count;
 	spec.state_path = argv[optind];
 	spec.mem_path = argv[optind + 1];
-	if (check_clonable(spec.state_path, count, net_patterns, nr_net))
+	vm_config_init(&cfg);
+	ret = vm_snapshot_open(spec.state_path, &reader, &cfg, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "kiln clone: %s\n", err);
+		vm_config_free(&cfg);
 		return EXIT_USAGE;
+	}
+	if (check_clonable(&cfg, count, &ov)) {
+		status = EXIT_USAGE;
+		goto out;
+	}
 	clones = calloc(count, sizeof(*clones));
 	if (!clones)
-		return 1;
+		goto out;
 	t0 = time_now_ns();
 	/* All of them at once, then wait for each: they restore in parallel. */
 	for (i = 0; i < count; i++) {
-		char err[512];
-
 		/* The strings are copied into the child by fork: one buffer serves every clone. */
 		snprintf(sock, sizeof(sock), "%s%lu.sock", api_prefix ? api_prefix : "", i);
 		snprintf(console, sizeof(console), "%s%lu.console", console_prefix ? console_prefix : "", i);
@@ -382,20 +503,22 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		spec.api_sock = api_prefix ? sock : NULL;
 		spec.console_path = console_prefix ? console : NULL;
 		spec.log_path = console_prefix ? log : NULL;
-		for (unsigned int k = 0; k < nr_net; k++) {
-			expand_index(nets[k], sizeof(nets[k]), net_patterns[k], i);
-			net_args[k] = nets[k];
-		}
-		spec.net_overrides = net_args;
-		spec.nr_net_overrides = nr_net;
-		if (vm_clone_start(&spec, &clones[i], err, sizeof(err))) {
+		/* Its TAPs and images, checked here (the clone checks them again): its copies made now. */
+		ret = resolve_overrides(reader, &cfg, &ov, spec.state_path, i, &res, err, sizeof(err));
+		spec.net_overrides = (const char *const *)res.net;
+		spec.nr_net_overrides = res.nr_net;
+		spec.disk_overrides = (const char *const *)res.disk;
+		spec.nr_disk_overrides = res.nr_disk;
+		ret = ret ?: vm_clone_start(&spec, &clones[i], err, sizeof(err));
+		resolved_overrides_free(&res);
+		if (ret) {
 			fprintf(stderr, "kiln clone: clone %lu: %s\n", i, err);
+			status = i == 0 ? cli_restore_status(ret) : 1; /* nothing started: maybe a refused option */
 			break;
 		}
 	}
 	count = i;
 	for (i = 0; i < count; i++) {
-		char err[512];
 		pid_t pid = vm_clone_wait(&clones[i], 0, err, sizeof(err));
 
 		if (pid < 0) {
@@ -411,12 +534,19 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 			printf(", console %s%lu.console, log %s%lu.log", console_prefix, i, console_prefix, i);
 		printf("\n");
 	}
-	free(clones);
 	if (started) {
 		double ms = ms_since(t0);
 
 		printf("%d clone%s running after %.1f ms (%.1f per second)\n", started, started == 1 ? "" : "s", ms,
 		       (double)started * 1000.0 / ms);
 	}
-	return !failed && started > 0 && (unsigned long)started == wanted ? 0 : 1;
+	if (!failed && started > 0 && (unsigned long)started == wanted)
+		status = 0;
+	else if (started)
+		status = 1;
+out:
+	free(clones);
+	snap_reader_close(reader);
+	vm_config_free(&cfg);
+	return status;
 }

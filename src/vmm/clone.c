@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,9 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backends/block/image_copy.h"
 #include "lib/log.h"
+#include "vmm/snapshot.h"
 
-#define MAX_ARGS 40
+#define MAX_ARGS (16 + 4 * VM_CLONE_MAX_OVERRIDES)
 
 /* argv for `kiln run --restore ...`; `fd_text` holds the ready fd's number. */
 static void build_argv(const struct vm_clone_spec *spec, const char *fd_text, const char **argv)
@@ -40,9 +43,13 @@ static void build_argv(const struct vm_clone_spec *spec, const char *fd_text, co
 		argv[n++] = "--copy";
 	if (spec->paused)
 		argv[n++] = "--paused";
-	for (unsigned int i = 0; i < spec->nr_net_overrides && i < 8; i++) {
+	for (unsigned int i = 0; i < spec->nr_net_overrides && i < VM_CLONE_MAX_OVERRIDES; i++) {
 		argv[n++] = "--net-override";
 		argv[n++] = spec->net_overrides[i];
+	}
+	for (unsigned int i = 0; i < spec->nr_disk_overrides && i < VM_CLONE_MAX_OVERRIDES; i++) {
+		argv[n++] = "--disk-override";
+		argv[n++] = spec->disk_overrides[i];
 	}
 	argv[n] = NULL;
 }
@@ -181,4 +188,64 @@ void vm_clone_report_ready(int fd)
 	if (write(fd, buf, (size_t)n) != n)
 		pr_warn("cannot report readiness on fd %d: %s", fd, strerror(errno));
 	close(fd);
+}
+
+int vm_clone_expand_index(char *out, size_t size, const char *pattern, unsigned long index)
+{
+	size_t n = 0;
+
+	for (const char *p = pattern; *p; p++) {
+		int w = 1;
+
+		if (p[0] == '%' && p[1] == 'd') {
+			w = snprintf(out + n, size - n, "%lu", index);
+			p++;
+		} else if (n + 1 < size) {
+			out[n] = *p;
+		}
+		if (w < 0 || (size_t)w >= size - n)
+			return -ENAMETOOLONG;
+		n += (size_t)w;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+int vm_clone_disk_path(char *out, size_t size, const char *dir, const char *state_path, const char *drive_id,
+		       unsigned long index)
+{
+	const char *slash = strrchr(state_path, '/');
+	int n;
+
+	if (dir)
+		n = snprintf(out, size, "%s/%s.clone%lu.img", dir, drive_id, index);
+	else if (slash) /* "/state" gives "", then "/<drive_id>...": the root */
+		n = snprintf(out, size, "%.*s/%s.clone%lu.img", (int)(slash - state_path), state_path, drive_id, index);
+	else
+		n = snprintf(out, size, "./%s.clone%lu.img", drive_id, index);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int vm_clone_copy_disk(struct snap_reader *r, const struct vm_config *cfg, const char *drive_id, const char *dst,
+		       char *err, size_t err_size)
+{
+	struct snap_disk *d = malloc(sizeof(*d));
+	struct image_copy_result res;
+	uint64_t t0 = time_now_ns();
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	ret = vm_snapshot_disk(r, cfg, drive_id, d, err, err_size);
+	ret = ret ?: snap_disk_check(d, NULL, true, err, err_size);
+	ret = ret ?: image_copy(d->path, dst, &res, err, err_size);
+	if (!ret && res.how == IMAGE_COPY_REFLINK)
+		pr_info("drive %s: %s is a reflink of %s (copy-on-write, %.1f ms)", drive_id, dst, d->path,
+			(double)(time_now_ns() - t0) / 1e6);
+	else if (!ret)
+		pr_info("drive %s: %s is a sparse copy of %s (%" PRIu64 " of %" PRIu64 " KiB copied, holes kept; %.1f ms): "
+			"the filesystem cannot reflink", drive_id, dst, d->path, res.data_bytes >> 10, res.size >> 10,
+			(double)(time_now_ns() - t0) / 1e6);
+	free(d);
+	return ret;
 }

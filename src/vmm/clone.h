@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#define VM_CLONE_MAX_OVERRIDES 16
+
 struct vm_clone_spec {
 	const char *state_path;
 	const char *mem_path;
@@ -19,7 +21,9 @@ struct vm_clone_spec {
 	const char *log_path;     /* the clone's stdout and stderr (appended); NULL: stdout to /dev/null,
 	                             stderr shared with this process */
 	const char *const *net_overrides; /* "IFACE=TAP" each (kiln run --net-override) */
-	unsigned int nr_net_overrides;    /* at most 8 */
+	unsigned int nr_net_overrides;    /* at most VM_CLONE_MAX_OVERRIDES */
+	const char *const *disk_overrides; /* "DRIVE_ID=PATH" each (kiln run --disk-override) */
+	unsigned int nr_disk_overrides;    /* at most VM_CLONE_MAX_OVERRIDES */
 	bool copy;                /* --copy: the clone reads RAM into its own memfd */
 	bool paused;              /* start paused (resume over the API) */
 	bool detach;              /* not a child of this process (double fork): for a long-lived caller */
@@ -50,5 +54,32 @@ pid_t vm_clone_spawn(const struct vm_clone_spec *spec, int timeout_ms, char *err
 
 /* For `kiln run --ready-fd FD`: report on FD that this process runs its VM, then close it. */
 void vm_clone_report_ready(int fd);
+
+/*
+ * `pattern` with each "%d" replaced by the clone index `index` (kiln clone's --net-override and
+ * --disk-override values: one TAP, one image per clone), into `out` (`size` bytes). 0, or
+ * -ENAMETOOLONG when the result does not fit.
+ */
+int vm_clone_expand_index(char *out, size_t size, const char *pattern, unsigned long index)
+	__attribute__((warn_unused_result));
+
+/*
+ * Where clone `index`'s copy of drive `drive_id` goes (--disk-copy): "<dir>/<drive_id>.clone<index>.img",
+ * `dir` being the directory of `state_path` when NULL. 0, or -ENAMETOOLONG.
+ */
+int vm_clone_disk_path(char *out, size_t size, const char *dir, const char *state_path, const char *drive_id,
+		       unsigned long index) __attribute__((warn_unused_result));
+
+struct snap_reader;
+struct vm_config;
+
+/*
+ * Copy the disk of drive `drive_id` of the snapshot `r` (its config `cfg`) to `dst` for a clone
+ * (image_copy: a reflink, or a sparse copy), and say which in a log line. The disk must be unchanged
+ * since the snapshot (size and modification time of its DISK record: snap_disk_check). 0, or -errno
+ * with a message: -ENOENT (no such drive), -EINVAL (changed), -EBUSY (`dst` in use by a running VM).
+ */
+int vm_clone_copy_disk(struct snap_reader *r, const struct vm_config *cfg, const char *drive_id, const char *dst,
+		       char *err, size_t err_size) __attribute__((warn_unused_result));
 
 #endif

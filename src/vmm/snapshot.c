@@ -244,9 +244,13 @@ static struct virtio_pci *blk_transport(const struct vm *vm, unsigned int i)
 	return virtio_blk_transport(vm->disks[i]);
 }
 
+/*
+ * Requests in flight completed, then the image synced: the snapshot is durable once committed, and the
+ * disk it describes must be too (docs/snapshot-format.md "Disks").
+ */
 static int blk_quiesce(const struct vm *vm, unsigned int i)
 {
-	return virtio_blk_quiesce(vm->disks[i]);
+	return virtio_blk_quiesce(vm->disks[i]) ?: virtio_blk_sync(vm->disks[i]);
 }
 
 static int blk_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)
@@ -345,7 +349,8 @@ static int virtio_freeze_all(struct vm *vm, char *err, size_t err_size)
 		if (type->quiesce && !ret) {
 			ret = type->quiesce(vm, i);
 			if (ret)
-				errmsg_set(err, err_size, "cannot complete a device's requests in flight: %s", strerror(-ret));
+				errmsg_set(err, err_size, "cannot complete a device's requests in flight (or sync a disk): %s",
+					   strerror(-ret));
 		}
 	}
 	return ret;
@@ -573,7 +578,8 @@ int vm_snapshot_open(const char *path, struct snap_reader **out, struct vm_confi
 
 /*
  * Every drive of the config has its DISK section, and its backing file is the one the snapshot saw
- * (same path, same size): the guest's view of the disk is in the restored RAM.
+ * (same path, same size) or an override of it (--disk-override: same size): the guest's view of the
+ * disk is in the restored RAM.
  */
 static int check_disks(const struct vm_config *cfg, struct snap_reader *r, char *err, size_t err_size)
 {
@@ -591,16 +597,26 @@ static int check_disks(const struct vm_config *cfg, struct snap_reader *r, char 
 		ret = GET_STATE(r, SNAP_ID_DISK, i, SNAP_DISK_VERSION, snap_disk_decode, d, err, err_size);
 		if (ret)
 			break;
-		if (strcmp(d->path, cfg->drives[i].path_on_host) || d->read_only != cfg->drives[i].is_read_only) {
-			errmsg_set(err, err_size, "section DISK/%u: drive %s is %s, the config says %s", i, d->path,
-				   d->read_only ? "read-only" : "writable", cfg->drives[i].path_on_host);
+		if (d->read_only != cfg->drives[i].is_read_only) {
+			errmsg_set(err, err_size, "section DISK/%u: drive %s is %s, the config says otherwise", i, d->path,
+				   d->read_only ? "read-only" : "writable");
 			ret = -EINVAL;
 			break;
 		}
-		ret = snap_disk_check(d, err, err_size);
+		ret = snap_disk_check(d, cfg->drives[i].path_on_host, false, err, err_size);
 	}
 	free(d);
 	return ret;
+}
+
+int vm_snapshot_disk(struct snap_reader *r, const struct vm_config *cfg, const char *drive_id, struct snap_disk *d,
+		     char *err, size_t err_size)
+{
+	for (unsigned int i = 0; i < cfg->nr_drives; i++)
+		if (!strcmp(cfg->drives[i].drive_id, drive_id))
+			return GET_STATE(r, SNAP_ID_DISK, i, SNAP_DISK_VERSION, snap_disk_decode, d, err, err_size);
+	errmsg_set(err, err_size, "the snapshot has no drive \"%s\"", drive_id);
+	return -ENOENT;
 }
 
 static int restore_vcpus(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
@@ -914,22 +930,36 @@ int snap_disk_decode(struct snap_disk *d, const void *data, size_t len, uint32_t
 	return 0;
 }
 
-int snap_disk_check(const struct snap_disk *d, char *err, size_t err_size)
+int snap_disk_check(const struct snap_disk *d, const char *path, bool unchanged, char *err, size_t err_size)
 {
+	bool other = path && strcmp(path, d->path);
 	struct snap_disk now;
-	int ret = snap_disk_record(&now, d->path, d->read_only);
+	int ret = snap_disk_record(&now, other ? path : d->path, d->read_only);
 
 	if (ret) {
-		errmsg_set(err, err_size, "disk %s: %s", d->path, strerror(-ret));
+		errmsg_set(err, err_size, "disk %s: %s", other ? path : d->path, strerror(-ret));
 		return ret;
+	}
+	if (other && now.size != d->size) {
+		errmsg_set(err, err_size, "disk override %s is %" PRIu64 " bytes, the snapshot's disk %s was %" PRIu64
+			   " bytes (an override must be the same size)", path, now.size, d->path, d->size);
+		return -EINVAL;
 	}
 	if (now.size != d->size) {
 		errmsg_set(err, err_size, "disk %s is %" PRIu64 " bytes, the snapshot's was %" PRIu64, d->path, now.size,
 			   d->size);
 		return -EINVAL;
 	}
-	if (now.mtime_ns != d->mtime_ns)
-		pr_warn("disk %s changed since the snapshot (modification time): the guest's cached view of it may be "
-			"stale", d->path);
+	if (other || now.mtime_ns == d->mtime_ns)
+		return 0;
+	if (unchanged) {
+		errmsg_set(err, err_size, "disk %s changed since the snapshot (modified at %" PRIu64 ".%09" PRIu64
+			   " s, the snapshot saw %" PRIu64 ".%09" PRIu64 " s): a copy would not hold what the snapshot's guest "
+			   "saw", d->path, now.mtime_ns / 1000000000u, now.mtime_ns % 1000000000u,
+			   d->mtime_ns / 1000000000u, d->mtime_ns % 1000000000u);
+		return -EINVAL;
+	}
+	pr_warn("disk %s changed since the snapshot (modification time): the guest's cached view of it may be "
+		"stale", d->path);
 	return 0;
 }

@@ -58,8 +58,8 @@ int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg
 
 /*
  * DISK section (one per drive, instance = drive index): the backing file's path, size and mtime and
- * whether the drive is read-only, so that restore refuses a disk that changed size. kiln has no block
- * devices yet; the helpers are here for the virtio-blk code.
+ * whether the drive is read-only, so that restore refuses a disk that changed size, and a copy of the
+ * disk (kiln clone --disk-copy) one that changed at all.
  */
 #define SNAP_DISK_VERSION 1
 #define SNAP_DISK_MAX_PATH 4096
@@ -78,9 +78,22 @@ void snap_disk_encode(const struct snap_disk *d, struct snap_enc *e);
 int snap_disk_decode(struct snap_disk *d, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
 /*
- * Is the file at d->path still the disk the snapshot saw? -ENOENT or -EINVAL (size changed) with a
- * message; a changed mtime is only warned about (the guest's page cache may no longer match).
+ * May the file at `path` stand for the snapshot's disk `d`? `path` NULL or d->path: the recorded disk,
+ * which must still be d->size bytes; a changed modification time is warned about (the guest's page
+ * cache may no longer match), or with `unchanged` refused (a copy takes what the file holds now).
+ * Another `path` is an override (--disk-override), which must be d->size bytes; what it holds is the
+ * caller's promise (docs/snapshot-format.md "Disks"). 0, or -EINVAL / -ENOENT... with a message
+ * naming the files.
  */
-int snap_disk_check(const struct snap_disk *d, char *err, size_t err_size) __attribute__((warn_unused_result));
+int snap_disk_check(const struct snap_disk *d, const char *path, bool unchanged, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/*
+ * The DISK record of the drive `drive_id` of the snapshot `r` (its config `cfg`, from
+ * vm_snapshot_open) into `d`. 0, -ENOENT with a message when the snapshot has no such drive, or
+ * -EINVAL for a bad section.
+ */
+int vm_snapshot_disk(struct snap_reader *r, const struct vm_config *cfg, const char *drive_id, struct snap_disk *d,
+		     char *err, size_t err_size) __attribute__((warn_unused_result));
 
 #endif

@@ -1002,14 +1002,14 @@ static void test_disk_record(void **state)
 	assert_int_equal(snap_disk_decode(&d2, buf, len, SNAP_DISK_VERSION, err, sizeof(err)), 0);
 	assert_string_equal(d2.path, path);
 	assert_true(d2.read_only);
-	assert_int_equal(snap_disk_check(&d2, err, sizeof(err)), 0);
+	assert_int_equal(snap_disk_check(&d2, NULL, false, err, sizeof(err)), 0);
 	/* The disk grew: refused. Gone: refused. */
 	assert_int_equal(ftruncate(fd, 2 << 20), 0);
-	assert_int_equal(snap_disk_check(&d2, err, sizeof(err)), -EINVAL);
+	assert_int_equal(snap_disk_check(&d2, NULL, false, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "bytes"));
 	close(fd);
 	unlink(path);
-	assert_int_equal(snap_disk_check(&d2, err, sizeof(err)), -ENOENT);
+	assert_int_equal(snap_disk_check(&d2, NULL, false, err, sizeof(err)), -ENOENT);
 	buf[4] = 0; /* a NUL inside the path */
 	assert_int_equal(snap_disk_decode(&d2, buf, len, SNAP_DISK_VERSION, err, sizeof(err)), -EINVAL);
 	free(buf);

@@ -728,3 +728,10 @@ int raw_drain(struct raw_disk *d)
 	}
 	return 0;
 }
+
+int raw_sync(struct raw_disk *d)
+{
+	if (d->read_only)
+		return 0;
+	return fdatasync(d->fd) < 0 ? -errno : 0;
+}

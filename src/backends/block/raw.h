@@ -133,6 +133,12 @@ int raw_reap(struct raw_disk *d, bool wait);
 /* raw_reap(wait) until nothing is in flight. 0 or -errno. */
 int raw_drain(struct raw_disk *d);
 
+/*
+ * fdatasync the image outside any request (a no-op for a read-only one): what completed writes put in
+ * the host's page cache is on stable storage when it returns. For snapshots. 0 or -errno.
+ */
+int raw_sync(struct raw_disk *d) __attribute__((warn_unused_result));
+
 /* Requests submitted and not yet completed. */
 unsigned int raw_in_flight(const struct raw_disk *d);
 

@@ -588,6 +588,16 @@ int virtio_blk_quiesce(struct virtio_blk *blk)
 	return ret;
 }
 
+int virtio_blk_sync(struct virtio_blk *blk)
+{
+	int ret;
+
+	virtio_pci_lock(blk->t);
+	ret = raw_sync(blk->disk);
+	virtio_pci_unlock(blk->t);
+	return ret;
+}
+
 uint64_t virtio_blk_capacity_bytes(const struct virtio_blk *blk)
 {
 	return blk->capacity * VIRTIO_BLK_SECTOR_SIZE;

@@ -150,6 +150,13 @@ void virtio_blk_destroy(struct virtio_blk *blk);
  */
 int virtio_blk_quiesce(struct virtio_blk *blk) __attribute__((warn_unused_result));
 
+/*
+ * fdatasync the image of a writable disk, whatever its cache type (raw_sync), after virtio_blk_quiesce:
+ * a snapshot's files are made durable, so the disk they describe must be too. Takes the device lock.
+ * 0 or -errno.
+ */
+int virtio_blk_sync(struct virtio_blk *blk) __attribute__((warn_unused_result));
+
 /* The disk's size as the guest sees it, in bytes (a multiple of 512), and the image's path. */
 uint64_t virtio_blk_capacity_bytes(const struct virtio_blk *blk);
 const char *virtio_blk_path(const struct virtio_blk *blk);
