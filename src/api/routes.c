@@ -476,7 +476,76 @@ static const struct config_field snapshot_load_fields[] = {
 	{ .name = "vsock_override", .kind = CONFIG_FIELD_LATER, .nullable = true },
 	{ .name = "clock_realtime", .kind = CONFIG_FIELD_BOOL,
 	  .offset = offsetof(struct snapshot_load_body, clock_realtime) },
+	{ .name = "disk_overrides", .kind = CONFIG_FIELD_ARRAY, .nullable = true }, /* kiln */
+	{ .name = "disk_copies", .kind = CONFIG_FIELD_ARRAY, .nullable = true },    /* kiln */
 };
+
+/* kiln's DiskOverride. */
+struct disk_override_body {
+	char *drive_id;
+	char *path_on_host;
+};
+
+static const struct config_field disk_override_fields[] = {
+	{ .name = "drive_id", .kind = CONFIG_FIELD_ID, .required = true,
+	  .offset = offsetof(struct disk_override_body, drive_id) },
+	{ .name = "path_on_host", .kind = CONFIG_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct disk_override_body, path_on_host) },
+};
+
+static void api_disk_options_free(struct api_disk_options *d)
+{
+	for (unsigned int i = 0; i < d->nr_overrides; i++)
+		free(d->overrides[i]);
+	for (unsigned int i = 0; i < d->nr_copies; i++)
+		free(d->copies[i]);
+	memset(d, 0, sizeof(*d));
+}
+
+/* The body's "disk_overrides" and "disk_copies" (their types already checked: arrays or null). */
+static int parse_disk_options(struct route_call *c, struct api_disk_options *out)
+{
+	json_t *overrides = json_object_get(c->body, "disk_overrides"), *copies = json_object_get(c->body, "disk_copies");
+	char err[API_ERR_SIZE], where[48];
+	json_t *v;
+	size_t i;
+	int ret = 0;
+
+	if (json_array_size(overrides) > API_MAX_DISK_OPTIONS || json_array_size(copies) > API_MAX_DISK_OPTIONS) {
+		api_response_error(c->resp, 400, "%s: at most %d entries", json_array_size(copies) > API_MAX_DISK_OPTIONS ?
+				   "disk_copies" : "disk_overrides", API_MAX_DISK_OPTIONS);
+		return -EINVAL;
+	}
+	json_array_foreach(overrides, i, v) {
+		struct disk_override_body b = { 0 };
+
+		snprintf(where, sizeof(where), "disk_overrides[%zu]", i);
+		ret = config_parse_object(where, disk_override_fields, ARRAY_SIZE(disk_override_fields), v, &b, sizeof(b),
+					  err, sizeof(err));
+		if (!ret && asprintf(&out->overrides[out->nr_overrides], "%s=%s", b.drive_id, b.path_on_host) < 0)
+			ret = -ENOMEM;
+		out->nr_overrides += !ret;
+		config_free_strings(disk_override_fields, ARRAY_SIZE(disk_override_fields), &b);
+		if (ret)
+			break;
+	}
+	json_array_foreach(copies, i, v) {
+		if (ret)
+			break;
+		if (!json_is_string(v) || !config_id_valid(json_string_value(v))) {
+			snprintf(err, sizeof(err), "disk_copies[%zu]: expected a drive id (1 to %d letters, digits or '_')", i,
+				 CONFIG_MAX_ID);
+			ret = -EINVAL;
+		} else if (!(out->copies[out->nr_copies++] = strdup(json_string_value(v)))) {
+			ret = -ENOMEM;
+		}
+	}
+	if (ret) {
+		api_disk_options_free(out);
+		return parse_failed(c->resp, ret, ret == -ENOMEM ? "out of memory" : err);
+	}
+	return 0;
+}
 
 /* MemoryBackend. */
 static const char *const mem_backend_types[] = { "File", NULL };
@@ -536,6 +605,7 @@ static int route_snapshot_load(struct route_call *c)
 	load->track_dirty_pages = b.track_dirty_pages || b.enable_diff_snapshots;
 	load->resume_vm = b.resume_vm;
 	load->clock_realtime = b.clock_realtime;
+	ret = parse_disk_options(c, &load->disks);
 out:
 	config_free_strings(snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), &b);
 	return ret;
@@ -548,6 +618,8 @@ static const struct config_field vm_clone_fields[] = {
 	{ .name = "api_socket", .kind = CONFIG_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct api_vm_clone, api_socket) },
 	{ .name = "resume_vm", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct api_vm_clone, resume_vm) },
+	{ .name = "disk_overrides", .kind = CONFIG_FIELD_ARRAY, .nullable = true },
+	{ .name = "disk_copies", .kind = CONFIG_FIELD_ARRAY, .nullable = true },
 };
 
 static int route_vm_clone(struct route_call *c)
@@ -558,7 +630,7 @@ static int route_vm_clone(struct route_call *c)
 	c->req->op = API_OP_VM_CLONE;
 	ret = config_parse_object("", vm_clone_fields, ARRAY_SIZE(vm_clone_fields), c->body, &c->req->clone,
 				  sizeof(c->req->clone), err, sizeof(err));
-	return ret ? parse_failed(c->resp, ret, err) : 0;
+	return ret ? parse_failed(c->resp, ret, err) : parse_disk_options(c, &c->req->clone.disks);
 }
 
 void api_request_free(struct api_request *req)
@@ -582,9 +654,11 @@ void api_request_free(struct api_request *req)
 	case API_OP_SNAPSHOT_LOAD:
 		free(req->snapshot_load.snapshot_path);
 		free(req->snapshot_load.mem_backend_path);
+		api_disk_options_free(&req->snapshot_load.disks);
 		break;
 	case API_OP_VM_CLONE:
 		config_free_strings(vm_clone_fields, ARRAY_SIZE(vm_clone_fields), &req->clone);
+		api_disk_options_free(&req->clone.disks);
 		break;
 	default:
 		break;

@@ -58,6 +58,20 @@ struct api_snapshot_create {
 	char *mem_file_path;        /* the guest memory file to write */
 };
 
+/*
+ * kiln's "disk_overrides" ([{"drive_id", "path_on_host"}]) and "disk_copies" ([drive_id]) of PUT
+ * /snapshot/load and PUT /vm/clone: the CLI's --disk-override DRIVE_ID=PATH and --disk-copy DRIVE_ID
+ * (docs/snapshot-format.md "Disks, restores and clones"). Ids are config_id_valid, paths non-empty.
+ */
+#define API_MAX_DISK_OPTIONS 8
+
+struct api_disk_options {
+	char *overrides[API_MAX_DISK_OPTIONS]; /* "DRIVE_ID=PATH" */
+	unsigned int nr_overrides;
+	char *copies[API_MAX_DISK_OPTIONS];    /* DRIVE_ID */
+	unsigned int nr_copies;
+};
+
 enum api_mem_backend { API_MEM_BACKEND_FILE /* Uffd: not supported yet */ };
 
 /* PUT /snapshot/load (Firecracker's SnapshotLoadParams). */
@@ -68,6 +82,7 @@ struct api_snapshot_load {
 	bool track_dirty_pages;     /* track_dirty_pages, or the deprecated enable_diff_snapshots */
 	bool resume_vm;             /* resume once loaded */
 	bool clock_realtime;        /* advance the guest clock by the wall-clock time since the snapshot */
+	struct api_disk_options disks; /* kiln: the drives opened elsewhere, or copied (as clone 0) */
 };
 
 /* PUT /vm/clone (kiln): a new kiln process, serving `api_socket`, running a copy of this (paused) VM. */
@@ -75,6 +90,8 @@ struct api_vm_clone {
 	char *clone_id;   /* the clone's id (config_instance_id_valid) */
 	char *api_socket; /* the clone's API socket path */
 	bool resume_vm;   /* start the clone running rather than paused */
+	struct api_disk_options disks; /* the drives the copy opens elsewhere, or copies of them made after
+	                                  the snapshot ("<api_socket>.<drive_id>.img") */
 };
 
 /* What PUT /vm/clone answers (200). */

@@ -24,6 +24,9 @@ enum {
 	OPT_COPY, OPT_PAUSED, OPT_READY_FD,
 };
 
+/* PUT /snapshot/load's disk options all fit kiln run --restore's. */
+_Static_assert(2 * API_MAX_DISK_OPTIONS <= CLI_MAX_OVERRIDES, "API disk options exceed the CLI's");
+
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
@@ -169,8 +172,15 @@ static int boot_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns
 		if (load) {
 			/* PUT /snapshot/load: the VM, its config included, comes from the snapshot. */
 			struct vm_restore_options opts = { .mem_path = inst->load->mem_path, .paused = !inst->load->resume };
+			const struct api_disk_options *disks = inst->load->disks;
+			struct cli_restore_overrides ov = { .n = 0 };
 
-			ret = cli_restore_vm(vm, inst->cfg, inst->load->snapshot_path, &opts, NULL, start_ns, msg, sizeof(msg));
+			/* kiln's disk_overrides and disk_copies: the CLI's --disk-override and --disk-copy. */
+			for (unsigned int i = 0; disks && i < disks->nr_overrides; i++)
+				ov.list[ov.n++] = (struct cli_restore_override){ CLI_OPT_DISK_OVERRIDE, disks->overrides[i] };
+			for (unsigned int i = 0; disks && i < disks->nr_copies; i++)
+				ov.list[ov.n++] = (struct cli_restore_override){ CLI_OPT_DISK_COPY, disks->copies[i] };
+			ret = cli_restore_vm(vm, inst->cfg, inst->load->snapshot_path, &opts, &ov, start_ns, msg, sizeof(msg));
 		} else {
 			ret = vm_create(vm, inst->cfg, start_ns);
 			if (ret)

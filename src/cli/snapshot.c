@@ -103,51 +103,6 @@ static int apply_net_override(struct vm_config *cfg, const char *spec, char *err
 	return -EINVAL;
 }
 
-/*
- * "DRIVE_ID=PATH" onto the snapshot's config: the drive's path_on_host, once PATH passed
- * snap_disk_check against the drive's DISK record (same size). 0 or -errno with a message.
- */
-static int apply_disk_override(struct snap_reader *r, struct vm_config *cfg, const char *spec, char *err,
-			       size_t err_size)
-{
-	const char *eq = strchr(spec, '=');
-	size_t id_len = eq ? (size_t)(eq - spec) : 0;
-	char id[CONFIG_MAX_ID + 1];
-	struct snap_disk *d;
-	int ret;
-
-	if (!eq || !id_len || id_len > CONFIG_MAX_ID || !eq[1]) {
-		errmsg_set(err, err_size, "expected DRIVE_ID=PATH");
-		return -EINVAL;
-	}
-	memcpy(id, spec, id_len);
-	id[id_len] = '\0';
-	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
-		if (strcmp(cfg->drives[i].drive_id, id) && !strcmp(cfg->drives[i].path_on_host, eq + 1)) {
-			errmsg_set(err, err_size, "%s is drive %s's image already", eq + 1, cfg->drives[i].drive_id);
-			return -EINVAL;
-		}
-	}
-	d = malloc(sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	ret = vm_snapshot_disk(r, cfg, id, d, err, err_size);
-	ret = ret ?: snap_disk_check(d, eq + 1, false, err, err_size);
-	free(d);
-	for (unsigned int i = 0; i < cfg->nr_drives && !ret; i++) {
-		if (!strcmp(cfg->drives[i].drive_id, id)) {
-			char *path = strdup(eq + 1);
-
-			if (!path)
-				return -ENOMEM;
-			free(cfg->drives[i].path_on_host);
-			cfg->drives[i].path_on_host = path;
-			break;
-		}
-	}
-	return ret;
-}
-
 /* The overrides of one clone, as its `kiln run --restore` takes them: "ID=VALUE" strings. */
 struct resolved_overrides {
 	char *net[CLI_MAX_OVERRIDES];
@@ -197,7 +152,7 @@ static int resolve_overrides(struct snap_reader *r, struct vm_config *cfg, const
 		}
 		if (!ret)
 			ret = net ? apply_net_override(cfg, value, msg, sizeof(msg))
-				  : apply_disk_override(r, cfg, value, msg, sizeof(msg));
+				  : vm_clone_apply_disk_override(r, cfg, value, msg, sizeof(msg));
 		if (!ret && !(*slot = strdup(value)))
 			ret = -ENOMEM;
 		if (ret)

@@ -15,6 +15,7 @@
 
 #include "backends/block/image_copy.h"
 #include "lib/log.h"
+#include "vmm/config.h"
 #include "vmm/snapshot.h"
 
 #define MAX_ARGS (16 + 4 * VM_CLONE_MAX_OVERRIDES)
@@ -247,5 +248,46 @@ int vm_clone_copy_disk(struct snap_reader *r, const struct vm_config *cfg, const
 			"the filesystem cannot reflink", drive_id, dst, d->path, res.data_bytes >> 10, res.size >> 10,
 			(double)(time_now_ns() - t0) / 1e6);
 	free(d);
+	return ret;
+}
+
+int vm_clone_apply_disk_override(struct snap_reader *r, struct vm_config *cfg, const char *spec, char *err,
+				 size_t err_size)
+{
+	const char *eq = strchr(spec, '=');
+	size_t id_len = eq ? (size_t)(eq - spec) : 0;
+	char id[CONFIG_MAX_ID + 1];
+	struct snap_disk *d;
+	int ret;
+
+	if (!eq || !id_len || id_len > CONFIG_MAX_ID || !eq[1]) {
+		errmsg_set(err, err_size, "expected DRIVE_ID=PATH");
+		return -EINVAL;
+	}
+	memcpy(id, spec, id_len);
+	id[id_len] = '\0';
+	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
+		if (strcmp(cfg->drives[i].drive_id, id) && !strcmp(cfg->drives[i].path_on_host, eq + 1)) {
+			errmsg_set(err, err_size, "%s is drive %s's image already", eq + 1, cfg->drives[i].drive_id);
+			return -EINVAL;
+		}
+	}
+	d = malloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	ret = vm_snapshot_disk(r, cfg, id, d, err, err_size);
+	ret = ret ?: snap_disk_check(d, eq + 1, false, err, err_size);
+	free(d);
+	for (unsigned int i = 0; i < cfg->nr_drives && !ret; i++) {
+		if (!strcmp(cfg->drives[i].drive_id, id)) {
+			char *path = strdup(eq + 1);
+
+			if (!path)
+				return -ENOMEM;
+			free(cfg->drives[i].path_on_host);
+			cfg->drives[i].path_on_host = path;
+			break;
+		}
+	}
 	return ret;
 }

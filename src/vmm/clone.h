@@ -82,4 +82,13 @@ struct vm_config;
 int vm_clone_copy_disk(struct snap_reader *r, const struct vm_config *cfg, const char *drive_id, const char *dst,
 		       char *err, size_t err_size) __attribute__((warn_unused_result));
 
+/*
+ * Apply "DRIVE_ID=PATH" (--disk-override) to the snapshot's config `cfg` (reader `r`): the drive's
+ * path_on_host becomes PATH, once PATH passed snap_disk_check against the drive's DISK record (the
+ * same size) and is not another drive's image. 0, or -errno with a message: -EINVAL (syntax, size,
+ * another drive's image), -ENOENT (no such drive, or no file at PATH).
+ */
+int vm_clone_apply_disk_override(struct snap_reader *r, struct vm_config *cfg, const char *spec, char *err,
+				 size_t err_size) __attribute__((warn_unused_result));
+
 #endif

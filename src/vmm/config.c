@@ -501,6 +501,11 @@ static int parse_field(struct parse_ctx *ctx, const char *where, const struct co
 			return fail(ctx, "%s: expected an object%s, got %s", path, f->nullable ? " or null" : "", got);
 		return 0;
 
+	case CONFIG_FIELD_ARRAY:
+		if (!json_is_array(v))
+			return fail(ctx, "%s: expected an array%s, got %s", path, f->nullable ? " or null" : "", got);
+		return 0;
+
 	case CONFIG_FIELD_NONE:
 		return parse_none_enum(ctx, path, f, v);
 

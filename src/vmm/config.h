@@ -120,6 +120,8 @@ enum config_field_kind {
 	CONFIG_FIELD_MAC,      /* struct config_mac: "xx:xx:xx:xx:xx:xx" */
 	CONFIG_FIELD_OBJECT,   /* a nested object the caller parses with its own table: only its type is
 	                          checked here; nothing stored */
+	CONFIG_FIELD_ARRAY,    /* an array the caller parses itself: only its type is checked here;
+	                          nothing stored */
 	CONFIG_FIELD_NONE,     /* a Firecracker enum of which kiln implements only "None"; nothing stored */
 	CONFIG_FIELD_LATER,    /* a Firecracker field kiln does not implement yet: only null (when nullable)
 	                          or an empty array or object, which configure nothing, are accepted */

@@ -406,7 +406,7 @@ out:
 static int inst_snapshot_load(void *ctx, const struct api_snapshot_load *req, char *err, size_t err_size)
 {
 	struct instance *inst = ctx;
-	struct instance_load load = { .resume = req->resume_vm };
+	struct instance_load load = { .resume = req->resume_vm, .disks = &req->disks };
 	int ret;
 
 	if (req->track_dirty_pages || req->clock_realtime)

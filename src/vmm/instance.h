@@ -36,6 +36,7 @@ struct instance_load {
 	char *snapshot_path;
 	char *mem_path;
 	bool resume;             /* resume_vm: running after the load, else paused */
+	const struct api_disk_options *disks; /* the request's, valid while the load is handed over */
 };
 
 /* Firecracker's message for a load into an instance that was configured (rpc_interface.rs). */

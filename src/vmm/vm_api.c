@@ -82,11 +82,26 @@ int vm_api_snapshot_errno(int ret)
 	return ret;
 }
 
+/* Does the request give drive `id` an image of its own (disk_overrides or disk_copies)? */
+static bool clone_has_own_disk(const struct api_disk_options *disks, const char *id)
+{
+	size_t len = strlen(id);
+
+	for (unsigned int i = 0; i < disks->nr_overrides; i++)
+		if (!strncmp(disks->overrides[i], id, len) && disks->overrides[i][len] == '=')
+			return true;
+	for (unsigned int i = 0; i < disks->nr_copies; i++)
+		if (!strcmp(disks->copies[i], id))
+			return true;
+	return false;
+}
+
 /*
- * A VM whose copy would share a writable disk or a TAP with it cannot be cloned over the API (yet; the
- * request has no overrides): -EOPNOTSUPP with a message.
+ * A VM whose copy would share a TAP, or a writable disk the request does not give the copy an image of
+ * its own for, cannot be cloned over the API: -EOPNOTSUPP with a message.
  */
-static int clone_check_resources(const struct vm_config *cfg, char *err, size_t err_size)
+static int clone_check_resources(const struct vm_config *cfg, const struct api_disk_options *disks, char *err,
+				 size_t err_size)
 {
 	if (cfg->nr_nets) {
 		errmsg_set(err, err_size, "network interface %s is on TAP %s, which the copy cannot share: snapshot the VM "
@@ -94,13 +109,49 @@ static int clone_check_resources(const struct vm_config *cfg, char *err, size_t 
 		return -EOPNOTSUPP;
 	}
 	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
-		if (!cfg->drives[i].is_read_only) {
-			errmsg_set(err, err_size, "drive %s is writable: each copy would need a disk overlay of its own "
-				   "(not supported yet)", cfg->drives[i].drive_id);
+		if (!cfg->drives[i].is_read_only && !clone_has_own_disk(disks, cfg->drives[i].drive_id)) {
+			errmsg_set(err, err_size, "drive %s is writable: the copy would share it; give the copy its own "
+				   "with disk_copies or disk_overrides", cfg->drives[i].drive_id);
 			return -EOPNOTSUPP;
 		}
 	}
 	return 0;
+}
+
+/*
+ * The copy's images, once the snapshot at `state` is written: each of req's disk_overrides checked
+ * against the drive's DISK record, and each drive of disk_copies copied to
+ * "<api_socket>.<drive_id>.img"; all as "DRIVE_ID=PATH" in `out` (`*nr` of them, the caller frees).
+ */
+static int clone_disks(const char *state, const struct api_vm_clone *req, char **out, unsigned int *nr, char *err,
+		       size_t err_size)
+{
+	const struct api_disk_options *disks = &req->disks;
+	struct snap_reader *r = NULL;
+	struct vm_config cfg;
+	char *path = NULL;
+	int ret;
+
+	vm_config_init(&cfg);
+	ret = vm_snapshot_open(state, &r, &cfg, err, err_size);
+	for (unsigned int i = 0; i < disks->nr_overrides && !ret; i++) {
+		ret = vm_clone_apply_disk_override(r, &cfg, disks->overrides[i], err, err_size);
+		if (!ret && !(out[(*nr)++] = strdup(disks->overrides[i])))
+			ret = -ENOMEM;
+	}
+	for (unsigned int i = 0; i < disks->nr_copies && !ret; i++) {
+		if (asprintf(&path, "%s.%s.img", req->api_socket, disks->copies[i]) < 0) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = vm_clone_copy_disk(r, &cfg, disks->copies[i], path, err, err_size);
+		if (!ret && asprintf(&out[(*nr)++], "%s=%s", disks->copies[i], path) < 0)
+			ret = -ENOMEM;
+		free(path);
+	}
+	snap_reader_close(r);
+	vm_config_free(&cfg);
+	return ret;
 }
 
 static int vm_api_snapshot_create(void *ctx, const struct api_snapshot_create *req, char *err, size_t err_size)
@@ -120,8 +171,9 @@ static int vm_api_snapshot_create(void *ctx, const struct api_snapshot_create *r
 static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_clone_info *out, char *err,
 			size_t err_size)
 {
-	char state[4200], mem[4200], console[4200], log[4200];
+	char state[4200], mem[4200], console[4200], log[4200], *disks[2 * API_MAX_DISK_OPTIONS] = { NULL };
 	struct vm_clone_spec spec;
+	unsigned int nr_disks = 0;
 	pid_t pid;
 	int ret;
 
@@ -132,19 +184,28 @@ static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_cl
 		errmsg_set(err, err_size, "api_socket: path too long");
 		return -ENAMETOOLONG;
 	}
-	ret = clone_check_resources(((struct vm *)ctx)->cfg, err, err_size);
+	ret = clone_check_resources(((struct vm *)ctx)->cfg, &req->disks, err, err_size);
 	ret = ret ?: vm_snapshot_save(ctx, state, mem, err, err_size);
-	if (ret)
-		return vm_api_snapshot_errno(ret);
+	/* The snapshot quiesced and synced the disks, and the VM stays paused: the copies are consistent. */
+	ret = ret ?: clone_disks(state, req, disks, &nr_disks, err, err_size);
+	if (ret) {
+		ret = vm_api_snapshot_errno(ret);
+		goto out;
+	}
 	spec = (struct vm_clone_spec){
 		.state_path = state, .mem_path = mem, .api_sock = req->api_socket, .console_path = console,
 		.log_path = log, .paused = !req->resume_vm, .detach = true,
+		.disk_overrides = (const char *const *)disks, .nr_disk_overrides = nr_disks,
 	};
 	pid = vm_clone_spawn(&spec, 0, err, err_size);
 	if (pid < 0)
-		return pid == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
-	out->pid = (int)pid;
-	return 0;
+		ret = pid == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+	else
+		out->pid = (int)pid;
+out:
+	for (unsigned int i = 0; i < nr_disks; i++)
+		free(disks[i]);
+	return ret;
 }
 
 const struct api_backend_ops vm_api_ops = {

@@ -5,6 +5,7 @@ image, checked against the snapshot's DISK record). docs/snapshot-format.md "Dis
 The hello guest does not drive its virtio-blk disks, so what is checked is on the host: the copies
 exist with the base's bytes, the base is untouched, each clone process holds its own copy open
 (/proc/PID/fd) and counts on from the snapshot, and kiln's log says how each copy was made."""
+import json
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ import subprocess
 import pytest
 
 from conftest import KILN, text
-from test_snapshot import counts, env, snapshot_paused, wait_counts, wait_for  # noqa: F401 (env: fixture)
+from test_snapshot import api, env, snapshot_paused, wait_counts, wait_for  # noqa: F401 (env: fixture)
 
 MIB = 1 << 20
 
@@ -168,6 +169,50 @@ def test_changed_base_refused(env):
     assert f"--disk-copy disk0: disk {rw} changed since the snapshot" in text(r.stderr)
     assert not os.path.exists(os.path.join(d, "disk0.clone0.img"))
     assert not re.findall(r"clone \d+: pid", text(r.stdout))
+
+
+def test_api(env):
+    """PUT /vm/clone with disk_copies (kiln copies the drive after its snapshot) and PUT /snapshot/load
+    with disk_overrides: the CLI's --disk-copy and --disk-override."""
+    d, procs, hello = env
+    rw, ro = os.path.join(d, "rw.img"), os.path.join(d, "ro.img")
+    make_image(rw, b"base image")
+    make_image(ro, b"read-only image")
+    sock, console = os.path.join(d, "vm.sock"), os.path.join(d, "vm.console")
+    procs.start(["run", "--kernel", hello, "--memory", "32", "--cmdline", "count", "--api-sock", sock,
+                 "--console", console, "--disk", rw, "--disk", f"{ro},ro"])
+    wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+    wait_counts(console, 1)
+    assert api(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204
+    copy_sock = os.path.join(d, "copy.sock")
+    code, body = api(sock, "PUT", "/vm/clone", {"clone_id": "copy", "api_socket": copy_sock})
+    assert code == 400 and "drive disk0 is writable" in json.loads(body)["fault_message"], body
+    code, body = api(sock, "PUT", "/vm/clone", {"clone_id": "copy", "api_socket": copy_sock, "resume_vm": True,
+                                                "disk_copies": ["disk0"]})
+    assert code == 200, body
+    pid = json.loads(body)["pid"]
+    procs.pids.append(pid)
+    assert open_images(pid) == {f"{copy_sock}.disk0.img", ro}
+    assert read(f"{copy_sock}.disk0.img") == read(rw)
+    last = max(wait_counts(console, 1))
+    assert wait_counts(f"{copy_sock}.console", 1)[0] == last + 1
+
+    # The snapshot the clone was made from, loaded into a waiting kiln with the drive elsewhere.
+    mine = os.path.join(d, "mine.img")
+    shutil.copy(rw, mine)
+    sock2 = os.path.join(d, "load.sock")
+    procs.start(["run", "--api-sock", sock2, "--console", os.path.join(d, "load.console")])
+    wait_for(lambda: os.path.exists(sock2), 10, "the waiting kiln's socket")
+    code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": f"{copy_sock}.snap", "mem_backend": {
+        "backend_type": "File", "backend_path": f"{copy_sock}.mem"}, "resume_vm": True,
+        "disk_overrides": [{"drive_id": "disk0", "path_on_host": os.path.join(d, "ro.img")}]})
+    assert code == 400 and "is drive disk1's image already" in json.loads(body)["fault_message"], body
+    code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": f"{copy_sock}.snap", "mem_backend": {
+        "backend_type": "File", "backend_path": f"{copy_sock}.mem"}, "resume_vm": True,
+        "disk_overrides": [{"drive_id": "disk0", "path_on_host": mine}]})
+    assert code == 204, body
+    assert wait_counts(os.path.join(d, "load.console"), 1)[0] == last + 1
+    assert open_images(procs.procs[-1].pid) == {mine, ro}
 
 
 @pytest.fixture

@@ -635,6 +635,58 @@ static void test_vm_clone(void **state)
 	expect(r, "PUT", "/vm/clone", "{\"clone_id\": \"vm-2\", \"api_socket\": \"/tmp/c.sock\", \"resume_vm\": true}",
 	       200, "{\"id\":\"vm-2\",\"pid\":4242,\"api_socket\":\"/tmp/c.sock\"}");
 	assert_string_equal(r->last, "clone_vm");
+	/* kiln's disk options: the CLI's --disk-override DRIVE_ID=PATH and --disk-copy DRIVE_ID. */
+	parse_ok("PUT", "/vm/clone",
+		 "{\"clone_id\": \"c\", \"api_socket\": \"s\", \"disk_overrides\": [{\"drive_id\": \"rw\","
+		 " \"path_on_host\": \"/img/rw.2\"}, {\"drive_id\": \"data\", \"path_on_host\": \"d=x\"}],"
+		 " \"disk_copies\": [\"scratch\"]}",
+		 &req);
+	assert_int_equal(req.clone.disks.nr_overrides, 2);
+	assert_string_equal(req.clone.disks.overrides[0], "rw=/img/rw.2");
+	assert_string_equal(req.clone.disks.overrides[1], "data=d=x");
+	assert_int_equal(req.clone.disks.nr_copies, 1);
+	assert_string_equal(req.clone.disks.copies[0], "scratch");
+	api_request_free(&req);
+}
+
+static void test_disk_options(void **state)
+{
+	struct rec *r = *state;
+	struct api_request req;
+	static const struct {
+		const char *path, *body, *want;
+	} cases[] = {
+		{ "/snapshot/load", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", \"disk_overrides\": {}}",
+		  "disk_overrides: expected an array or null, got an object" },
+		{ "/snapshot/load", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", \"disk_overrides\": [\"rw=x\"]}",
+		  "disk_overrides[0]: expected an object, got \"rw=x\"" },
+		{ "/snapshot/load",
+		  "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", \"disk_overrides\": [{\"drive_id\": \"rw\"}]}",
+		  "disk_overrides[0].path_on_host: missing (required)" },
+		{ "/vm/clone",
+		  "{\"clone_id\": \"c\", \"api_socket\": \"s\", \"disk_overrides\": [{\"drive_id\": \"r-w\", \"path_on_host\": \"x\"}]}",
+		  "disk_overrides[0].drive_id: expected an id of 1..64 letters, digits or '_', got \"r-w\"" },
+		{ "/vm/clone",
+		  "{\"clone_id\": \"c\", \"api_socket\": \"s\", \"disk_overrides\": [{\"drive_id\": \"rw\", \"path_on_host\": \"x\", "
+		  "\"is_read_only\": true}]}",
+		  "disk_overrides[0].is_read_only: unknown field (expected drive_id or path_on_host)" },
+		{ "/vm/clone", "{\"clone_id\": \"c\", \"api_socket\": \"s\", \"disk_copies\": [\"rw\", 7]}",
+		  "disk_copies[1]: expected a drive id (1 to 64 letters, digits or '_')" },
+		{ "/vm/clone", "{\"clone_id\": \"c\", \"api_socket\": \"s\", \"disk_copies\": [\"a\", \"b\", \"c\", \"d\", \"e\", "
+		  "\"f\", \"g\", \"h\", \"i\"]}",
+		  "disk_copies: at most 8 entries" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		rejects(r, "PUT", cases[i].path, cases[i].body, 400, cases[i].want);
+	parse_ok("PUT", "/snapshot/load",
+		 "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", \"disk_overrides\": [{\"drive_id\": \"rw\","
+		 " \"path_on_host\": \"/i/rw.img\"}], \"disk_copies\": null}",
+		 &req);
+	assert_int_equal(req.snapshot_load.disks.nr_overrides, 1);
+	assert_string_equal(req.snapshot_load.disks.overrides[0], "rw=/i/rw.img");
+	assert_int_equal(req.snapshot_load.disks.nr_copies, 0);
+	api_request_free(&req);
 }
 
 /* The body is not JSON, or not one object. */
@@ -699,12 +751,12 @@ static void test_unknown_fields(void **state)
 		400, "version: unknown field (expected snapshot_type, snapshot_path or mem_file_path)");
 	rejects(r, "PUT", "/snapshot/load", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\", \"resume\": true}", 400,
 		"resume: unknown field (expected snapshot_path, mem_backend, mem_file_path, enable_diff_snapshots, "
-		"track_dirty_pages, resume_vm, network_overrides, vsock_override or clock_realtime)");
+		"track_dirty_pages, resume_vm, network_overrides, vsock_override, clock_realtime, disk_overrides or disk_copies)");
 	rejects(r, "PUT", "/snapshot/load",
 		"{\"snapshot_path\": \"s\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"m\", \"x\": 1}}",
 		400, "mem_backend.x: unknown field (expected backend_type or backend_path)");
 	rejects(r, "PUT", "/vm/clone", "{\"clone_id\": \"c\", \"api_socket\": \"s\", \"pid\": 1}", 400,
-		"pid: unknown field (expected clone_id, api_socket or resume_vm)");
+		"pid: unknown field (expected clone_id, api_socket, resume_vm, disk_overrides or disk_copies)");
 }
 
 static void test_wrong_types(void **state)
@@ -1051,6 +1103,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vm_state, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_create, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load, rec_setup, rec_teardown),
+		cmocka_unit_test_setup_teardown(test_disk_options, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_vm_clone, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_bodies, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_fields, rec_setup, rec_teardown),
