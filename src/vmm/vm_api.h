@@ -8,8 +8,8 @@
 /*
  * Operations for a VM that `kiln run` has booted: GET /, GET /vm/config, GET /machine-config,
  * PATCH /vm (Paused/Resumed), PUT /actions SendCtrlAltDel, InstanceStart (refused: already started),
- * PUT /snapshot/create (the VM Paused) and PUT /vm/clone (a snapshot next to the clone's socket, then a
- * detached kiln process restoring it). The other endpoints answer 400 "not supported yet" until kiln
+ * PUT /snapshot/create (the VM Paused) and PUT /vm/clone (a snapshot next to the clone's socket, copies
+ * of the drives in disk_copies, then a detached kiln process restoring it). The other endpoints answer 400 "not supported yet" until kiln
  * implements them. ctx is the struct vm. The API server does not call these directly:
  * src/vmm/instance.c forwards to them once the VM runs.
  */
