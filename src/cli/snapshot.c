@@ -147,8 +147,11 @@ static int resolve_overrides(struct snap_reader *r, struct vm_config *cfg, const
 			if (ret)
 				snprintf(msg, sizeof(msg), "the copy's path is too long");
 			ret = ret ?: vm_clone_copy_disk(r, cfg, value, copy, msg, sizeof(msg));
-			if (!ret && snprintf(value + strlen(value), sizeof(value) - strlen(value), "=%s", copy) < 0)
+			if (!ret && (size_t)snprintf(value + strlen(value), sizeof(value) - strlen(value), "=%s", copy) >=
+					    sizeof(value) - strlen(value)) {
+				snprintf(msg, sizeof(msg), "the copy's path is too long");
 				ret = -ENAMETOOLONG;
+			}
 		}
 		if (!ret)
 			ret = net ? apply_net_override(cfg, value, msg, sizeof(msg))

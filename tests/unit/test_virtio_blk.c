@@ -982,6 +982,8 @@ static void test_quiesce(void **state)
 	for (unsigned int i = 0; i < 20; i++)
 		assert_int_equal(slot_status(f, i), VIRTIO_BLK_S_OK);
 	assert_int_equal(virtio_blk_quiesce(f->blk), 0);
+	/* What a snapshot does next: the completed writes made stable (fdatasync). */
+	assert_int_equal(virtio_blk_sync(f->blk), 0);
 }
 
 static void test_image_locked(void **state)
