@@ -505,15 +505,17 @@ static void api_disk_options_free(struct api_disk_options *d)
 /* The body's "disk_overrides" and "disk_copies" (their types already checked: arrays or null). */
 static int parse_disk_options(struct route_call *c, struct api_disk_options *out)
 {
-	json_t *overrides = json_object_get(c->body, "disk_overrides"), *copies = json_object_get(c->body, "disk_copies");
+	json_t *overrides = json_object_get(c->body, "disk_overrides");
+	json_t *copies = json_object_get(c->body, "disk_copies");
 	char err[API_ERR_SIZE], where[48];
 	json_t *v;
 	size_t i;
 	int ret = 0;
 
 	if (json_array_size(overrides) > API_MAX_DISK_OPTIONS || json_array_size(copies) > API_MAX_DISK_OPTIONS) {
-		api_response_error(c->resp, 400, "%s: at most %d entries", json_array_size(copies) > API_MAX_DISK_OPTIONS ?
-				   "disk_copies" : "disk_overrides", API_MAX_DISK_OPTIONS);
+		api_response_error(c->resp, 400, "%s: at most %d entries",
+				   json_array_size(copies) > API_MAX_DISK_OPTIONS ? "disk_copies" : "disk_overrides",
+				   API_MAX_DISK_OPTIONS);
 		return -EINVAL;
 	}
 	json_array_foreach(overrides, i, v) {
@@ -533,8 +535,8 @@ static int parse_disk_options(struct route_call *c, struct api_disk_options *out
 		if (ret)
 			break;
 		if (!json_is_string(v) || !config_id_valid(json_string_value(v))) {
-			snprintf(err, sizeof(err), "disk_copies[%zu]: expected a drive id (1 to %d letters, digits or '_')", i,
-				 CONFIG_MAX_ID);
+			snprintf(err, sizeof(err), "disk_copies[%zu]: expected a drive id (1 to %d letters, digits or '_')",
+				 i, CONFIG_MAX_ID);
 			ret = -EINVAL;
 		} else if (!(out->copies[out->nr_copies++] = strdup(json_string_value(v)))) {
 			ret = -ENOMEM;

@@ -177,10 +177,12 @@ static int boot_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns
 
 			/* kiln's disk_overrides and disk_copies: the CLI's --disk-override and --disk-copy. */
 			for (unsigned int i = 0; disks && i < disks->nr_overrides; i++)
-				ov.list[ov.n++] = (struct cli_restore_override){ CLI_OPT_DISK_OVERRIDE, disks->overrides[i] };
+				ov.list[ov.n++] = (struct cli_restore_override){ CLI_OPT_DISK_OVERRIDE,
+										 disks->overrides[i] };
 			for (unsigned int i = 0; disks && i < disks->nr_copies; i++)
 				ov.list[ov.n++] = (struct cli_restore_override){ CLI_OPT_DISK_COPY, disks->copies[i] };
-			ret = cli_restore_vm(vm, inst->cfg, inst->load->snapshot_path, &opts, &ov, start_ns, msg, sizeof(msg));
+			ret = cli_restore_vm(vm, inst->cfg, inst->load->snapshot_path, &opts, &ov, start_ns, msg,
+					     sizeof(msg));
 		} else {
 			ret = vm_create(vm, inst->cfg, start_ns);
 			if (ret)

@@ -143,12 +143,13 @@ static int resolve_overrides(struct snap_reader *r, struct vm_config *cfg, const
 		if (ret)
 			snprintf(msg, sizeof(msg), "too long");
 		if (!ret && o->opt == CLI_OPT_DISK_COPY) {
+			size_t used = strlen(value);
+
 			ret = vm_clone_disk_path(copy, sizeof(copy), ov->disk_dir, state_path, value, index);
 			if (ret)
 				snprintf(msg, sizeof(msg), "the copy's path is too long");
 			ret = ret ?: vm_clone_copy_disk(r, cfg, value, copy, msg, sizeof(msg));
-			if (!ret && (size_t)snprintf(value + strlen(value), sizeof(value) - strlen(value), "=%s", copy) >=
-					    sizeof(value) - strlen(value)) {
+			if (!ret && (size_t)snprintf(value + used, sizeof(value) - used, "=%s", copy) >= sizeof(value) - used) {
 				snprintf(msg, sizeof(msg), "the copy's path is too long");
 				ret = -ENAMETOOLONG;
 			}
@@ -159,7 +160,8 @@ static int resolve_overrides(struct snap_reader *r, struct vm_config *cfg, const
 		if (!ret && !(*slot = strdup(value)))
 			ret = -ENOMEM;
 		if (ret)
-			errmsg_set(err, err_size, "%s %s: %s", override_flag(o->opt), o->arg, ret == -ENOMEM ? "out of memory" : msg);
+			errmsg_set(err, err_size, "%s %s: %s", override_flag(o->opt), o->arg,
+				   ret == -ENOMEM ? "out of memory" : msg);
 	}
 	return ret;
 }
