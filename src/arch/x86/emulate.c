@@ -259,11 +259,7 @@ struct x86_emu *x86_emu_create(void)
 		errno = EINVAL;
 		return NULL;
 	}
-	if (emu_uc_open(emu) < 0) {
-		free(emu);
-		errno = ENOMEM;
-		return NULL;
-	}
+	/* Unicorn is loaded and its engine created when an instruction first needs it (emu_unicorn). */
 	return emu;
 }
 
@@ -271,8 +267,7 @@ void x86_emu_destroy(struct x86_emu *emu)
 {
 	if (!emu)
 		return;
-	if (emu->uc)
-		uc_close(emu->uc);
+	emu_uc_lib_release(emu);
 	free(emu);
 }
 

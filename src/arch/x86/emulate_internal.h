@@ -79,12 +79,35 @@ struct emu_page {
 	bool writeable;
 };
 
+/*
+ * The Unicorn functions kiln calls, resolved from the shared library with dlopen when the first instruction
+ * needs Unicorn: libunicorn is 19 MB with ~80,000 relocations, which cost every kiln process ~4.5 ms at exec
+ * when linked, although only PVM hosts ever use it, and there only for rare instructions. Types come from
+ * unicorn.h, so a mismatch with the header is a compile error.
+ */
+struct uc_lib {
+	void *handle;                    /* dlopen handle; NULL until loaded */
+	__typeof__(uc_open) *open;
+	__typeof__(uc_close) *close;
+	__typeof__(uc_hook_add) *hook_add;
+	__typeof__(uc_mem_map_ptr) *mem_map_ptr;
+	__typeof__(uc_mem_unmap) *mem_unmap;
+	__typeof__(uc_reg_read) *reg_read;
+	__typeof__(uc_reg_write) *reg_write;
+	__typeof__(uc_reg_read_batch) *reg_read_batch;
+	__typeof__(uc_reg_write_batch) *reg_write_batch;
+	__typeof__(uc_emu_start) *emu_start;
+	__typeof__(uc_emu_stop) *emu_stop;
+	__typeof__(uc_ctl) *ctl;
+};
+
 /* The emulator: decoders, the Unicorn engine, and the state of the step in progress. */
 struct x86_emu {
 	ZydisDecoder dec64;
 	ZydisDecoder dec32;
 	ZydisDecoder dec16;
-	uc_engine *uc;
+	struct uc_lib uc_lib;    /* per emulator (no process-wide state); dlopen counts the references */
+	uc_engine *uc;           /* created on first use (emu_uc_open), recycled every X86_EMU_RECYCLE_STEPS */
 	uint64_t uc_steps;
 	const char *error; /* why the last step was UNSUPPORTED */
 
@@ -184,7 +207,17 @@ enum x86_emu_result emu_cmpxchg_wide(struct x86_emu *emu, const struct emu_insn 
 enum x86_emu_result emu_state_save_restore(struct x86_emu *emu, const struct emu_insn *ei);
 
 /* emulate_unicorn.c */
-/* Create the Unicorn engine in emu->uc with its hooks. Returns 0, or -ENOMEM with emu->uc NULL. */
+/*
+ * Load libunicorn into emu->uc_lib (dlopen, RTLD_NOW | RTLD_LOCAL) unless loaded. Returns 0, or -ENOENT
+ * with emu->error saying why (library missing, or a function missing from it).
+ */
+int emu_uc_lib_load(struct x86_emu *emu) __attribute__((warn_unused_result));
+/* Close the engine and drop this emulator's reference to the library. */
+void emu_uc_lib_release(struct x86_emu *emu);
+/*
+ * Create the Unicorn engine in emu->uc with its hooks, loading the library first if needed. Returns 0,
+ * -ENOENT (library, see emu_uc_lib_load) or -ENOMEM, with emu->uc NULL on failure.
+ */
 int emu_uc_open(struct x86_emu *emu) __attribute__((warn_unused_result));
 /* Run `ei` (64-bit mode, CPL0) as one instruction in Unicorn, or refuse it. */
 enum x86_emu_result emu_unicorn(struct x86_emu *emu, const struct emu_insn *ei);

@@ -26,8 +26,14 @@
  */
 #include "arch/x86/emulate_internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
+
+#define UC_STRINGIFY_(x) #x
+#define UC_STRINGIFY(x) UC_STRINGIFY_(x)
+/* The library's soname follows its API major version (Debian's libunicorn2: libunicorn.so.2). */
+#define UNICORN_SONAME "libunicorn.so." UC_STRINGIFY(UC_API_MAJOR)
 
 /* REP string instructions run one iteration per Unicorn run (TF semantics); bound the work per step. */
 #define EMU_MAX_REP_ITERATIONS 4096
@@ -39,7 +45,7 @@ static void emu_uc_unmap_all(struct x86_emu *emu)
 	unsigned int i;
 
 	for (i = 0; i < emu->nr_pages; i++)
-		uc_mem_unmap(emu->uc, emu->pages[i].gva, PAGE_SIZE);
+		emu->uc_lib.mem_unmap(emu->uc, emu->pages[i].gva, PAGE_SIZE);
 	emu->nr_pages = 0;
 }
 
@@ -97,7 +103,7 @@ static int emu_uc_map(struct x86_emu *emu, uint64_t va, enum emu_access acc)
 	hva = emu->mem->gpa_to_hva(emu->mem->opaque, gpa & PAGE_MASK, PAGE_SIZE);
 	if (!hva)
 		return -ENXIO;
-	if (uc_mem_map_ptr(emu->uc, page, PAGE_SIZE, UC_PROT_READ | UC_PROT_EXEC | (writeable ? UC_PROT_WRITE : 0),
+	if (emu->uc_lib.mem_map_ptr(emu->uc, page, PAGE_SIZE, UC_PROT_READ | UC_PROT_EXEC | (writeable ? UC_PROT_WRITE : 0),
 			   hva) != UC_ERR_OK)
 		return -ENOMEM;
 	emu->pages[emu->nr_pages].gva = page;
@@ -166,21 +172,71 @@ static void emu_uc_hook_intr(uc_engine *uc, uint32_t intno, void *opaque)
 	struct x86_emu *emu = opaque;
 
 	emu->intr = (int)intno;
-	uc_emu_stop(uc);
+	emu->uc_lib.emu_stop(uc);
+}
+
+/* Resolve one symbol into `*slot`; false when the library lacks it. */
+static bool uc_lib_sym(void *handle, const char *name, void *slot)
+{
+	void *f = dlsym(handle, name);
+
+	memcpy(slot, &f, sizeof(f)); /* object to function pointer: POSIX dlsym's documented use */
+	return f != NULL;
+}
+
+int emu_uc_lib_load(struct x86_emu *emu)
+{
+	struct uc_lib *l = &emu->uc_lib;
+
+	if (l->handle)
+		return 0;
+	l->handle = dlopen(UNICORN_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!l->handle) {
+		emu->error = "cannot load " UNICORN_SONAME " (Debian package libunicorn2)";
+		return -ENOENT;
+	}
+	if (!uc_lib_sym(l->handle, "uc_open", &l->open) || !uc_lib_sym(l->handle, "uc_close", &l->close) ||
+	    !uc_lib_sym(l->handle, "uc_hook_add", &l->hook_add) ||
+	    !uc_lib_sym(l->handle, "uc_mem_map_ptr", &l->mem_map_ptr) ||
+	    !uc_lib_sym(l->handle, "uc_mem_unmap", &l->mem_unmap) ||
+	    !uc_lib_sym(l->handle, "uc_reg_read", &l->reg_read) || !uc_lib_sym(l->handle, "uc_reg_write", &l->reg_write) ||
+	    !uc_lib_sym(l->handle, "uc_reg_read_batch", &l->reg_read_batch) ||
+	    !uc_lib_sym(l->handle, "uc_reg_write_batch", &l->reg_write_batch) ||
+	    !uc_lib_sym(l->handle, "uc_emu_start", &l->emu_start) || !uc_lib_sym(l->handle, "uc_emu_stop", &l->emu_stop) ||
+	    !uc_lib_sym(l->handle, "uc_ctl", &l->ctl)) {
+		dlclose(l->handle);
+		memset(l, 0, sizeof(*l));
+		emu->error = UNICORN_SONAME " lacks a function kiln needs";
+		return -ENOENT;
+	}
+	return 0;
+}
+
+void emu_uc_lib_release(struct x86_emu *emu)
+{
+	if (emu->uc)
+		emu->uc_lib.close(emu->uc);
+	emu->uc = NULL;
+	if (emu->uc_lib.handle)
+		dlclose(emu->uc_lib.handle);
+	memset(&emu->uc_lib, 0, sizeof(emu->uc_lib));
 }
 
 int emu_uc_open(struct x86_emu *emu)
 {
 	uc_hook hook;
+	int ret = emu_uc_lib_load(emu);
 
-	if (uc_open(UC_ARCH_X86, UC_MODE_64, &emu->uc) != UC_ERR_OK) {
+	if (ret)
+		return ret;
+	if (emu->uc_lib.open(UC_ARCH_X86, UC_MODE_64, &emu->uc) != UC_ERR_OK) {
 		emu->uc = NULL;
 		return -ENOMEM;
 	}
-	if (uc_hook_add(emu->uc, &hook, UC_HOOK_MEM_UNMAPPED, (void *)emu_uc_hook_unmapped, emu, 1, 0) != UC_ERR_OK ||
-	    uc_hook_add(emu->uc, &hook, UC_HOOK_MEM_PROT, (void *)emu_uc_hook_prot, emu, 1, 0) != UC_ERR_OK ||
-	    uc_hook_add(emu->uc, &hook, UC_HOOK_INTR, (void *)emu_uc_hook_intr, emu, 1, 0) != UC_ERR_OK) {
-		uc_close(emu->uc);
+	if (emu->uc_lib.hook_add(emu->uc, &hook, UC_HOOK_MEM_UNMAPPED, (void *)emu_uc_hook_unmapped, emu, 1, 0) != UC_ERR_OK ||
+	    emu->uc_lib.hook_add(emu->uc, &hook, UC_HOOK_MEM_PROT, (void *)emu_uc_hook_prot, emu, 1, 0) != UC_ERR_OK ||
+	    emu->uc_lib.hook_add(emu->uc, &hook, UC_HOOK_INTR, (void *)emu_uc_hook_intr, emu, 1, 0) != UC_ERR_OK) {
+		emu->uc_lib.close(emu->uc);
 		emu->uc = NULL;
 		return -ENOMEM;
 	}
@@ -242,39 +298,39 @@ static int emu_uc_load(struct x86_emu *emu, const struct x86_emu_cpu *cpu, bool 
 		ptrs[i] = &vals[i];
 	}
 	vals[UC_NR_GPRS - 1] |= RFLAGS_TF;
-	err = uc_reg_write(uc, UC_X86_REG_CR0, &cr0);
+	err = emu->uc_lib.reg_write(uc, UC_X86_REG_CR0, &cr0);
 	if (!err)
-		err = uc_reg_write(uc, UC_X86_REG_CR4, &cr4);
+		err = emu->uc_lib.reg_write(uc, UC_X86_REG_CR4, &cr4);
 	if (!err)
-		err = uc_reg_write_batch(uc, (int *)uc_gpr_ids, ptrs, UC_NR_GPRS);
+		err = emu->uc_lib.reg_write_batch(uc, (int *)uc_gpr_ids, ptrs, UC_NR_GPRS);
 	if (!err)
-		err = uc_reg_write(uc, UC_X86_REG_FS_BASE, &cpu->sregs.fs.base);
+		err = emu->uc_lib.reg_write(uc, UC_X86_REG_FS_BASE, &cpu->sregs.fs.base);
 	if (!err)
-		err = uc_reg_write(uc, UC_X86_REG_GS_BASE, &cpu->sregs.gs.base);
+		err = emu->uc_lib.reg_write(uc, UC_X86_REG_GS_BASE, &cpu->sregs.gs.base);
 	if (!err)
-		err = uc_reg_write(uc, UC_X86_REG_MXCSR, &mxcsr);
+		err = emu->uc_lib.reg_write(uc, UC_X86_REG_MXCSR, &mxcsr);
 	for (i = 0; i < 16 && !err; i++)
-		err = uc_reg_write(uc, UC_X86_REG_XMM0 + (int)i, cpu->fpu.xmm[i]);
+		err = emu->uc_lib.reg_write(uc, UC_X86_REG_XMM0 + (int)i, cpu->fpu.xmm[i]);
 	if (x87 && !err) {
 		uint16_t fcw = cpu->fpu.fcw, fsw = cpu->fpu.fsw, tag = x87_full_tag(cpu->fpu.ftwx);
 		uint16_t fop = cpu->fpu.last_opcode;
 		uint64_t fip = cpu->fpu.last_ip, fdp = cpu->fpu.last_dp;
 
 		/* FSW first: its TOP field decides which physical registers ST0-ST7 name. */
-		err = uc_reg_write(uc, UC_X86_REG_FPSW, &fsw);
+		err = emu->uc_lib.reg_write(uc, UC_X86_REG_FPSW, &fsw);
 		if (!err)
-			err = uc_reg_write(uc, UC_X86_REG_FPCW, &fcw);
+			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FPCW, &fcw);
 		/* kvm_fpu's ftwx is by physical register, like Unicorn's tag word. */
 		if (!err)
-			err = uc_reg_write(uc, UC_X86_REG_FPTAG, &tag);
+			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FPTAG, &tag);
 		for (i = 0; i < 8 && !err; i++)
-			err = uc_reg_write(uc, UC_X86_REG_ST0 + (int)i, cpu->fpu.fpr[i]);
+			err = emu->uc_lib.reg_write(uc, UC_X86_REG_ST0 + (int)i, cpu->fpu.fpr[i]);
 		if (!err)
-			err = uc_reg_write(uc, UC_X86_REG_FOP, &fop);
+			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FOP, &fop);
 		if (!err)
-			err = uc_reg_write(uc, UC_X86_REG_FIP, &fip);
+			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FIP, &fip);
 		if (!err)
-			err = uc_reg_write(uc, UC_X86_REG_FDP, &fdp);
+			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FDP, &fdp);
 	}
 	return err == UC_ERR_OK ? 0 : -EIO;
 }
@@ -291,32 +347,32 @@ static int emu_uc_save(struct x86_emu *emu, struct x86_emu_cpu *out, bool x87)
 
 	for (i = 0; i < UC_NR_GPRS; i++)
 		ptrs[i] = &vals[i];
-	err = uc_reg_read_batch(uc, (int *)uc_gpr_ids, ptrs, UC_NR_GPRS);
+	err = emu->uc_lib.reg_read_batch(uc, (int *)uc_gpr_ids, ptrs, UC_NR_GPRS);
 	if (!err)
-		err = uc_reg_read(uc, UC_X86_REG_FS_BASE, &fs_base);
+		err = emu->uc_lib.reg_read(uc, UC_X86_REG_FS_BASE, &fs_base);
 	if (!err)
-		err = uc_reg_read(uc, UC_X86_REG_GS_BASE, &gs_base);
+		err = emu->uc_lib.reg_read(uc, UC_X86_REG_GS_BASE, &gs_base);
 	if (!err)
-		err = uc_reg_read(uc, UC_X86_REG_MXCSR, &out->fpu.mxcsr);
+		err = emu->uc_lib.reg_read(uc, UC_X86_REG_MXCSR, &out->fpu.mxcsr);
 	for (i = 0; i < 16 && !err; i++)
-		err = uc_reg_read(uc, UC_X86_REG_XMM0 + (int)i, out->fpu.xmm[i]);
+		err = emu->uc_lib.reg_read(uc, UC_X86_REG_XMM0 + (int)i, out->fpu.xmm[i]);
 	if (x87 && !err) {
 		uint16_t tag = 0, fop = 0;
 		uint64_t fip = 0, fdp = 0;
 
-		err = uc_reg_read(uc, UC_X86_REG_FPSW, &out->fpu.fsw);
+		err = emu->uc_lib.reg_read(uc, UC_X86_REG_FPSW, &out->fpu.fsw);
 		if (!err)
-			err = uc_reg_read(uc, UC_X86_REG_FPCW, &out->fpu.fcw);
+			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FPCW, &out->fpu.fcw);
 		if (!err)
-			err = uc_reg_read(uc, UC_X86_REG_FPTAG, &tag);
+			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FPTAG, &tag);
 		for (i = 0; i < 8 && !err; i++)
-			err = uc_reg_read(uc, UC_X86_REG_ST0 + (int)i, out->fpu.fpr[i]);
+			err = emu->uc_lib.reg_read(uc, UC_X86_REG_ST0 + (int)i, out->fpu.fpr[i]);
 		if (!err)
-			err = uc_reg_read(uc, UC_X86_REG_FOP, &fop);
+			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FOP, &fop);
 		if (!err)
-			err = uc_reg_read(uc, UC_X86_REG_FIP, &fip);
+			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FIP, &fip);
 		if (!err)
-			err = uc_reg_read(uc, UC_X86_REG_FDP, &fdp);
+			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FDP, &fdp);
 		out->fpu.ftwx = x87_abridged_tag(tag);
 		out->fpu.last_opcode = fop;
 		out->fpu.last_ip = fip;
@@ -580,7 +636,7 @@ static int emu_uc_run_once(struct x86_emu *emu, struct x86_emu_cpu *cur, const s
 	if (emu_uc_load(emu, cur, x87) < 0)
 		return -EIO;
 	emu->intr = -1;
-	err = uc_emu_start(emu->uc, start, start + ei->in.length, 0, 0);
+	err = emu->uc_lib.emu_start(emu->uc, start, start + ei->in.length, 0, 0);
 	if (err != UC_ERR_OK)
 		return -EFAULT;
 	if (emu->intr >= 0 && emu->intr != VEC_DB)
@@ -643,10 +699,10 @@ enum x86_emu_result emu_unicorn(struct x86_emu *emu, const struct emu_insn *ei)
 
 	if (!emu->uc || emu->uc_steps >= X86_EMU_RECYCLE_STEPS) {
 		if (emu->uc)
-			uc_close(emu->uc);
+			emu->uc_lib.close(emu->uc);
 		emu->uc = NULL;
 		if (emu_uc_open(emu) < 0)
-			return emu_unsupported(emu, "cannot create the Unicorn engine");
+			return emu_unsupported(emu, emu->uc_lib.handle ? "cannot create the Unicorn engine" : emu->error);
 	}
 	emu->uc_steps++;
 	emu->nr_pages = 0;
@@ -656,7 +712,7 @@ enum x86_emu_result emu_unicorn(struct x86_emu *emu, const struct emu_insn *ei)
 		ret = emu_uc_premap_operands(emu, ei);
 	if (ret == 0) {
 		/* Blocks cached for this address may come from other bytes mapped there in an earlier step. */
-		uc_ctl_remove_cache(emu->uc, rip, rip + ei->in.length);
+		emu->uc_lib.ctl(emu->uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), rip, rip + ei->in.length);
 	}
 	if (ret < 0)
 		goto failed;
