@@ -7,18 +7,24 @@
  * (src/vmm/snapshot.c, snapshot_file.c). A state file is the user's, but it may be corrupt, truncated,
  * or written by someone else: nothing in it may crash kiln.
  *
- * Input: byte 0 chooses the mode (% 3):
+ * Input: byte 0 chooses the mode (% 4):
  *   0  the rest is a state file, as it is;
  *   1  the same, with its checksums made right first (header, section header and payload, whole
  *      file, where the layout lets the harness find them), so mutations reach what lies behind them;
  *   2  one section payload for one decoder: byte 1 picks the decoder (% the table below), byte 2 is
- *      the section version, the rest the payload.
+ *      the section version, the rest the payload;
+ *   3  a memory file (snap_mem_open): byte 1 bit 0 verify the full checksum, bit 1 record one, bit 2
+ *      leave the file as an interrupted snapshot leaves it (only "<path>.tmp.<pid>", for the roll
+ *      forward); byte 2 the number of damages, each then 5 bytes: a le32 offset into the file (past
+ *      its end extends it) and a byte to xor there; the rest is guest RAM (1 to 16 pages), written
+ *      with its trailer and checksums by snap_mem_finish, as a snapshot does.
  * For a state file that opens, every section a restore looks up is decoded as restore would, the
  * CONF section parsed (as vm_snapshot_open does, also run on the same bytes as a file), each drive's
  * DISK record fetched (vm_snapshot_disk), and snap_reader_check_all_used called.
  *
  * Invariants (abort on violation): a reader error is one of the documented codes with a message; the
- * file and in-memory readers agree; a decoder error is -EINVAL or -ENOTSUP with a message; a payload
+ * file and in-memory readers agree; an undamaged memory file opens, a damaged one opens or is refused
+ * with a message, never read past; a decoder error is -EINVAL or -ENOTSUP with a message; a payload
  * that decodes is re-encoded to exactly the same bytes (the encodings are canonical: nothing a
  * decoder accepts is dropped or changed on the next snapshot); section lookups return what the
  * header promised (8-byte aligned, version >= 1).
@@ -28,8 +34,10 @@
  *
  * Build and run: see tests/fuzz/README.md.
  */
+#include <dirent.h>
 #include <stdbool.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "arch/x86/kvm_state.h"
@@ -170,11 +178,33 @@ struct fuzz_state {
 	uint8_t *file; /* mode 1: the input with its checksums fixed */
 	int memfd;     /* the same bytes as a file, for snap_reader_open and vm_snapshot_open */
 	char path[64];
+	char dir[64];  /* a private directory for memory files (mode 3) */
+	char mem_path[128];
 };
 
 static struct fuzz_state *fuzz;
 
 static void write_seeds(const char *dir);
+
+/* Empty the memory file directory (mode 3); with `rmdir_too`, remove it. */
+static void clean_dir(bool rmdir_too)
+{
+	DIR *d = opendir(fuzz->dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dirfd(d), de->d_name, 0);
+	if (d)
+		closedir(d);
+	if (rmdir_too)
+		rmdir(fuzz->dir);
+}
+
+static void remove_dir(void)
+{
+	clean_dir(true);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -195,6 +225,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz->memfd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
 	CHECK(fuzz->st && fuzz->st2 && fuzz->enc && fuzz->enc2 && fuzz->file && fuzz->memfd >= 0);
 	snprintf(fuzz->path, sizeof(fuzz->path), "/proc/self/fd/%d", fuzz->memfd);
+	snprintf(fuzz->dir, sizeof(fuzz->dir), "%s/kiln-fuzz-snap-XXXXXX", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
+	CHECK(mkdtemp(fuzz->dir));
+	snprintf(fuzz->mem_path, sizeof(fuzz->mem_path), "%s/vm.mem", fuzz->dir);
+	atexit(remove_dir);
 	if (fuzz_seed_dir())
 		write_seeds(fuzz_seed_dir());
 	return 0;
@@ -375,11 +409,69 @@ static void fuzz_file(const uint8_t *b, size_t size)
 	open_as_file(b, size, ret);
 }
 
+/* Mode 3: a memory file as a snapshot writes it, then damaged as the input says, then opened. */
+static void fuzz_mem_file(const uint8_t *data, size_t size)
+{
+	static const uint8_t id[SNAP_ID_SIZE] = { 0x6b, 0x69, 0x6c, 0x6e };
+	struct fuzz_state *f = fuzz;
+	struct snap_memo m = { .nr_regions = 1 };
+	char tmp[256], err[ERR_SIZE] = "";
+	size_t off = 3, pages, damages;
+	const char *target;
+	int fd, ret;
+
+	if (size < 3)
+		return;
+	damages = data[2];
+	if (size - off < damages * 5)
+		damages = (size - off) / 5;
+	off += damages * 5;
+	pages = (size - off) / SNAP_MEM_PAGE_SIZE;
+	pages = pages < 1 ? 1 : pages > 16 ? 16 : pages;
+	m.mem_size = m.data_size = pages * SNAP_MEM_PAGE_SIZE;
+	m.regions[0].size = m.data_size;
+
+	clean_dir(false);
+	fd = snap_mem_create(f->mem_path, tmp, sizeof(tmp));
+	CHECK(fd >= 0);
+	memset(f->enc, 0, m.data_size);
+	memcpy(f->enc, data + off, size - off < m.data_size ? size - off : m.data_size);
+	CHECK(pwrite(fd, f->enc, m.data_size, 0) == (ssize_t)m.data_size);
+	CHECK(snap_mem_finish(fd, &m, id, data[1] & 2) == 0);
+	if (!(data[1] & 4))
+		CHECK(snap_mem_commit(tmp, f->mem_path) == 0);
+	target = data[1] & 4 ? tmp : f->mem_path;
+	for (size_t i = 0; i < damages; i++) {
+		const uint8_t *dmg = data + 3 + 5 * i;
+		uint32_t at = (uint32_t)(dmg[0] | dmg[1] << 8 | dmg[2] << 16 | (uint32_t)dmg[3] << 24);
+		uint8_t b = 0;
+
+		at %= (uint32_t)(m.data_size + SNAP_MEM_TRAILER_SIZE + 64);
+		if (pread(fd, &b, 1, at) < 0)
+			b = 0;
+		b ^= dmg[4];
+		CHECK(pwrite(fd, &b, 1, at) == 1);
+	}
+	close(fd);
+
+	ret = snap_mem_open(f->mem_path, &m, id, data[1] & 1, err, sizeof(err));
+	if (ret >= 0) {
+		struct stat st;
+
+		CHECK(fstat(ret, &st) == 0 && (uint64_t)st.st_size == m.data_size + SNAP_MEM_TRAILER_SIZE);
+		close(ret);
+	} else {
+		CHECK_MSG(damages, "an undamaged memory file (%s) was refused: %s", target, err);
+		CHECK(ret == -EINVAL || ret == -EBADMSG || ret == -ENOENT);
+		check_msg(err);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		fuzz_file(data + 1, size - 1);
 		break;
@@ -390,10 +482,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fix_checksums(fuzz->file, size - 1);
 		fuzz_file(fuzz->file, size - 1);
 		break;
-	default:
+	case 2:
 		if (size < 3)
 			return 0;
 		decode_one(&codecs[data[1] % NR_CODECS], data + 3, size - 3, data[2]);
+		break;
+	default:
+		fuzz_mem_file(data, size);
 		break;
 	}
 	return 0;
@@ -530,5 +625,21 @@ static void write_seeds(const char *dir)
 	fuzz_write_seed(dir, "state-file", f->file, n + 1);
 	f->file[0] = 0; /* the same file, checksums as they are */
 	fuzz_write_seed(dir, "state-file-raw", f->file, n + 1);
+
+	/* Memory files of 2 pages: intact, interrupted before its rename, one byte of the trailer damaged. */
+	memset(f->file, 0x5a, 3 + 5 + 2 * SNAP_MEM_PAGE_SIZE);
+	f->file[0] = 3;
+	f->file[1] = 3;
+	f->file[2] = 0;
+	fuzz_write_seed(dir, "mem-file", f->file, 3 + 2 * SNAP_MEM_PAGE_SIZE);
+	f->file[1] = 4;
+	fuzz_write_seed(dir, "mem-file-interrupted", f->file, 3 + 2 * SNAP_MEM_PAGE_SIZE);
+	f->file[1] = 0;
+	f->file[2] = 1;
+	f->file[3] = 0x10; /* offset 0x2010: in the trailer (RAM is 0x2000 bytes) */
+	f->file[4] = 0x20;
+	f->file[5] = f->file[6] = 0;
+	f->file[7] = 0xff;
+	fuzz_write_seed(dir, "mem-file-damaged", f->file, 3 + 5 + 2 * SNAP_MEM_PAGE_SIZE);
 	exit(0);
 }
