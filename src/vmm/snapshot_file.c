@@ -882,7 +882,8 @@ int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap
 	}
 	/* Zero as written (docs/snapshot-format.md "MEMO"): anything else is another writer's meaning. */
 	if (reserved || (!m->has_full_crc && m->full_crc)) {
-		errmsg_set(err, err_size, "section MEMO/0: %s is not zero", reserved ? "the reserved field" : "full_crc without its flag");
+		errmsg_set(err, err_size, "section MEMO/0: %s is not zero",
+			   reserved ? "the reserved field" : "full_crc without its flag");
 		return -EINVAL;
 	}
 	if (m->sample_pages == 0 || m->sample_pages > SNAP_MEM_MAX_SAMPLE_PAGES) {

@@ -341,7 +341,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			memcpy(num, body + 1, nlen < sizeof(num) - 1 ? nlen : sizeof(num) - 1);
 			b->fail = -(int)(strtoul(num, NULL, 10) % 200);
-			snprintf(b->fail_msg, sizeof(b->fail_msg), "%.*s", msp ? (int)(fend - msp - 1) : 0, msp ? msp + 1 : "");
+			snprintf(b->fail_msg, sizeof(b->fail_msg), "%.*s", msp ? (int)(fend - msp - 1) : 0,
+				 msp ? msp + 1 : "");
 			body = fl ? fl + 1 : bend;
 		}
 		one_request(b, method, path, body, (size_t)(bend - body));

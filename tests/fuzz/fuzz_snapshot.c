@@ -225,7 +225,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz->memfd = memfd_create("fuzz-snapshot", MFD_CLOEXEC);
 	CHECK(fuzz->st && fuzz->st2 && fuzz->enc && fuzz->enc2 && fuzz->file && fuzz->memfd >= 0);
 	snprintf(fuzz->path, sizeof(fuzz->path), "/proc/self/fd/%d", fuzz->memfd);
-	snprintf(fuzz->dir, sizeof(fuzz->dir), "%s/kiln-fuzz-snap-XXXXXX", access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
+	snprintf(fuzz->dir, sizeof(fuzz->dir), "%s/kiln-fuzz-snap-XXXXXX",
+		 access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm");
 	CHECK(mkdtemp(fuzz->dir));
 	snprintf(fuzz->mem_path, sizeof(fuzz->mem_path), "%s/vm.mem", fuzz->dir);
 	atexit(remove_dir);
@@ -262,8 +263,8 @@ static void decode_one(const struct codec *c, const void *data, size_t len, uint
 
 		while (i < len && i < e.len && f->enc[i] == ((const uint8_t *)data)[i])
 			i++;
-		CHECK_MSG(false, "%s version %u: %zu bytes decode, but encode back to %zu bytes (first difference at byte %zu)",
-			  c->name, version, len, e.len, i);
+		CHECK_MSG(false, "%s version %u: %zu bytes decode, but encode back to %zu bytes (first difference at "
+			  "byte %zu)", c->name, version, len, e.len, i);
 	}
 }
 
@@ -343,8 +344,8 @@ static void walk_sections(struct snap_reader *r)
 	}
 	p = snap_find_section(r, SNAP_ID_CONF, 0, &version, &len);
 	vm_config_init(&cfg);
-	if (p && version == CONF_VERSION &&
-	    vm_config_parse_json(&cfg, p, len, err, sizeof(err)) == 0 && vm_config_check_machine(&cfg, err, sizeof(err)) == 0) {
+	if (p && version == CONF_VERSION && vm_config_parse_json(&cfg, p, len, err, sizeof(err)) == 0 &&
+	    vm_config_check_machine(&cfg, err, sizeof(err)) == 0) {
 		for (unsigned int i = 0; i < cfg.nr_drives; i++) {
 			struct snap_disk *d = fuzz->st2;
 
@@ -540,9 +541,10 @@ static void seed_state(size_t i, void *st)
 		v->status = 15;
 		v->config_msix_vector = 0;
 		v->live = true;
-		v->queues[0] = (struct virtio_pci_queue_state){ .size = 256, .msix_vector = 1, .enabled = true,
-								.desc = 0x10000, .driver = 0x11000, .device = 0x12000,
-								.ready = true, .vq = { .last_avail_idx = 7, .used_idx = 7 } };
+		v->queues[0] = (struct virtio_pci_queue_state){
+			.size = 256, .msix_vector = 1, .enabled = true, .desc = 0x10000, .driver = 0x11000,
+			.device = 0x12000, .ready = true, .vq = { .last_avail_idx = 7, .used_idx = 7 },
+		};
 		break;
 	}
 	case SNAP_ID_CLCK:
@@ -614,7 +616,9 @@ static void write_seeds(const char *dir)
 		codecs[i].encode(f->st, &e);
 		CHECK(snap_write_section(w, codecs[i].id, 0, codecs[i].version, f->enc, e.len) == 0);
 	}
-	CHECK(snap_write_section_flags(w, SNAP_FOURCC('N', 'E', 'X', 'T'), 7, 3, SNAP_SECTION_OPTIONAL, "later", 5) == 0);
+	/* A section a later kiln might add, marked optional. */
+	CHECK(snap_write_section_flags(w, SNAP_FOURCC('N', 'E', 'X', 'T'), 7, 3, SNAP_SECTION_OPTIONAL, "later",
+				       5) == 0);
 	CHECK(snap_writer_commit(w) == 0);
 	in = fopen(tmp, "rb");
 	CHECK(in);

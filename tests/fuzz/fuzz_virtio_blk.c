@@ -471,8 +471,9 @@ static void add_request(struct seed *s, uint64_t hdr, uint32_t type, uint64_t se
 	put_desc(s, (uint16_t)(head + n), hdr, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(head + n + 1));
 	n++;
 	if (len) {
-		put_desc(s, (uint16_t)(head + n), data, len,
-			 (uint16_t)(VIRTQ_DESC_F_NEXT | (data_writable ? VIRTQ_DESC_F_WRITE : 0)), (uint16_t)(head + n + 1));
+		uint16_t flags = (uint16_t)(VIRTQ_DESC_F_NEXT | (data_writable ? VIRTQ_DESC_F_WRITE : 0));
+
+		put_desc(s, (uint16_t)(head + n), data, len, flags, (uint16_t)(head + n + 1));
 		n++;
 	}
 	put_desc(s, (uint16_t)(head + n), hdr + 32, 1, VIRTQ_DESC_F_WRITE, 0);

@@ -418,7 +418,8 @@ static void add_chain(struct seed *s, unsigned int q, const uint64_t *gpa, const
 
 	for (unsigned int i = 0; i < n; i++) {
 		uint8_t *d = ram + desc_gpa[q] + 16u * (uint16_t)(head + i);
-		uint16_t flags = (uint16_t)((q == VIRTIO_NET_RXQ ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+		uint16_t flags = (uint16_t)((q == VIRTIO_NET_RXQ ? VIRTQ_DESC_F_WRITE : 0) |
+					    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
 		uint16_t next = (uint16_t)(head + i + 1);
 
 		memcpy(d, &gpa[i], 8);
