@@ -3,7 +3,7 @@
 #   make run        install what is missing, build, boot the default VM (Debian's kernel + busybox)
 #   make test       install what is missing, build, run unit + integration tests
 #   make linux-guest  Debian's kernel, the test kernel and the busybox initramfs in build/linux/
-#   make fuzz       60 s libFuzzer run of the virtqueue walker (clang, libclang-rt-14-dev)
+#   make fuzz       every libFuzzer target, FUZZ_SECONDS (30) each, one at a time (tests/fuzz/README.md)
 #   make bench      kiln against QEMU on the same guests (bench/README.md); BENCH_ARGS="--with-debian ..."
 BUILD ?= build
 # Debian's interpreter: pytest comes from the python3-pytest package, not pip.
@@ -48,13 +48,16 @@ test: setup build linux-guest
 	$(PYTHON) -m pytest -v -rs tests/integration
 
 FUZZ_CC ?= clang
+# A separate build directory: the fuzz targets need clang, the rest of kiln builds with gcc.
+FUZZ_BUILD ?= $(BUILD)-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?=
 
 fuzz:
 	scripts/setup --fuzz
-	mkdir -p $(BUILD)/fuzz/corpus-virtqueue
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc \
-		-o $(BUILD)/fuzz/fuzz_virtqueue tests/fuzz/fuzz_virtqueue.c src/devices/virtio/virtqueue.c src/vmm/memory.c
-	$(BUILD)/fuzz/fuzz_virtqueue -max_total_time=60 -max_len=20000 -timeout=10 $(BUILD)/fuzz/corpus-virtqueue
+	test -f $(FUZZ_BUILD)/build.ninja || CC=$(FUZZ_CC) meson setup $(FUZZ_BUILD)
+	ninja -C $(FUZZ_BUILD) fuzz
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(FUZZ_TARGETS)
 
 # Installs QEMU too. The benchmarks report figures; they never fail on one.
 bench:

@@ -53,10 +53,16 @@ static const struct option run_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int replace_string(char **field, const char *value)
+/* A path or command line flag into the config: `flag` names it when it is not UTF-8 (config_text_valid). */
+static int replace_string(const char *flag, char **field, const char *value)
 {
-	char *copy = strdup(value);
+	char *copy;
 
+	if (!config_text_valid(value)) {
+		fprintf(stderr, "kiln: --%s: not valid UTF-8 (a JSON config cannot hold it)\n", flag);
+		return -EINVAL;
+	}
+	copy = strdup(value);
 	if (!copy)
 		return -ENOMEM;
 	free(*field);
@@ -269,11 +275,11 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		switch (opt) {
 		case OPT_KERNEL:
 			machine_flags = true;
-			ret = replace_string(&cfg.kernel_path, optarg);
+			ret = replace_string("kernel", &cfg.kernel_path, optarg);
 			break;
 		case OPT_INITRD:
 			machine_flags = true;
-			ret = replace_string(&cfg.initrd_path, optarg);
+			ret = replace_string("initrd", &cfg.initrd_path, optarg);
 			break;
 		case OPT_CMDLINE:
 			machine_flags = true;
@@ -282,7 +288,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 				ret = -EINVAL;
 				break;
 			}
-			ret = replace_string(&cfg.cmdline, optarg);
+			ret = replace_string("cmdline", &cfg.cmdline, optarg);
 			break;
 		case OPT_CPUS:
 			machine_flags = true;
@@ -295,7 +301,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			cfg.mem_mib = n;
 			break;
 		case OPT_CONSOLE:
-			ret = replace_string(&cfg.console_path, optarg);
+			ret = replace_string("console", &cfg.console_path, optarg);
 			break;
 		case OPT_DISK:
 			machine_flags = true;

@@ -42,8 +42,20 @@ static double ms_since(uint64_t start_ns)
 	return (double)(time_now_ns() - start_ns) / 1e6;
 }
 
+static const char *override_flag(int opt)
+{
+	return opt == CLI_OPT_NET_OVERRIDE ? "--net-override" : opt == CLI_OPT_DISK_OVERRIDE ? "--disk-override"
+											       : "--disk-copy";
+}
+
 int cli_restore_option(struct cli_restore_overrides *ov, int opt, const char *arg, const char *verb)
 {
+	/* Each ends up in the VM's config, which GET /vm/config and snapshots write as JSON. */
+	if (!config_text_valid(arg)) {
+		fprintf(stderr, "%s: %s: the argument is not valid UTF-8 (a JSON config cannot hold it)\n", verb,
+			opt == CLI_OPT_DISK_DIR ? "--disk-dir" : override_flag(opt));
+		return -EINVAL;
+	}
 	if (opt == CLI_OPT_DISK_DIR) {
 		ov->disk_dir = arg;
 		return 0;
@@ -55,12 +67,6 @@ int cli_restore_option(struct cli_restore_overrides *ov, int opt, const char *ar
 	}
 	ov->list[ov->n++] = (struct cli_restore_override){ .opt = opt, .arg = arg };
 	return 0;
-}
-
-static const char *override_flag(int opt)
-{
-	return opt == CLI_OPT_NET_OVERRIDE ? "--net-override" : opt == CLI_OPT_DISK_OVERRIDE ? "--disk-override"
-											       : "--disk-copy";
 }
 
 /* The argument of the first `opt` in `ov` about `id` ("ID=..." for overrides, "ID" for copies), or NULL. */

@@ -263,6 +263,15 @@ bool config_instance_id_valid(const char *id)
 	return id_valid(id, '-');
 }
 
+bool config_text_valid(const char *s)
+{
+	/* jansson's own check, so that what passes here is what vm_config_to_json can write. */
+	json_t *v = json_string(s);
+
+	json_decref(v);
+	return v != NULL;
+}
+
 /*
  * Replace a string field of the struct being built. The previous value is freed only if this parse
  * allocated it; the caller's strings are freed at commit time.
@@ -1073,6 +1082,10 @@ int vm_config_add_disk_flag(struct vm_config *cfg, const char *spec, char *err, 
 			spec);
 		goto out;
 	}
+	if (!config_text_valid(path)) {
+		errmsg_set(err, err_size, "--disk: the path is not valid UTF-8 (a JSON config cannot hold it)");
+		goto out;
+	}
 	while ((opt = next_option(&rest))) {
 		if (!strcmp(opt, "ro")) {
 			d.is_read_only = true;
@@ -1136,6 +1149,10 @@ int vm_config_add_net_flag(struct vm_config *cfg, const char *spec, char *err, s
 	if (!tap[0] || strlen(tap) > 15) {
 		errmsg_set(err, err_size, "--net: expected TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N] with a TAP name of "
 			"1..15 bytes, got '%s'", spec);
+		goto out;
+	}
+	if (!config_text_valid(tap)) {
+		errmsg_set(err, err_size, "--net: the TAP name is not valid UTF-8 (a JSON config cannot hold it)");
 		goto out;
 	}
 	while ((opt = next_option(&rest))) {

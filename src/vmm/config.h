@@ -155,6 +155,12 @@ struct config_mac {
 bool config_id_valid(const char *id);
 /* Firecracker's --id rule (validate_instance_id): 1..CONFIG_MAX_ID bytes of letters, digits and '-'. */
 bool config_instance_id_valid(const char *id);
+/*
+ * True when `s` is valid UTF-8 (RFC 3629), the only text a JSON string holds: a path or a command line
+ * that comes from argv rather than from JSON must pass before it goes into a struct vm_config, or
+ * vm_config_to_json (GET /vm/config, a snapshot's CONF section) could not write the config.
+ */
+bool config_text_valid(const char *s);
 
 /*
  * Parse the JSON object `obj` into the struct at `dst` (`dst_size` bytes, holding defaults or earlier

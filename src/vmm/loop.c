@@ -114,6 +114,27 @@ int loop_mod(struct loop *loop, int fd, uint32_t events)
 	return ret;
 }
 
+/* Run the callbacks for `n` events from epoll_wait. */
+static void dispatch(struct loop *loop, const struct epoll_event *events, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct loop_source *src = events[i].data.ptr;
+		loop_fn fn;
+		void *opaque;
+		int fd;
+
+		if (!src)
+			continue; /* wake fd: the loop is stopping */
+		pthread_mutex_lock(&loop->lock);
+		fn = src->fn;
+		opaque = src->opaque;
+		fd = src->fd;
+		pthread_mutex_unlock(&loop->lock);
+		if (fn)
+			fn(opaque, fd, events[i].events);
+	}
+}
+
 static void *loop_thread(void *arg)
 {
 	struct loop *loop = arg;
@@ -129,24 +150,25 @@ static void *loop_thread(void *arg)
 			pr_err("device event loop: epoll_wait: %s", strerror(errno));
 			break;
 		}
-		for (int i = 0; i < n; i++) {
-			struct loop_source *src = events[i].data.ptr;
-			loop_fn fn;
-			void *opaque;
-			int fd;
-
-			if (!src)
-				continue; /* wake fd: the loop is stopping */
-			pthread_mutex_lock(&loop->lock);
-			fn = src->fn;
-			opaque = src->opaque;
-			fd = src->fd;
-			pthread_mutex_unlock(&loop->lock);
-			if (fn)
-				fn(opaque, fd, events[i].events);
-		}
+		dispatch(loop, events, n);
 	}
 	return NULL;
+}
+
+int loop_run_once(struct loop *loop, int timeout_ms)
+{
+	struct epoll_event events[LOOP_MAX_EVENTS];
+	int n, handled = 0;
+
+	if (loop->thread_started)
+		return -EBUSY;
+	n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++)
+		handled += events[i].data.ptr != NULL;
+	dispatch(loop, events, n);
+	return handled;
 }
 
 int loop_start(struct loop *loop)

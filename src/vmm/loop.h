@@ -54,6 +54,14 @@ int loop_mod(struct loop *loop, int fd, uint32_t events) __attribute__((warn_unu
 /* Start the loop thread. Returns 0 or -errno. */
 int loop_start(struct loop *loop) __attribute__((warn_unused_result));
 
+/*
+ * Without the loop thread: wait up to `timeout_ms` (0: not at all, -1: forever) for events and run their
+ * callbacks on the calling thread, as the loop thread would. For a loop that is driven step by step
+ * (tests, fuzzing) and never started. Returns how many sources fired (0 after the timeout or a
+ * signal), -EBUSY when the loop thread runs, or -errno from epoll_wait.
+ */
+int loop_run_once(struct loop *loop, int timeout_ms) __attribute__((warn_unused_result));
+
 /* Stop and join the loop thread (idempotent), then release everything. */
 void loop_destroy(struct loop *loop);
 

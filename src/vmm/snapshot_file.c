@@ -852,7 +852,7 @@ int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap
 {
 	struct snap_dec d;
 	uint64_t total = 0;
-	uint32_t i, j, flags;
+	uint32_t i, j, flags, reserved;
 
 	memset(m, 0, sizeof(*m));
 	if (version != SNAP_MEMO_VERSION) {
@@ -868,7 +868,7 @@ int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap
 	m->sample_crc = snap_get_u32(&d);
 	flags = snap_get_u32(&d);
 	m->full_crc = snap_get_u32(&d);
-	snap_get_u32(&d);
+	reserved = snap_get_u32(&d);
 	m->has_full_crc = flags & MEMO_FLAG_FULL_CRC;
 	if (d.short_read || m->nr_regions == 0 || m->nr_regions > SNAP_MEMO_MAX_REGIONS ||
 	    len != SNAP_MEMO_HEADER_SIZE + (size_t)m->nr_regions * SNAP_MEMO_REGION_SIZE) {
@@ -878,6 +878,12 @@ int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap
 	}
 	if (flags & ~MEMO_FLAG_FULL_CRC) {
 		errmsg_set(err, err_size, "section MEMO/0: unknown flags 0x%" PRIx32, flags);
+		return -EINVAL;
+	}
+	/* Zero as written (docs/snapshot-format.md "MEMO"): anything else is another writer's meaning. */
+	if (reserved || (!m->has_full_crc && m->full_crc)) {
+		errmsg_set(err, err_size, "section MEMO/0: %s is not zero",
+			   reserved ? "the reserved field" : "full_crc without its flag");
 		return -EINVAL;
 	}
 	if (m->sample_pages == 0 || m->sample_pages > SNAP_MEM_MAX_SAMPLE_PAGES) {
@@ -1067,7 +1073,7 @@ static int mem_check_trailer(int fd, const char *path, const struct snap_memo *m
 		errmsg_set(err, err_size, "memory file %s: read: %s", path, strerror(-ret));
 		return ret;
 	}
-	if (memcmp(tr, mem_magic, sizeof(mem_magic)) || get32(tr + 8) != MEM_TRAILER_VERSION ||
+	if (memcmp(tr, mem_magic, sizeof(mem_magic)) || get32(tr + 8) != MEM_TRAILER_VERSION || get32(tr + 12) ||
 	    get32(tr + 40) != crc(0, tr, MEM_TRAILER_USED - 4) || get64(tr + 32) != m->data_size) {
 		errmsg_set(err, err_size, "memory file %s: no valid kiln memory trailer at byte %" PRIu64, path,
 			   m->data_size);

@@ -18,7 +18,8 @@
  * VQ_MAX_SEGMENTS segments; head < size; pops (net of rewinds) <= queue size; once broken, the
  * queue stays broken with a reason.
  *
- * Build and run: see tests/fuzz/README.md.
+ * Build and run: see tests/fuzz/README.md. Seeds (KILN_FUZZ_SEEDS): a chain of a readable and a
+ * writable descriptor, direct and through an indirect table.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 
 #include "devices/virtio/virtqueue.h"
+#include "fuzz_common.h"
 
 #define RAM_SIZE (2u << 20)
 #define HOLE_START (1u << 20)
@@ -52,21 +54,44 @@ struct fuzz_state {
 
 static struct fuzz_state *fuzz;
 
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
+static void put_desc(uint8_t *p, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	memcpy(p, &addr, 8);
+	memcpy(p + 8, &len, 4);
+	memcpy(p + 12, &flags, 2);
+	memcpy(p + 14, &next, 2);
+}
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* A queue of 8 holding one chain: a readable then a writable descriptor, direct or through an indirect table. */
+static void write_seeds(const char *dir)
+{
+	static uint8_t in[2 + 0x1120];
+	uint8_t *m = in + 2;
+	uint16_t avail[3] = { 0, 1, 0 }; /* flags, idx 1, ring[0] = head 0 */
+
+	in[0] = 3;
+	put_desc(m, 0x4000, 16, 1, 1);
+	put_desc(m + 16, 0x5000, 64, 2, 0);
+	memcpy(m + 0x1000, avail, sizeof(avail));
+	fuzz_write_seed(dir, "simple", in, 2 + 0x1006);
+
+	memset(in, 0, sizeof(in));
+	in[0] = 3;
+	in[1] = 2; /* INDIRECT_DESC */
+	put_desc(m, 0x1100, 32, 4, 0); /* VIRTQ_DESC_F_INDIRECT: a table of two at 0x1100 */
+	memcpy(m + 0x1000, avail, sizeof(avail));
+	put_desc(m + 0x1100, 0x4000, 16, 1, 1);
+	put_desc(m + 0x1110, 0x5000, 64, 2, 0);
+	fuzz_write_seed(dir, "indirect", in, sizeof(in));
+	exit(0);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	if (fuzz_seed_dir())
+		write_seeds(fuzz_seed_dir());
 	fuzz = calloc(1, sizeof(*fuzz));
 	if (!fuzz || guest_memory_init(&fuzz->mem, RAM_SIZE, HOLE_START) != 0) {
 		fprintf(stderr, "fuzz_virtqueue: cannot create guest memory\n");

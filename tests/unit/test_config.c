@@ -514,6 +514,39 @@ static void test_device_flags(void **state __attribute__((unused)))
 	vm_config_free(&cfg);
 }
 
+/*
+ * Found by tests/fuzz/fuzz_config.c: a --disk path or --net TAP name that is not UTF-8 was accepted,
+ * and then vm_config_to_json failed (GET /vm/config answered 500, a snapshot could not write its
+ * CONF section) because a JSON string cannot hold it.
+ */
+static void test_flags_not_utf8(void **state __attribute__((unused)))
+{
+	struct vm_config cfg;
+	char err[256], *json;
+
+	assert_true(config_text_valid("r\xc3\xa9sum\xc3\xa9.img"));
+	assert_true(config_text_valid(""));
+	assert_false(config_text_valid("\xff.img"));
+	assert_false(config_text_valid("a\xc3"));             /* truncated sequence */
+	assert_false(config_text_valid("\xc0\xaf"));          /* overlong '/' */
+	assert_false(config_text_valid("\xed\xa0\x80"));      /* a UTF-16 surrogate */
+
+	vm_config_init(&cfg);
+	assert_int_equal(vm_config_add_disk_flag(&cfg, "da\x82ta.img,ro", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--disk: the path is not valid UTF-8 (a JSON config cannot hold it)");
+	assert_int_equal(vm_config_add_net_flag(&cfg, "tap\xff", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--net: the TAP name is not valid UTF-8 (a JSON config cannot hold it)");
+	assert_int_equal(cfg.nr_drives, 0);
+	assert_int_equal(cfg.nr_nets, 0);
+	/* UTF-8 that is not ASCII is fine, and written back. */
+	assert_int_equal(vm_config_add_disk_flag(&cfg, "d\xc3\xa9j\xc3\xa0.img", err, sizeof(err)), 0);
+	json = vm_config_to_json(&cfg);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"d\xc3\xa9j\xc3\xa0.img\""));
+	free(json);
+	vm_config_free(&cfg);
+}
+
 static void test_malformed_json(void **state __attribute__((unused)))
 {
 	/* Trailing comma on line 3. */
@@ -931,6 +964,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_file, scratch_setup, scratch_teardown),
 		cmocka_unit_test_setup_teardown(test_validate, scratch_setup, scratch_teardown),
 		cmocka_unit_test(test_json_round_trip),
+		cmocka_unit_test(test_flags_not_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

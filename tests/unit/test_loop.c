@@ -75,11 +75,45 @@ static void test_destroy_without_start(void **state)
 	close(fd);
 }
 
+/* Without the thread: loop_run_once runs the callbacks on the caller's thread, and only when asked. */
+static void test_run_once(void **state)
+{
+	struct loop loop;
+	struct counter c = { 0 };
+	int fd = eventfd(0, EFD_NONBLOCK), fd2 = eventfd(0, EFD_NONBLOCK);
+	uint64_t two = 2;
+
+	(void)state;
+	assert_int_equal(loop_init(&loop), 0);
+	assert_int_equal(loop_add(&loop, fd, EPOLLIN, on_event, &c), 0);
+	assert_int_equal(loop_add(&loop, fd2, EPOLLIN, on_event, &c), 0);
+	assert_int_equal(loop_run_once(&loop, 0), 0); /* nothing pending: returns at once */
+	assert_int_equal(write(fd, &two, sizeof(two)), sizeof(two));
+	assert_int_equal(write(fd2, &two, sizeof(two)), sizeof(two));
+	assert_int_equal(atomic_load(&c.calls), 0);
+	assert_int_equal(loop_run_once(&loop, -1), 2);
+	assert_int_equal(atomic_load(&c.calls), 4);
+	assert_true(pthread_equal(c.thread, pthread_self()));
+	assert_int_equal(loop_run_once(&loop, 10), 0); /* the callbacks drained both */
+	/* A removed source is not called. */
+	assert_int_equal(loop_del(&loop, fd), 0);
+	assert_int_equal(write(fd, &two, sizeof(two)), sizeof(two));
+	assert_int_equal(loop_run_once(&loop, 0), 0);
+	assert_int_equal(atomic_load(&c.calls), 4);
+	/* Once the thread runs, it alone waits on the loop. */
+	assert_int_equal(loop_start(&loop), 0);
+	assert_int_equal(loop_run_once(&loop, 0), -EBUSY);
+	loop_destroy(&loop);
+	close(fd);
+	close(fd2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_events_reach_the_loop_thread),
 		cmocka_unit_test(test_destroy_without_start),
+		cmocka_unit_test(test_run_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -866,6 +866,22 @@ static void test_memo(void **state)
 	bad = m;
 	bad.nr_regions = 0;
 	expect_memo_error(&bad, "do not hold 1 to 16 memory regions");
+
+	/*
+	 * Found by tests/fuzz/fuzz_snapshot.c: the reserved field and a full_crc without its flag were
+	 * ignored, so a MEMO that another writer gave a meaning there decoded as if it were ours.
+	 */
+	len = snap_memo_encode(&m, buf);
+	buf[36] = 1;
+	assert_int_equal(snap_memo_decode(buf, len, SNAP_MEMO_VERSION, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "section MEMO/0: the reserved field is not zero"));
+	bad = m;
+	bad.has_full_crc = false;
+	len = snap_memo_encode(&bad, buf);
+	assert_int_equal(snap_memo_decode(buf, len, SNAP_MEMO_VERSION, &out, err, sizeof(err)), 0);
+	buf[34] = 1;
+	assert_int_equal(snap_memo_decode(buf, len, SNAP_MEMO_VERSION, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "section MEMO/0: full_crc without its flag is not zero"));
 }
 
 /* A finished, committed memory file of `pages` pages with a hole in it; returns its MEMO. */
@@ -954,6 +970,23 @@ static void test_mem_file(void **state)
 	m = make_mem_file(mem, id, 200, true, tmp, sizeof(tmp));
 	fd = open(mem, O_WRONLY);
 	assert_int_equal(pwrite(fd, &byte, 1, 200 * 4096 + 33), 1);
+	close(fd);
+	assert_int_equal(snap_mem_open(mem, &m, id, false, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "no valid kiln memory trailer at byte 819200"));
+	/* Its reserved field set, the trailer's checksum right: refused all the same. */
+	m = make_mem_file(mem, id, 200, true, tmp, sizeof(tmp));
+	fd = open(mem, O_RDWR);
+	{
+		uint8_t tr[44];
+		uint32_t c;
+
+		assert_int_equal(pread(fd, tr, sizeof(tr), 200 * 4096), (ssize_t)sizeof(tr));
+		tr[12] = 1;
+		c = (uint32_t)crc32(0, tr, 40);
+		for (int i = 0; i < 4; i++)
+			tr[40 + i] = (uint8_t)(c >> (8 * i));
+		assert_int_equal(pwrite(fd, tr, sizeof(tr), 200 * 4096), (ssize_t)sizeof(tr));
+	}
 	close(fd);
 	assert_int_equal(snap_mem_open(mem, &m, id, false, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "no valid kiln memory trailer at byte 819200"));

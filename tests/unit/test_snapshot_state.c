@@ -880,6 +880,17 @@ static void test_vcpu_state_round_trip(void **state)
 	free(buf2);
 	buf2 = ENCODE(x86_vcpu_state_encode, st, &len2);
 	assert_int_equal(x86_vcpu_state_decode(st2, buf2, len2, X86_VCPU_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	/*
+	 * Found by tests/fuzz/fuzz_snapshot.c: a segment's padding byte (after `unusable`) was not checked,
+	 * so a file with something there decoded, and the next snapshot silently wrote 0 instead.
+	 */
+	st->events.nmi.pending = 0;
+	free(buf2);
+	buf2 = ENCODE(x86_vcpu_state_encode, st, &len2);
+	assert_int_equal(x86_vcpu_state_decode(st2, buf2, len2, X86_VCPU_STATE_VERSION, err, sizeof(err)), 0);
+	buf2[18 * 8 + 23] = 1; /* CS, the first segment after the 18 general registers: its 24th byte */
+	assert_int_equal(x86_vcpu_state_decode(st2, buf2, len2, X86_VCPU_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vCPU state: a segment register holds impossible attributes");
 	free(buf);
 	free(buf2);
 	free(st);

@@ -247,6 +247,8 @@ static void put_segment(struct snap_enc *e, const struct kvm_segment *s)
 
 static bool get_segment(struct snap_dec *d, struct kvm_segment *s)
 {
+	uint8_t pad;
+
 	s->base = snap_get_u64(d);
 	s->limit = snap_get_u32(d);
 	s->selector = snap_get_u16(d);
@@ -259,9 +261,9 @@ static bool get_segment(struct snap_dec *d, struct kvm_segment *s)
 	s->g = snap_get_u8(d);
 	s->avl = snap_get_u8(d);
 	s->unusable = snap_get_u8(d);
-	snap_get_u8(d);
+	pad = snap_get_u8(d); /* written as 0: anything else is not a file this kiln wrote */
 	return s->type < 16 && s->present <= 1 && s->dpl <= 3 && s->db <= 1 && s->s <= 1 && s->l <= 1 && s->g <= 1 &&
-	       s->avl <= 1 && s->unusable <= 1;
+	       s->avl <= 1 && s->unusable <= 1 && !pad;
 }
 
 static void put_dtable(struct snap_enc *e, const struct kvm_dtable *t)

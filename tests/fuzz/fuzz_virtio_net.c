@@ -1,0 +1,494 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer target for virtio-net (src/devices/virtio/net.c, virtio 1.2 s5.1) over the real virtio
+ * PCI transport, PCI bus and virtqueues, with a fake KVM and, as tests/unit/test_virtio_net.c does, one
+ * end of a SOCK_SEQPACKET socketpair for the TAP (one message per frame): the input is a hostile
+ * driver's guest RAM (both queues' rings, receive buffers, transmit chains with their headers) and
+ * the frames the host network sends; the harness plays the rest of the driver through the registers
+ * and runs the device event loop itself (loop_run_once), draining what the device transmits.
+ *
+ * Input: byte 0: log2 of the receive queue's size (low nibble) and of the transmit queue's (high
+ * nibble), each % 9. Bytes 1-2 (le16): which of the offered features the driver accepts, bit i for
+ * accept_bits[i] below. Byte 3: bits 0-2 the number of host frames; bit 3 reset the device after the
+ * first loop turn; bit 4 notify both queues a second time. Then each host frame: a le16 length and
+ * that many bytes (header and frame, as the TAP hands them over). The rest (up to 64 KiB): guest RAM
+ * from GPA 0, copied again at 4 GiB. Guest RAM is 2 MiB around a hole: [0, 1 MiB) and
+ * [4 GiB, 4 GiB + 1 MiB). Receive queue: descriptors 0x0, available ring 0x1000, used ring 0x2000;
+ * transmit queue: 0x3000, 0x4000, 0x5000 (the used rings are the device's: zeroed before each run).
+ *
+ * Invariants (abort on violation): the device goes live and never hangs; what reaches the TAP is a
+ * header and a 14..VIRTIO_NET_MAX_FRAME-byte frame whose header asks only for negotiated offloads,
+ * with num_buffers zero; the transmit counter matches the frames the TAP got; no more frames are
+ * delivered or dropped than the host sent; used entries name heads below their queue's size, a
+ * receive entry holding at most a whole frame and its header; after a reset, guest RAM is left alone.
+ *
+ * Seeds (KILN_FUZZ_SEEDS): a frame each way, a frame merged over small receive buffers, checksum/TSO
+ * headers with and without the features, a reset.
+ *
+ * Build and run: see tests/fuzz/README.md.
+ */
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "devices/pci/pci.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/virtio_pci.h"
+#include "devices/virtio/virtqueue.h"
+#include "fuzz_common.h"
+#include "lib/log.h"
+#include "vmm/bus.h"
+#include "vmm/irq_routing.h"
+#include "vmm/loop.h"
+#include "vmm/memory.h"
+
+#define RAM_SIZE (2u << 20)
+#define HOLE_START (1u << 20)
+#define DATA_MAX (64u << 10)
+#define RING_END 0x6000ull
+#define ECAM 0xe0000000ull
+#define MMIO32 0xc0000000ull
+#define MMIO32_SIZE 0x10000000ull
+#define SLOT 3
+#define MAX_ROUNDS 100000
+#define HDR VIRTIO_NET_HDR_SIZE
+#define MAX_HOST_FRAME (HDR + VIRTIO_NET_MAX_FRAME + 16) /* a little over, to be dropped */
+
+static const uint64_t desc_gpa[2] = { 0x0, 0x3000 };
+static const uint64_t avail_gpa[2] = { 0x1000, 0x4000 };
+static const uint64_t used_gpa[2] = { 0x2000, 0x5000 };
+
+/* The features a driver may accept, indexed by the input's bits. */
+static const unsigned int accept_bits[16] = {
+	VIRTIO_NET_F_CSUM,      VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+	VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_UFO,  VIRTIO_NET_F_HOST_TSO4,  VIRTIO_NET_F_HOST_TSO6,
+	VIRTIO_NET_F_HOST_ECN,  VIRTIO_NET_F_HOST_UFO,   VIRTIO_NET_F_MRG_RXBUF,  VIRTIO_F_RING_EVENT_IDX,
+	VIRTIO_F_RING_INDIRECT_DESC, VIRTIO_NET_F_MAC,   VIRTIO_NET_F_STATUS,     VIRTIO_NET_F_MTU,
+};
+
+struct fuzz_state {
+	struct guest_memory mem;
+	struct bus pio, mmio;
+	struct pci_bus *pci;
+	struct irq_routing *rt;
+	struct loop loop;
+	struct virtio_net *net;
+	struct virtio_pci *t;
+	uint64_t bar;
+	int dev_fd;            /* the device's end of the socketpair (the device owns it) */
+	int peer;              /* the host network's end */
+	uint64_t features;     /* negotiated this run */
+	unsigned int tx_seen;  /* frames the TAP got this run */
+	uint8_t frame[MAX_HOST_FRAME];
+	uint8_t *ram_copy;
+};
+
+static struct fuzz_state *fuzz;
+
+/* ---- a fake KVM: the calls the transport makes, all accepted ---- */
+
+static int fake_set_gsi_routing(void *opaque, const struct kvm_irq_routing *t)
+{
+	return 0;
+}
+
+static int fake_irqfd(void *opaque, const struct kvm_irqfd *req)
+{
+	return 0;
+}
+
+static int fake_signal_msi(void *opaque, const struct kvm_msi *msi)
+{
+	return 1;
+}
+
+static const struct irq_routing_ops fake_rt_ops = {
+	.set_gsi_routing = fake_set_gsi_routing,
+	.irqfd = fake_irqfd,
+	.signal_msi = fake_signal_msi,
+};
+
+static int fake_ioeventfd(void *opaque, const struct kvm_ioeventfd *req)
+{
+	return 0;
+}
+
+static const struct virtio_ioeventfd_ops fake_ioeventfd_ops = { .ioeventfd = fake_ioeventfd };
+
+static void fake_intx(void *opaque, uint32_t gsi, int level)
+{
+}
+
+/* ---- the driver's side ---- */
+
+static void mmio_write(uint64_t gpa, uint64_t val, uint32_t len)
+{
+	uint8_t d[8];
+
+	for (uint32_t i = 0; i < len; i++)
+		d[i] = (uint8_t)(val >> (8 * i));
+	CHECK(bus_access(&fuzz->mmio, gpa, d, len, true));
+}
+
+static uint64_t mmio_read(uint64_t gpa, uint32_t len)
+{
+	uint8_t d[8] = { 0 };
+	uint64_t v = 0;
+
+	CHECK(bus_access(&fuzz->mmio, gpa, d, len, false));
+	for (uint32_t i = 0; i < len; i++)
+		v |= (uint64_t)d[i] << (8 * i);
+	return v;
+}
+
+static void common_write(uint32_t off, uint64_t val, uint32_t len)
+{
+	mmio_write(fuzz->bar + VIRTIO_PCI_COMMON_OFFSET + off, val, len);
+}
+
+static uint8_t status(void)
+{
+	return (uint8_t)mmio_read(fuzz->bar + VIRTIO_PCI_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS, 1);
+}
+
+#define STATUS_FEATURES (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK)
+
+/* Reset, then s3.1.1 up to FEATURES_OK and both queues set up; DRIVER_OK comes after guest RAM. */
+static void driver_init(const uint16_t qsize[2], uint64_t want)
+{
+	struct fuzz_state *f = fuzz;
+	uint64_t offered;
+
+	common_write(VIRTIO_PCI_COMMON_STATUS, 0, 1);
+	CHECK(status() == 0);
+	common_write(VIRTIO_PCI_COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE, 1);
+	common_write(VIRTIO_PCI_COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	common_write(VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
+	offered = mmio_read(f->bar + VIRTIO_PCI_COMMON_DF, 4);
+	common_write(VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
+	offered |= mmio_read(f->bar + VIRTIO_PCI_COMMON_DF, 4) << 32;
+	f->features = offered & want;
+	common_write(VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+	common_write(VIRTIO_PCI_COMMON_GF, (uint32_t)f->features, 4);
+	common_write(VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
+	common_write(VIRTIO_PCI_COMMON_GF, f->features >> 32, 4);
+	common_write(VIRTIO_PCI_COMMON_STATUS, STATUS_FEATURES, 1);
+	CHECK(status() == STATUS_FEATURES);
+	for (unsigned int q = 0; q < 2; q++) {
+		common_write(VIRTIO_PCI_COMMON_Q_SELECT, q, 2);
+		common_write(VIRTIO_PCI_COMMON_Q_SIZE, qsize[q], 2);
+		common_write(VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)desc_gpa[q], 4);
+		common_write(VIRTIO_PCI_COMMON_Q_DESCHI, 0, 4);
+		common_write(VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)avail_gpa[q], 4);
+		common_write(VIRTIO_PCI_COMMON_Q_AVAILHI, 0, 4);
+		common_write(VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)used_gpa[q], 4);
+		common_write(VIRTIO_PCI_COMMON_Q_USEDHI, 0, 4);
+		common_write(VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	}
+}
+
+static void notify(unsigned int q)
+{
+	mmio_write(fuzz->bar + VIRTIO_PCI_NOTIFY_OFFSET + VIRTIO_PCI_NOTIFY_MULTIPLIER * q, q, 2);
+}
+
+/* What the device wrote to the TAP: a header kiln may send, then a frame of a possible size. */
+static void drain_tap(void)
+{
+	struct fuzz_state *f = fuzz;
+	uint8_t *p = f->frame;
+	ssize_t n;
+
+	while ((n = recv(f->peer, p, sizeof(f->frame), MSG_DONTWAIT)) >= 0) {
+		uint8_t gso = p[1] & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+
+		CHECK_MSG(n >= HDR + 14 && n <= HDR + VIRTIO_NET_MAX_FRAME, "a %zd-byte frame reached the TAP", n);
+		CHECK(p[10] == 0 && p[11] == 0); /* num_buffers: unused on transmit */
+		if (p[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			CHECK(f->features & VIRTIO_BIT(VIRTIO_NET_F_CSUM));
+		if (p[1] & VIRTIO_NET_HDR_GSO_ECN)
+			CHECK(f->features & VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN));
+		CHECK(gso == VIRTIO_NET_HDR_GSO_NONE ||
+		      (gso == VIRTIO_NET_HDR_GSO_TCPV4 && (f->features & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4))) ||
+		      (gso == VIRTIO_NET_HDR_GSO_TCPV6 && (f->features & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6))) ||
+		      (gso == VIRTIO_NET_HDR_GSO_UDP && (f->features & VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO))));
+		f->tx_seen++;
+	}
+	CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Run the device event loop until it is idle, taking what it transmits. */
+static void run_loop(void)
+{
+	unsigned int rounds = 0;
+	int n;
+
+	do {
+		drain_tap();
+		n = loop_run_once(&fuzz->loop, 0);
+		CHECK(n >= 0);
+		CHECK_MSG(++rounds < MAX_ROUNDS, "the device is still busy after %u rounds", rounds);
+	} while (n > 0);
+	drain_tap();
+}
+
+/* Frames the host sent that the device has not read: gone before the next run. */
+static void drain_host_frames(void)
+{
+	while (recv(fuzz->dev_fd, fuzz->frame, sizeof(fuzz->frame), MSG_DONTWAIT) >= 0)
+		;
+}
+
+/* ---- set-up ---- */
+
+static void write_seeds(const char *dir);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct pci_bus_config cfg = {
+		.ecam_base = ECAM, .mmio32_base = MMIO32, .mmio32_size = MMIO32_SIZE, .intx_set = fake_intx,
+	};
+	struct virtio_net_params np = {
+		.tap_name = "fuzztap", .mac_set = true, .mac = { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 }, .mtu = 1500,
+		.tap_offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_UFO,
+	};
+	struct virtio_pci_params p;
+	struct fuzz_state *f;
+	int sv[2], sz = 4 << 20;
+
+	(void)argc;
+	(void)argv;
+	if (fuzz_seed_dir())
+		write_seeds(fuzz_seed_dir());
+	log_set_level(LOG_ERROR);
+	f = fuzz = calloc(1, sizeof(*fuzz));
+	CHECK(f);
+	f->ram_copy = malloc(RAM_SIZE);
+	CHECK(f->ram_copy);
+	CHECK(guest_memory_init(&f->mem, RAM_SIZE, HOLE_START) == 0);
+	bus_init(&f->pio, "pio");
+	bus_init(&f->mmio, "mmio");
+	f->pci = pci_bus_create(&cfg);
+	CHECK(f->pci && pci_bus_attach(f->pci, &f->pio, &f->mmio) == 0);
+	f->rt = irq_routing_create(&fake_rt_ops, f, 64);
+	CHECK(f->rt && loop_init(&f->loop) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+	/* Room for a run's frames both ways, so that EAGAIN comes from the input, not from the harness. */
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	f->dev_fd = np.tap_fd = sv[0];
+	f->peer = sv[1];
+	p = (struct virtio_pci_params){
+		.pci = f->pci, .slot = SLOT, .rt = f->rt, .loop = &f->loop, .mem = &f->mem, .vm_fd = -1,
+		.ioeventfd_ops = &fake_ioeventfd_ops, .ioeventfd_opaque = f,
+	};
+	f->net = virtio_net_create(&p, &np);
+	CHECK(f->net);
+	f->t = virtio_net_transport(f->net);
+	f->bar = pci_config_read32(virtio_pci_device(f->t), PCI_BASE_ADDRESS_0) & ~0xfu;
+	mmio_write(ECAM + ((uint64_t)SLOT << 15) + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	return 0;
+}
+
+/* ---- one run ---- */
+
+static void check_used(unsigned int q, uint16_t qsize)
+{
+	const uint8_t *used = fuzz->mem.regions[0].hva + used_gpa[q];
+	uint16_t idx;
+	unsigned int n;
+
+	memcpy(&idx, used + 2, 2);
+	n = idx < qsize ? idx : qsize;
+	for (unsigned int i = 0; i < n; i++) {
+		uint32_t id, len;
+
+		memcpy(&id, used + 4 + 8 * i, 4);
+		memcpy(&len, used + 8 + 8 * i, 4);
+		CHECK_MSG(id < qsize, "queue %u: used ring entry %u: head %u, queue size %u", q, i, id, qsize);
+		CHECK_MSG(q == VIRTIO_NET_RXQ ? len <= HDR + VIRTIO_NET_MAX_FRAME : len == 0,
+			  "queue %u: used ring entry %u: length %u", q, i, len);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_state *f = fuzz;
+	struct virtio_net_stats before, after;
+	uint64_t want = VIRTIO_BIT(VIRTIO_F_VERSION_1);
+	uint16_t qsize[2], accept;
+	unsigned int nr_frames, sent = 0;
+	size_t off = 4, n;
+
+	if (size < 4)
+		return 0;
+	qsize[0] = (uint16_t)(1u << ((data[0] & 15) % 9));
+	qsize[1] = (uint16_t)(1u << ((data[0] >> 4) % 9));
+	accept = (uint16_t)(data[1] | data[2] << 8);
+	for (unsigned int i = 0; i < 16; i++)
+		if (accept & (1u << i))
+			want |= VIRTIO_BIT(accept_bits[i]);
+	nr_frames = data[3] & 7;
+
+	driver_init(qsize, want);
+	drain_host_frames();
+	drain_tap();
+	f->tx_seen = 0;
+	/* The host's frames wait in the TAP until the device reads them. */
+	for (unsigned int i = 0; i < nr_frames && size - off >= 2; i++) {
+		size_t len = data[off] | (size_t)data[off + 1] << 8;
+
+		off += 2;
+		len = len < size - off ? len : size - off;
+		if (send(f->peer, data + off, len, MSG_DONTWAIT) == (ssize_t)len)
+			sent++;
+		off += len;
+	}
+	n = size - off < DATA_MAX ? size - off : DATA_MAX;
+	memset(f->mem.regions[0].hva, 0, f->mem.regions[0].size);
+	memset(f->mem.regions[1].hva, 0, f->mem.regions[1].size);
+	memcpy(f->mem.regions[0].hva, data + off, n);
+	memcpy(f->mem.regions[1].hva, data + off, n);
+	memset(f->mem.regions[0].hva + used_gpa[0], 0, 0x1000);
+	memset(f->mem.regions[0].hva + used_gpa[1], 0, 0x1000);
+
+	virtio_net_get_stats(f->net, &before);
+	common_write(VIRTIO_PCI_COMMON_STATUS, STATUS_FEATURES | VIRTIO_STATUS_DRIVER_OK, 1);
+	CHECK(status() == (STATUS_FEATURES | VIRTIO_STATUS_DRIVER_OK));
+	notify(VIRTIO_NET_TXQ);
+	notify(VIRTIO_NET_RXQ);
+	if (data[3] & 8) {
+		CHECK(loop_run_once(&f->loop, 0) >= 0);
+		common_write(VIRTIO_PCI_COMMON_STATUS, 0, 1);
+		memcpy(f->ram_copy, f->mem.regions[0].hva, RAM_SIZE / 2);
+		memcpy(f->ram_copy + RAM_SIZE / 2, f->mem.regions[1].hva, RAM_SIZE / 2);
+		run_loop();
+		CHECK_MSG(!memcmp(f->ram_copy, f->mem.regions[0].hva, RAM_SIZE / 2) &&
+				  !memcmp(f->ram_copy + RAM_SIZE / 2, f->mem.regions[1].hva, RAM_SIZE / 2),
+			  "guest RAM written after the device was reset");
+	} else {
+		run_loop();
+		if (data[3] & 16) {
+			notify(VIRTIO_NET_TXQ);
+			notify(VIRTIO_NET_RXQ);
+			run_loop();
+		}
+		check_used(VIRTIO_NET_RXQ, qsize[0]);
+		check_used(VIRTIO_NET_TXQ, qsize[1]);
+	}
+	virtio_net_get_stats(f->net, &after);
+	CHECK_MSG(after.tx_packets - before.tx_packets == f->tx_seen, "%llu frames sent, the TAP got %u",
+		  (unsigned long long)(after.tx_packets - before.tx_packets), f->tx_seen);
+	CHECK(after.rx_packets - before.rx_packets + after.rx_drops - before.rx_drops <= sent);
+	return 0;
+}
+
+/* ---- seeds ---- */
+
+struct seed {
+	uint8_t buf[4 + 2 * 1400 + 0x20000];
+	size_t frames_len; /* bytes of host frames after the 4-byte prefix */
+	uint16_t next_desc[2], avail_idx[2];
+};
+
+static uint8_t *seed_ram(struct seed *s)
+{
+	return s->buf + 4 + s->frames_len;
+}
+
+static void add_host_frame(struct seed *s, size_t len)
+{
+	uint8_t *p = s->buf + 4 + s->frames_len;
+
+	p[0] = (uint8_t)len;
+	p[1] = (uint8_t)(len >> 8);
+	memset(p + 2, 0, HDR);
+	for (size_t i = HDR; i < len; i++)
+		p[2 + i] = (uint8_t)(i * 3);
+	s->frames_len += 2 + len;
+	s->buf[3]++;
+}
+
+/* One chain of `n` buffers on queue `q` (all writable on receive, all readable on transmit). */
+static void add_chain(struct seed *s, unsigned int q, const uint64_t *gpa, const uint32_t *len, unsigned int n)
+{
+	uint8_t *ram = seed_ram(s);
+	uint16_t head = s->next_desc[q];
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint8_t *d = ram + desc_gpa[q] + 16u * (uint16_t)(head + i);
+		uint16_t flags = (uint16_t)((q == VIRTIO_NET_RXQ ? VIRTQ_DESC_F_WRITE : 0) |
+					    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+		uint16_t next = (uint16_t)(head + i + 1);
+
+		memcpy(d, &gpa[i], 8);
+		memcpy(d + 8, &len[i], 4);
+		memcpy(d + 12, &flags, 2);
+		memcpy(d + 14, &next, 2);
+	}
+	s->next_desc[q] = (uint16_t)(head + n);
+	memcpy(ram + avail_gpa[q] + 4 + 2u * s->avail_idx[q], &head, 2);
+	s->avail_idx[q]++;
+	memcpy(ram + avail_gpa[q] + 2, &s->avail_idx[q], 2);
+}
+
+/* A transmit frame at `gpa`: the header (flags, gso_type), then an Ethernet frame of `len` bytes. */
+static void tx_frame(struct seed *s, uint64_t gpa, uint8_t flags, uint8_t gso, uint32_t len)
+{
+	uint8_t *p = seed_ram(s) + gpa;
+
+	p[0] = flags;
+	p[1] = gso;
+	for (uint32_t i = 0; i < len; i++)
+		p[HDR + i] = (uint8_t)(i + 1);
+}
+
+static void write_seeds(const char *dir)
+{
+	static struct seed s;
+	static const uint32_t two_k[4] = { 2048, 2048, 2048, 2048 }, small[4] = { 512, 512, 512, 512 };
+	const uint64_t rx_bufs[4] = { 0x6000, 0x6800, 0x7000, 0x7800 };
+	uint64_t g[2];
+	uint32_t l[2];
+
+	/* Queues of 16; CSUM, MRG_RXBUF, MAC, STATUS accepted; one 100-byte frame each way. */
+	s.buf[0] = 4 | 4 << 4;
+	s.buf[1] = 1 | 2;
+	s.buf[2] = (1 << 2) | (1 << 5) | (1 << 6); /* MRG_RXBUF, MAC, STATUS */
+	add_host_frame(&s, HDR + 100);
+	for (unsigned int i = 0; i < 4; i++)
+		add_chain(&s, VIRTIO_NET_RXQ, &rx_bufs[i], &two_k[i], 1);
+	tx_frame(&s, 0x8000, 0, 0, 100);
+	g[0] = 0x8000;
+	l[0] = HDR + 100;
+	add_chain(&s, VIRTIO_NET_TXQ, g, l, 1);
+	/* A frame split over two descriptors, header alone in the first (as Linux does). */
+	tx_frame(&s, 0x8800, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 60);
+	g[0] = 0x8800;
+	l[0] = HDR;
+	g[1] = 0x8800 + HDR;
+	l[1] = 60;
+	add_chain(&s, VIRTIO_NET_TXQ, g, l, 2);
+	fuzz_write_seed(dir, "both-ways", s.buf, 4 + s.frames_len + 0x8900);
+
+	/* A 1400-byte frame over 512-byte buffers (MRG_RXBUF), and a TSO frame with and without HOST_TSO4. */
+	memset(&s, 0, sizeof(s));
+	s.buf[0] = 3 | 3 << 4;
+	s.buf[1] = (1 << 6) | 1;   /* HOST_TSO4, CSUM */
+	s.buf[2] = 1 << 2;         /* MRG_RXBUF */
+	add_host_frame(&s, HDR + 1400);
+	for (unsigned int i = 0; i < 4; i++)
+		add_chain(&s, VIRTIO_NET_RXQ, &rx_bufs[i], &small[i], 1);
+	tx_frame(&s, 0x8000, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 1000);
+	g[0] = 0x8000;
+	l[0] = HDR + 1000;
+	add_chain(&s, VIRTIO_NET_TXQ, g, l, 1);
+	fuzz_write_seed(dir, "tso", s.buf, 4 + s.frames_len + 0x8400);
+	s.buf[1] = 0; /* nothing accepted: the TSO frame is dropped, the big frame does not fit one buffer */
+	s.buf[2] = 0;
+	fuzz_write_seed(dir, "tso-refused", s.buf, 4 + s.frames_len + 0x8400);
+	s.buf[3] |= 8; /* and a reset after the first turn */
+	fuzz_write_seed(dir, "reset", s.buf, 4 + s.frames_len + 0x8400);
+	exit(0);
+}
