@@ -26,12 +26,11 @@
 #include "vmm/irq_routing.h"
 #include "vmm/loop.h"
 
+#include "fake_vmm.h"
+
 #define MIB (1ull << 20)
 #define RAM_SIZE (64 * MIB)
 #define HOLE_START (32 * MIB)
-#define ECAM 0xe0000000ull
-#define MMIO32 0xc0000000ull
-#define MMIO32_SIZE 0x10000000ull
 #define SLOT 3
 
 #define DESC_GPA 0x10000ull
@@ -49,120 +48,6 @@
 
 #define ALL_FEATURES (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX) | \
 		      VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC))
-
-/* ---- fake KVM ---- */
-
-struct fake_ioeventfd {
-	uint64_t addr;
-	uint32_t len;
-	int fd;
-	bool assigned;
-};
-
-struct fake_kvm {
-	unsigned int nr;
-	struct kvm_irq_routing_entry table[IRQ_ROUTING_NR_DEFAULT + 64];
-	struct {
-		int fd;
-		uint32_t gsi;
-		bool assigned;
-	} irqfds[64];
-	int nr_irqfds;
-	atomic_int msi_calls;
-	struct fake_ioeventfd ioeventfds[64];
-	int nr_ioeventfds;
-	int ioeventfd_deassigns;
-	bool refuse_ioeventfd;
-	atomic_int intx[24];     /* level per GSI */
-	atomic_int intx_raises;
-};
-
-static int fake_set_gsi_routing(void *opaque, const struct kvm_irq_routing *t)
-{
-	struct fake_kvm *k = opaque;
-
-	k->nr = t->nr;
-	memcpy(k->table, t->entries, t->nr * sizeof(t->entries[0]));
-	return 0;
-}
-
-static int fake_irqfd(void *opaque, const struct kvm_irqfd *req)
-{
-	struct fake_kvm *k = opaque;
-
-	if (req->flags & KVM_IRQFD_FLAG_DEASSIGN) {
-		for (int i = 0; i < k->nr_irqfds; i++)
-			if (k->irqfds[i].assigned && k->irqfds[i].fd == (int)req->fd && k->irqfds[i].gsi == req->gsi) {
-				k->irqfds[i].assigned = false;
-				return 0;
-			}
-		return -ENOENT;
-	}
-	if (k->nr_irqfds == 64)
-		return -ENOSPC;
-	k->irqfds[k->nr_irqfds].fd = (int)req->fd;
-	k->irqfds[k->nr_irqfds].gsi = req->gsi;
-	k->irqfds[k->nr_irqfds].assigned = true;
-	k->nr_irqfds++;
-	return 0;
-}
-
-static int fake_signal_msi(void *opaque, const struct kvm_msi *msi)
-{
-	struct fake_kvm *k = opaque;
-
-	(void)msi;
-	atomic_fetch_add(&k->msi_calls, 1);
-	return 1;
-}
-
-static const struct irq_routing_ops fake_rt_ops = {
-	.set_gsi_routing = fake_set_gsi_routing,
-	.irqfd = fake_irqfd,
-	.signal_msi = fake_signal_msi,
-};
-
-static int fake_ioeventfd(void *opaque, const struct kvm_ioeventfd *req)
-{
-	struct fake_kvm *k = opaque;
-
-	if (req->flags & KVM_IOEVENTFD_FLAG_DEASSIGN) {
-		for (int i = 0; i < k->nr_ioeventfds; i++) {
-			struct fake_ioeventfd *e = &k->ioeventfds[i];
-
-			if (e->assigned && e->addr == req->addr && e->len == req->len && e->fd == req->fd) {
-				e->assigned = false;
-				k->ioeventfd_deassigns++;
-				return 0;
-			}
-		}
-		return -ENOENT;
-	}
-	if (k->refuse_ioeventfd)
-		return -ENOSYS;
-	for (int i = 0; i < k->nr_ioeventfds; i++)
-		if (k->ioeventfds[i].assigned && k->ioeventfds[i].addr == req->addr)
-			return -EEXIST;
-	if (k->nr_ioeventfds == 64)
-		return -ENOSPC;
-	k->ioeventfds[k->nr_ioeventfds++] = (struct fake_ioeventfd){
-		.addr = req->addr, .len = req->len, .fd = (int)req->fd, .assigned = true,
-	};
-	return 0;
-}
-
-static const struct virtio_ioeventfd_ops fake_ioeventfd_ops = { .ioeventfd = fake_ioeventfd };
-
-static void fake_intx(void *opaque, uint32_t gsi, int level)
-{
-	struct fake_kvm *k = opaque;
-
-	if (gsi < 24) {
-		atomic_store(&k->intx[gsi], level);
-		if (level)
-			atomic_fetch_add(&k->intx_raises, 1);
-	}
-}
 
 /* ---- a second device type with everything the rng lacks: device config, two queues, features ---- */
 
@@ -228,59 +113,29 @@ static const struct virtio_device_ops td_ops = {
 /* ---- fixture ---- */
 
 struct fixture {
-	struct fake_kvm kvm;
-	struct guest_memory mem;
-	struct bus pio, mmio;
-	struct pci_bus *pci;
-	struct irq_routing *rt;
-	struct loop loop;
+	struct fake_vmm vm;
+	struct fake_virtio fv;
 	struct virtio_rng *rng;
 	struct testdev td;
 	struct virtio_pci *t;
-	uint64_t bar;
 	uint16_t avail_idx;
 	uint16_t qsize;
 };
 
 static int setup_common(struct fixture *f)
 {
-	struct pci_bus_config cfg = {
-		.ecam_base = ECAM, .mmio32_base = MMIO32, .mmio32_size = MMIO32_SIZE,
-		.intx_set = fake_intx, .intx_opaque = &f->kvm,
+	const struct fake_vmm_config cfg = {
+		.ram_size = RAM_SIZE, .hole_start = HOLE_START, .nr_msi_gsis = 64, .loop = true, .loop_thread = true,
 	};
 
-	if (guest_memory_init(&f->mem, RAM_SIZE, HOLE_START))
-		return -1;
-	bus_init(&f->pio, "pio");
-	bus_init(&f->mmio, "mmio");
-	f->pci = pci_bus_create(&cfg);
-	if (!f->pci || pci_bus_attach(f->pci, &f->pio, &f->mmio))
-		return -1;
-	f->rt = irq_routing_create(&fake_rt_ops, &f->kvm, 64);
-	if (!f->rt || loop_init(&f->loop) || loop_start(&f->loop))
-		return -1;
-	return 0;
+	f->fv.vm = &f->vm;
+	return fake_vmm_init(&f->vm, &cfg);
 }
-
-static struct virtio_pci_params params(struct fixture *f)
-{
-	return (struct virtio_pci_params){
-		.pci = f->pci, .slot = SLOT, .rt = f->rt, .loop = &f->loop, .mem = &f->mem, .vm_fd = -1,
-		.ioeventfd_ops = &fake_ioeventfd_ops, .ioeventfd_opaque = &f->kvm,
-	};
-}
-
-static uint64_t mmio_read(struct fixture *f, uint64_t gpa, uint32_t len);
-static void mmio_write(struct fixture *f, uint64_t gpa, uint64_t val, uint32_t len);
 
 static void finish_setup(struct fixture *f)
 {
-	struct pci_device *pdev = virtio_pci_device(f->t);
-
-	f->bar = pci_config_read32(pdev, PCI_BASE_ADDRESS_0) & ~0xfu;
-	assert_int_equal(f->bar & (VIRTIO_PCI_BAR_SIZE - 1), 0);
-	/* Memory decoding and bus mastering on, as Linux's pci_enable_device + pci_set_master. */
-	mmio_write(f, ECAM + ((uint64_t)SLOT << 15) + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	f->fv.bar = fake_vmm_pci_enable(&f->vm, virtio_pci_device(f->t), SLOT);
+	assert_int_equal(f->fv.bar & (VIRTIO_PCI_BAR_SIZE - 1), 0);
 	f->qsize = QSIZE;
 }
 
@@ -291,7 +146,7 @@ static int setup_rng(void **state)
 
 	if (!f || setup_common(f))
 		return -1;
-	p = params(f);
+	p = fake_vmm_virtio_params(&f->vm, SLOT);
 	f->rng = virtio_rng_create(&p);
 	if (!f->rng)
 		return -1;
@@ -309,7 +164,7 @@ static int setup_testdev(void **state)
 	if (!f || setup_common(f))
 		return -1;
 	memcpy(f->td.config, "\x11\x22\x33\x44\x55\x66\x77\x88", 8);
-	p = params(f);
+	p = fake_vmm_virtio_params(&f->vm, SLOT);
 	p.ops = &td_ops;
 	p.dev = &f->td;
 	f->t = virtio_pci_create(&p);
@@ -325,116 +180,33 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	/* vm_destroy's order: loop thread gone, then the bus, then the devices, then routing. */
-	loop_destroy(&f->loop);
-	pci_bus_destroy(f->pci);
+	fake_vmm_stop(&f->vm);
 	if (f->rng)
 		virtio_rng_destroy(f->rng);
 	else
 		virtio_pci_destroy(f->t);
-	irq_routing_destroy(f->rt);
-	bus_destroy(&f->pio);
-	bus_destroy(&f->mmio);
-	guest_memory_destroy(&f->mem);
+	fake_vmm_destroy(&f->vm);
 	free(f);
 	return 0;
-}
-
-/* ---- driver-side helpers ---- */
-
-static void put(uint8_t *d, uint64_t v, uint32_t len)
-{
-	for (uint32_t i = 0; i < len; i++)
-		d[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get(const uint8_t *d, uint32_t len)
-{
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)d[i] << (8 * i);
-	return v;
-}
-
-static uint64_t mmio_read(struct fixture *f, uint64_t gpa, uint32_t len)
-{
-	uint8_t d[8];
-
-	memset(d, 0x5a, sizeof(d));
-	assert_true(bus_access(&f->mmio, gpa, d, len, false));
-	return get(d, len);
-}
-
-static void mmio_write(struct fixture *f, uint64_t gpa, uint64_t val, uint32_t len)
-{
-	uint8_t d[8];
-
-	put(d, val, len);
-	assert_true(bus_access(&f->mmio, gpa, d, len, true));
-}
-
-static uint32_t cfg_read(struct fixture *f, unsigned int reg, uint32_t len)
-{
-	return (uint32_t)mmio_read(f, ECAM + ((uint64_t)SLOT << 15) + reg, len);
-}
-
-static void cfg_write(struct fixture *f, unsigned int reg, uint32_t val, uint32_t len)
-{
-	mmio_write(f, ECAM + ((uint64_t)SLOT << 15) + reg, val, len);
-}
-
-static uint64_t common_read(struct fixture *f, uint32_t off, uint32_t len)
-{
-	return mmio_read(f, f->bar + VIRTIO_PCI_COMMON_OFFSET + off, len);
-}
-
-static void common_write(struct fixture *f, uint32_t off, uint64_t val, uint32_t len)
-{
-	mmio_write(f, f->bar + VIRTIO_PCI_COMMON_OFFSET + off, val, len);
-}
-
-static uint8_t status(struct fixture *f)
-{
-	return (uint8_t)common_read(f, VIRTIO_PCI_COMMON_STATUS, 1);
-}
-
-static void set_status(struct fixture *f, uint8_t s)
-{
-	common_write(f, VIRTIO_PCI_COMMON_STATUS, s, 1);
-}
-
-static uint64_t device_features(struct fixture *f)
-{
-	common_write(f, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
-	uint64_t lo = common_read(f, VIRTIO_PCI_COMMON_DF, 4);
-	common_write(f, VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
-	return lo | common_read(f, VIRTIO_PCI_COMMON_DF, 4) << 32;
-}
-
-static void write_driver_features(struct fixture *f, uint64_t features)
-{
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GF, (uint32_t)features, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GF, features >> 32, 4);
 }
 
 /* Config offset of the first capability with `id` (and, for vendor-specific ones, `cfg_type`), or 0. */
 static unsigned int find_cap(struct fixture *f, uint8_t id, uint8_t cfg_type)
 {
-	unsigned int off = cfg_read(f, PCI_CAPABILITY_LIST, 1), guard = 0;
+	unsigned int off = fake_vmm_cfg_read(&f->vm, SLOT, PCI_CAPABILITY_LIST, 1), guard = 0;
 
 	while (off && guard++ < 48) {
-		if (cfg_read(f, off, 1) == id && (id != PCI_CAP_ID_VNDR || cfg_read(f, off + 3, 1) == cfg_type))
+		if (fake_vmm_cfg_read(&f->vm, SLOT, off, 1) == id &&
+		    (id != PCI_CAP_ID_VNDR || fake_vmm_cfg_read(&f->vm, SLOT, off + 3, 1) == cfg_type))
 			return off;
-		off = cfg_read(f, off + 1, 1);
+		off = fake_vmm_cfg_read(&f->vm, SLOT, off + 1, 1);
 	}
 	return 0;
 }
 
 static void *hva(struct fixture *f, uint64_t gpa, uint64_t len)
 {
-	void *p = guest_memory_hva(&f->mem, gpa, len);
+	void *p = guest_memory_hva(&f->vm.mem, gpa, len);
 
 	assert_non_null(p);
 	return p;
@@ -446,57 +218,58 @@ static void queue_setup(struct fixture *f, unsigned int q, uint64_t desc, uint64
 	memset(hva(f, desc, 0x1000), 0, 0x1000);
 	memset(hva(f, avail, 0x1000), 0, 0x1000);
 	memset(hva(f, used, 0x1000), 0, 0x1000);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, q, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, f->qsize, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)desc, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCHI, desc >> 32, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)avail, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_AVAILHI, avail >> 32, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)used, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_USEDHI, used >> 32, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_MSIX, vector, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_MSIX, 2), vector);
-	common_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, q, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, f->qsize, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)desc, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCHI, desc >> 32, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)avail, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_AVAILHI, avail >> 32, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)used, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_USEDHI, used >> 32, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, vector, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 2), vector);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
 }
 
 /* MSI-X on with vector 0 for configuration changes and 1 for queue 0 (Linux's per-vq vectors). */
 static void msix_on(struct fixture *f)
 {
 	unsigned int cap = find_cap(f, PCI_CAP_ID_MSIX, 0);
-	uint64_t table = f->bar + VIRTIO_PCI_MSIX_TABLE_OFFSET;
+	uint64_t table = f->fv.bar + VIRTIO_PCI_MSIX_TABLE_OFFSET;
 
 	assert_int_not_equal(cap, 0);
-	cfg_write(f, cap + MSIX_CAP_CONTROL, MSIX_CONTROL_ENABLE, 2);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + MSIX_CAP_CONTROL, MSIX_CONTROL_ENABLE, 2);
 	for (unsigned int v = 0; v < 2; v++) {
-		mmio_write(f, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_LO, MSI_ADDR, 4);
-		mmio_write(f, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_HI, 0, 4);
-		mmio_write(f, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_DATA, MSI_DATA_CONFIG + v, 4);
-		mmio_write(f, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 0, 4);
+		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_LO, MSI_ADDR, 4);
+		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_HI, 0, 4);
+		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_DATA, MSI_DATA_CONFIG + v, 4);
+		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 0, 4);
 	}
 }
 
 /* s3.1.1, as Linux's virtio_pci_modern does it, for queue 0. Returns the status read at the end. */
 static uint8_t driver_init(struct fixture *f, uint64_t features, bool msix)
 {
-	set_status(f, 0);
-	assert_int_equal(status(f), 0);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	assert_int_equal(device_features(f) & features, features);
-	write_driver_features(f, features);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->fv, 0);
+	assert_int_equal(fake_virtio_status(&f->fv), 0);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	assert_int_equal(fake_virtio_device_features(&f->fv) & features, features);
+	fake_virtio_write_driver_features(&f->fv, features);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(fake_virtio_status(&f->fv),
+			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	if (msix) {
 		msix_on(f);
-		common_write(f, VIRTIO_PCI_COMMON_MSIX, 0, 2);
-		assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_MSIX, 2), 0);
+		fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_MSIX, 0, 2);
+		assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_MSIX, 2), 0);
 	}
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_NUMQ, 2) >= 1, true);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_NUMQ, 2) >= 1, true);
 	queue_setup(f, 0, DESC_GPA, AVAIL_GPA, USED_GPA, msix ? 1 : VIRTIO_MSI_NO_VECTOR);
 	f->avail_idx = 0;
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
 			      VIRTIO_STATUS_DRIVER_OK);
-	return status(f);
+	return fake_virtio_status(&f->fv);
 }
 
 #define STATUS_LIVE                                                                                  \
@@ -507,30 +280,30 @@ static void desc(struct fixture *f, uint64_t table, unsigned int i, uint64_t add
 {
 	struct virtq_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
 
-	assert_int_equal(guest_memory_write(&f->mem, table + 16ull * i, &d, sizeof(d)), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, table + 16ull * i, &d, sizeof(d)), 0);
 }
 
 static void offer(struct fixture *f, uint64_t avail, uint16_t head)
 {
 	uint16_t idx;
 
-	assert_int_equal(guest_memory_write(&f->mem, avail + 4 + 2u * (f->avail_idx % f->qsize), &head, 2), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, avail + 4 + 2u * (f->avail_idx % f->qsize), &head, 2), 0);
 	f->avail_idx++;
 	idx = f->avail_idx;
-	assert_int_equal(guest_memory_write(&f->mem, avail + 2, &idx, 2), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, avail + 2, &idx, 2), 0);
 }
 
 /* used_event (s2.7.10): the driver wants an interrupt once the used index passes `v`. */
 static void set_used_event(struct fixture *f, uint64_t avail, uint16_t v)
 {
-	assert_int_equal(guest_memory_write(&f->mem, avail + 4 + 2u * f->qsize, &v, 2), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, avail + 4 + 2u * f->qsize, &v, 2), 0);
 }
 
 static uint16_t used_idx(struct fixture *f, uint64_t used)
 {
 	uint16_t v;
 
-	assert_int_equal(guest_memory_read(&f->mem, used + 2, &v, 2), 0);
+	assert_int_equal(guest_memory_read(&f->vm.mem, used + 2, &v, 2), 0);
 	return v;
 }
 
@@ -538,7 +311,7 @@ static struct virtq_used_elem used_elem(struct fixture *f, uint64_t used, uint16
 {
 	struct virtq_used_elem u;
 
-	assert_int_equal(guest_memory_read(&f->mem, used + 4 + 8u * (i % f->qsize), &u, sizeof(u)), 0);
+	assert_int_equal(guest_memory_read(&f->vm.mem, used + 4 + 8u * (i % f->qsize), &u, sizeof(u)), 0);
 	return u;
 }
 
@@ -559,9 +332,9 @@ static void settle(void)
 
 static const struct fake_ioeventfd *ioeventfd_at(struct fixture *f, uint64_t addr)
 {
-	for (int i = 0; i < f->kvm.nr_ioeventfds; i++)
-		if (f->kvm.ioeventfds[i].assigned && f->kvm.ioeventfds[i].addr == addr)
-			return &f->kvm.ioeventfds[i];
+	for (int i = 0; i < f->vm.kvm.nr_ioeventfds; i++)
+		if (f->vm.kvm.ioeventfds[i].assigned && f->vm.kvm.ioeventfds[i].addr == addr)
+			return &f->vm.kvm.ioeventfds[i];
 	return NULL;
 }
 
@@ -569,15 +342,15 @@ static int nr_ioeventfds(struct fixture *f)
 {
 	int n = 0;
 
-	for (int i = 0; i < f->kvm.nr_ioeventfds; i++)
-		n += f->kvm.ioeventfds[i].assigned;
+	for (int i = 0; i < f->vm.kvm.nr_ioeventfds; i++)
+		n += f->vm.kvm.ioeventfds[i].assigned;
 	return n;
 }
 
 /* KVM signalling the ioeventfd after the guest's 2-byte notify write. */
 static void kvm_notify(struct fixture *f, unsigned int q)
 {
-	const struct fake_ioeventfd *e = ioeventfd_at(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET + 4 * q);
+	const struct fake_ioeventfd *e = ioeventfd_at(f, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET + 4 * q);
 	uint64_t one = 1;
 
 	assert_non_null(e);
@@ -588,17 +361,17 @@ static void kvm_notify(struct fixture *f, unsigned int q)
 /* Interrupts delivered through the irqfd whose route carries MSI data `data` (reads the eventfd). */
 static uint64_t msi_count(struct fixture *f, uint32_t data)
 {
-	for (unsigned int i = 0; i < f->kvm.nr; i++) {
-		const struct kvm_irq_routing_entry *e = &f->kvm.table[i];
+	for (unsigned int i = 0; i < f->vm.kvm.nr; i++) {
+		const struct kvm_irq_routing_entry *e = &f->vm.kvm.table[i];
 
 		if (e->type != KVM_IRQ_ROUTING_MSI || e->u.msi.data != data)
 			continue;
-		for (int k = 0; k < f->kvm.nr_irqfds; k++) {
+		for (int k = 0; k < f->vm.kvm.nr_irqfds; k++) {
 			uint64_t n = 0;
 
-			if (!f->kvm.irqfds[k].assigned || f->kvm.irqfds[k].gsi != e->gsi)
+			if (!f->vm.kvm.irqfds[k].assigned || f->vm.kvm.irqfds[k].gsi != e->gsi)
 				continue;
-			if (read(f->kvm.irqfds[k].fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+			if (read(f->vm.kvm.irqfds[k].fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
 				return 0;
 			return n;
 		}
@@ -627,14 +400,14 @@ static void check_virtio_cap(struct fixture *f, uint8_t cfg_type, uint8_t cap_le
 
 	assert_int_not_equal(cap, 0);
 	assert_int_equal(cap % 4, 0);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CAP_LEN, 1), cap_len);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CAP_BAR, 1), 0);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CAP_OFFSET, 4), offset);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CAP_LENGTH, 4), length);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_LEN, 1), cap_len);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_BAR, 1), 0);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_OFFSET, 4), offset);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_LENGTH, 4), length);
 	/* The driver MUST NOT write these (s4.1.4.1), and they must survive it. */
 	if (cfg_type != VIRTIO_PCI_CAP_PCI_CFG) {
-		cfg_write(f, cap + VIRTIO_PCI_CAP_OFFSET, 0xdead, 4);
-		assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CAP_OFFSET, 4), offset);
+		fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_OFFSET, 0xdead, 4);
+		assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_OFFSET, 4), offset);
 	}
 }
 
@@ -643,54 +416,55 @@ static void test_rng_discovery(void **state)
 	struct fixture *f = *state;
 	unsigned int cap, n = 0;
 
-	assert_int_equal(cfg_read(f, PCI_VENDOR_ID, 2), 0x1af4);
-	assert_int_equal(cfg_read(f, PCI_DEVICE_ID, 2), 0x1044);
-	assert_int_equal(cfg_read(f, PCI_REVISION_ID, 1), 1);
-	assert_int_equal(cfg_read(f, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
-	assert_int_equal(cfg_read(f, PCI_SUBSYSTEM_ID, 2), 0x40);
-	assert_int_equal(cfg_read(f, PCI_REVISION_ID, 4) >> 8, 0x00ff00);
-	assert_int_equal(cfg_read(f, PCI_HEADER_TYPE, 1), 0);
-	assert_int_equal(cfg_read(f, PCI_INTERRUPT_PIN, 1), 1);
-	assert_int_equal(cfg_read(f, PCI_INTERRUPT_LINE, 1), intx_gsi());
-	assert_true(cfg_read(f, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_VENDOR_ID, 2), 0x1af4);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_DEVICE_ID, 2), 0x1044);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_REVISION_ID, 1), 1);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_SUBSYSTEM_ID, 2), 0x40);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_REVISION_ID, 4) >> 8, 0x00ff00);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_HEADER_TYPE, 1), 0);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_INTERRUPT_PIN, 1), 1);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_INTERRUPT_LINE, 1), intx_gsi());
+	assert_true(fake_vmm_cfg_read(&f->vm, SLOT, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
 
 	/* BAR 0: 32-bit memory, 32 KiB (sizing probe), the other BARs unused. */
-	cfg_write(f, PCI_BASE_ADDRESS_0, 0xffffffff, 4);
-	assert_int_equal(cfg_read(f, PCI_BASE_ADDRESS_0, 4), ~(VIRTIO_PCI_BAR_SIZE - 1));
-	cfg_write(f, PCI_BASE_ADDRESS_0, (uint32_t)f->bar, 4);
+	fake_vmm_cfg_write(&f->vm, SLOT, PCI_BASE_ADDRESS_0, 0xffffffff, 4);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_BASE_ADDRESS_0, 4), ~(VIRTIO_PCI_BAR_SIZE - 1));
+	fake_vmm_cfg_write(&f->vm, SLOT, PCI_BASE_ADDRESS_0, (uint32_t)f->fv.bar, 4);
 	for (unsigned int b = 1; b < PCI_NR_BARS; b++)
-		assert_int_equal(cfg_read(f, PCI_BASE_ADDRESS_0 + 4 * b, 4), 0);
+		assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_BASE_ADDRESS_0 + 4 * b, 4), 0);
 
 	check_virtio_cap(f, VIRTIO_PCI_CAP_COMMON_CFG, 16, VIRTIO_PCI_COMMON_OFFSET, 0x3c);
 	check_virtio_cap(f, VIRTIO_PCI_CAP_ISR_CFG, 16, VIRTIO_PCI_ISR_OFFSET, 1);
 	check_virtio_cap(f, VIRTIO_PCI_CAP_NOTIFY_CFG, 20, VIRTIO_PCI_NOTIFY_OFFSET, 4);
 	check_virtio_cap(f, VIRTIO_PCI_CAP_PCI_CFG, 20, 0, 0);
 	cap = find_cap(f, PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_NOTIFY_CFG);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_NOTIFY_CAP_MULT, 4), 4);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_NOTIFY_CAP_MULT, 4), 4);
 	/* No device-specific configuration for the entropy device. */
 	assert_int_equal(find_cap(f, PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_DEVICE_CFG), 0);
 
 	/* MSI-X: 2 vectors (configuration + one queue), table and PBA in BAR 0. */
 	cap = find_cap(f, PCI_CAP_ID_MSIX, 0);
 	assert_int_not_equal(cap, 0);
-	assert_int_equal(cfg_read(f, cap + MSIX_CAP_CONTROL, 2) & MSIX_CONTROL_TABLE_SIZE, 1);
-	assert_int_equal(cfg_read(f, cap + MSIX_CAP_TABLE, 4), VIRTIO_PCI_MSIX_TABLE_OFFSET | 0);
-	assert_int_equal(cfg_read(f, cap + MSIX_CAP_PBA, 4), VIRTIO_PCI_MSIX_PBA_OFFSET | 0);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + MSIX_CAP_CONTROL, 2) & MSIX_CONTROL_TABLE_SIZE, 1);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + MSIX_CAP_TABLE, 4), VIRTIO_PCI_MSIX_TABLE_OFFSET | 0);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + MSIX_CAP_PBA, 4), VIRTIO_PCI_MSIX_PBA_OFFSET | 0);
 
 	/* The chain ends, with exactly 4 virtio capabilities and MSI-X. */
-	for (cap = cfg_read(f, PCI_CAPABILITY_LIST, 1); cap; cap = cfg_read(f, cap + 1, 1))
+	for (cap = fake_vmm_cfg_read(&f->vm, SLOT, PCI_CAPABILITY_LIST, 1); cap;
+	     cap = fake_vmm_cfg_read(&f->vm, SLOT, cap + 1, 1))
 		n++;
 	assert_int_equal(n, 5);
 
 	/* Registers after creation (= after reset). */
-	assert_int_equal(status(f), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
-	assert_int_equal(device_features(f), ALL_FEATURES);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_NOFF, 2), 0);
+	assert_int_equal(fake_virtio_status(&f->fv), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+	assert_int_equal(fake_virtio_device_features(&f->fv), ALL_FEATURES);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_NOFF, 2), 0);
 	assert_int_equal(nr_ioeventfds(f), 0);
 }
 
@@ -699,24 +473,25 @@ static void test_testdev_discovery(void **state)
 	struct fixture *f = *state;
 	unsigned int cap, n = 0;
 
-	assert_int_equal(cfg_read(f, PCI_DEVICE_ID, 2), 0x1040 + 42);
-	assert_int_equal(cfg_read(f, PCI_REVISION_ID, 4) >> 8, 0x078000);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_DEVICE_ID, 2), 0x1040 + 42);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_REVISION_ID, 4) >> 8, 0x078000);
 	check_virtio_cap(f, VIRTIO_PCI_CAP_COMMON_CFG, 16, VIRTIO_PCI_COMMON_OFFSET, 0x3c);
 	check_virtio_cap(f, VIRTIO_PCI_CAP_ISR_CFG, 16, VIRTIO_PCI_ISR_OFFSET, 1);
 	check_virtio_cap(f, VIRTIO_PCI_CAP_DEVICE_CFG, 16, VIRTIO_PCI_DEVICE_OFFSET, 8);
 	check_virtio_cap(f, VIRTIO_PCI_CAP_NOTIFY_CFG, 20, VIRTIO_PCI_NOTIFY_OFFSET, 8);
 	check_virtio_cap(f, VIRTIO_PCI_CAP_PCI_CFG, 20, 0, 0);
-	for (cap = cfg_read(f, PCI_CAPABILITY_LIST, 1); cap; cap = cfg_read(f, cap + 1, 1))
+	for (cap = fake_vmm_cfg_read(&f->vm, SLOT, PCI_CAPABILITY_LIST, 1); cap;
+	     cap = fake_vmm_cfg_read(&f->vm, SLOT, cap + 1, 1))
 		n++;
 	assert_int_equal(n, 6); /* the 5 virtio capabilities and MSI-X */
 	cap = find_cap(f, PCI_CAP_ID_MSIX, 0);
-	assert_int_equal(cfg_read(f, cap + MSIX_CAP_CONTROL, 2) & MSIX_CONTROL_TABLE_SIZE, 2);
-	assert_int_equal(device_features(f), ALL_FEATURES | VIRTIO_BIT(0) | VIRTIO_BIT(5));
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_NOFF, 2), 1);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_NDATA, 2), 1);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + MSIX_CAP_CONTROL, 2) & MSIX_CONTROL_TABLE_SIZE, 2);
+	assert_int_equal(fake_virtio_device_features(&f->fv), ALL_FEATURES | VIRTIO_BIT(0) | VIRTIO_BIT(5));
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_NOFF, 2), 1);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_NDATA, 2), 1);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
 }
 
 /* ---- the full sequence and a request ---- */
@@ -752,7 +527,7 @@ static void test_rng_msix_request(void **state)
 	assert_int_equal(driver_init(f, ALL_FEATURES, true), STATUS_LIVE);
 	/* Subscribed at DRIVER_OK: one ioeventfd, on queue 0's notify address, 2 bytes. */
 	assert_int_equal(nr_ioeventfds(f), 1);
-	e = ioeventfd_at(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET);
+	e = ioeventfd_at(f, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET);
 	assert_non_null(e);
 	assert_int_equal(e->len, 2);
 
@@ -762,13 +537,13 @@ static void test_rng_msix_request(void **state)
 	check_rng_bytes(f, 0, 0);
 	WAIT_UNTIL(msi_count(f, MSI_DATA_QUEUE) == 1);
 	assert_int_equal(msi_count(f, MSI_DATA_CONFIG), 0);
-	assert_int_equal(atomic_load(&f->kvm.intx_raises), 0); /* never INTx while MSI-X is on */
+	assert_int_equal(atomic_load(&f->vm.kvm.intx_raises), 0); /* never INTx while MSI-X is on */
 	assert_int_equal(virtio_rng_bytes(f->rng), 164);
 
 	/* A second request through kiln's MMIO path (a 4-byte notify write KVM's 2-byte ioeventfd misses). */
 	set_used_event(f, AVAIL_GPA, 1);
 	rng_request(f, 3);
-	mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 4);
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 4);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 2);
 	check_rng_bytes(f, 1, 3);
 	WAIT_UNTIL(msi_count(f, MSI_DATA_QUEUE) == 1);
@@ -780,25 +555,27 @@ static void test_rng_intx_request(void **state)
 
 	assert_int_equal(driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1), false), STATUS_LIVE);
 	rng_request(f, 0);
-	mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2); /* the guest's write, as if KVM had no ioeventfd */
+	/* the guest's write, as if KVM had no ioeventfd */
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 1);
 	check_rng_bytes(f, 0, 0);
-	WAIT_UNTIL(atomic_load(&f->kvm.intx[intx_gsi()]) == 1);
-	assert_true(cfg_read(f, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
+	WAIT_UNTIL(atomic_load(&f->vm.kvm.intx[intx_gsi()]) == 1);
+	assert_true(fake_vmm_cfg_read(&f->vm, SLOT, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
 	/* s4.1.4.5: reading the ISR returns the queue bit, resets it and de-asserts INTx. */
-	assert_int_equal(mmio_read(f, f->bar + VIRTIO_PCI_ISR_OFFSET, 1), VIRTIO_PCI_ISR_QUEUE);
-	assert_int_equal(atomic_load(&f->kvm.intx[intx_gsi()]), 0);
-	assert_false(cfg_read(f, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
-	assert_int_equal(mmio_read(f, f->bar + VIRTIO_PCI_ISR_OFFSET, 1), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, f->fv.bar + VIRTIO_PCI_ISR_OFFSET, 1), VIRTIO_PCI_ISR_QUEUE);
+	assert_int_equal(atomic_load(&f->vm.kvm.intx[intx_gsi()]), 0);
+	assert_false(fake_vmm_cfg_read(&f->vm, SLOT, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, f->fv.bar + VIRTIO_PCI_ISR_OFFSET, 1), 0);
 
 	/* Interrupt Disable in Command masks the line but not the ISR. */
-	cfg_write(f, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE, 2);
+	fake_vmm_cfg_write(&f->vm, SLOT, PCI_COMMAND,
+			PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE, 2);
 	rng_request(f, 3);
 	kvm_notify(f, 0);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 2);
 	settle();
-	assert_int_equal(atomic_load(&f->kvm.intx[intx_gsi()]), 0);
-	assert_int_equal(mmio_read(f, f->bar + VIRTIO_PCI_ISR_OFFSET, 1), VIRTIO_PCI_ISR_QUEUE);
+	assert_int_equal(atomic_load(&f->vm.kvm.intx[intx_gsi()]), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, f->fv.bar + VIRTIO_PCI_ISR_OFFSET, 1), VIRTIO_PCI_ISR_QUEUE);
 }
 
 static void test_rng_no_interrupt_when_suppressed(void **state)
@@ -807,7 +584,7 @@ static void test_rng_no_interrupt_when_suppressed(void **state)
 	uint16_t flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
 
 	assert_int_equal(driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1), true), STATUS_LIVE);
-	assert_int_equal(guest_memory_write(&f->mem, AVAIL_GPA, &flags, 2), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, AVAIL_GPA, &flags, 2), 0);
 	rng_request(f, 0);
 	kvm_notify(f, 0);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 1);
@@ -820,14 +597,14 @@ static void test_rng_vector_none_means_no_interrupt(void **state)
 	struct fixture *f = *state;
 
 	assert_int_equal(driver_init(f, VIRTIO_BIT(VIRTIO_F_VERSION_1), true), STATUS_LIVE);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, VIRTIO_MSI_NO_VECTOR, 2);
 	rng_request(f, 0);
 	kvm_notify(f, 0);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 1);
 	settle();
 	assert_int_equal(msi_count(f, MSI_DATA_QUEUE), 0);
-	assert_int_equal(atomic_load(&f->kvm.intx_raises), 0); /* s4.1.5.3.1: MUST NOT deliver */
+	assert_int_equal(atomic_load(&f->vm.kvm.intx_raises), 0); /* s4.1.5.3.1: MUST NOT deliver */
 }
 
 /* ---- partial fills ---- */
@@ -902,7 +679,7 @@ static void test_rng_partial_fills(void **state)
 	kvm_notify(f, 0);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 4);
 	assert_int_equal(used_elem(f, USED_GPA, 3).len, 0);
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 	virtio_rng_set_source(f->rng, NULL, NULL);
 }
 
@@ -937,30 +714,30 @@ static void test_reset_clears_everything(void **state)
 	rng_request(f, 0);
 	kvm_notify(f, 0);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 1);
-	WAIT_UNTIL(atomic_load(&f->kvm.intx[intx_gsi()]) == 1);
+	WAIT_UNTIL(atomic_load(&f->vm.kvm.intx[intx_gsi()]) == 1);
 
-	set_status(f, 0);
-	assert_int_equal(status(f), 0);
-	assert_int_equal(atomic_load(&f->kvm.intx[intx_gsi()]), 0); /* INTx dropped with the ISR */
-	assert_int_equal(mmio_read(f, f->bar + VIRTIO_PCI_ISR_OFFSET, 1), 0);
+	fake_virtio_set_status(&f->fv, 0);
+	assert_int_equal(fake_virtio_status(&f->fv), 0);
+	assert_int_equal(atomic_load(&f->vm.kvm.intx[intx_gsi()]), 0); /* INTx dropped with the ISR */
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, f->fv.bar + VIRTIO_PCI_ISR_OFFSET, 1), 0);
 	assert_int_equal(nr_ioeventfds(f), 0);
-	assert_int_equal(f->kvm.ioeventfd_deassigns, 1);
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_GF, 4), 0);
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_GF, 4), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SELECT, 2), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_AVAILLO, 4), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_USEDLO, 4), 0);
+	assert_int_equal(f->vm.kvm.ioeventfd_deassigns, 1);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_GF, 4), 0);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_GF, 4), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, 2), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_AVAILLO, 4), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_USEDLO, 4), 0);
 
 	/* The device no longer looks at the old rings. */
 	rng_request(f, 3);
-	mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
 	settle();
 	assert_int_equal(used_idx(f, USED_GPA), 1);
 
@@ -984,26 +761,26 @@ static void test_testdev_reset_and_notify(void **state)
 	assert_int_equal(nr_ioeventfds(f), 1);
 	kvm_notify(f, 0);
 	WAIT_UNTIL(atomic_load(&f->td.notified[0]) == 1);
-	mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET + 4, 1, 2);
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET + 4, 1, 2);
 	settle();
 	assert_int_equal(atomic_load(&f->td.notified[1]), 0);
 	assert_non_null(f->td.t);
 
 	resets = atomic_load(&f->td.resets);
-	set_status(f, 0);
+	fake_virtio_set_status(&f->fv, 0);
 	assert_int_equal(atomic_load(&f->td.resets), resets + 1);
-	mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
 	settle();
 	assert_int_equal(atomic_load(&f->td.notified[0]), 1);
 
 	/* Both queues this time: two ioeventfds, each queue's notify reaches its queue. */
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	write_driver_features(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	fake_virtio_write_driver_features(&f->fv, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	queue_setup(f, 0, DESC_GPA, AVAIL_GPA, USED_GPA, VIRTIO_MSI_NO_VECTOR);
 	queue_setup(f, 1, DESC1_GPA, AVAIL1_GPA, USED1_GPA, VIRTIO_MSI_NO_VECTOR);
-	set_status(f, STATUS_LIVE);
-	assert_int_equal(status(f), STATUS_LIVE);
+	fake_virtio_set_status(&f->fv, STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 	assert_int_equal(nr_ioeventfds(f), 2);
 	kvm_notify(f, 1);
 	WAIT_UNTIL(atomic_load(&f->td.notified[1]) >= 1);
@@ -1018,12 +795,12 @@ static void negotiate(struct fixture *f, uint64_t features, bool expect_ok)
 {
 	uint8_t base = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
 
-	set_status(f, 0);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE);
-	set_status(f, base);
-	write_driver_features(f, features);
-	set_status(f, base | VIRTIO_STATUS_FEATURES_OK);
-	assert_int_equal(status(f), expect_ok ? base | VIRTIO_STATUS_FEATURES_OK : base);
+	fake_virtio_set_status(&f->fv, 0);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE);
+	fake_virtio_set_status(&f->fv, base);
+	fake_virtio_write_driver_features(&f->fv, features);
+	fake_virtio_set_status(&f->fv, base | VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(fake_virtio_status(&f->fv), expect_ok ? base | VIRTIO_STATUS_FEATURES_OK : base);
 }
 
 static void test_features(void **state)
@@ -1043,29 +820,30 @@ static void test_features(void **state)
 
 	/* A bit in feature word 2 (bits 64-95): nothing is offered there. */
 	negotiate(f, VIRTIO_BIT(VIRTIO_F_VERSION_1), true);
-	set_status(f, 0);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	write_driver_features(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 2, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GF, 1, 4);
-	common_write(f, VIRTIO_PCI_COMMON_DFSELECT, 2, 4);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_DF, 4), 0);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_false(status(f) & VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->fv, 0);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	fake_virtio_write_driver_features(&f->fv, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_GFSELECT, 2, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_GF, 1, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_DFSELECT, 2, 4);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_DF, 4), 0);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_false(fake_virtio_status(&f->fv) & VIRTIO_STATUS_FEATURES_OK);
 
 	/* After FEATURES_OK, driver_feature writes are ignored. */
 	negotiate(f, VIRTIO_BIT(VIRTIO_F_VERSION_1), true);
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GF, 0xffffffff, 4);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_GF, 4), 0);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_GF, 0xffffffff, 4);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_GF, 4), 0);
 
 	/* Status bits do not go away without a reset, and NEEDS_RESET is not the driver's to set. */
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE);
-	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	assert_false(status(f) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	set_status(f, VIRTIO_STATUS_FAILED);
-	assert_true(status(f) & VIRTIO_STATUS_FAILED);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(fake_virtio_status(&f->fv),
+			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_false(fake_virtio_status(&f->fv) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_FAILED);
+	assert_true(fake_virtio_status(&f->fv) & VIRTIO_STATUS_FAILED);
 }
 
 /* ---- hostile values ---- */
@@ -1075,60 +853,60 @@ static void test_hostile_queue_select_and_size(void **state)
 	struct fixture *f = *state;
 
 	/* queue_select out of range: queue fields read 0 (queue_size 0: unavailable), writes go nowhere. */
-	common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SELECT, 2), 1);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_MSIX, 2), 0);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 4, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, 0x1234000, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 0xffff, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, 2), 1);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 2), 0);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 4, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 0x1234000, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, 0xffff, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
 
 	/* queue_size: a power of 2 up to the maximum, or the write is ignored. */
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 3, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 512, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 0, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 0x8000, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 32, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 32);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 1, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 1);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 3, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 512, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 0, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 0x8000, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 32, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 32);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 1, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 1);
 
 	/* Vectors beyond the MSI-X table read back NO_VECTOR: a failed mapping. */
-	common_write(f, VIRTIO_PCI_COMMON_Q_MSIX, 2, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
-	common_write(f, VIRTIO_PCI_COMMON_Q_MSIX, 1, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_MSIX, 2), 1);
-	common_write(f, VIRTIO_PCI_COMMON_MSIX, 0x7ff, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 2, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 1, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 2), 1);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_MSIX, 0x7ff, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 
 	/* Once enabled, the queue's setup is frozen; queue_enable 0 is ignored. */
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 16, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, 8, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, 0x5000, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 0, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 16, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 8, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 0x5000, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 0, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
 	/* Read-only fields stay so. */
-	common_write(f, VIRTIO_PCI_COMMON_NUMQ, 9, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_NOFF, 9, 2);
-	common_write(f, VIRTIO_PCI_COMMON_DF, 0, 4);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_NOFF, 2), 0);
-	assert_int_equal(device_features(f), ALL_FEATURES);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_NUMQ, 9, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_NOFF, 9, 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_DF, 0, 4);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_NUMQ, 2), 1);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_NOFF, 2), 0);
+	assert_int_equal(fake_virtio_device_features(&f->fv), ALL_FEATURES);
 }
 
 static void test_hostile_rings_outside_ram(void **state)
@@ -1142,26 +920,28 @@ static void test_hostile_rings_outside_ram(void **state)
 	};
 
 	for (size_t i = 0; i < sizeof(bad_desc) / sizeof(bad_desc[0]); i++) {
-		set_status(f, 0);
-		set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-		write_driver_features(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
-		set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-		common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
-		common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, QSIZE, 2);
-		common_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)bad_desc[i], 4);
-		common_write(f, VIRTIO_PCI_COMMON_Q_DESCHI, bad_desc[i] >> 32, 4);
-		common_write(f, VIRTIO_PCI_COMMON_Q_AVAILLO, AVAIL_GPA, 4);
-		common_write(f, VIRTIO_PCI_COMMON_Q_USEDLO, USED_GPA, 4);
-		common_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
-		atomic_store(&f->kvm.intx_raises, 0);
-		set_status(f, STATUS_LIVE);
-		assert_int_equal(status(f), STATUS_LIVE | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+		fake_virtio_set_status(&f->fv, 0);
+		fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+		fake_virtio_write_driver_features(&f->fv, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+		fake_virtio_set_status(&f->fv,
+				VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+		fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+		fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, QSIZE, 2);
+		fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)bad_desc[i], 4);
+		fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCHI, bad_desc[i] >> 32, 4);
+		fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_AVAILLO, AVAIL_GPA, 4);
+		fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_USEDLO, USED_GPA, 4);
+		fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+		atomic_store(&f->vm.kvm.intx_raises, 0);
+		fake_virtio_set_status(&f->fv, STATUS_LIVE);
+		assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 		assert_int_equal(nr_ioeventfds(f), 0);
 		/* s2.1.2: a configuration change notification (INTx here, ISR bit 1). */
-		assert_int_equal(atomic_load(&f->kvm.intx_raises), 1);
-		assert_int_equal(mmio_read(f, f->bar + VIRTIO_PCI_ISR_OFFSET, 1), VIRTIO_PCI_ISR_CONFIG);
+		assert_int_equal(atomic_load(&f->vm.kvm.intx_raises), 1);
+		assert_int_equal(fake_vmm_mmio_read(&f->vm, f->fv.bar + VIRTIO_PCI_ISR_OFFSET, 1),
+				VIRTIO_PCI_ISR_CONFIG);
 		/* Notifies go nowhere. */
-		mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
+		fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
 	}
 	/* A reset brings it back. */
 	assert_int_equal(driver_init(f, ALL_FEATURES, false), STATUS_LIVE);
@@ -1174,19 +954,19 @@ static void test_hostile_driver_ok_without_features_ok(void **state)
 {
 	struct fixture *f = *state;
 
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	queue_setup(f, 0, DESC_GPA, AVAIL_GPA, USED_GPA, VIRTIO_MSI_NO_VECTOR);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
-	assert_true(status(f) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	assert_true(fake_virtio_status(&f->fv) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	assert_int_equal(nr_ioeventfds(f), 0);
 	rng_request(f, 0);
-	mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
 	settle();
 	assert_int_equal(used_idx(f, USED_GPA), 0);
 	/* FEATURES_OK now is too late: still needs a reset. */
-	write_driver_features(f, VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	set_status(f, STATUS_LIVE);
-	assert_true(status(f) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	fake_virtio_write_driver_features(&f->fv, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	fake_virtio_set_status(&f->fv, STATUS_LIVE);
+	assert_true(fake_virtio_status(&f->fv) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	settle();
 	assert_int_equal(used_idx(f, USED_GPA), 0);
 }
@@ -1202,7 +982,7 @@ static void test_hostile_broken_ring_needs_reset(void **state)
 	offer(f, AVAIL_GPA, 0);
 	kvm_notify(f, 0);
 	WAIT_UNTIL(virtio_pci_status(f->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	assert_int_equal(status(f), STATUS_LIVE | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	WAIT_UNTIL(msi_count(f, MSI_DATA_CONFIG) == 1);
 	assert_int_equal(used_idx(f, USED_GPA), 0);
 
@@ -1229,8 +1009,8 @@ static void test_hostile_buffer_outside_ram(void **state)
 	offer(f, AVAIL_GPA, 0);
 	kvm_notify(f, 0);
 	WAIT_UNTIL(virtio_pci_status(f->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	WAIT_UNTIL(atomic_load(&f->kvm.intx[intx_gsi()]) == 1);
-	assert_int_equal(mmio_read(f, f->bar + VIRTIO_PCI_ISR_OFFSET, 1), VIRTIO_PCI_ISR_CONFIG);
+	WAIT_UNTIL(atomic_load(&f->vm.kvm.intx[intx_gsi()]) == 1);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, f->fv.bar + VIRTIO_PCI_ISR_OFFSET, 1), VIRTIO_PCI_ISR_CONFIG);
 	assert_int_equal(used_idx(f, USED_GPA), 0);
 }
 
@@ -1238,59 +1018,62 @@ static void test_hostile_buffer_outside_ram(void **state)
 static void test_hostile_accesses(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t bar = f->bar;
+	uint64_t bar = f->fv.bar;
 
 	negotiate(f, VIRTIO_BIT(VIRTIO_F_VERSION_1), true);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, 0x10000, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 0x10000, 4);
 
 	/* 8-byte accesses to a 64-bit field (the spec wants two 32-bit halves). */
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0);
-	mmio_write(f, bar + VIRTIO_PCI_COMMON_Q_DESCLO, 0x123456789000ull, 8);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0x10000);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_DESCHI, 4), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0);
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_COMMON_Q_DESCLO, 0x123456789000ull, 8);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0x10000);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_DESCHI, 4), 0);
 	/* 3-byte accesses, wrong widths, offsets inside a field. */
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_COMMON_DF, 3), 0);
-	mmio_write(f, bar + VIRTIO_PCI_COMMON_STATUS, 0, 3); /* would be a reset */
-	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	mmio_write(f, bar + VIRTIO_PCI_COMMON_STATUS, 0, 2);
-	mmio_write(f, bar + VIRTIO_PCI_COMMON_STATUS, 0, 4);
-	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_COMMON_NUMQ, 4), 0);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_COMMON_NUMQ + 1, 1), 0);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_COMMON_DF + 2, 2), 0);
-	mmio_write(f, bar + VIRTIO_PCI_COMMON_Q_SIZE + 1, 0, 1);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_COMMON_DF, 3), 0);
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_COMMON_STATUS, 0, 3); /* would be a reset */
+	assert_int_equal(fake_virtio_status(&f->fv),
+			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_COMMON_STATUS, 0, 2);
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_COMMON_STATUS, 0, 4);
+	assert_int_equal(fake_virtio_status(&f->fv),
+			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_COMMON_NUMQ, 4), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_COMMON_NUMQ + 1, 1), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_COMMON_DF + 2, 2), 0);
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_COMMON_Q_SIZE + 1, 0, 1);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
 	/* Past the common structure, in each region, past the last register. */
-	assert_int_equal(mmio_read(f, bar + 0x3c, 4), 0);
-	assert_int_equal(mmio_read(f, bar + 0x3a, 4), 0); /* straddles the end */
-	assert_int_equal(mmio_read(f, bar + 0x800, 8), 0);
-	mmio_write(f, bar + 0x800, ~0ull, 8);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_ISR_OFFSET, 2), 0);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_ISR_OFFSET + 1, 1), 0);
-	mmio_write(f, bar + VIRTIO_PCI_ISR_OFFSET, 0xff, 1);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_ISR_OFFSET, 1), 0);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_DEVICE_OFFSET, 4), 0); /* the rng has no config */
-	mmio_write(f, bar + VIRTIO_PCI_DEVICE_OFFSET, 0xffffffff, 4);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_NOTIFY_OFFSET, 2), 0);
-	mmio_write(f, bar + VIRTIO_PCI_NOTIFY_OFFSET + 2, 0, 2); /* not a notify address */
-	mmio_write(f, bar + VIRTIO_PCI_NOTIFY_OFFSET + 4, 1, 2); /* queue 1 does not exist */
-	mmio_write(f, bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 8);     /* too wide */
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_MSIX_PBA_OFFSET + 0x100, 4), 0);
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_BAR_SIZE - 8, 8), 0);
-	mmio_write(f, bar + VIRTIO_PCI_BAR_SIZE - 4, 0xffffffff, 4);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + 0x3c, 4), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + 0x3a, 4), 0); /* straddles the end */
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + 0x800, 8), 0);
+	fake_vmm_mmio_write(&f->vm, bar + 0x800, ~0ull, 8);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_ISR_OFFSET, 2), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_ISR_OFFSET + 1, 1), 0);
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_ISR_OFFSET, 0xff, 1);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_ISR_OFFSET, 1), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_DEVICE_OFFSET, 4), 0); /* the rng has no config */
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_DEVICE_OFFSET, 0xffffffff, 4);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_NOTIFY_OFFSET, 2), 0);
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_NOTIFY_OFFSET + 2, 0, 2); /* not a notify address */
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_NOTIFY_OFFSET + 4, 1, 2); /* queue 1 does not exist */
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 8);     /* too wide */
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_MSIX_PBA_OFFSET + 0x100, 4), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_BAR_SIZE - 8, 8), 0);
+	fake_vmm_mmio_write(&f->vm, bar + VIRTIO_PCI_BAR_SIZE - 4, 0xffffffff, 4);
 	/* The MSI-X table answers for itself (msix.h). */
-	assert_int_equal(mmio_read(f, bar + VIRTIO_PCI_MSIX_TABLE_OFFSET + MSIX_ENTRY_CTRL, 4), 1);
-	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0x10000);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, bar + VIRTIO_PCI_MSIX_TABLE_OFFSET + MSIX_ENTRY_CTRL, 4), 1);
+	assert_int_equal(fake_virtio_status(&f->fv),
+			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0x10000);
 }
 
 /* ---- the configuration access window (s4.1.4.9) ---- */
 
 static void window_set(struct fixture *f, unsigned int cap, uint8_t bar, uint32_t off, uint32_t len)
 {
-	cfg_write(f, cap + VIRTIO_PCI_CAP_BAR, bar, 1);
-	cfg_write(f, cap + VIRTIO_PCI_CAP_OFFSET, off, 4);
-	cfg_write(f, cap + VIRTIO_PCI_CAP_LENGTH, len, 4);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_BAR, bar, 1);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_OFFSET, off, 4);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CAP_LENGTH, len, 4);
 }
 
 static void test_pci_cfg_window(void **state)
@@ -1300,44 +1083,44 @@ static void test_pci_cfg_window(void **state)
 
 	assert_int_not_equal(cap, 0);
 	/* device_feature word 1 (VERSION_1 is bit 0 of it) through config space. */
-	common_write(f, VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
 	window_set(f, cap, 0, VIRTIO_PCI_COMMON_DF, 4);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 4), 1);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 4), 1);
 	/* Write device_status through the window. */
 	window_set(f, cap, 0, VIRTIO_PCI_COMMON_STATUS, 1);
-	cfg_write(f, cap + VIRTIO_PCI_CFG_CAP_DATA, VIRTIO_STATUS_ACKNOWLEDGE, 4);
-	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 1), VIRTIO_STATUS_ACKNOWLEDGE);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, VIRTIO_STATUS_ACKNOWLEDGE, 4);
+	assert_int_equal(fake_virtio_status(&f->fv), VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 1), VIRTIO_STATUS_ACKNOWLEDGE);
 	/* 2-byte read of num_queues. */
 	window_set(f, cap, 0, VIRTIO_PCI_COMMON_NUMQ, 2);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 2), 1);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 2), 1);
 	/* Queue notify through the window reaches the queue (after activation). */
-	set_status(f, 0);
+	fake_virtio_set_status(&f->fv, 0);
 	assert_int_equal(driver_init(f, ALL_FEATURES, false), STATUS_LIVE);
 	rng_request(f, 0);
 	window_set(f, cap, 0, VIRTIO_PCI_NOTIFY_OFFSET, 2);
-	cfg_write(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 2);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 2);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 1);
 	/* The ISR read through the window clears it too. */
-	WAIT_UNTIL(atomic_load(&f->kvm.intx[intx_gsi()]) == 1);
+	WAIT_UNTIL(atomic_load(&f->vm.kvm.intx[intx_gsi()]) == 1);
 	window_set(f, cap, 0, VIRTIO_PCI_ISR_OFFSET, 1);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 1), VIRTIO_PCI_ISR_QUEUE);
-	assert_int_equal(atomic_load(&f->kvm.intx[intx_gsi()]), 0);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 1), VIRTIO_PCI_ISR_QUEUE);
+	assert_int_equal(atomic_load(&f->vm.kvm.intx[intx_gsi()]), 0);
 
 	/* Bad windows: length 3, unaligned, other BAR, past the BAR: nothing happens, data kept. */
-	cfg_write(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 0xcafe, 4);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 0xcafe, 4);
 	window_set(f, cap, 0, VIRTIO_PCI_COMMON_STATUS, 3);
-	assert_int_equal(cfg_read(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 4), 0xcafe);
-	cfg_write(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 4);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 4), 0xcafe);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 4);
 	window_set(f, cap, 0, VIRTIO_PCI_COMMON_NUMQ + 1, 2);
-	cfg_write(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 2);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 2);
 	window_set(f, cap, 1, VIRTIO_PCI_COMMON_STATUS, 1);
-	cfg_write(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 1);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 1);
 	window_set(f, cap, 0, VIRTIO_PCI_BAR_SIZE, 4);
-	cfg_write(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 4);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 4);
 	window_set(f, cap, 0, 0xfffffffc, 4);
-	cfg_write(f, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 4);
-	assert_int_equal(status(f), STATUS_LIVE);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + VIRTIO_PCI_CFG_CAP_DATA, 0, 4);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 /* ---- ioeventfds follow the BAR ---- */
@@ -1345,14 +1128,14 @@ static void test_pci_cfg_window(void **state)
 static void test_ioeventfd_follows_bar(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t old = f->bar, moved = f->bar + 0x100000;
+	uint64_t old = f->fv.bar, moved = f->fv.bar + 0x100000;
 
 	assert_int_equal(driver_init(f, ALL_FEATURES, true), STATUS_LIVE);
 	assert_non_null(ioeventfd_at(f, old + VIRTIO_PCI_NOTIFY_OFFSET));
 
 	/* The guest moves the BAR: the ioeventfd moves with it. */
-	cfg_write(f, PCI_BASE_ADDRESS_0, (uint32_t)moved, 4);
-	f->bar = moved;
+	fake_vmm_cfg_write(&f->vm, SLOT, PCI_BASE_ADDRESS_0, (uint32_t)moved, 4);
+	f->fv.bar = moved;
 	assert_null(ioeventfd_at(f, old + VIRTIO_PCI_NOTIFY_OFFSET));
 	assert_non_null(ioeventfd_at(f, moved + VIRTIO_PCI_NOTIFY_OFFSET));
 	assert_int_equal(nr_ioeventfds(f), 1);
@@ -1361,18 +1144,18 @@ static void test_ioeventfd_follows_bar(void **state)
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 1);
 
 	/* Memory decoding off: no ioeventfd (the address decodes to nothing); on again: back. */
-	cfg_write(f, PCI_COMMAND, PCI_COMMAND_MASTER, 2);
+	fake_vmm_cfg_write(&f->vm, SLOT, PCI_COMMAND, PCI_COMMAND_MASTER, 2);
 	assert_int_equal(nr_ioeventfds(f), 0);
-	cfg_write(f, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	fake_vmm_cfg_write(&f->vm, SLOT, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
 	assert_non_null(ioeventfd_at(f, moved + VIRTIO_PCI_NOTIFY_OFFSET));
 
 	/* A KVM that refuses ioeventfds: the MMIO path still delivers. */
-	set_status(f, 0);
-	f->kvm.refuse_ioeventfd = true;
+	fake_virtio_set_status(&f->fv, 0);
+	f->vm.kvm.refuse_ioeventfd = true;
 	assert_int_equal(driver_init(f, ALL_FEATURES, true), STATUS_LIVE);
 	assert_int_equal(nr_ioeventfds(f), 0);
 	rng_request(f, 0);
-	mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
 	WAIT_UNTIL(used_idx(f, USED_GPA) == 1);
 }
 
@@ -1381,29 +1164,29 @@ static void test_ioeventfd_follows_bar(void **state)
 static void test_testdev_config(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t cfg = f->bar + VIRTIO_PCI_DEVICE_OFFSET;
+	uint64_t cfg = f->fv.bar + VIRTIO_PCI_DEVICE_OFFSET;
 	uint8_t gen;
 
-	assert_int_equal(mmio_read(f, cfg, 4), 0x44332211);
-	assert_int_equal(mmio_read(f, cfg + 4, 2), 0x6655);
-	assert_int_equal(mmio_read(f, cfg + 7, 1), 0x88);
-	mmio_write(f, cfg + 4, 0xabcd, 2);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, cfg, 4), 0x44332211);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, cfg + 4, 2), 0x6655);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, cfg + 7, 1), 0x88);
+	fake_vmm_mmio_write(&f->vm, cfg + 4, 0xabcd, 2);
 	assert_int_equal(f->td.config[4], 0xcd);
 	/* Past config_size, straddling its end, 8 bytes, 3 bytes: dropped. */
-	assert_int_equal(mmio_read(f, cfg + 6, 4), 0);
-	assert_int_equal(mmio_read(f, cfg + 8, 1), 0);
-	assert_int_equal(mmio_read(f, cfg, 8), 0);
-	assert_int_equal(mmio_read(f, cfg, 3), 0);
-	mmio_write(f, cfg + 6, 0, 4);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, cfg + 6, 4), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, cfg + 8, 1), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, cfg, 8), 0);
+	assert_int_equal(fake_vmm_mmio_read(&f->vm, cfg, 3), 0);
+	fake_vmm_mmio_write(&f->vm, cfg + 6, 0, 4);
 	assert_int_equal(f->td.config[7], 0x88);
 
 	/* A change bumps config_generation and, once DRIVER_OK, sends the config vector. */
 	assert_int_equal(driver_init(f, ALL_FEATURES, true), STATUS_LIVE);
-	gen = (uint8_t)common_read(f, VIRTIO_PCI_COMMON_CFGGENERATION, 1);
+	gen = (uint8_t)fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_CFGGENERATION, 1);
 	virtio_pci_lock(f->t);
 	virtio_pci_config_changed(f->t);
 	virtio_pci_unlock(f->t);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_CFGGENERATION, 1), (uint8_t)(gen + 1));
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_CFGGENERATION, 1), (uint8_t)(gen + 1));
 	assert_int_equal(msi_count(f, MSI_DATA_CONFIG), 1);
 	assert_int_equal(msi_count(f, MSI_DATA_QUEUE), 0);
 }
@@ -1416,7 +1199,7 @@ static void test_testdev_activate_fails(void **state)
 	assert_int_equal(driver_init(f, ALL_FEATURES, true), STATUS_LIVE | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	assert_int_equal(nr_ioeventfds(f), 0);
 	assert_int_equal(msi_count(f, MSI_DATA_CONFIG), 1);
-	mmio_write(f, f->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
 	settle();
 	assert_int_equal(atomic_load(&f->td.notified[0]), 0);
 	f->td.activate_ret = 0;
@@ -1427,7 +1210,7 @@ static void test_create_rejects_bad_ops(void **state)
 {
 	struct fixture *f = *state;
 	struct virtio_device_ops ops = td_ops;
-	struct virtio_pci_params p = params(f);
+	struct virtio_pci_params p = fake_vmm_virtio_params(&f->vm, SLOT);
 
 	p.slot = -1;
 	p.ops = &ops;
