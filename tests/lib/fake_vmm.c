@@ -4,6 +4,10 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "devices/pci/msix.h"
 
 #ifdef FAKE_VMM_CMOCKA
 #include <setjmp.h>
@@ -130,6 +134,34 @@ void fake_kvm_intx(void *opaque, uint32_t gsi, int level)
 		atomic_fetch_add(&k->intx_raises, 1);
 }
 
+const struct fake_ioeventfd *fake_kvm_ioeventfd_at(const struct fake_kvm *k, uint64_t addr)
+{
+	for (int i = 0; i < k->nr_ioeventfds; i++)
+		if (k->ioeventfds[i].assigned && k->ioeventfds[i].addr == addr)
+			return &k->ioeventfds[i];
+	return NULL;
+}
+
+uint64_t fake_kvm_msi_count(const struct fake_kvm *k, uint32_t data)
+{
+	for (unsigned int i = 0; i < k->nr; i++) {
+		const struct kvm_irq_routing_entry *e = &k->table[i];
+
+		if (e->type != KVM_IRQ_ROUTING_MSI || e->u.msi.data != data)
+			continue;
+		for (int j = 0; j < k->nr_irqfds; j++) {
+			uint64_t n = 0;
+
+			if (!k->irqfds[j].assigned || k->irqfds[j].gsi != e->gsi)
+				continue;
+			if (read(k->irqfds[j].fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+				return 0; /* EAGAIN: nothing */
+			return n;
+		}
+	}
+	return 0;
+}
+
 /* ---- the VM ---- */
 
 int fake_vmm_init(struct fake_vmm *vm, const struct fake_vmm_config *cfg)
@@ -195,16 +227,28 @@ struct virtio_pci_params fake_vmm_virtio_params(struct fake_vmm *vm, unsigned in
 
 /* ---- the driver's accessors ---- */
 
-uint64_t fake_vmm_mmio_read(struct fake_vmm *vm, uint64_t gpa, uint32_t len)
+void fake_le_put(uint8_t *d, uint64_t v, uint32_t len)
 {
-	uint8_t d[8];
+	for (uint32_t i = 0; i < len; i++)
+		d[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint64_t fake_le_get(const uint8_t *d, uint32_t len)
+{
 	uint64_t v = 0;
 
-	memset(d, 0x5a, sizeof(d));
-	FAKE_VMM_CHECK(len <= sizeof(d) && bus_access(&vm->mmio, gpa, d, len, false));
 	for (uint32_t i = 0; i < len; i++)
 		v |= (uint64_t)d[i] << (8 * i);
 	return v;
+}
+
+uint64_t fake_vmm_mmio_read(struct fake_vmm *vm, uint64_t gpa, uint32_t len)
+{
+	uint8_t d[8];
+
+	memset(d, 0x5a, sizeof(d)); /* what a device leaves unwritten shows */
+	FAKE_VMM_CHECK(len <= sizeof(d) && bus_access(&vm->mmio, gpa, d, len, false));
+	return fake_le_get(d, len);
 }
 
 void fake_vmm_mmio_write(struct fake_vmm *vm, uint64_t gpa, uint64_t val, uint32_t len)
@@ -212,8 +256,7 @@ void fake_vmm_mmio_write(struct fake_vmm *vm, uint64_t gpa, uint64_t val, uint32
 	uint8_t d[8];
 
 	FAKE_VMM_CHECK(len <= sizeof(d));
-	for (uint32_t i = 0; i < len; i++)
-		d[i] = (uint8_t)(val >> (8 * i));
+	fake_le_put(d, val, len);
 	FAKE_VMM_CHECK(bus_access(&vm->mmio, gpa, d, len, true));
 }
 
@@ -230,6 +273,36 @@ uint32_t fake_vmm_cfg_read(struct fake_vmm *vm, unsigned int slot, unsigned int 
 void fake_vmm_cfg_write(struct fake_vmm *vm, unsigned int slot, unsigned int reg, uint32_t val, uint32_t len)
 {
 	fake_vmm_mmio_write(vm, ecam_addr(slot, reg), val, len);
+}
+
+unsigned int fake_vmm_find_cap(struct fake_vmm *vm, unsigned int slot, uint8_t id, uint8_t cfg_type)
+{
+	unsigned int off = fake_vmm_cfg_read(vm, slot, PCI_CAPABILITY_LIST, 1), guard = 0;
+
+	while (off && guard++ < 48) {
+		if (fake_vmm_cfg_read(vm, slot, off, 1) == id &&
+		    (id != PCI_CAP_ID_VNDR || fake_vmm_cfg_read(vm, slot, off + 3, 1) == cfg_type))
+			return off;
+		off = fake_vmm_cfg_read(vm, slot, off + 1, 1);
+	}
+	return 0;
+}
+
+void fake_vmm_msix_program(struct fake_vmm *vm, uint64_t table, unsigned int vec, uint64_t addr, uint32_t data)
+{
+	uint64_t entry = table + (uint64_t)vec * MSIX_ENTRY_SIZE;
+
+	fake_vmm_mmio_write(vm, entry + MSIX_ENTRY_ADDR_LO, (uint32_t)addr, 4);
+	fake_vmm_mmio_write(vm, entry + MSIX_ENTRY_ADDR_HI, addr >> 32, 4);
+	fake_vmm_mmio_write(vm, entry + MSIX_ENTRY_DATA, data, 4);
+}
+
+void *fake_vmm_hva(struct fake_vmm *vm, uint64_t gpa, uint64_t len)
+{
+	void *p = guest_memory_hva(&vm->mem, gpa, len);
+
+	FAKE_VMM_CHECK(p != NULL);
+	return p;
 }
 
 uint64_t fake_vmm_pci_enable(struct fake_vmm *vm, struct pci_device *pdev, unsigned int slot)
@@ -291,15 +364,55 @@ void fake_virtio_queue_setup(const struct fake_virtio *fv, unsigned int q, uint1
 	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_SELECT, q, 2);
 	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_SIZE, size, 2);
 	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)desc, 4);
-	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_DESCHI, 0, 4);
+	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_DESCHI, desc >> 32, 4);
 	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)avail, 4);
-	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_AVAILHI, 0, 4);
+	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_AVAILHI, avail >> 32, 4);
 	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)used, 4);
-	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_USEDHI, 0, 4);
+	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_USEDHI, used >> 32, 4);
+}
+
+void fake_virtio_queue_enable(const struct fake_virtio *fv)
+{
 	fake_virtio_common_write(fv, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
 }
 
 void fake_virtio_notify(const struct fake_virtio *fv, unsigned int q)
 {
 	fake_vmm_mmio_write(fv->vm, fv->bar + VIRTIO_PCI_NOTIFY_OFFSET + VIRTIO_PCI_NOTIFY_MULTIPLIER * q, q, 2);
+}
+
+/* ---- split virtqueue rings, the driver's side ---- */
+
+void fake_vq_write_desc(struct guest_memory *mem, uint64_t table, unsigned int i, uint64_t addr, uint32_t len,
+			uint16_t flags, uint16_t next)
+{
+	struct virtq_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
+
+	FAKE_VMM_CHECK(guest_memory_write(mem, table + 16ull * i, &d, sizeof(d)) == 0);
+}
+
+void fake_vq_offer(struct guest_memory *mem, uint64_t avail, uint16_t qsize, uint16_t *avail_idx, uint16_t head)
+{
+	uint16_t idx;
+
+	FAKE_VMM_CHECK(guest_memory_write(mem, avail + 4 + 2u * (*avail_idx % qsize), &head, 2) == 0);
+	(*avail_idx)++;
+	idx = *avail_idx;
+	FAKE_VMM_CHECK(guest_memory_write(mem, avail + 2, &idx, 2) == 0);
+}
+
+uint16_t fake_vq_used_idx(struct guest_memory *mem, uint64_t used)
+{
+	uint16_t v = 0;
+
+	FAKE_VMM_CHECK(guest_memory_read(mem, used + 2, &v, 2) == 0);
+	return v;
+}
+
+struct virtq_used_elem fake_vq_used_elem(struct guest_memory *mem, uint64_t used, uint16_t qsize, uint16_t i)
+{
+	struct virtq_used_elem u = { 0 };
+
+	FAKE_VMM_CHECK(guest_memory_read(mem, used + 4 + 8u * (i % qsize), &u, sizeof(u)) == 0);
+	return u;
 }

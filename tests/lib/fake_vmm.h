@@ -19,6 +19,7 @@
 
 #include "devices/pci/pci.h"
 #include "devices/virtio/virtio_pci.h"
+#include "devices/virtio/virtqueue.h"
 #include "vmm/bus.h"
 #include "vmm/irq_routing.h"
 #include "vmm/loop.h"
@@ -70,6 +71,15 @@ struct fake_kvm {
 	atomic_int intx_raises;
 };
 
+/* The assigned ioeventfd at guest address `addr`, or NULL. */
+const struct fake_ioeventfd *fake_kvm_ioeventfd_at(const struct fake_kvm *k, uint64_t addr);
+
+/*
+ * Interrupts KVM would have delivered through the irqfd whose MSI route carries data `data`, since the
+ * last call (reads the eventfd, so it consumes them); 0 when there are none or no such route/irqfd.
+ */
+uint64_t fake_kvm_msi_count(const struct fake_kvm *k, uint32_t data);
+
 /* The fake's ops; the opaque pointer is the struct fake_kvm. */
 extern const struct irq_routing_ops fake_kvm_routing_ops;
 extern const struct virtio_ioeventfd_ops fake_kvm_ioeventfd_ops;
@@ -111,6 +121,10 @@ void fake_vmm_destroy(struct fake_vmm *vm);
 /* virtio_pci_params for a device in `slot` of `vm`, ioeventfds to the fake KVM; the caller adds ops/dev. */
 struct virtio_pci_params fake_vmm_virtio_params(struct fake_vmm *vm, unsigned int slot);
 
+/* `len` (<= 8) bytes of `v`, little-endian, into `d`; and back. */
+void fake_le_put(uint8_t *d, uint64_t v, uint32_t len);
+uint64_t fake_le_get(const uint8_t *d, uint32_t len);
+
 /* A guest MMIO access of `len` bytes (1, 2, 4, 8; little-endian) at `gpa`; must hit a device. */
 uint64_t fake_vmm_mmio_read(struct fake_vmm *vm, uint64_t gpa, uint32_t len);
 void fake_vmm_mmio_write(struct fake_vmm *vm, uint64_t gpa, uint64_t val, uint32_t len);
@@ -118,6 +132,18 @@ void fake_vmm_mmio_write(struct fake_vmm *vm, uint64_t gpa, uint64_t val, uint32
 /* PCI config space of bus 0 `slot` function 0, register `reg`, through ECAM (PCIe 4.0 s7.2.2). */
 uint32_t fake_vmm_cfg_read(struct fake_vmm *vm, unsigned int slot, unsigned int reg, uint32_t len);
 void fake_vmm_cfg_write(struct fake_vmm *vm, unsigned int slot, unsigned int reg, uint32_t val, uint32_t len);
+
+/*
+ * Config offset of the first capability with `id` in `slot` (for vendor-specific ones, PCI_CAP_ID_VNDR, the
+ * first whose cfg_type byte, virtio 1.2 s4.1.4, is `cfg_type`), or 0. Gives up after 48 hops (a loop).
+ */
+unsigned int fake_vmm_find_cap(struct fake_vmm *vm, unsigned int slot, uint8_t id, uint8_t cfg_type);
+
+/* Program MSI-X table entry `vec` (PCI 3.0 s6.8.2.6) at guest address `table`: message address and data. */
+void fake_vmm_msix_program(struct fake_vmm *vm, uint64_t table, unsigned int vec, uint64_t addr, uint32_t data);
+
+/* The host address of guest range [gpa, gpa + len); it must be RAM. */
+void *fake_vmm_hva(struct fake_vmm *vm, uint64_t gpa, uint64_t len);
 
 /*
  * Enable memory decoding and bus mastering on `slot` (as Linux's pci_enable_device + pci_set_master)
@@ -151,11 +177,35 @@ uint64_t fake_virtio_device_features(const struct fake_virtio *fv);
 /* Write the 64 feature bits the driver accepts (s2.2) through both driver_feature_select windows. */
 void fake_virtio_write_driver_features(const struct fake_virtio *fv, uint64_t features);
 
-/* Set queue `q` up (s4.1.5.1.3): size `size`, rings at the given GPAs (below 4 GiB), then enable it. */
+/*
+ * Select queue `q` and give it size `size` and rings at the given GPAs (s4.1.5.1.3). It stays selected, not
+ * yet enabled: the caller may set its MSI-X vector first, then fake_virtio_queue_enable.
+ */
 void fake_virtio_queue_setup(const struct fake_virtio *fv, unsigned int q, uint16_t size, uint64_t desc,
 			     uint64_t avail, uint64_t used);
 
+/* queue_enable = 1 for the selected queue. */
+void fake_virtio_queue_enable(const struct fake_virtio *fv);
+
 /* Notify queue `q` (s4.1.4.4): write its index at its notify address. */
 void fake_virtio_notify(const struct fake_virtio *fv, unsigned int q);
+
+/*
+ * Split virtqueue rings in guest memory, as the driver writes and reads them (virtio 1.2 s2.7). `qsize` is
+ * the queue size the driver set; GPAs name the descriptor table, available ring and used ring.
+ */
+
+/* Descriptor `i` of the table at `table` (s2.7.5). */
+void fake_vq_write_desc(struct guest_memory *mem, uint64_t table, unsigned int i, uint64_t addr, uint32_t len,
+			uint16_t flags, uint16_t next);
+
+/* Offer chain `head` (s2.7.13): into ring slot *avail_idx % qsize, then publish idx = ++*avail_idx. */
+void fake_vq_offer(struct guest_memory *mem, uint64_t avail, uint16_t qsize, uint16_t *avail_idx, uint16_t head);
+
+/* The used ring's idx (s2.7.8). */
+uint16_t fake_vq_used_idx(struct guest_memory *mem, uint64_t used);
+
+/* Used ring entry `i` (taken % qsize). */
+struct virtq_used_elem fake_vq_used_elem(struct guest_memory *mem, uint64_t used, uint16_t qsize, uint16_t i);
 
 #endif

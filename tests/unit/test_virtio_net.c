@@ -29,12 +29,11 @@
 #include "vmm/irq_routing.h"
 #include "vmm/loop.h"
 
+#include "fake_vmm.h"
+
 #define MIB (1ull << 20)
 #define RAM_SIZE (64 * MIB)
 #define HOLE_START (32 * MIB)
-#define ECAM 0xe0000000ull
-#define MMIO32 0xc0000000ull
-#define MMIO32_SIZE 0x10000000ull
 #define SLOT 3
 #define QSIZE 16
 
@@ -53,123 +52,24 @@ static const uint64_t used_gpa[2] = { 0x12000, 0x16000 };
 #define F(bit) VIRTIO_BIT(VIRTIO_NET_F_##bit)
 #define BASE_FEATURES VIRTIO_BIT(VIRTIO_F_VERSION_1)
 
-/* ---- fake KVM (what test_virtio_pci.c fakes, reduced to what a working device needs) ---- */
-
-struct fake_kvm {
-	unsigned int nr;
-	struct kvm_irq_routing_entry table[IRQ_ROUTING_NR_DEFAULT + 64];
-	struct {
-		int fd;
-		uint32_t gsi;
-		bool assigned;
-	} irqfds[64];
-	int nr_irqfds;
-	struct {
-		uint64_t addr;
-		int fd;
-		bool assigned;
-	} ioeventfds[64];
-	int nr_ioeventfds;
-};
-
-static int fake_set_gsi_routing(void *opaque, const struct kvm_irq_routing *t)
-{
-	struct fake_kvm *k = opaque;
-
-	k->nr = t->nr;
-	memcpy(k->table, t->entries, t->nr * sizeof(t->entries[0]));
-	return 0;
-}
-
-static int fake_irqfd(void *opaque, const struct kvm_irqfd *req)
-{
-	struct fake_kvm *k = opaque;
-
-	if (req->flags & KVM_IRQFD_FLAG_DEASSIGN) {
-		for (int i = 0; i < k->nr_irqfds; i++)
-			if (k->irqfds[i].assigned && k->irqfds[i].fd == (int)req->fd && k->irqfds[i].gsi == req->gsi) {
-				k->irqfds[i].assigned = false;
-				return 0;
-			}
-		return -ENOENT;
-	}
-	if (k->nr_irqfds == 64)
-		return -ENOSPC;
-	k->irqfds[k->nr_irqfds].fd = (int)req->fd;
-	k->irqfds[k->nr_irqfds].gsi = req->gsi;
-	k->irqfds[k->nr_irqfds].assigned = true;
-	k->nr_irqfds++;
-	return 0;
-}
-
-static int fake_signal_msi(void *opaque, const struct kvm_msi *msi)
-{
-	(void)opaque;
-	(void)msi;
-	return 1;
-}
-
-static const struct irq_routing_ops fake_rt_ops = {
-	.set_gsi_routing = fake_set_gsi_routing,
-	.irqfd = fake_irqfd,
-	.signal_msi = fake_signal_msi,
-};
-
-static int fake_ioeventfd(void *opaque, const struct kvm_ioeventfd *req)
-{
-	struct fake_kvm *k = opaque;
-
-	if (req->flags & KVM_IOEVENTFD_FLAG_DEASSIGN) {
-		for (int i = 0; i < k->nr_ioeventfds; i++)
-			if (k->ioeventfds[i].assigned && k->ioeventfds[i].addr == req->addr && k->ioeventfds[i].fd == req->fd) {
-				k->ioeventfds[i].assigned = false;
-				return 0;
-			}
-		return -ENOENT;
-	}
-	if (k->nr_ioeventfds == 64)
-		return -ENOSPC;
-	k->ioeventfds[k->nr_ioeventfds].addr = req->addr;
-	k->ioeventfds[k->nr_ioeventfds].fd = (int)req->fd;
-	k->ioeventfds[k->nr_ioeventfds].assigned = true;
-	k->nr_ioeventfds++;
-	return 0;
-}
-
-static const struct virtio_ioeventfd_ops fake_ioeventfd_ops = { .ioeventfd = fake_ioeventfd };
-
-static void fake_intx(void *opaque, uint32_t gsi, int level)
-{
-	(void)opaque;
-	(void)gsi;
-	(void)level;
-}
-
 /* ---- fixture ---- */
 
 struct fixture {
-	struct fake_kvm kvm;
-	struct guest_memory mem;
-	struct bus pio, mmio;
-	struct pci_bus *pci;
-	struct irq_routing *rt;
-	struct loop loop;
+	struct fake_vmm vm;
+	struct fake_virtio fv;
 	struct virtio_net *net;
 	struct virtio_pci *t;
 	int peer;             /* the host network's end of the fake TAP */
 	int dev_fd;           /* the device's end (owned by the device) */
-	uint64_t bar;
 	uint16_t avail_idx[2];
 	uint16_t used_seen[2]; /* used entries the test has consumed */
 };
 
-static void mmio_write(struct fixture *f, uint64_t gpa, uint64_t val, uint32_t len);
-
 static int setup_with(void **state, unsigned int offloads, unsigned int mtu, bool mac_set)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct pci_bus_config cfg = {
-		.ecam_base = ECAM, .mmio32_base = MMIO32, .mmio32_size = MMIO32_SIZE, .intx_set = fake_intx,
+	const struct fake_vmm_config cfg = {
+		.ram_size = RAM_SIZE, .hole_start = HOLE_START, .nr_msi_gsis = 64, .loop = true, .loop_thread = true,
 	};
 	struct virtio_pci_params p;
 	struct virtio_net_params np = {
@@ -178,32 +78,20 @@ static int setup_with(void **state, unsigned int offloads, unsigned int mtu, boo
 	};
 	int sv[2];
 
-	if (!f || guest_memory_init(&f->mem, RAM_SIZE, HOLE_START))
+	if (!f || fake_vmm_init(&f->vm, &cfg))
 		return -1;
-	bus_init(&f->pio, "pio");
-	bus_init(&f->mmio, "mmio");
-	cfg.intx_opaque = &f->kvm;
-	f->pci = pci_bus_create(&cfg);
-	if (!f->pci || pci_bus_attach(f->pci, &f->pio, &f->mmio))
-		return -1;
-	f->rt = irq_routing_create(&fake_rt_ops, &f->kvm, 64);
-	if (!f->rt || loop_init(&f->loop) || loop_start(&f->loop))
-		return -1;
+	f->fv.vm = &f->vm;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
 		return -1;
 	f->dev_fd = sv[0];
 	f->peer = sv[1];
 	np.tap_fd = sv[0];
-	p = (struct virtio_pci_params){
-		.pci = f->pci, .slot = SLOT, .rt = f->rt, .loop = &f->loop, .mem = &f->mem, .vm_fd = -1,
-		.ioeventfd_ops = &fake_ioeventfd_ops, .ioeventfd_opaque = &f->kvm,
-	};
+	p = fake_vmm_virtio_params(&f->vm, SLOT);
 	f->net = virtio_net_create(&p, &np);
 	if (!f->net)
 		return -1;
 	f->t = virtio_net_transport(f->net);
-	f->bar = pci_config_read32(virtio_pci_device(f->t), PCI_BASE_ADDRESS_0) & ~0xfu;
-	mmio_write(f, ECAM + ((uint64_t)SLOT << 15) + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	f->fv.bar = fake_vmm_pci_enable(&f->vm, virtio_pci_device(f->t), SLOT);
 	*state = f;
 	return 0;
 }
@@ -224,121 +112,17 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	loop_destroy(&f->loop);
-	pci_bus_destroy(f->pci);
+	fake_vmm_stop(&f->vm);
 	virtio_net_destroy(f->net);
-	irq_routing_destroy(f->rt);
-	bus_destroy(&f->pio);
-	bus_destroy(&f->mmio);
-	guest_memory_destroy(&f->mem);
+	fake_vmm_destroy(&f->vm);
 	close(f->peer);
 	free(f);
 	return 0;
 }
 
-/* ---- driver-side helpers ---- */
-
-static void put(uint8_t *d, uint64_t v, uint32_t len)
-{
-	for (uint32_t i = 0; i < len; i++)
-		d[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get(const uint8_t *d, uint32_t len)
-{
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)d[i] << (8 * i);
-	return v;
-}
-
-static uint64_t mmio_read(struct fixture *f, uint64_t gpa, uint32_t len)
-{
-	uint8_t d[8];
-
-	memset(d, 0x5a, sizeof(d));
-	assert_true(bus_access(&f->mmio, gpa, d, len, false));
-	return get(d, len);
-}
-
-static void mmio_write(struct fixture *f, uint64_t gpa, uint64_t val, uint32_t len)
-{
-	uint8_t d[8];
-
-	put(d, val, len);
-	assert_true(bus_access(&f->mmio, gpa, d, len, true));
-}
-
-static uint32_t cfg_read(struct fixture *f, unsigned int reg, uint32_t len)
-{
-	return (uint32_t)mmio_read(f, ECAM + ((uint64_t)SLOT << 15) + reg, len);
-}
-
-static void cfg_write(struct fixture *f, unsigned int reg, uint32_t val, uint32_t len)
-{
-	mmio_write(f, ECAM + ((uint64_t)SLOT << 15) + reg, val, len);
-}
-
-static uint64_t common_read(struct fixture *f, uint32_t off, uint32_t len)
-{
-	return mmio_read(f, f->bar + VIRTIO_PCI_COMMON_OFFSET + off, len);
-}
-
-static void common_write(struct fixture *f, uint32_t off, uint64_t val, uint32_t len)
-{
-	mmio_write(f, f->bar + VIRTIO_PCI_COMMON_OFFSET + off, val, len);
-}
-
-static uint64_t devcfg_read(struct fixture *f, uint32_t off, uint32_t len)
-{
-	return mmio_read(f, f->bar + VIRTIO_PCI_DEVICE_OFFSET + off, len);
-}
-
-static uint8_t status(struct fixture *f)
-{
-	return (uint8_t)common_read(f, VIRTIO_PCI_COMMON_STATUS, 1);
-}
-
-static void set_status(struct fixture *f, uint8_t s)
-{
-	common_write(f, VIRTIO_PCI_COMMON_STATUS, s, 1);
-}
-
-static uint64_t device_features(struct fixture *f)
-{
-	common_write(f, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
-	uint64_t lo = common_read(f, VIRTIO_PCI_COMMON_DF, 4);
-	common_write(f, VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
-	return lo | common_read(f, VIRTIO_PCI_COMMON_DF, 4) << 32;
-}
-
-static void write_driver_features(struct fixture *f, uint64_t features)
-{
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GF, (uint32_t)features, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GF, features >> 32, 4);
-}
-
-static unsigned int find_cap(struct fixture *f, uint8_t id)
-{
-	unsigned int off = cfg_read(f, PCI_CAPABILITY_LIST, 1), guard = 0;
-
-	while (off && guard++ < 48) {
-		if (cfg_read(f, off, 1) == id)
-			return off;
-		off = cfg_read(f, off + 1, 1);
-	}
-	return 0;
-}
-
 static void *hva(struct fixture *f, uint64_t gpa, uint64_t len)
 {
-	void *p = guest_memory_hva(&f->mem, gpa, len);
-
-	assert_non_null(p);
-	return p;
+	return fake_vmm_hva(&f->vm, gpa, len);
 }
 
 static void queue_setup(struct fixture *f, unsigned int q)
@@ -346,32 +130,23 @@ static void queue_setup(struct fixture *f, unsigned int q)
 	memset(hva(f, desc_gpa[q], 0x1000), 0, 0x1000);
 	memset(hva(f, avail_gpa[q], 0x1000), 0, 0x1000);
 	memset(hva(f, used_gpa[q], 0x1000), 0, 0x1000);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, q, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, QSIZE, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)desc_gpa[q], 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCHI, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)avail_gpa[q], 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_AVAILHI, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)used_gpa[q], 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_USEDHI, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_MSIX, q + 1, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	fake_virtio_queue_setup(&f->fv, q, QSIZE, desc_gpa[q], avail_gpa[q], used_gpa[q]);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, q + 1, 2);
+	fake_virtio_queue_enable(&f->fv);
 	f->avail_idx[q] = 0;
 	f->used_seen[q] = 0;
 }
 
 static void msix_on(struct fixture *f)
 {
-	unsigned int cap = find_cap(f, PCI_CAP_ID_MSIX);
-	uint64_t table = f->bar + VIRTIO_PCI_MSIX_TABLE_OFFSET;
+	unsigned int cap = fake_vmm_find_cap(&f->vm, SLOT, PCI_CAP_ID_MSIX, 0);
+	uint64_t table = f->fv.bar + VIRTIO_PCI_MSIX_TABLE_OFFSET;
 
 	assert_int_not_equal(cap, 0);
-	cfg_write(f, cap + MSIX_CAP_CONTROL, MSIX_CONTROL_ENABLE, 2);
+	fake_vmm_cfg_write(&f->vm, SLOT, cap + MSIX_CAP_CONTROL, MSIX_CONTROL_ENABLE, 2);
 	for (unsigned int v = 0; v < 3; v++) {
-		mmio_write(f, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_LO, MSI_ADDR, 4);
-		mmio_write(f, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_HI, 0, 4);
-		mmio_write(f, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_DATA, MSI_DATA + v, 4);
-		mmio_write(f, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 0, 4);
+		fake_vmm_msix_program(&f->vm, table, v, MSI_ADDR, MSI_DATA + v);
+		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 0, 4);
 	}
 }
 
@@ -381,89 +156,60 @@ static void msix_on(struct fixture *f)
 /* s3.1.1 and s5.1.5 (both queues), as Linux's virtio_pci_modern + virtio_net. */
 static void driver_init(struct fixture *f, uint64_t features)
 {
-	set_status(f, 0);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	fake_virtio_set_status(&f->fv, 0);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	features |= BASE_FEATURES;
-	assert_int_equal(device_features(f) & features, features);
-	write_driver_features(f, features);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_true(status(f) & VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(fake_virtio_device_features(&f->fv) & features, features);
+	fake_virtio_write_driver_features(&f->fv, features);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_true(fake_virtio_status(&f->fv) & VIRTIO_STATUS_FEATURES_OK);
 	msix_on(f);
-	common_write(f, VIRTIO_PCI_COMMON_MSIX, 0, 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_MSIX, 0, 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
 	queue_setup(f, RXQ);
 	queue_setup(f, TXQ);
-	set_status(f, STATUS_LIVE);
-	assert_int_equal(status(f), STATUS_LIVE);
+	fake_virtio_set_status(&f->fv, STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 static void desc(struct fixture *f, unsigned int q, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
 		 uint16_t next)
 {
-	struct virtq_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-
-	assert_int_equal(guest_memory_write(&f->mem, desc_gpa[q] + 16ull * i, &d, sizeof(d)), 0);
+	fake_vq_write_desc(&f->vm.mem, desc_gpa[q], i, addr, len, flags, next);
 }
 
 static void offer(struct fixture *f, unsigned int q, uint16_t head)
 {
-	uint16_t idx;
-
-	assert_int_equal(guest_memory_write(&f->mem, avail_gpa[q] + 4 + 2u * (f->avail_idx[q] % QSIZE), &head, 2), 0);
-	f->avail_idx[q]++;
-	idx = f->avail_idx[q];
-	assert_int_equal(guest_memory_write(&f->mem, avail_gpa[q] + 2, &idx, 2), 0);
+	fake_vq_offer(&f->vm.mem, avail_gpa[q], QSIZE, &f->avail_idx[q], head);
 }
 
 /* The guest's notify write, as KVM's ioeventfd would deliver it. */
 static void kick(struct fixture *f, unsigned int q)
 {
-	uint64_t addr = f->bar + VIRTIO_PCI_NOTIFY_OFFSET + 4 * q, one = 1;
+	const struct fake_ioeventfd *e = fake_kvm_ioeventfd_at(&f->vm.kvm,
+			f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET + 4 * q);
+	uint64_t one = 1;
 
-	for (int i = 0; i < f->kvm.nr_ioeventfds; i++)
-		if (f->kvm.ioeventfds[i].assigned && f->kvm.ioeventfds[i].addr == addr) {
-			assert_int_equal(write(f->kvm.ioeventfds[i].fd, &one, 8), 8);
-			return;
-		}
-	fail_msg("no ioeventfd for queue %u", q);
+	if (!e)
+		fail_msg("no ioeventfd for queue %u", q);
+	assert_int_equal(write(e->fd, &one, 8), 8);
 }
 
 static uint16_t used_idx(struct fixture *f, unsigned int q)
 {
-	uint16_t v;
-
-	assert_int_equal(guest_memory_read(&f->mem, used_gpa[q] + 2, &v, 2), 0);
-	return v;
+	return fake_vq_used_idx(&f->vm.mem, used_gpa[q]);
 }
 
 static struct virtq_used_elem used_elem(struct fixture *f, unsigned int q, uint16_t i)
 {
-	struct virtq_used_elem u;
-
-	assert_int_equal(guest_memory_read(&f->mem, used_gpa[q] + 4 + 8u * (i % QSIZE), &u, sizeof(u)), 0);
-	return u;
+	return fake_vq_used_elem(&f->vm.mem, used_gpa[q], QSIZE, i);
 }
 
 /* Interrupts delivered through the irqfd of MSI-X vector `v` (reads the eventfd). */
 static uint64_t msi_count(struct fixture *f, unsigned int v)
 {
-	for (unsigned int i = 0; i < f->kvm.nr; i++) {
-		const struct kvm_irq_routing_entry *e = &f->kvm.table[i];
-
-		if (e->type != KVM_IRQ_ROUTING_MSI || e->u.msi.data != MSI_DATA + v)
-			continue;
-		for (int k = 0; k < f->kvm.nr_irqfds; k++) {
-			uint64_t n = 0;
-
-			if (!f->kvm.irqfds[k].assigned || f->kvm.irqfds[k].gsi != e->gsi)
-				continue;
-			if (read(f->kvm.irqfds[k].fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
-				return 0;
-			return n;
-		}
-	}
-	return 0;
+	return fake_kvm_msi_count(&f->vm.kvm, MSI_DATA + v);
 }
 
 #define WAIT_UNTIL(cond)                                                 \
@@ -521,7 +267,7 @@ static void post_tx(struct fixture *f, unsigned int i, const uint8_t *buf, size_
 {
 	uint64_t gpa = TXBUF_GPA + (uint64_t)i * 0x20000;
 
-	assert_int_equal(guest_memory_write(&f->mem, gpa, buf, len), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, gpa, buf, len), 0);
 	desc(f, TXQ, 2 * i, gpa, HDR, VIRTQ_DESC_F_NEXT, (uint16_t)(2 * i + 1));
 	desc(f, TXQ, 2 * i + 1, gpa + HDR, (uint32_t)(len - HDR), 0, 0);
 	offer(f, TXQ, (uint16_t)(2 * i));
@@ -534,33 +280,33 @@ static void test_config_space(void **state)
 	struct fixture *f = *state;
 	uint8_t mac[6];
 
-	assert_int_equal(cfg_read(f, PCI_VENDOR_ID, 2), 0x1af4);
-	assert_int_equal(cfg_read(f, PCI_DEVICE_ID, 2), 0x1041);
-	assert_int_equal(cfg_read(f, PCI_REVISION_ID, 4) >> 8, VIRTIO_NET_PCI_CLASS);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_VENDOR_ID, 2), 0x1af4);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_DEVICE_ID, 2), 0x1041);
+	assert_int_equal(fake_vmm_cfg_read(&f->vm, SLOT, PCI_REVISION_ID, 4) >> 8, VIRTIO_NET_PCI_CLASS);
 	for (unsigned int i = 0; i < 6; i++)
-		assert_int_equal(devcfg_read(f, VIRTIO_NET_CFG_MAC + i, 1), i ? 0x11 * i : 0x02);
-	assert_int_equal(devcfg_read(f, VIRTIO_NET_CFG_STATUS, 2), VIRTIO_NET_S_LINK_UP);
-	assert_int_equal(devcfg_read(f, VIRTIO_NET_CFG_MAX_VQ_PAIRS, 2), 1);
-	assert_int_equal(devcfg_read(f, VIRTIO_NET_CFG_MTU, 2), 0);
-	assert_int_equal(devcfg_read(f, 0, 4), 0x33221102);
+		assert_int_equal(fake_virtio_devcfg_read(&f->fv, VIRTIO_NET_CFG_MAC + i, 1), i ? 0x11 * i : 0x02);
+	assert_int_equal(fake_virtio_devcfg_read(&f->fv, VIRTIO_NET_CFG_STATUS, 2), VIRTIO_NET_S_LINK_UP);
+	assert_int_equal(fake_virtio_devcfg_read(&f->fv, VIRTIO_NET_CFG_MAX_VQ_PAIRS, 2), 1);
+	assert_int_equal(fake_virtio_devcfg_read(&f->fv, VIRTIO_NET_CFG_MTU, 2), 0);
+	assert_int_equal(fake_virtio_devcfg_read(&f->fv, 0, 4), 0x33221102);
 	virtio_net_mac(f->net, mac);
 	assert_memory_equal(mac, "\x02\x11\x22\x33\x44\x55", 6);
 	/* Writes are ignored: the MAC is the device's (no CTRL_MAC_ADDR). */
-	mmio_write(f, f->bar + VIRTIO_PCI_DEVICE_OFFSET, 0xffffffff, 4);
-	assert_int_equal(devcfg_read(f, 0, 4), 0x33221102);
-	assert_int_equal(device_features(f),
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_DEVICE_OFFSET, 0xffffffff, 4);
+	assert_int_equal(fake_virtio_devcfg_read(&f->fv, 0, 4), 0x33221102);
+	assert_int_equal(fake_virtio_device_features(&f->fv),
 			 BASE_FEATURES | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC) |
 				 F(MAC) | F(STATUS) | F(MRG_RXBUF) | F(CSUM) | F(HOST_TSO4) | F(HOST_TSO6) | F(HOST_ECN) |
 				 F(HOST_UFO) | F(GUEST_CSUM) | F(GUEST_TSO4) | F(GUEST_TSO6) | F(GUEST_ECN) | F(GUEST_UFO));
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
-	assert_int_equal(common_read(f, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_NET_QUEUE_SIZE);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_NET_QUEUE_SIZE);
 }
 
 /* A TAP without offloads, an MTU, no MAC configured. */
 static void test_config_plain_tap(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t features = device_features(f);
+	uint64_t features = fake_virtio_device_features(&f->fv);
 	uint8_t mac[6];
 
 	assert_true(features & F(MTU));
@@ -569,12 +315,12 @@ static void test_config_plain_tap(void **state)
 	assert_true(features & F(HOST_TSO4));
 	assert_false(features & (F(GUEST_CSUM) | F(GUEST_TSO4) | F(GUEST_TSO6) | F(GUEST_ECN) | F(GUEST_UFO) |
 				 F(HOST_UFO)));
-	assert_int_equal(devcfg_read(f, VIRTIO_NET_CFG_MTU, 2), 1400);
+	assert_int_equal(fake_virtio_devcfg_read(&f->fv, VIRTIO_NET_CFG_MTU, 2), 1400);
 	/* A random unicast, locally administered MAC. */
 	virtio_net_mac(f->net, mac);
 	assert_int_equal(mac[0] & 3, 2);
 	for (unsigned int i = 0; i < 6; i++)
-		assert_int_equal(devcfg_read(f, VIRTIO_NET_CFG_MAC + i, 1), mac[i]);
+		assert_int_equal(fake_virtio_devcfg_read(&f->fv, VIRTIO_NET_CFG_MAC + i, 1), mac[i]);
 }
 
 static void test_feature_negotiation(void **state)
@@ -593,13 +339,13 @@ static void test_feature_negotiation(void **state)
 	assert_int_equal(virtio_net_tap_offloads(f->net), 0);
 	driver_init(f, F(GUEST_CSUM));
 	assert_int_equal(virtio_net_tap_offloads(f->net), TUN_F_CSUM);
-	set_status(f, 0); /* reset: offloads off again */
+	fake_virtio_set_status(&f->fv, 0); /* reset: offloads off again */
 	assert_int_equal(virtio_net_tap_offloads(f->net), 0);
 	/* Features the device does not offer are refused (the transport's check, s2.2.2). */
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	write_driver_features(f, BASE_FEATURES | VIRTIO_BIT(17) /* CTRL_VQ */);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_false(status(f) & VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	fake_virtio_write_driver_features(&f->fv, BASE_FEATURES | VIRTIO_BIT(17) /* CTRL_VQ */);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_false(fake_virtio_status(&f->fv) & VIRTIO_STATUS_FEATURES_OK);
 }
 
 /* ---- transmit ---- */
@@ -614,11 +360,11 @@ static void test_tx_frame(void **state)
 	make_frame(frame, 1000, 1);
 	frame[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 	frame[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-	put(frame + 2, 54, 2);    /* hdr_len */
-	put(frame + 4, 946, 2);   /* gso_size */
-	put(frame + 6, 34, 2);    /* csum_start */
-	put(frame + 8, 16, 2);    /* csum_offset */
-	put(frame + 10, 0xabcd, 2); /* num_buffers: unused on transmit, zeroed */
+	fake_le_put(frame + 2, 54, 2);    /* hdr_len */
+	fake_le_put(frame + 4, 946, 2);   /* gso_size */
+	fake_le_put(frame + 6, 34, 2);    /* csum_start */
+	fake_le_put(frame + 8, 16, 2);    /* csum_offset */
+	fake_le_put(frame + 10, 0xabcd, 2); /* num_buffers: unused on transmit, zeroed */
 	post_tx(f, 0, frame, sizeof(frame));
 	kick(f, TXQ);
 	WAIT_UNTIL(used_idx(f, TXQ) == 1);
@@ -651,18 +397,18 @@ static void test_tx_hostile(void **state)
 	desc(f, TXQ, 2, gpa, 8, 0, 0);
 	offer(f, TXQ, 2);
 	/* 2: a frame of VIRTIO_NET_MAX_FRAME + 1 bytes. */
-	assert_int_equal(guest_memory_write(&f->mem, TXBUF_GPA + 0x100000, big, HDR + VIRTIO_NET_MAX_FRAME + 1), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, TXBUF_GPA + 0x100000, big, HDR + VIRTIO_NET_MAX_FRAME + 1), 0);
 	desc(f, TXQ, 3, TXBUF_GPA + 0x100000, HDR + VIRTIO_NET_MAX_FRAME + 1, 0, 0);
 	offer(f, TXQ, 3);
 	/* 3: GSO TCPv4 without HOST_TSO4. */
 	make_frame(big, 100, 0);
 	big[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-	assert_int_equal(guest_memory_write(&f->mem, gpa + 0x1000, big, HDR + 100), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, gpa + 0x1000, big, HDR + 100), 0);
 	desc(f, TXQ, 4, gpa + 0x1000, HDR + 100, 0, 0);
 	offer(f, TXQ, 4);
 	/* 4: an unknown GSO type. */
 	big[1] = 0x42;
-	assert_int_equal(guest_memory_write(&f->mem, gpa + 0x2000, big, HDR + 100), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, gpa + 0x2000, big, HDR + 100), 0);
 	desc(f, TXQ, 5, gpa + 0x2000, HDR + 100, 0, 0);
 	offer(f, TXQ, 5);
 	/* 5: a good one. */
@@ -675,7 +421,7 @@ static void test_tx_hostile(void **state)
 	assert_int_equal(recv(f->peer, got, sizeof(got), 0), -1); /* nothing else reached the TAP */
 	assert_int_equal(stats(f).tx_drops, 5);
 	assert_int_equal(stats(f).tx_packets, 1);
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 	free(big);
 }
 
@@ -732,7 +478,7 @@ static void test_rx_one_buffer(void **state)
 	assert_int_equal(used_elem(f, RXQ, 0).id, 0);
 	assert_int_equal(used_elem(f, RXQ, 0).len, sizeof(frame));
 	frame[0] = 0;
-	put(frame + 10, 1, 2); /* num_buffers */
+	fake_le_put(frame + 10, 1, 2); /* num_buffers */
 	assert_memory_equal(rxbuf(f, 0, sizeof(frame)), frame, sizeof(frame));
 	WAIT_UNTIL(msi_count(f, 1) >= 1);
 	assert_int_equal(stats(f).rx_packets, 1);
@@ -769,8 +515,8 @@ static void test_rx_mergeable(void **state)
 		memcpy(got + off, rxbuf(f, i, u.len), u.len);
 		off += u.len;
 	}
-	assert_int_equal(get(got + 10, 2), 4);
-	put(frame + 10, 4, 2);
+	assert_int_equal(fake_le_get(got + 10, 2), 4);
+	fake_le_put(frame + 10, 4, 2);
 	assert_memory_equal(got, frame, sizeof(frame));
 	/* The next frame starts in the next buffer. */
 	make_frame(frame, 40, 1);
@@ -803,7 +549,7 @@ static void test_rx_too_small_without_mrg(void **state)
 	assert_int_equal(used_elem(f, RXQ, 0).id, 0);
 	assert_int_equal(used_elem(f, RXQ, 0).len, HDR + 30);
 	assert_int_equal(stats(f).rx_packets, 1);
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 /* No receive buffers: the TAP is not read (frames wait in it); buffers + notification resume. */
@@ -836,7 +582,7 @@ static void test_rx_waits_for_buffers(void **state)
 		memcpy(got + (i - 1) * 128, rxbuf(f, i, 128), used_elem(f, RXQ, (uint16_t)i).len);
 	}
 	assert_int_equal(used_elem(f, RXQ, 3).len, sizeof(frame) - 256);
-	put(frame + 10, 3, 2);
+	fake_le_put(frame + 10, 3, 2);
 	assert_memory_equal(got, frame, sizeof(frame));
 	assert_int_equal(stats(f).rx_packets, 2);
 	assert_int_equal(stats(f).rx_drops, 0);
@@ -875,7 +621,7 @@ static void test_rx_mrg_buffer_below_header(void **state)
 	kick(f, RXQ);
 	make_frame(frame, 60, 0);
 	host_send(f, frame, sizeof(frame));
-	WAIT_UNTIL(status(f) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	WAIT_UNTIL(fake_virtio_status(&f->fv) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	assert_int_equal(used_idx(f, RXQ), 0);
 	/* A reset and a sane driver: it works again (the frame waited in the TAP). */
 	driver_init(f, F(MRG_RXBUF));
@@ -907,7 +653,7 @@ static void test_rx_broken_ring(void **state)
 	kick(f, RXQ);
 	make_frame(frame, 60, 0);
 	host_send(f, frame, sizeof(frame));
-	WAIT_UNTIL(status(f) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	WAIT_UNTIL(fake_virtio_status(&f->fv) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	settle();
 	before = cpu_seconds();
 	usleep(200 * 1000);
@@ -946,7 +692,7 @@ static void test_tap_gone(void **state)
 	driver_init(f, 0);
 	close(f->peer);
 	f->peer = -1;
-	WAIT_UNTIL(devcfg_read(f, VIRTIO_NET_CFG_STATUS, 2) == 0);
+	WAIT_UNTIL(fake_virtio_devcfg_read(&f->fv, VIRTIO_NET_CFG_STATUS, 2) == 0);
 	WAIT_UNTIL(msi_count(f, 0) >= 1);
 	make_frame(frame, 60, 7);
 	post_tx(f, 0, frame, sizeof(frame));
