@@ -37,12 +37,11 @@
 #include "vmm/irq_routing.h"
 #include "vmm/loop.h"
 
+#include "fake_vmm.h"
+
 #define MIB (1ull << 20)
 #define RAM_SIZE (64 * MIB)
 #define HOLE_START (32 * MIB)
-#define ECAM 0xe0000000ull
-#define MMIO32 0xc0000000ull
-#define MMIO32_SIZE 0x10000000ull
 #define SLOT 3
 
 #define DESC_GPA 0x10000ull
@@ -58,65 +57,6 @@
 #define ALL_TRANSPORT (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX) | \
 		       VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC))
 
-/* ---- fake KVM (what the transport asks of it) ---- */
-
-struct fake_kvm {
-	struct {
-		uint64_t addr;
-		int fd;
-		bool assigned;
-	} ioeventfds[16];
-	int nr_ioeventfds;
-};
-
-static int fake_set_gsi_routing(void *opaque, const struct kvm_irq_routing *t)
-{
-	return 0;
-}
-
-static int fake_irqfd(void *opaque, const struct kvm_irqfd *req)
-{
-	return 0;
-}
-
-static int fake_signal_msi(void *opaque, const struct kvm_msi *msi)
-{
-	return 1;
-}
-
-static const struct irq_routing_ops fake_rt_ops = {
-	.set_gsi_routing = fake_set_gsi_routing,
-	.irqfd = fake_irqfd,
-	.signal_msi = fake_signal_msi,
-};
-
-static int fake_ioeventfd(void *opaque, const struct kvm_ioeventfd *req)
-{
-	struct fake_kvm *k = opaque;
-
-	if (req->flags & KVM_IOEVENTFD_FLAG_DEASSIGN) {
-		for (int i = 0; i < k->nr_ioeventfds; i++)
-			if (k->ioeventfds[i].assigned && k->ioeventfds[i].addr == req->addr) {
-				k->ioeventfds[i].assigned = false;
-				return 0;
-			}
-		return -ENOENT;
-	}
-	if (k->nr_ioeventfds == 16)
-		return -ENOSPC;
-	k->ioeventfds[k->nr_ioeventfds].addr = req->addr;
-	k->ioeventfds[k->nr_ioeventfds].fd = (int)req->fd;
-	k->ioeventfds[k->nr_ioeventfds].assigned = true;
-	k->nr_ioeventfds++;
-	return 0;
-}
-
-static const struct virtio_ioeventfd_ops fake_ioeventfd_ops = { .ioeventfd = fake_ioeventfd };
-
-static void fake_intx(void *opaque, uint32_t gsi, int level)
-{
-}
-
 /* ---- fixture ---- */
 
 /* What a test wants: given as the cmocka prestate. */
@@ -129,30 +69,17 @@ struct variant {
 
 struct fixture {
 	struct variant v;
-	struct fake_kvm kvm;
-	struct guest_memory mem;
-	struct bus pio, mmio;
-	struct pci_bus *pci;
-	struct irq_routing *rt;
-	struct loop loop;
+	struct fake_vmm vm;
+	struct fake_virtio fv;
 	struct virtio_blk *blk;
 	struct virtio_pci *t;
 	char path[64];
 	int fd;           /* the image, for checks on the host */
-	uint64_t bar;
 	uint64_t features; /* negotiated */
 	uint16_t avail_idx;
 	uint16_t next_desc;
 	unsigned int slot; /* next header/status slot */
 };
-
-static struct virtio_pci_params params(struct fixture *f)
-{
-	return (struct virtio_pci_params){
-		.pci = f->pci, .slot = SLOT, .rt = f->rt, .loop = &f->loop, .mem = &f->mem, .vm_fd = -1,
-		.ioeventfd_ops = &fake_ioeventfd_ops, .ioeventfd_opaque = &f->kvm,
-	};
-}
 
 static struct virtio_blk_params blk_params(struct fixture *f)
 {
@@ -160,8 +87,6 @@ static struct virtio_blk_params blk_params(struct fixture *f)
 		.path = f->path, .read_only = f->v.read_only, .id = f->v.id, .cache = f->v.cache, .engine = f->v.engine,
 	};
 }
-
-static void mmio_write(struct fixture *f, uint64_t gpa, uint64_t val, uint32_t len);
 
 /* A 4 MiB image whose sector s holds bytes (s * 7 + i) & 0xff, i the byte index. */
 static int make_image(struct fixture *f)
@@ -184,8 +109,8 @@ static int make_image(struct fixture *f)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct pci_bus_config cfg = {
-		.ecam_base = ECAM, .mmio32_base = MMIO32, .mmio32_size = MMIO32_SIZE, .intx_set = fake_intx,
+	const struct fake_vmm_config cfg = {
+		.ram_size = RAM_SIZE, .hole_start = HOLE_START, .nr_msi_gsis = 64, .loop = true, .loop_thread = true,
 	};
 	struct virtio_pci_params p;
 	struct virtio_blk_params bp;
@@ -193,24 +118,16 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	f->v = *(struct variant *)*state;
-	if (make_image(f) || guest_memory_init(&f->mem, RAM_SIZE, HOLE_START))
+	if (make_image(f) || fake_vmm_init(&f->vm, &cfg))
 		return -1;
-	bus_init(&f->pio, "pio");
-	bus_init(&f->mmio, "mmio");
-	f->pci = pci_bus_create(&cfg);
-	if (!f->pci || pci_bus_attach(f->pci, &f->pio, &f->mmio))
-		return -1;
-	f->rt = irq_routing_create(&fake_rt_ops, &f->kvm, 64);
-	if (!f->rt || loop_init(&f->loop) || loop_start(&f->loop))
-		return -1;
-	p = params(f);
+	f->fv.vm = &f->vm;
+	p = fake_vmm_virtio_params(&f->vm, SLOT);
 	bp = blk_params(f);
 	f->blk = virtio_blk_create(&p, &bp);
 	if (!f->blk)
 		return -1;
 	f->t = virtio_blk_transport(f->blk);
-	f->bar = pci_config_read32(virtio_pci_device(f->t), PCI_BASE_ADDRESS_0) & ~0xfu;
-	mmio_write(f, ECAM + ((uint64_t)SLOT << 15) + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	f->fv.bar = fake_vmm_pci_enable(&f->vm, virtio_pci_device(f->t), SLOT);
 	*state = f;
 	return 0;
 }
@@ -220,13 +137,9 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	/* vm_destroy's order: loop thread gone, then the bus, then the devices, then routing. */
-	loop_destroy(&f->loop);
-	pci_bus_destroy(f->pci);
+	fake_vmm_stop(&f->vm);
 	virtio_blk_destroy(f->blk);
-	irq_routing_destroy(f->rt);
-	bus_destroy(&f->pio);
-	bus_destroy(&f->mmio);
-	guest_memory_destroy(&f->mem);
+	fake_vmm_destroy(&f->vm);
 	close(f->fd);
 	unlink(f->path);
 	free(f);
@@ -235,69 +148,16 @@ static int teardown(void **state)
 
 /* ---- driver-side helpers ---- */
 
-static uint64_t mmio_read(struct fixture *f, uint64_t gpa, uint32_t len)
-{
-	uint8_t d[8] = { 0 };
-	uint64_t v = 0;
-
-	assert_true(bus_access(&f->mmio, gpa, d, len, false));
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)d[i] << (8 * i);
-	return v;
-}
-
-static void mmio_write(struct fixture *f, uint64_t gpa, uint64_t val, uint32_t len)
-{
-	uint8_t d[8];
-
-	for (uint32_t i = 0; i < len; i++)
-		d[i] = (uint8_t)(val >> (8 * i));
-	assert_true(bus_access(&f->mmio, gpa, d, len, true));
-}
-
-static uint64_t common_read(struct fixture *f, uint32_t off, uint32_t len)
-{
-	return mmio_read(f, f->bar + VIRTIO_PCI_COMMON_OFFSET + off, len);
-}
-
-static void common_write(struct fixture *f, uint32_t off, uint64_t val, uint32_t len)
-{
-	mmio_write(f, f->bar + VIRTIO_PCI_COMMON_OFFSET + off, val, len);
-}
-
 static uint64_t config_read(struct fixture *f, uint32_t off, uint32_t len)
 {
 	if (len == 8)
 		return config_read(f, off, 4) | config_read(f, off + 4, 4) << 32;
-	return mmio_read(f, f->bar + VIRTIO_PCI_DEVICE_OFFSET + off, len);
-}
-
-static uint8_t status(struct fixture *f)
-{
-	return (uint8_t)common_read(f, VIRTIO_PCI_COMMON_STATUS, 1);
-}
-
-static void set_status(struct fixture *f, uint8_t s)
-{
-	common_write(f, VIRTIO_PCI_COMMON_STATUS, s, 1);
-}
-
-static uint64_t device_features(struct fixture *f)
-{
-	uint64_t lo;
-
-	common_write(f, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
-	lo = common_read(f, VIRTIO_PCI_COMMON_DF, 4);
-	common_write(f, VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
-	return lo | common_read(f, VIRTIO_PCI_COMMON_DF, 4) << 32;
+	return fake_vmm_mmio_read(&f->vm, f->fv.bar + VIRTIO_PCI_DEVICE_OFFSET + off, len);
 }
 
 static void *hva(struct fixture *f, uint64_t gpa, uint64_t len)
 {
-	void *p = guest_memory_hva(&f->mem, gpa, len);
-
-	assert_non_null(p);
-	return p;
+	return fake_vmm_hva(&f->vm, gpa, len);
 }
 
 #define STATUS_LIVE                                                                                  \
@@ -306,32 +166,23 @@ static void *hva(struct fixture *f, uint64_t gpa, uint64_t len)
 /* s3.1.1 as Linux does it, accepting `features` (all the device offers when ~0). INTx, no MSI-X. */
 static void driver_init_features(struct fixture *f, uint64_t features)
 {
-	set_status(f, 0);
-	assert_int_equal(status(f), 0);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	f->features = device_features(f) & features;
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GF, (uint32_t)f->features, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
-	common_write(f, VIRTIO_PCI_COMMON_GF, f->features >> 32, 4);
-	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->fv, 0);
+	assert_int_equal(fake_virtio_status(&f->fv), 0);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	f->features = fake_virtio_device_features(&f->fv) & features;
+	fake_virtio_write_driver_features(&f->fv, f->features);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	assert_int_equal(fake_virtio_status(&f->fv),
+			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 	memset(hva(f, DESC_GPA, 0x3000), 0, 0x3000);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_SIZE, QSIZE, 2);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)DESC_GPA, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_DESCHI, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)AVAIL_GPA, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_AVAILHI, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)USED_GPA, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_USEDHI, 0, 4);
-	common_write(f, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	fake_virtio_queue_setup(&f->fv, 0, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
+	fake_virtio_queue_enable(&f->fv);
 	f->avail_idx = 0;
 	f->next_desc = 0;
 	f->slot = 0;
-	set_status(f, STATUS_LIVE);
-	assert_int_equal(status(f), STATUS_LIVE);
+	fake_virtio_set_status(&f->fv, STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 static void driver_init(struct fixture *f)
@@ -349,54 +200,40 @@ struct seg {
 /* Lay the chain out in the descriptor table (consecutive entries, wrapping) and offer it. Returns the head. */
 static uint16_t submit_chain(struct fixture *f, const struct seg *segs, unsigned int n)
 {
-	uint16_t head = f->next_desc, idx;
+	uint16_t head = f->next_desc;
 
 	for (unsigned int i = 0; i < n; i++) {
 		uint16_t d = (uint16_t)((head + i) % QSIZE);
-		struct virtq_desc desc = {
-			.addr = segs[i].gpa,
-			.len = segs[i].len,
-			.flags = (uint16_t)((segs[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
-			.next = (uint16_t)((d + 1) % QSIZE),
-		};
+		uint16_t flags = (uint16_t)((segs[i].write ? VIRTQ_DESC_F_WRITE : 0) |
+					    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
 
-		assert_int_equal(guest_memory_write(&f->mem, DESC_GPA + 16ull * d, &desc, sizeof(desc)), 0);
+		fake_vq_write_desc(&f->vm.mem, DESC_GPA, d, segs[i].gpa, segs[i].len, flags,
+				(uint16_t)((d + 1) % QSIZE));
 	}
 	f->next_desc = (uint16_t)((head + n) % QSIZE);
-	assert_int_equal(guest_memory_write(&f->mem, AVAIL_GPA + 4 + 2u * (f->avail_idx % QSIZE), &head, 2), 0);
-	f->avail_idx++;
-	idx = f->avail_idx;
-	assert_int_equal(guest_memory_write(&f->mem, AVAIL_GPA + 2, &idx, 2), 0);
+	fake_vq_offer(&f->vm.mem, AVAIL_GPA, QSIZE, &f->avail_idx, head);
 	return head;
 }
 
 /* KVM signalling the queue's ioeventfd after the guest's notify write. */
 static void kick(struct fixture *f)
 {
+	const struct fake_ioeventfd *e = fake_kvm_ioeventfd_at(&f->vm.kvm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET);
 	uint64_t one = 1;
 
-	for (int i = 0; i < f->kvm.nr_ioeventfds; i++)
-		if (f->kvm.ioeventfds[i].assigned && f->kvm.ioeventfds[i].addr == f->bar + VIRTIO_PCI_NOTIFY_OFFSET) {
-			assert_int_equal(write(f->kvm.ioeventfds[i].fd, &one, sizeof(one)), sizeof(one));
-			return;
-		}
-	fail_msg("no ioeventfd on queue 0's notify address");
+	if (!e)
+		fail_msg("no ioeventfd on queue 0's notify address");
+	assert_int_equal(write(e->fd, &one, sizeof(one)), sizeof(one));
 }
 
 static uint16_t used_idx(struct fixture *f)
 {
-	uint16_t v;
-
-	assert_int_equal(guest_memory_read(&f->mem, USED_GPA + 2, &v, 2), 0);
-	return v;
+	return fake_vq_used_idx(&f->vm.mem, USED_GPA);
 }
 
 static struct virtq_used_elem used_elem(struct fixture *f, uint16_t i)
 {
-	struct virtq_used_elem u;
-
-	assert_int_equal(guest_memory_read(&f->mem, USED_GPA + 4 + 8u * (i % QSIZE), &u, sizeof(u)), 0);
-	return u;
+	return fake_vq_used_elem(&f->vm.mem, USED_GPA, QSIZE, i);
 }
 
 #define WAIT_UNTIL(cond)                                                 \
@@ -432,8 +269,8 @@ static unsigned int new_slot(struct fixture *f, uint32_t type, uint64_t sector)
 		hdr[i] = (uint8_t)(type >> (8 * i));
 	for (int i = 0; i < 8; i++)
 		hdr[8 + i] = (uint8_t)(sector >> (8 * i));
-	assert_int_equal(guest_memory_write(&f->mem, hdr_gpa(s), hdr, 16), 0);
-	assert_int_equal(guest_memory_write(&f->mem, status_gpa(s), &poison, 1), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, hdr_gpa(s), hdr, 16), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, status_gpa(s), &poison, 1), 0);
 	return s;
 }
 
@@ -441,7 +278,7 @@ static uint8_t slot_status(struct fixture *f, unsigned int s)
 {
 	uint8_t v;
 
-	assert_int_equal(guest_memory_read(&f->mem, status_gpa(s), &v, 1), 0);
+	assert_int_equal(guest_memory_read(&f->vm.mem, status_gpa(s), &v, 1), 0);
 	return v;
 }
 
@@ -517,7 +354,7 @@ static uint8_t discard_like(struct fixture *f, uint32_t type, uint64_t sector, u
 		seg[8 + i] = (uint8_t)(count >> (8 * i));
 		seg[12 + i] = (uint8_t)(flags >> (8 * i));
 	}
-	assert_int_equal(guest_memory_write(&f->mem, DATA_GPA, seg, 16), 0);
+	assert_int_equal(guest_memory_write(&f->vm.mem, DATA_GPA, seg, 16), 0);
 	return request(f, type, 0, DATA_GPA, 16);
 }
 
@@ -537,7 +374,7 @@ static void test_discovery(void **state)
 		want |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
 	if (f->v.cache == VIRTIO_BLK_CACHE_WRITEBACK)
 		want |= VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
-	assert_int_equal(device_features(f), want);
+	assert_int_equal(fake_virtio_device_features(&f->fv), want);
 
 	assert_int_equal(config_read(f, VIRTIO_BLK_CFG_CAPACITY, 8), CAPACITY);
 	assert_int_equal(config_read(f, VIRTIO_BLK_CFG_SIZE_MAX, 4), 0);
@@ -549,14 +386,15 @@ static void test_discovery(void **state)
 		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, 4), VIRTIO_BLK_MAX_DISCARD_SECTORS);
 		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_MAX_DISCARD_SEG, 4), 1);
 		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_DISCARD_SECTOR_ALIGNMENT, 4), 8);
-		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SECTORS, 4), VIRTIO_BLK_MAX_DISCARD_SECTORS);
+		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SECTORS, 4),
+				VIRTIO_BLK_MAX_DISCARD_SECTORS);
 		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG, 4), 1);
 		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_WRITE_ZEROES_MAY_UNMAP, 1), 1);
 	} else {
 		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, 4), 0);
 	}
 	/* Read-only for the driver: a write changes nothing. */
-	mmio_write(f, f->bar + VIRTIO_PCI_DEVICE_OFFSET + VIRTIO_BLK_CFG_CAPACITY, 1, 4);
+	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_DEVICE_OFFSET + VIRTIO_BLK_CFG_CAPACITY, 1, 4);
 	assert_int_equal(config_read(f, VIRTIO_BLK_CFG_CAPACITY, 8), CAPACITY);
 
 	assert_int_equal(virtio_blk_capacity_bytes(f->blk), IMAGE_SIZE);
@@ -639,7 +477,7 @@ static void test_read_write(void **state)
 	}
 	/* A zero-length transfer is fine and does nothing. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 5, 0, 0), VIRTIO_BLK_S_OK);
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 static void test_many_in_flight(void **state)
@@ -689,7 +527,7 @@ static void test_flush(void **state)
 		/* Unsafe: FLUSH is not offered, so not supported either. */
 		assert_int_equal(request(f, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_UNSUPP);
 	}
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 static void test_writeback_without_flush_negotiated(void **state)
@@ -764,7 +602,7 @@ static void test_discard(void **state)
 	/* Two segments when max_discard_seg is 1; half a segment. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_DISCARD, 0, DATA_GPA, 32), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(request(f, VIRTIO_BLK_T_DISCARD, 0, DATA_GPA, 8), VIRTIO_BLK_S_IOERR);
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 static void test_write_zeroes(void **state)
@@ -820,7 +658,7 @@ static void test_read_only(void **state)
 	/* Reads work. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 3, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 	assert_true(sector_original(hva(f, DATA_GPA, 512), 3));
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 static void test_out_of_range(void **state)
@@ -844,7 +682,7 @@ static void test_out_of_range(void **state)
 	assert_memory_equal(buf, hva(f, DATA_GPA, 512), 512);
 	/* Nothing past the image's end was written. */
 	assert_int_equal(lseek(f->fd, 0, SEEK_END), IMAGE_SIZE);
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 }
 
 static void test_malformed(void **state)
@@ -893,7 +731,7 @@ static void test_malformed(void **state)
 	assert_int_equal(request(f, VIRTIO_BLK_T_SECURE_ERASE, 0, DATA_GPA, 16), VIRTIO_BLK_S_UNSUPP);
 	assert_int_equal(request(f, 2 /* legacy SCSI */, 0, DATA_GPA, 512), VIRTIO_BLK_S_UNSUPP);
 	/* Still working. */
-	assert_int_equal(status(f), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 1, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 	assert_true(sector_original(hva(f, DATA_GPA, 512), 1));
 }
@@ -908,13 +746,14 @@ static void test_no_status_byte(void **state)
 		driver_init(f);
 		s = new_slot(f, VIRTIO_BLK_T_OUT, 0);
 		{
-			struct seg out[] = { { hdr_gpa(s), 16, false }, { DATA_GPA, 512, false }, { status_gpa(s), 1, false } };
+			struct seg out[] = { { hdr_gpa(s), 16, false }, { DATA_GPA, 512, false }, { status_gpa(s), 1,
+					false } };
 			struct seg flush[] = { { hdr_gpa(s), 16, false } };
 
 			submit_chain(f, variant ? flush : out, variant ? 1 : 3);
 		}
 		kick(f);
-		WAIT_UNTIL(status(f) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+		WAIT_UNTIL(fake_virtio_status(&f->fv) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 		settle();
 		assert_int_equal(used_idx(f), 0);
 		assert_int_equal(slot_status(f, s), 0xee);
@@ -951,8 +790,8 @@ static void test_reset_with_requests_in_flight(void **state)
 	kick(f);
 	WAIT_UNTIL(virtio_blk_in_flight(f->blk) > 0 || used_idx(f) > 0);
 	/* Reset while the device works through them: when it returns, nothing is in flight... */
-	set_status(f, 0);
-	assert_int_equal(status(f), 0);
+	fake_virtio_set_status(&f->fv, 0);
+	assert_int_equal(fake_virtio_status(&f->fv), 0);
 	assert_int_equal(virtio_blk_in_flight(f->blk), 0);
 	/* ...and nothing more reaches the old ring. */
 	after_reset = used_idx(f);
@@ -989,7 +828,7 @@ static void test_quiesce(void **state)
 static void test_image_locked(void **state)
 {
 	struct fixture *f = *state;
-	struct virtio_pci_params p = params(f);
+	struct virtio_pci_params p = fake_vmm_virtio_params(&f->vm, SLOT);
 	struct virtio_blk_params bp = blk_params(f);
 
 	/* The fixture's device holds the image: a second device (another VM) cannot open it. */
@@ -1004,11 +843,11 @@ static void test_image_locked(void **state)
 
 		assert_non_null(second);
 		/* It stays on the PCI bus until pci_bus_destroy: destroyed in the teardown's order. */
-		loop_destroy(&f->loop);
-		pci_bus_destroy(f->pci);
+		loop_destroy(&f->vm.loop);
+		pci_bus_destroy(f->vm.pci);
 		virtio_blk_destroy(second);
-		f->pci = NULL;
-		assert_int_equal(loop_init(&f->loop), 0);
+		f->vm.pci = NULL;
+		assert_int_equal(loop_init(&f->vm.loop), 0);
 	} else {
 		assert_null(virtio_blk_create(&p, &bp));
 		assert_int_equal(errno, EAGAIN);
@@ -1032,7 +871,8 @@ static void test_throughput_figures(void **state)
 			uint16_t before = used_idx(f);
 
 			for (unsigned int i = 0; i < N; i++) {
-				unsigned int s = new_slot(f, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, (uint64_t)i * (LEN / 512));
+				unsigned int s = new_slot(f, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+						(uint64_t)i * (LEN / 512));
 				struct seg segs[] = {
 					{ hdr_gpa(s), 16, false },
 					{ DATA_GPA + (uint64_t)i * LEN, LEN, !write },
@@ -1070,7 +910,8 @@ static struct raw_disk *raw_open_test(const char *path, bool ro, enum raw_engine
 				      char *err, size_t err_size)
 {
 	struct raw_params p = {
-		.path = path, .read_only = ro, .engine = engine, .queue_depth = 8, .complete = raw_done_cb, .opaque = done,
+		.path = path, .read_only = ro, .engine = engine, .queue_depth = 8, .complete = raw_done_cb,
+				.opaque = done,
 	};
 
 	return raw_open(&p, err, err_size);
@@ -1256,7 +1097,8 @@ static void test_raw_io_uring_fallback(void **state)
 /* ---- the variants ---- */
 
 static const struct variant uring_wb = { RAW_ENGINE_IO_URING, false, VIRTIO_BLK_CACHE_WRITEBACK, "rootfs" };
-static const struct variant sync_wb = { RAW_ENGINE_SYNC, false, VIRTIO_BLK_CACHE_WRITEBACK, "a_drive_id_of_32_characters_xyz" };
+static const struct variant sync_wb = { RAW_ENGINE_SYNC, false, VIRTIO_BLK_CACHE_WRITEBACK,
+		"a_drive_id_of_32_characters_xyz" };
 static const struct variant uring_unsafe = { RAW_ENGINE_IO_URING, false, VIRTIO_BLK_CACHE_UNSAFE, NULL };
 static const struct variant sync_unsafe = { RAW_ENGINE_SYNC, false, VIRTIO_BLK_CACHE_UNSAFE, "exactly_20_chars_id_" };
 static const struct variant uring_ro = { RAW_ENGINE_IO_URING, true, VIRTIO_BLK_CACHE_UNSAFE, "ro" };
