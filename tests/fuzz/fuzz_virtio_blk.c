@@ -38,6 +38,7 @@
 #include "devices/virtio/block.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtqueue.h"
+#include "fake_vmm.h"
 #include "fuzz_common.h"
 #include "lib/log.h"
 #include "vmm/bus.h"
@@ -52,9 +53,6 @@
 #define AVAIL_GPA 0x1000ull
 #define USED_GPA 0x2000ull
 #define RING_END 0x3000ull
-#define ECAM 0xe0000000ull
-#define MMIO32 0xc0000000ull
-#define MMIO32_SIZE 0x10000000ull
 #define IMAGE_SIZE (128u << 10)
 #define NR_DISKS 2
 #define MAX_ROUNDS 100000 /* loop iterations before the harness calls it a hang */
@@ -62,16 +60,12 @@
 struct disk {
 	struct virtio_blk *blk;
 	struct virtio_pci *t;
-	uint64_t bar;
+	struct fake_virtio fv; /* the driver's handle on its registers */
 	int fd; /* the image, for checks on the host */
 };
 
 struct fuzz_state {
-	struct guest_memory mem;
-	struct bus pio, mmio;
-	struct pci_bus *pci;
-	struct irq_routing *rt;
-	struct loop loop;
+	struct fake_vmm vm; /* its fake KVM accepts everything */
 	struct disk disks[NR_DISKS];
 	uint8_t pattern[IMAGE_SIZE]; /* what each image holds at the start of a run */
 	uint8_t scratch[IMAGE_SIZE];
@@ -81,118 +75,39 @@ struct fuzz_state {
 
 static struct fuzz_state *fuzz;
 
-/* ---- a fake KVM: the calls the transport makes, all accepted ---- */
-
-static int fake_set_gsi_routing(void *opaque, const struct kvm_irq_routing *t)
-{
-	return 0;
-}
-
-static int fake_irqfd(void *opaque, const struct kvm_irqfd *req)
-{
-	return 0;
-}
-
-static int fake_signal_msi(void *opaque, const struct kvm_msi *msi)
-{
-	return 1;
-}
-
-static const struct irq_routing_ops fake_rt_ops = {
-	.set_gsi_routing = fake_set_gsi_routing,
-	.irqfd = fake_irqfd,
-	.signal_msi = fake_signal_msi,
-};
-
-/* Accepted but not registered anywhere: the notify writes reach the transport, which kicks the eventfd. */
-static int fake_ioeventfd(void *opaque, const struct kvm_ioeventfd *req)
-{
-	return 0;
-}
-
-static const struct virtio_ioeventfd_ops fake_ioeventfd_ops = { .ioeventfd = fake_ioeventfd };
-
-static void fake_intx(void *opaque, uint32_t gsi, int level)
-{
-}
-
 /* ---- the driver's side ---- */
-
-static void mmio_write(uint64_t gpa, uint64_t val, uint32_t len)
-{
-	uint8_t d[8];
-
-	for (uint32_t i = 0; i < len; i++)
-		d[i] = (uint8_t)(val >> (8 * i));
-	CHECK(bus_access(&fuzz->mmio, gpa, d, len, true));
-}
-
-static uint64_t mmio_read(uint64_t gpa, uint32_t len)
-{
-	uint8_t d[8] = { 0 };
-	uint64_t v = 0;
-
-	CHECK(bus_access(&fuzz->mmio, gpa, d, len, false));
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)d[i] << (8 * i);
-	return v;
-}
-
-static void common_write(const struct disk *d, uint32_t off, uint64_t val, uint32_t len)
-{
-	mmio_write(d->bar + VIRTIO_PCI_COMMON_OFFSET + off, val, len);
-}
-
-static uint8_t status(const struct disk *d)
-{
-	return (uint8_t)mmio_read(d->bar + VIRTIO_PCI_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS, 1);
-}
 
 /* Reset the device and bring it up as Linux does (s3.1.1), accepting `want` of what it offers. */
 static void driver_init(const struct disk *d, uint16_t qsize, uint64_t want)
 {
 	uint64_t offered, features;
 
-	common_write(d, VIRTIO_PCI_COMMON_STATUS, 0, 1);
-	CHECK(status(d) == 0);
-	common_write(d, VIRTIO_PCI_COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE, 1);
-	common_write(d, VIRTIO_PCI_COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
-	common_write(d, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
-	offered = mmio_read(d->bar + VIRTIO_PCI_COMMON_DF, 4);
-	common_write(d, VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
-	offered |= mmio_read(d->bar + VIRTIO_PCI_COMMON_DF, 4) << 32;
+	fake_virtio_set_status(&d->fv, 0);
+	CHECK(fake_virtio_status(&d->fv) == 0);
+	fake_virtio_set_status(&d->fv, VIRTIO_STATUS_ACKNOWLEDGE);
+	fake_virtio_set_status(&d->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	offered = fake_virtio_device_features(&d->fv);
 	features = offered & want;
-	common_write(d, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	common_write(d, VIRTIO_PCI_COMMON_GF, (uint32_t)features, 4);
-	common_write(d, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
-	common_write(d, VIRTIO_PCI_COMMON_GF, features >> 32, 4);
-	common_write(d, VIRTIO_PCI_COMMON_STATUS,
-		     VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK, 1);
-	CHECK(status(d) & VIRTIO_STATUS_FEATURES_OK);
-	common_write(d, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
-	common_write(d, VIRTIO_PCI_COMMON_Q_SIZE, qsize, 2);
-	common_write(d, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)DESC_GPA, 4);
-	common_write(d, VIRTIO_PCI_COMMON_Q_DESCHI, 0, 4);
-	common_write(d, VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)AVAIL_GPA, 4);
-	common_write(d, VIRTIO_PCI_COMMON_Q_AVAILHI, 0, 4);
-	common_write(d, VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)USED_GPA, 4);
-	common_write(d, VIRTIO_PCI_COMMON_Q_USEDHI, 0, 4);
-	common_write(d, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	fake_virtio_write_driver_features(&d->fv, features);
+	fake_virtio_set_status(&d->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	CHECK(fake_virtio_status(&d->fv) & VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_queue_setup(&d->fv, 0, qsize, DESC_GPA, AVAIL_GPA, USED_GPA);
+	fake_virtio_queue_enable(&d->fv);
 }
 
 static void driver_ok(const struct disk *d)
 {
-	common_write(d, VIRTIO_PCI_COMMON_STATUS,
-		     VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-			     VIRTIO_STATUS_DRIVER_OK, 1);
-	CHECK(status(d) == (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-			    VIRTIO_STATUS_DRIVER_OK));
+	const uint8_t live = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+			     VIRTIO_STATUS_DRIVER_OK;
+
+	fake_virtio_set_status(&d->fv, live);
+	CHECK(fake_virtio_status(&d->fv) == live);
 }
 
 /* The guest's notify write for queue 0 (2 bytes, what Linux issues). */
 static void notify(const struct disk *d)
 {
-	mmio_write(d->bar + VIRTIO_PCI_NOTIFY_OFFSET, 0, 2);
+	fake_virtio_notify(&d->fv, 0);
 }
 
 /* Run the device event loop until it is idle and nothing is in flight. */
@@ -202,7 +117,7 @@ static void run_loop(struct disk *d)
 
 	for (;;) {
 		bool busy = virtio_blk_in_flight(d->blk) > 0;
-		int n = loop_run_once(&fuzz->loop, busy ? 1000 : 0);
+		int n = loop_run_once(&fuzz->vm.loop, busy ? 1000 : 0);
 
 		CHECK(n >= 0);
 		if (n == 0 && !busy)
@@ -237,15 +152,15 @@ static int make_image(const char *dir, struct virtio_pci_params *p, struct disk 
 	if (!d->blk)
 		return -1;
 	d->t = virtio_blk_transport(d->blk);
-	d->bar = pci_config_read32(virtio_pci_device(d->t), PCI_BASE_ADDRESS_0) & ~0xfu;
-	mmio_write(ECAM + ((uint64_t)slot << 15) + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	d->fv.vm = &fuzz->vm;
+	d->fv.bar = fake_vmm_pci_enable(&fuzz->vm, virtio_pci_device(d->t), slot);
 	return 0;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct pci_bus_config cfg = {
-		.ecam_base = ECAM, .mmio32_base = MMIO32, .mmio32_size = MMIO32_SIZE, .intx_set = fake_intx,
+	const struct fake_vmm_config cfg = {
+		.ram_size = RAM_SIZE, .hole_start = HOLE_START, .nr_msi_gsis = 64, .loop = true, .accept_all = true,
 	};
 	struct virtio_pci_params p;
 	const char *dir = getenv("TMPDIR");
@@ -264,17 +179,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	CHECK(f->ram_copy);
 	for (unsigned int i = 0; i < IMAGE_SIZE; i++)
 		f->pattern[i] = (uint8_t)(i * 7 + (i >> 9));
-	CHECK(guest_memory_init(&f->mem, RAM_SIZE, HOLE_START) == 0);
-	bus_init(&f->pio, "pio");
-	bus_init(&f->mmio, "mmio");
-	f->pci = pci_bus_create(&cfg);
-	CHECK(f->pci && pci_bus_attach(f->pci, &f->pio, &f->mmio) == 0);
-	f->rt = irq_routing_create(&fake_rt_ops, f, 64);
-	CHECK(f->rt && loop_init(&f->loop) == 0);
-	p = (struct virtio_pci_params){
-		.pci = f->pci, .rt = f->rt, .loop = &f->loop, .mem = &f->mem, .vm_fd = -1,
-		.ioeventfd_ops = &fake_ioeventfd_ops, .ioeventfd_opaque = f,
-	};
+	CHECK(fake_vmm_init(&f->vm, &cfg) == 0);
+	p = fake_vmm_virtio_params(&f->vm, 0);
 	CHECK(make_image(dir, &p, &f->disks[0], false, 3) == 0);
 	CHECK(make_image(dir, &p, &f->disks[1], true, 4) == 0);
 	return 0;
@@ -285,7 +191,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Guest RAM at `gpa` (`len` bytes), or NULL when it is not all RAM. */
 static const uint8_t *ram_at(uint64_t gpa, uint64_t len)
 {
-	return guest_memory_hva(&fuzz->mem, gpa, len);
+	return guest_memory_hva(&fuzz->vm.mem, gpa, len);
 }
 
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -351,7 +257,7 @@ static bool dma_may_hit_rings(uint16_t qsize)
 /* The used ring as the device left it: heads below the queue size, lengths a chain can hold. */
 static void check_used(uint16_t qsize)
 {
-	const uint8_t *used = fuzz->mem.regions[0].hva + USED_GPA;
+	const uint8_t *used = fuzz->vm.mem.regions[0].hva + USED_GPA;
 	uint16_t idx;
 	unsigned int n;
 
@@ -410,25 +316,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(pwrite(d->fd, f->pattern, IMAGE_SIZE, 0) == IMAGE_SIZE);
 	driver_init(d, qsize, want);
 	/* The reset above waited for the last run's requests: now guest RAM is the input's. */
-	memset(f->mem.regions[0].hva, 0, f->mem.regions[0].size);
-	memset(f->mem.regions[1].hva, 0, f->mem.regions[1].size);
-	memcpy(f->mem.regions[0].hva, data + 2, n);
-	memcpy(f->mem.regions[1].hva, data + 2, n);
-	memset(f->mem.regions[0].hva + USED_GPA, 0, RING_END - USED_GPA);
+	memset(f->vm.mem.regions[0].hva, 0, f->vm.mem.regions[0].size);
+	memset(f->vm.mem.regions[1].hva, 0, f->vm.mem.regions[1].size);
+	memcpy(f->vm.mem.regions[0].hva, data + 2, n);
+	memcpy(f->vm.mem.regions[1].hva, data + 2, n);
+	memset(f->vm.mem.regions[0].hva + USED_GPA, 0, RING_END - USED_GPA);
 	f->dma_to_rings = dma_may_hit_rings(qsize);
 	driver_ok(d);
 
 	notify(d);
 	if (data[1] & 8) {
 		/* Reset with requests in flight: they are dropped, and guest RAM is left alone from then on. */
-		CHECK(loop_run_once(&f->loop, 0) >= 0);
-		common_write(d, VIRTIO_PCI_COMMON_STATUS, 0, 1);
+		CHECK(loop_run_once(&f->vm.loop, 0) >= 0);
+		fake_virtio_set_status(&d->fv, 0);
 		CHECK(virtio_blk_in_flight(d->blk) == 0);
-		memcpy(f->ram_copy, f->mem.regions[0].hva, RAM_SIZE / 2);
-		memcpy(f->ram_copy + RAM_SIZE / 2, f->mem.regions[1].hva, RAM_SIZE / 2);
+		memcpy(f->ram_copy, f->vm.mem.regions[0].hva, RAM_SIZE / 2);
+		memcpy(f->ram_copy + RAM_SIZE / 2, f->vm.mem.regions[1].hva, RAM_SIZE / 2);
 		run_loop(d);
-		CHECK_MSG(!memcmp(f->ram_copy, f->mem.regions[0].hva, RAM_SIZE / 2) &&
-				  !memcmp(f->ram_copy + RAM_SIZE / 2, f->mem.regions[1].hva, RAM_SIZE / 2),
+		CHECK_MSG(!memcmp(f->ram_copy, f->vm.mem.regions[0].hva, RAM_SIZE / 2) &&
+				  !memcmp(f->ram_copy + RAM_SIZE / 2, f->vm.mem.regions[1].hva, RAM_SIZE / 2),
 			  "guest RAM written after the device was reset");
 	} else {
 		run_loop(d);

@@ -36,6 +36,7 @@
 #include "devices/virtio/net.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtqueue.h"
+#include "fake_vmm.h"
 #include "fuzz_common.h"
 #include "lib/log.h"
 #include "vmm/bus.h"
@@ -47,9 +48,6 @@
 #define HOLE_START (1u << 20)
 #define DATA_MAX (64u << 10)
 #define RING_END 0x6000ull
-#define ECAM 0xe0000000ull
-#define MMIO32 0xc0000000ull
-#define MMIO32_SIZE 0x10000000ull
 #define SLOT 3
 #define MAX_ROUNDS 100000
 #define HDR VIRTIO_NET_HDR_SIZE
@@ -68,14 +66,10 @@ static const unsigned int accept_bits[16] = {
 };
 
 struct fuzz_state {
-	struct guest_memory mem;
-	struct bus pio, mmio;
-	struct pci_bus *pci;
-	struct irq_routing *rt;
-	struct loop loop;
+	struct fake_vmm vm;    /* its fake KVM accepts everything */
 	struct virtio_net *net;
 	struct virtio_pci *t;
-	uint64_t bar;
+	struct fake_virtio fv; /* the driver's handle on the device's registers */
 	int dev_fd;            /* the device's end of the socketpair (the device owns it) */
 	int peer;              /* the host network's end */
 	uint64_t features;     /* negotiated this run */
@@ -86,71 +80,7 @@ struct fuzz_state {
 
 static struct fuzz_state *fuzz;
 
-/* ---- a fake KVM: the calls the transport makes, all accepted ---- */
-
-static int fake_set_gsi_routing(void *opaque, const struct kvm_irq_routing *t)
-{
-	return 0;
-}
-
-static int fake_irqfd(void *opaque, const struct kvm_irqfd *req)
-{
-	return 0;
-}
-
-static int fake_signal_msi(void *opaque, const struct kvm_msi *msi)
-{
-	return 1;
-}
-
-static const struct irq_routing_ops fake_rt_ops = {
-	.set_gsi_routing = fake_set_gsi_routing,
-	.irqfd = fake_irqfd,
-	.signal_msi = fake_signal_msi,
-};
-
-static int fake_ioeventfd(void *opaque, const struct kvm_ioeventfd *req)
-{
-	return 0;
-}
-
-static const struct virtio_ioeventfd_ops fake_ioeventfd_ops = { .ioeventfd = fake_ioeventfd };
-
-static void fake_intx(void *opaque, uint32_t gsi, int level)
-{
-}
-
 /* ---- the driver's side ---- */
-
-static void mmio_write(uint64_t gpa, uint64_t val, uint32_t len)
-{
-	uint8_t d[8];
-
-	for (uint32_t i = 0; i < len; i++)
-		d[i] = (uint8_t)(val >> (8 * i));
-	CHECK(bus_access(&fuzz->mmio, gpa, d, len, true));
-}
-
-static uint64_t mmio_read(uint64_t gpa, uint32_t len)
-{
-	uint8_t d[8] = { 0 };
-	uint64_t v = 0;
-
-	CHECK(bus_access(&fuzz->mmio, gpa, d, len, false));
-	for (uint32_t i = 0; i < len; i++)
-		v |= (uint64_t)d[i] << (8 * i);
-	return v;
-}
-
-static void common_write(uint32_t off, uint64_t val, uint32_t len)
-{
-	mmio_write(fuzz->bar + VIRTIO_PCI_COMMON_OFFSET + off, val, len);
-}
-
-static uint8_t status(void)
-{
-	return (uint8_t)mmio_read(fuzz->bar + VIRTIO_PCI_COMMON_OFFSET + VIRTIO_PCI_COMMON_STATUS, 1);
-}
 
 #define STATUS_FEATURES (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK)
 
@@ -160,37 +90,24 @@ static void driver_init(const uint16_t qsize[2], uint64_t want)
 	struct fuzz_state *f = fuzz;
 	uint64_t offered;
 
-	common_write(VIRTIO_PCI_COMMON_STATUS, 0, 1);
-	CHECK(status() == 0);
-	common_write(VIRTIO_PCI_COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE, 1);
-	common_write(VIRTIO_PCI_COMMON_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
-	common_write(VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
-	offered = mmio_read(f->bar + VIRTIO_PCI_COMMON_DF, 4);
-	common_write(VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
-	offered |= mmio_read(f->bar + VIRTIO_PCI_COMMON_DF, 4) << 32;
+	fake_virtio_set_status(&f->fv, 0);
+	CHECK(fake_virtio_status(&f->fv) == 0);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE);
+	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	offered = fake_virtio_device_features(&f->fv);
 	f->features = offered & want;
-	common_write(VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
-	common_write(VIRTIO_PCI_COMMON_GF, (uint32_t)f->features, 4);
-	common_write(VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
-	common_write(VIRTIO_PCI_COMMON_GF, f->features >> 32, 4);
-	common_write(VIRTIO_PCI_COMMON_STATUS, STATUS_FEATURES, 1);
-	CHECK(status() == STATUS_FEATURES);
+	fake_virtio_write_driver_features(&f->fv, f->features);
+	fake_virtio_set_status(&f->fv, STATUS_FEATURES);
+	CHECK(fake_virtio_status(&f->fv) == STATUS_FEATURES);
 	for (unsigned int q = 0; q < 2; q++) {
-		common_write(VIRTIO_PCI_COMMON_Q_SELECT, q, 2);
-		common_write(VIRTIO_PCI_COMMON_Q_SIZE, qsize[q], 2);
-		common_write(VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)desc_gpa[q], 4);
-		common_write(VIRTIO_PCI_COMMON_Q_DESCHI, 0, 4);
-		common_write(VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)avail_gpa[q], 4);
-		common_write(VIRTIO_PCI_COMMON_Q_AVAILHI, 0, 4);
-		common_write(VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)used_gpa[q], 4);
-		common_write(VIRTIO_PCI_COMMON_Q_USEDHI, 0, 4);
-		common_write(VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+		fake_virtio_queue_setup(&f->fv, q, qsize[q], desc_gpa[q], avail_gpa[q], used_gpa[q]);
+		fake_virtio_queue_enable(&f->fv);
 	}
 }
 
 static void notify(unsigned int q)
 {
-	mmio_write(fuzz->bar + VIRTIO_PCI_NOTIFY_OFFSET + VIRTIO_PCI_NOTIFY_MULTIPLIER * q, q, 2);
+	fake_virtio_notify(&fuzz->fv, q);
 }
 
 /* What the device wrote to the TAP: a header kiln may send, then a frame of a possible size. */
@@ -226,7 +143,7 @@ static void run_loop(void)
 
 	do {
 		drain_tap();
-		n = loop_run_once(&fuzz->loop, 0);
+		n = loop_run_once(&fuzz->vm.loop, 0);
 		CHECK(n >= 0);
 		CHECK_MSG(++rounds < MAX_ROUNDS, "the device is still busy after %u rounds", rounds);
 	} while (n > 0);
@@ -246,8 +163,8 @@ static void write_seeds(const char *dir);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct pci_bus_config cfg = {
-		.ecam_base = ECAM, .mmio32_base = MMIO32, .mmio32_size = MMIO32_SIZE, .intx_set = fake_intx,
+	const struct fake_vmm_config cfg = {
+		.ram_size = RAM_SIZE, .hole_start = HOLE_START, .nr_msi_gsis = 64, .loop = true, .accept_all = true,
 	};
 	struct virtio_net_params np = {
 		.tap_name = "fuzztap", .mac_set = true, .mac = { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 }, .mtu = 1500,
@@ -266,28 +183,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	CHECK(f);
 	f->ram_copy = malloc(RAM_SIZE);
 	CHECK(f->ram_copy);
-	CHECK(guest_memory_init(&f->mem, RAM_SIZE, HOLE_START) == 0);
-	bus_init(&f->pio, "pio");
-	bus_init(&f->mmio, "mmio");
-	f->pci = pci_bus_create(&cfg);
-	CHECK(f->pci && pci_bus_attach(f->pci, &f->pio, &f->mmio) == 0);
-	f->rt = irq_routing_create(&fake_rt_ops, f, 64);
-	CHECK(f->rt && loop_init(&f->loop) == 0);
+	CHECK(fake_vmm_init(&f->vm, &cfg) == 0);
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
 	/* Room for a run's frames both ways, so that EAGAIN comes from the input, not from the harness. */
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	f->dev_fd = np.tap_fd = sv[0];
 	f->peer = sv[1];
-	p = (struct virtio_pci_params){
-		.pci = f->pci, .slot = SLOT, .rt = f->rt, .loop = &f->loop, .mem = &f->mem, .vm_fd = -1,
-		.ioeventfd_ops = &fake_ioeventfd_ops, .ioeventfd_opaque = f,
-	};
+	p = fake_vmm_virtio_params(&f->vm, SLOT);
 	f->net = virtio_net_create(&p, &np);
 	CHECK(f->net);
 	f->t = virtio_net_transport(f->net);
-	f->bar = pci_config_read32(virtio_pci_device(f->t), PCI_BASE_ADDRESS_0) & ~0xfu;
-	mmio_write(ECAM + ((uint64_t)SLOT << 15) + PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	f->fv.vm = &f->vm;
+	f->fv.bar = fake_vmm_pci_enable(&f->vm, virtio_pci_device(f->t), SLOT);
 	return 0;
 }
 
@@ -295,7 +203,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void check_used(unsigned int q, uint16_t qsize)
 {
-	const uint8_t *used = fuzz->mem.regions[0].hva + used_gpa[q];
+	const uint8_t *used = fuzz->vm.mem.regions[0].hva + used_gpa[q];
 	uint16_t idx;
 	unsigned int n;
 
@@ -346,26 +254,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		off += len;
 	}
 	n = size - off < DATA_MAX ? size - off : DATA_MAX;
-	memset(f->mem.regions[0].hva, 0, f->mem.regions[0].size);
-	memset(f->mem.regions[1].hva, 0, f->mem.regions[1].size);
-	memcpy(f->mem.regions[0].hva, data + off, n);
-	memcpy(f->mem.regions[1].hva, data + off, n);
-	memset(f->mem.regions[0].hva + used_gpa[0], 0, 0x1000);
-	memset(f->mem.regions[0].hva + used_gpa[1], 0, 0x1000);
+	memset(f->vm.mem.regions[0].hva, 0, f->vm.mem.regions[0].size);
+	memset(f->vm.mem.regions[1].hva, 0, f->vm.mem.regions[1].size);
+	memcpy(f->vm.mem.regions[0].hva, data + off, n);
+	memcpy(f->vm.mem.regions[1].hva, data + off, n);
+	memset(f->vm.mem.regions[0].hva + used_gpa[0], 0, 0x1000);
+	memset(f->vm.mem.regions[0].hva + used_gpa[1], 0, 0x1000);
 
 	virtio_net_get_stats(f->net, &before);
-	common_write(VIRTIO_PCI_COMMON_STATUS, STATUS_FEATURES | VIRTIO_STATUS_DRIVER_OK, 1);
-	CHECK(status() == (STATUS_FEATURES | VIRTIO_STATUS_DRIVER_OK));
+	fake_virtio_set_status(&f->fv, STATUS_FEATURES | VIRTIO_STATUS_DRIVER_OK);
+	CHECK(fake_virtio_status(&f->fv) == (STATUS_FEATURES | VIRTIO_STATUS_DRIVER_OK));
 	notify(VIRTIO_NET_TXQ);
 	notify(VIRTIO_NET_RXQ);
 	if (data[3] & 8) {
-		CHECK(loop_run_once(&f->loop, 0) >= 0);
-		common_write(VIRTIO_PCI_COMMON_STATUS, 0, 1);
-		memcpy(f->ram_copy, f->mem.regions[0].hva, RAM_SIZE / 2);
-		memcpy(f->ram_copy + RAM_SIZE / 2, f->mem.regions[1].hva, RAM_SIZE / 2);
+		CHECK(loop_run_once(&f->vm.loop, 0) >= 0);
+		fake_virtio_set_status(&f->fv, 0);
+		memcpy(f->ram_copy, f->vm.mem.regions[0].hva, RAM_SIZE / 2);
+		memcpy(f->ram_copy + RAM_SIZE / 2, f->vm.mem.regions[1].hva, RAM_SIZE / 2);
 		run_loop();
-		CHECK_MSG(!memcmp(f->ram_copy, f->mem.regions[0].hva, RAM_SIZE / 2) &&
-				  !memcmp(f->ram_copy + RAM_SIZE / 2, f->mem.regions[1].hva, RAM_SIZE / 2),
+		CHECK_MSG(!memcmp(f->ram_copy, f->vm.mem.regions[0].hva, RAM_SIZE / 2) &&
+				  !memcmp(f->ram_copy + RAM_SIZE / 2, f->vm.mem.regions[1].hva, RAM_SIZE / 2),
 			  "guest RAM written after the device was reset");
 	} else {
 		run_loop();
