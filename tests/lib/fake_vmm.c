@@ -17,15 +17,8 @@
 #include <cmocka.h>
 #define FAKE_VMM_CHECK(cond) assert_true(cond)
 #else
-#include <stdio.h>
-#include <stdlib.h>
-#define FAKE_VMM_CHECK(cond)                                                                         \
-	do {                                                                                         \
-		if (!(cond)) {                                                                       \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                     \
-		}                                                                                    \
-	} while (0)
+#include "fuzz_common.h" /* tests/fuzz: CHECK prints the place and aborts */
+#define FAKE_VMM_CHECK(cond) CHECK(cond)
 #endif
 
 /* ---- fake KVM ---- */
