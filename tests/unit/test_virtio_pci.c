@@ -190,26 +190,14 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Config offset of the first capability with `id` (and, for vendor-specific ones, `cfg_type`), or 0. */
 static unsigned int find_cap(struct fixture *f, uint8_t id, uint8_t cfg_type)
 {
-	unsigned int off = fake_vmm_cfg_read(&f->vm, SLOT, PCI_CAPABILITY_LIST, 1), guard = 0;
-
-	while (off && guard++ < 48) {
-		if (fake_vmm_cfg_read(&f->vm, SLOT, off, 1) == id &&
-		    (id != PCI_CAP_ID_VNDR || fake_vmm_cfg_read(&f->vm, SLOT, off + 3, 1) == cfg_type))
-			return off;
-		off = fake_vmm_cfg_read(&f->vm, SLOT, off + 1, 1);
-	}
-	return 0;
+	return fake_vmm_find_cap(&f->vm, SLOT, id, cfg_type);
 }
 
 static void *hva(struct fixture *f, uint64_t gpa, uint64_t len)
 {
-	void *p = guest_memory_hva(&f->vm.mem, gpa, len);
-
-	assert_non_null(p);
-	return p;
+	return fake_vmm_hva(&f->vm, gpa, len);
 }
 
 static void queue_setup(struct fixture *f, unsigned int q, uint64_t desc, uint64_t avail, uint64_t used,
@@ -218,17 +206,10 @@ static void queue_setup(struct fixture *f, unsigned int q, uint64_t desc, uint64
 	memset(hva(f, desc, 0x1000), 0, 0x1000);
 	memset(hva(f, avail, 0x1000), 0, 0x1000);
 	memset(hva(f, used, 0x1000), 0, 0x1000);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SELECT, q, 2);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_SIZE, f->qsize, 2);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCLO, (uint32_t)desc, 4);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_DESCHI, desc >> 32, 4);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_AVAILLO, (uint32_t)avail, 4);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_AVAILHI, avail >> 32, 4);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_USEDLO, (uint32_t)used, 4);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_USEDHI, used >> 32, 4);
+	fake_virtio_queue_setup(&f->fv, q, f->qsize, desc, avail, used);
 	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, vector, 2);
 	assert_int_equal(fake_virtio_common_read(&f->fv, VIRTIO_PCI_COMMON_Q_MSIX, 2), vector);
-	fake_virtio_common_write(&f->fv, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+	fake_virtio_queue_enable(&f->fv);
 }
 
 /* MSI-X on with vector 0 for configuration changes and 1 for queue 0 (Linux's per-vq vectors). */
@@ -240,9 +221,7 @@ static void msix_on(struct fixture *f)
 	assert_int_not_equal(cap, 0);
 	fake_vmm_cfg_write(&f->vm, SLOT, cap + MSIX_CAP_CONTROL, MSIX_CONTROL_ENABLE, 2);
 	for (unsigned int v = 0; v < 2; v++) {
-		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_LO, MSI_ADDR, 4);
-		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_HI, 0, 4);
-		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_DATA, MSI_DATA_CONFIG + v, 4);
+		fake_vmm_msix_program(&f->vm, table, v, MSI_ADDR, MSI_DATA_CONFIG + v);
 		fake_vmm_mmio_write(&f->vm, table + v * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 0, 4);
 	}
 }
@@ -278,19 +257,12 @@ static uint8_t driver_init(struct fixture *f, uint64_t features, bool msix)
 static void desc(struct fixture *f, uint64_t table, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
 		 uint16_t next)
 {
-	struct virtq_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-
-	assert_int_equal(guest_memory_write(&f->vm.mem, table + 16ull * i, &d, sizeof(d)), 0);
+	fake_vq_write_desc(&f->vm.mem, table, i, addr, len, flags, next);
 }
 
 static void offer(struct fixture *f, uint64_t avail, uint16_t head)
 {
-	uint16_t idx;
-
-	assert_int_equal(guest_memory_write(&f->vm.mem, avail + 4 + 2u * (f->avail_idx % f->qsize), &head, 2), 0);
-	f->avail_idx++;
-	idx = f->avail_idx;
-	assert_int_equal(guest_memory_write(&f->vm.mem, avail + 2, &idx, 2), 0);
+	fake_vq_offer(&f->vm.mem, avail, f->qsize, &f->avail_idx, head);
 }
 
 /* used_event (s2.7.10): the driver wants an interrupt once the used index passes `v`. */
@@ -301,18 +273,12 @@ static void set_used_event(struct fixture *f, uint64_t avail, uint16_t v)
 
 static uint16_t used_idx(struct fixture *f, uint64_t used)
 {
-	uint16_t v;
-
-	assert_int_equal(guest_memory_read(&f->vm.mem, used + 2, &v, 2), 0);
-	return v;
+	return fake_vq_used_idx(&f->vm.mem, used);
 }
 
 static struct virtq_used_elem used_elem(struct fixture *f, uint64_t used, uint16_t i)
 {
-	struct virtq_used_elem u;
-
-	assert_int_equal(guest_memory_read(&f->vm.mem, used + 4 + 8u * (i % f->qsize), &u, sizeof(u)), 0);
-	return u;
+	return fake_vq_used_elem(&f->vm.mem, used, f->qsize, i);
 }
 
 /* Poll `cond` (evaluated once per try: it may consume, as msi_count does) for up to 5 s. */
@@ -332,10 +298,7 @@ static void settle(void)
 
 static const struct fake_ioeventfd *ioeventfd_at(struct fixture *f, uint64_t addr)
 {
-	for (int i = 0; i < f->vm.kvm.nr_ioeventfds; i++)
-		if (f->vm.kvm.ioeventfds[i].assigned && f->vm.kvm.ioeventfds[i].addr == addr)
-			return &f->vm.kvm.ioeventfds[i];
-	return NULL;
+	return fake_kvm_ioeventfd_at(&f->vm.kvm, addr);
 }
 
 static int nr_ioeventfds(struct fixture *f)
@@ -361,22 +324,7 @@ static void kvm_notify(struct fixture *f, unsigned int q)
 /* Interrupts delivered through the irqfd whose route carries MSI data `data` (reads the eventfd). */
 static uint64_t msi_count(struct fixture *f, uint32_t data)
 {
-	for (unsigned int i = 0; i < f->vm.kvm.nr; i++) {
-		const struct kvm_irq_routing_entry *e = &f->vm.kvm.table[i];
-
-		if (e->type != KVM_IRQ_ROUTING_MSI || e->u.msi.data != data)
-			continue;
-		for (int k = 0; k < f->vm.kvm.nr_irqfds; k++) {
-			uint64_t n = 0;
-
-			if (!f->vm.kvm.irqfds[k].assigned || f->vm.kvm.irqfds[k].gsi != e->gsi)
-				continue;
-			if (read(f->vm.kvm.irqfds[k].fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
-				return 0;
-			return n;
-		}
-	}
-	return 0;
+	return fake_kvm_msi_count(&f->vm.kvm, data);
 }
 
 static uint32_t intx_gsi(void)
