@@ -958,86 +958,138 @@ int vm_config_put_net(struct vm_config *cfg, const char *where, struct vm_net_co
 	return 0;
 }
 
+/* Adapters from the typed functions above to struct device_list_kind. */
+static int drive_parse(void *e, const char *where, json_t *obj, char *err, size_t err_size)
+{
+	return vm_drive_config_parse(e, where, obj, err, err_size);
+}
+
+static int drive_put(struct vm_config *cfg, const char *where, void *e, char *err, size_t err_size)
+{
+	return vm_config_put_drive(cfg, where, e, err, err_size);
+}
+
+static const char *drive_id(const void *e)
+{
+	return ((const struct vm_drive_config *)e)->drive_id;
+}
+
+static int net_parse(void *e, const char *where, json_t *obj, char *err, size_t err_size)
+{
+	return vm_net_config_parse(e, where, obj, err, err_size);
+}
+
+static int net_put(struct vm_config *cfg, const char *where, void *e, char *err, size_t err_size)
+{
+	return vm_config_put_net(cfg, where, e, err, err_size);
+}
+
+static const char *net_id(const void *e)
+{
+	return ((const struct vm_net_config *)e)->iface_id;
+}
+
+/* A device list of the config file: how to parse, identify and store one entry. */
+struct device_list_kind {
+	const char *section;  /* "drives" */
+	const char *id_field; /* "drive_id" */
+	size_t elem_size;
+	size_t array_offset;  /* of the array pointer in struct vm_config */
+	size_t count_offset;  /* of its unsigned int length */
+	int (*parse)(void *elem, const char *where, json_t *obj, char *err, size_t err_size);
+	int (*put)(struct vm_config *cfg, const char *where, void *elem, char *err, size_t err_size);
+	const char *(*id)(const void *elem);
+};
+
+static const struct device_list_kind drive_list = {
+	.section = "drives", .id_field = "drive_id", .elem_size = sizeof(struct vm_drive_config),
+	.array_offset = offsetof(struct vm_config, drives), .count_offset = offsetof(struct vm_config, nr_drives),
+	.parse = drive_parse, .put = drive_put, .id = drive_id,
+};
+
+static const struct device_list_kind net_list = {
+	.section = "network-interfaces", .id_field = "iface_id", .elem_size = sizeof(struct vm_net_config),
+	.array_offset = offsetof(struct vm_config, nets), .count_offset = offsetof(struct vm_config, nr_nets),
+	.parse = net_parse, .put = net_put, .id = net_id,
+};
+
+static void **list_array(const struct device_list_kind *k, struct vm_config *cfg)
+{
+	return (void **)((char *)cfg + k->array_offset);
+}
+
+static unsigned int *list_count(const struct device_list_kind *k, struct vm_config *cfg)
+{
+	return (unsigned int *)((char *)cfg + k->count_offset);
+}
+
+/* Free the list `k` of `cfg` (entries and array). */
+static void free_list(const struct device_list_kind *k, struct vm_config *cfg)
+{
+	if (k == &drive_list)
+		free_drives(cfg->drives, cfg->nr_drives);
+	else
+		free_nets(cfg->nets, cfg->nr_nets);
+}
+
 /*
- * The config file's "drives": the list replaces any earlier one. Built in a scratch config so that an error
- * leaves `ctx->next` as it was; two entries with the same drive_id are an error here (the API's PUT replaces).
+ * A device list of the config file ("drives", "network-interfaces"): the list replaces any earlier one. Built
+ * in a scratch config so that an error leaves `ctx->next` as it was; two entries with the same id are an error
+ * here (the API's PUT /drives/{id} replaces instead).
  */
-static int parse_drive_list(struct parse_ctx *ctx, json_t *array)
+static int parse_device_list(struct parse_ctx *ctx, const struct device_list_kind *k, json_t *array)
 {
 	struct vm_config *next = ctx->next, list = { 0 };
+	union {
+		struct vm_drive_config drive;
+		struct vm_net_config net;
+	} e;
 	char where[PATH_SIZE];
 	size_t i;
 	json_t *v;
 	int ret = 0;
 
 	json_array_foreach(array, i, v) {
-		struct vm_drive_config d = { 0 };
-
-		snprintf(where, sizeof(where), "drives[%zu]", i);
-		ret = vm_drive_config_parse(&d, where, v, ctx->err, ctx->err_size);
+		memset(&e, 0, sizeof(e));
+		snprintf(where, sizeof(where), "%s[%zu]", k->section, i);
+		ret = k->parse(&e, where, v, ctx->err, ctx->err_size);
 		if (ret)
 			break;
-		for (unsigned int j = 0; j < list.nr_drives; j++)
-			if (!strcmp(list.drives[j].drive_id, d.drive_id)) {
-				errmsg_set(ctx->err, ctx->err_size, "%s.drive_id: \"%s\" appears twice", where, d.drive_id);
+		for (unsigned int j = 0; j < *list_count(k, &list); j++)
+			if (!strcmp(k->id((char *)*list_array(k, &list) + j * k->elem_size), k->id(&e))) {
+				errmsg_set(ctx->err, ctx->err_size, "%s.%s: \"%s\" appears twice", where, k->id_field, k->id(&e));
 				ret = -EINVAL;
 			}
 		if (!ret)
-			ret = vm_config_put_drive(&list, where, &d, ctx->err, ctx->err_size);
+			ret = k->put(&list, where, &e, ctx->err, ctx->err_size);
 		if (ret) {
-			vm_drive_config_free(&d);
+			if (k == &drive_list)
+				vm_drive_config_free(&e.drive);
+			else
+				vm_net_config_free(&e.net);
 			break;
 		}
 	}
 	if (ret) {
-		free_drives(list.drives, list.nr_drives);
+		free_list(k, &list);
 		return ret;
 	}
 	/* The previous list in `next` is the caller's (ctx->orig) or one this parse made. */
-	if (next->drives != ((const struct vm_config *)ctx->orig)->drives)
-		free_drives(next->drives, next->nr_drives);
-	next->drives = list.drives;
-	next->nr_drives = list.nr_drives;
+	if (*list_array(k, next) != *list_array(k, (struct vm_config *)ctx->orig))
+		free_list(k, next);
+	*list_array(k, next) = *list_array(k, &list);
+	*list_count(k, next) = *list_count(k, &list);
 	return 0;
 }
 
-/* The config file's "network-interfaces", as parse_drive_list. */
+static int parse_drive_list(struct parse_ctx *ctx, json_t *array)
+{
+	return parse_device_list(ctx, &drive_list, array);
+}
+
 static int parse_net_list(struct parse_ctx *ctx, json_t *array)
 {
-	struct vm_config *next = ctx->next, list = { 0 };
-	char where[PATH_SIZE];
-	size_t i;
-	json_t *v;
-	int ret = 0;
-
-	json_array_foreach(array, i, v) {
-		struct vm_net_config n = { 0 };
-
-		snprintf(where, sizeof(where), "network-interfaces[%zu]", i);
-		ret = vm_net_config_parse(&n, where, v, ctx->err, ctx->err_size);
-		if (ret)
-			break;
-		for (unsigned int j = 0; j < list.nr_nets; j++)
-			if (!strcmp(list.nets[j].iface_id, n.iface_id)) {
-				errmsg_set(ctx->err, ctx->err_size, "%s.iface_id: \"%s\" appears twice", where, n.iface_id);
-				ret = -EINVAL;
-			}
-		if (!ret)
-			ret = vm_config_put_net(&list, where, &n, ctx->err, ctx->err_size);
-		if (ret) {
-			vm_net_config_free(&n);
-			break;
-		}
-	}
-	if (ret) {
-		free_nets(list.nets, list.nr_nets);
-		return ret;
-	}
-	if (next->nets != ((const struct vm_config *)ctx->orig)->nets)
-		free_nets(next->nets, next->nr_nets);
-	next->nets = list.nets;
-	next->nr_nets = list.nr_nets;
-	return 0;
+	return parse_device_list(ctx, &net_list, array);
 }
 
 /* Split "PATH,opt,opt=value" in place: returns the next option (NULL at the end), `*rest` advances. */
