@@ -396,9 +396,7 @@ static void blk_queue_notify(void *opaque, unsigned int q)
 			break; /* a broken queue: the transport sets DEVICE_NEEDS_RESET on return */
 	} while (budget && vq_enable_notify(vq));
 	raw_commit(blk->disk);
-	if (blk->pushed)
-		virtio_pci_notify_queue(blk->t, q);
-	blk->pushed = false;
+	after_completions(blk);
 	if (!budget && ok && ret >= 0) {
 		/* More may be waiting: come back after the loop's other sources had their turn. */
 		vq_enable_notify(vq);

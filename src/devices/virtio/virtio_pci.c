@@ -335,10 +335,10 @@ static void device_reset(struct virtio_pci *t)
 	pci_intx_set(&t->pdev, 0);
 }
 
-static bool features_acceptable(const struct virtio_pci *t)
+/* Driver features FEATURES_OK accepts: offered ones, VERSION_1 among them, nothing beyond bit 63. */
+static bool features_acceptable(const struct virtio_pci *t, uint64_t driver_features, bool invalid)
 {
-	return !t->driver_features_invalid && !(t->driver_features & ~t->device_features) &&
-	       (t->driver_features & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	return !invalid && !(driver_features & ~t->device_features) && (driver_features & VIRTIO_BIT(VIRTIO_F_VERSION_1));
 }
 
 /* DRIVER_OK (s3.1.1 step 8): set up every enabled queue, subscribe them, start the device. Lock held. */
@@ -412,7 +412,8 @@ static void status_write(struct virtio_pci *t, uint8_t val)
 		vp_guest_error(t, "%s: driver tried to clear device status bits 0x%x (ignored)", t->ops->name,
 			       old & DRIVER_STATUS_BITS & ~want);
 	next = old | want;
-	if ((next & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(t)) {
+	if ((next & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) &&
+	    !features_acceptable(t, t->driver_features, t->driver_features_invalid)) {
 		/* s2.2.2: refuse by not setting FEATURES_OK; the driver reads it back and gives up. */
 		vp_guest_error(t, "%s: refused driver features 0x%llx%s (device offers 0x%llx)", t->ops->name,
 			       (unsigned long long)t->driver_features,
@@ -1036,13 +1037,6 @@ void virtio_pci_save(struct virtio_pci *t, struct virtio_pci_state *st)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* The driver features in `st` are ones FEATURES_OK could have accepted (features_acceptable). */
-static bool features_acceptable_bits(const struct virtio_pci *t, const struct virtio_pci_state *st)
-{
-	return !st->driver_features_invalid && !(st->driver_features & ~t->device_features) &&
-	       (st->driver_features & VIRTIO_BIT(VIRTIO_F_VERSION_1));
-}
-
 /* Could the transport have reached `st`? Lock held (for the ops' constants only). */
 static int state_check(const struct virtio_pci *t, const struct virtio_pci_state *st, char *err, size_t err_size)
 {
@@ -1059,7 +1053,8 @@ static int state_check(const struct virtio_pci *t, const struct virtio_pci_state
 	}
 	if ((st->config_msix_vector != VIRTIO_MSI_NO_VECTOR && st->config_msix_vector >= t->nr_vectors) ||
 	    (st->live && (!(st->status & VIRTIO_STATUS_DRIVER_OK) || !(st->status & VIRTIO_STATUS_FEATURES_OK))) ||
-	    ((st->status & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable_bits(t, st)) ||
+	    ((st->status & VIRTIO_STATUS_FEATURES_OK) &&
+	     !features_acceptable(t, st->driver_features, st->driver_features_invalid)) ||
 	    (st->isr & ~(VIRTIO_PCI_ISR_QUEUE | VIRTIO_PCI_ISR_CONFIG))) {
 		errmsg_set(err, err_size, "%s: transport state the device cannot reach (status 0x%x, features 0x%llx)", name,
 			   st->status, (unsigned long long)st->driver_features);
