@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "lib/fsync.h"
 #include "lib/log.h"
 
 #ifndef KILN_VERSION
@@ -139,34 +140,6 @@ static int pread_all(int fd, void *buf, size_t len, off_t off)
 		off += n;
 	}
 	return 0;
-}
-
-/* The directory holding `path`, for fsync after a rename. Returns 0 or -errno. */
-static int fsync_dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd, ret = 0;
-
-	if (!slash)
-		dir = strdup(".");
-	else if (slash == path)
-		dir = strdup("/");
-	else
-		dir = strndup(path, (size_t)(slash - path));
-	if (!dir)
-		return -ENOMEM;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-	} else {
-		/* Some filesystems cannot fsync a directory; the rename is then as durable as they make it. */
-		if (fsync(fd) < 0 && errno != EINVAL)
-			ret = -errno;
-		close(fd);
-	}
-	free(dir);
-	return ret;
 }
 
 /*
@@ -422,7 +395,7 @@ int snap_writer_commit(struct snap_writer *w)
 		goto fail;
 	}
 	/* Visible now; the directory fsync makes the rename survive a power loss. */
-	ret = fsync_dir_of(w->path);
+	ret = fsync_parent_dir(w->path);
 	if (ret)
 		pr_err("snapshot %s: written, but fsync of its directory failed: %s", w->path, strerror(-ret));
 	writer_free(w);
@@ -1032,7 +1005,7 @@ int snap_mem_commit(const char *tmp_path, const char *path)
 		pr_err("memory file %s: cannot rename %s over it: %s", path, tmp_path, strerror(errno));
 		return ret;
 	}
-	ret = fsync_dir_of(path);
+	ret = fsync_parent_dir(path);
 	if (ret)
 		pr_err("memory file %s: written, but fsync of its directory failed: %s", path, strerror(-ret));
 	return ret;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fsync.h"
 #include "lib/log.h"
 
 /* Bytes per copy_file_range call, and the buffer of the read/write fallback. */
@@ -160,8 +161,13 @@ int image_copy(const char *src, const char *dst, struct image_copy_result *out, 
 	}
 	ret = fchmod(dst_fd, (st.st_mode & 0777) | 0600) < 0 ? -errno : 0;
 	ret = ret ?: image_copy_fd(src_fd, dst_fd, out);
+	/* Durable before it takes the final name: a crash leaves the old copy or a complete new one. */
+	if (!ret && fdatasync(dst_fd) < 0)
+		ret = -errno;
 	if (!ret && rename(tmp, dst) < 0)
 		ret = -errno;
+	if (!ret)
+		ret = fsync_parent_dir(dst);
 	if (ret) {
 		errmsg_set(err, err_size, "cannot copy %s to %s: %s", src, dst, strerror(-ret));
 		unlink(tmp);
