@@ -958,25 +958,10 @@ int vm_config_put_net(struct vm_config *cfg, const char *where, struct vm_net_co
 	return 0;
 }
 
-/* Adapters from the typed functions above to struct device_list_kind. */
-static int drive_parse(void *e, const char *where, json_t *obj, char *err, size_t err_size)
-{
-	return vm_drive_config_parse(e, where, obj, err, err_size);
-}
-
+/* Adapters from the typed put functions above to struct device_list_kind. */
 static int drive_put(struct vm_config *cfg, const char *where, void *e, char *err, size_t err_size)
 {
 	return vm_config_put_drive(cfg, where, e, err, err_size);
-}
-
-static const char *drive_id(const void *e)
-{
-	return ((const struct vm_drive_config *)e)->drive_id;
-}
-
-static int net_parse(void *e, const char *where, json_t *obj, char *err, size_t err_size)
-{
-	return vm_net_config_parse(e, where, obj, err, err_size);
 }
 
 static int net_put(struct vm_config *cfg, const char *where, void *e, char *err, size_t err_size)
@@ -984,33 +969,30 @@ static int net_put(struct vm_config *cfg, const char *where, void *e, char *err,
 	return vm_config_put_net(cfg, where, e, err, err_size);
 }
 
-static const char *net_id(const void *e)
-{
-	return ((const struct vm_net_config *)e)->iface_id;
-}
-
-/* A device list of the config file: how to parse, identify and store one entry. */
+/*
+ * A device list of the config file: its entries' fields (parsed and freed through them; the first is the
+ * id) and how to store one entry.
+ */
 struct device_list_kind {
-	const char *section;  /* "drives" */
-	const char *id_field; /* "drive_id" */
+	const char *section; /* "drives" */
+	const struct config_field *fields;
+	size_t nr_fields;
 	size_t elem_size;
-	size_t array_offset;  /* of the array pointer in struct vm_config */
-	size_t count_offset;  /* of its unsigned int length */
-	int (*parse)(void *elem, const char *where, json_t *obj, char *err, size_t err_size);
+	size_t array_offset; /* of the array pointer in struct vm_config */
+	size_t count_offset; /* of its unsigned int length */
 	int (*put)(struct vm_config *cfg, const char *where, void *elem, char *err, size_t err_size);
-	const char *(*id)(const void *elem);
 };
 
 static const struct device_list_kind drive_list = {
-	.section = "drives", .id_field = "drive_id", .elem_size = sizeof(struct vm_drive_config),
-	.array_offset = offsetof(struct vm_config, drives), .count_offset = offsetof(struct vm_config, nr_drives),
-	.parse = drive_parse, .put = drive_put, .id = drive_id,
+	.section = "drives", .fields = drive_fields, .nr_fields = ARRAY_SIZE(drive_fields),
+	.elem_size = sizeof(struct vm_drive_config), .array_offset = offsetof(struct vm_config, drives),
+	.count_offset = offsetof(struct vm_config, nr_drives), .put = drive_put,
 };
 
 static const struct device_list_kind net_list = {
-	.section = "network-interfaces", .id_field = "iface_id", .elem_size = sizeof(struct vm_net_config),
-	.array_offset = offsetof(struct vm_config, nets), .count_offset = offsetof(struct vm_config, nr_nets),
-	.parse = net_parse, .put = net_put, .id = net_id,
+	.section = "network-interfaces", .fields = net_fields, .nr_fields = ARRAY_SIZE(net_fields),
+	.elem_size = sizeof(struct vm_net_config), .array_offset = offsetof(struct vm_config, nets),
+	.count_offset = offsetof(struct vm_config, nr_nets), .put = net_put,
 };
 
 static void **list_array(const struct device_list_kind *k, struct vm_config *cfg)
@@ -1023,13 +1005,19 @@ static unsigned int *list_count(const struct device_list_kind *k, struct vm_conf
 	return (unsigned int *)((char *)cfg + k->count_offset);
 }
 
+static const char *elem_id(const struct device_list_kind *k, const void *elem)
+{
+	return *str_at(elem, k->fields[0].offset);
+}
+
 /* Free the list `k` of `cfg` (entries and array). */
 static void free_list(const struct device_list_kind *k, struct vm_config *cfg)
 {
-	if (k == &drive_list)
-		free_drives(cfg->drives, cfg->nr_drives);
-	else
-		free_nets(cfg->nets, cfg->nr_nets);
+	char *array = *list_array(k, cfg);
+
+	for (unsigned int i = 0; i < *list_count(k, cfg); i++)
+		config_free_strings(k->fields, k->nr_fields, array + i * k->elem_size);
+	free(array);
 }
 
 /*
@@ -1052,21 +1040,19 @@ static int parse_device_list(struct parse_ctx *ctx, const struct device_list_kin
 	json_array_foreach(array, i, v) {
 		memset(&e, 0, sizeof(e));
 		snprintf(where, sizeof(where), "%s[%zu]", k->section, i);
-		ret = k->parse(&e, where, v, ctx->err, ctx->err_size);
+		ret = config_parse_object(where, k->fields, k->nr_fields, v, &e, k->elem_size, ctx->err, ctx->err_size);
 		if (ret)
 			break;
 		for (unsigned int j = 0; j < *list_count(k, &list); j++)
-			if (!strcmp(k->id((char *)*list_array(k, &list) + j * k->elem_size), k->id(&e))) {
-				errmsg_set(ctx->err, ctx->err_size, "%s.%s: \"%s\" appears twice", where, k->id_field, k->id(&e));
+			if (!strcmp(elem_id(k, (char *)*list_array(k, &list) + j * k->elem_size), elem_id(k, &e))) {
+				errmsg_set(ctx->err, ctx->err_size, "%s.%s: \"%s\" appears twice", where, k->fields[0].name,
+					   elem_id(k, &e));
 				ret = -EINVAL;
 			}
 		if (!ret)
 			ret = k->put(&list, where, &e, ctx->err, ctx->err_size);
 		if (ret) {
-			if (k == &drive_list)
-				vm_drive_config_free(&e.drive);
-			else
-				vm_net_config_free(&e.net);
+			config_free_strings(k->fields, k->nr_fields, &e);
 			break;
 		}
 	}

@@ -145,8 +145,10 @@ static int clone_disks(const char *state, const struct api_vm_clone *req, char *
 			break;
 		}
 		ret = vm_clone_copy_disk(r, &cfg, disks->copies[i], path, err, err_size);
-		if (!ret && asprintf(&out[(*nr)++], "%s=%s", disks->copies[i], path) < 0)
+		/* asprintf leaves its pointer undefined on failure: count only what the caller may free. */
+		if (!ret && asprintf(&out[*nr], "%s=%s", disks->copies[i], path) < 0)
 			ret = -ENOMEM;
+		*nr += !ret;
 		free(path);
 	}
 	snap_reader_close(r);
