@@ -176,13 +176,19 @@ static int create_devices(struct vm *vm)
 	return ret;
 }
 
+/* Where every virtio device goes: bus 0 (any free slot), the VM's routing, loop and memory. */
+static struct virtio_pci_params virtio_params(struct vm *vm)
+{
+	return (struct virtio_pci_params){
+		.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem, .vm_fd = vm->fd,
+	};
+}
+
 /* One virtio-blk per drive, the root drive first so that it is /dev/vda (vm_config_drive_order). */
 static int create_disks(struct vm *vm)
 {
 	const struct vm_config *cfg = vm->cfg;
-	struct virtio_pci_params p = {
-		.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem, .vm_fd = vm->fd,
-	};
+	struct virtio_pci_params p = virtio_params(vm);
 
 	if (!cfg->nr_drives)
 		return 0;
@@ -224,10 +230,7 @@ static int create_nets(struct vm *vm)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
 		const struct vm_net_config *nc = &cfg->nets[i];
-		struct virtio_pci_params p = {
-			.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem,
-			.vm_fd = vm->fd,
-		};
+		struct virtio_pci_params p = virtio_params(vm);
 		struct virtio_net_params np = {
 			.tap_name = nc->host_dev_name, .tap_fd = -1, .mac_set = nc->guest_mac.set, .mtu = nc->mtu,
 		};
@@ -275,10 +278,7 @@ static int create_pci(struct vm *vm)
 	if (ret)
 		return ret;
 	if (vm->cfg->entropy) {
-		struct virtio_pci_params p = {
-			.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem,
-			.vm_fd = vm->fd,
-		};
+		struct virtio_pci_params p = virtio_params(vm);
 
 		vm->rng = virtio_rng_create(&p);
 		if (!vm->rng) {
