@@ -737,7 +737,7 @@ static int check_memo(struct snap_reader *r, const struct vm_config *cfg, struct
 		      size_t err_size)
 {
 	struct guest_memory layout = { 0 };
-	uint64_t size = cfg->mem_mib * MIB, low = size < X86_MMIO_HOLE_START ? size : X86_MMIO_HOLE_START;
+	uint64_t size = cfg->mem_mib * MIB;
 	uint32_t version;
 	const void *p;
 	size_t len;
@@ -757,13 +757,7 @@ static int check_memo(struct snap_reader *r, const struct vm_config *cfg, struct
 			   size);
 		return -EINVAL;
 	}
-	/* The layout guest_memory_init gives: low RAM below the hole, the rest from 4 GiB. */
-	layout.regions[0] = (struct guest_region){ .gpa = 0, .size = low, .fd_offset = 0 };
-	layout.nr_regions = 1;
-	if (size > low) {
-		layout.regions[1] = (struct guest_region){ .gpa = 1ull << 32, .size = size - low, .fd_offset = low };
-		layout.nr_regions = 2;
-	}
+	guest_memory_layout(&layout, size, X86_MMIO_HOLE_START);
 	for (unsigned int i = 0; i < memo->nr_regions; i++) {
 		if (memo->nr_regions != layout.nr_regions || memo->regions[i].gpa != layout.regions[i].gpa ||
 		    memo->regions[i].size != layout.regions[i].size ||
