@@ -9,8 +9,6 @@
 
 #define FOUR_GIB (1ull << 32)
 
-static void layout(struct guest_memory *mem, uint64_t size, uint64_t hole_start);
-
 int guest_memory_init(struct guest_memory *mem, uint64_t size, uint64_t hole_start)
 {
 	int ret;
@@ -34,7 +32,7 @@ int guest_memory_init(struct guest_memory *mem, uint64_t size, uint64_t hole_sta
 	}
 	/* Guest RAM is never part of a host core dump. */
 	madvise(mem->base, size, MADV_DONTDUMP);
-	layout(mem, size, hole_start);
+	guest_memory_layout(mem, size, hole_start);
 	return 0;
 err:
 	close(mem->memfd);
@@ -96,8 +94,7 @@ int guest_memory_read(const struct guest_memory *mem, uint64_t gpa, void *dst, u
 	return 0;
 }
 
-/* The region layout of `size` bytes of RAM around the hole, over `base`. */
-static void layout(struct guest_memory *mem, uint64_t size, uint64_t hole_start)
+void guest_memory_layout(struct guest_memory *mem, uint64_t size, uint64_t hole_start)
 {
 	uint64_t low = size < hole_start ? size : hole_start;
 
@@ -106,7 +103,7 @@ static void layout(struct guest_memory *mem, uint64_t size, uint64_t hole_start)
 	mem->nr_regions = 1;
 	if (size > low) {
 		mem->regions[1] = (struct guest_region){
-			.gpa = FOUR_GIB, .size = size - low, .hva = mem->base + low, .fd_offset = low,
+			.gpa = FOUR_GIB, .size = size - low, .hva = mem->base ? mem->base + low : NULL, .fd_offset = low,
 		};
 		mem->nr_regions = 2;
 	}
@@ -169,7 +166,7 @@ int guest_memory_init_from_file(struct guest_memory *mem, uint64_t size, uint64_
 		return ret;
 	}
 	madvise(mem->base, size, MADV_DONTDUMP);
-	layout(mem, size, hole_start);
+	guest_memory_layout(mem, size, hole_start);
 	return 0;
 }
 

@@ -51,6 +51,12 @@ int guest_memory_init_from_file(struct guest_memory *mem, uint64_t size, uint64_
  */
 int guest_memory_save(const struct guest_memory *mem, int fd) __attribute__((warn_unused_result));
 
+/*
+ * The regions guest_memory_init gives `size` bytes of RAM around the hole, over `mem->base` (hva NULL
+ * when base is): sets size, nr_regions and regions.
+ */
+void guest_memory_layout(struct guest_memory *mem, uint64_t size, uint64_t hole_start);
+
 /* Host address of guest range [gpa, gpa+len) if it lies within one RAM region, else NULL. */
 void *guest_memory_hva(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
 

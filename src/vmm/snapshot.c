@@ -183,6 +183,24 @@ static int save_legacy(struct vm *vm, struct snap_writer *w)
 	return ret;
 }
 
+/* A section restore needs, decoded by `decode`; messages are prefixed with the section's name. */
+#define GET_STATE(r, id, instance, max_version, decode, st, err, err_size)                                   \
+	({                                                                                                   \
+		uint32_t v_;                                                                                 \
+		size_t len_;                                                                                 \
+		char msg_[256], name_[32];                                                                   \
+		const void *p_ = snap_get_section((r), (id), (instance), (max_version), &v_, &len_, (err),   \
+						  (err_size));                                               \
+		int ret_ = -EINVAL;                                                                          \
+		if (p_) {                                                                                    \
+			ret_ = decode((st), p_, len_, v_, msg_, sizeof(msg_));                               \
+			if (ret_)                                                                            \
+				errmsg_set((err), (err_size), "section %s: %s",                              \
+					   snap_section_name((id), (instance), name_, sizeof(name_)), msg_);  \
+		}                                                                                            \
+		ret_;                                                                                        \
+	})
+
 /*
  * The VM's virtio device types, each instance with its transport and its type's own section (instance
  * = PCI slot). A new device type adds a row; the transport, MSI-X and config space sections come with
@@ -190,16 +208,37 @@ static int save_legacy(struct vm *vm, struct snap_writer *w)
  * frozen; `thaw` lets it go on after the snapshot.
  */
 struct snap_virtio_type {
-	uint32_t id;                      /* the type's section */
-	uint32_t max_version;
 	unsigned int (*count)(const struct vm *vm);
 	struct virtio_pci *(*transport)(const struct vm *vm, unsigned int i);
 	int (*quiesce)(const struct vm *vm, unsigned int i);
 	void (*thaw)(const struct vm *vm, unsigned int i); /* undo quiesce; may be NULL */
 	int (*save)(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot);
-	int (*restore)(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
+	int (*restore)(const struct vm *vm, unsigned int i, struct snap_reader *r, uint32_t slot, char *err,
 		       size_t err_size);
 };
+
+/*
+ * save and restore of virtio type `name` (struct virtio_<name>_state, VIRTIO_<NAME>_STATE_*) in section
+ * `id`: device `i` is `dev`; `apply` puts the decoded `st` into it and yields 0 or an error.
+ */
+#define SNAP_VIRTIO_STATE(name, NAME, id, dev, apply)                                                      \
+	static int name##_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)   \
+	{                                                                                                  \
+		struct virtio_##name##_state st;                                                           \
+		(void)i;                                                                                   \
+		virtio_##name##_save((dev), &st);                                                          \
+		return PUT_STATE(w, (id), slot, VIRTIO_##NAME##_STATE_VERSION, VIRTIO_##NAME##_STATE_MAX_SIZE, \
+				 virtio_##name##_state_encode, &st);                                       \
+	}                                                                                                  \
+	static int name##_restore(const struct vm *vm, unsigned int i, struct snap_reader *r, uint32_t slot, \
+				  char *err, size_t err_size)                                              \
+	{                                                                                                  \
+		struct virtio_##name##_state st;                                                           \
+		int ret = GET_STATE(r, (id), slot, VIRTIO_##NAME##_STATE_VERSION, virtio_##name##_state_decode, \
+				    &st, err, err_size);                                                   \
+		(void)i;                                                                                   \
+		return ret ?: (apply);                                                                     \
+	}
 
 static unsigned int rng_count(const struct vm *vm)
 {
@@ -212,27 +251,7 @@ static struct virtio_pci *rng_transport(const struct vm *vm, unsigned int i)
 	return virtio_rng_transport(vm->rng);
 }
 
-static int rng_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)
-{
-	struct virtio_rng_state st;
-
-	(void)i;
-	virtio_rng_save(vm->rng, &st);
-	return PUT_STATE(w, SNAP_ID_VRNG, slot, VIRTIO_RNG_STATE_VERSION, VIRTIO_RNG_STATE_MAX_SIZE,
-			 virtio_rng_state_encode, &st);
-}
-
-static int rng_restore(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
-		       size_t err_size)
-{
-	struct virtio_rng_state st;
-	int ret = virtio_rng_state_decode(&st, data, len, version, err, err_size);
-
-	(void)i;
-	if (!ret)
-		virtio_rng_restore(vm->rng, &st);
-	return ret;
-}
+SNAP_VIRTIO_STATE(rng, RNG, SNAP_ID_VRNG, vm->rng, (virtio_rng_restore(vm->rng, &st), 0))
 
 static unsigned int blk_count(const struct vm *vm)
 {
@@ -253,23 +272,7 @@ static int blk_quiesce(const struct vm *vm, unsigned int i)
 	return virtio_blk_quiesce(vm->disks[i]) ?: virtio_blk_sync(vm->disks[i]);
 }
 
-static int blk_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)
-{
-	struct virtio_blk_state st;
-
-	virtio_blk_save(vm->disks[i], &st);
-	return PUT_STATE(w, SNAP_ID_VBLK, slot, VIRTIO_BLK_STATE_VERSION, VIRTIO_BLK_STATE_MAX_SIZE,
-			 virtio_blk_state_encode, &st);
-}
-
-static int blk_restore(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
-		       size_t err_size)
-{
-	struct virtio_blk_state st;
-	int ret = virtio_blk_state_decode(&st, data, len, version, err, err_size);
-
-	return ret ?: virtio_blk_restore(vm->disks[i], &st, err, err_size);
-}
+SNAP_VIRTIO_STATE(blk, BLK, SNAP_ID_VBLK, vm->disks[i], virtio_blk_restore(vm->disks[i], &st, err, err_size))
 
 static unsigned int net_count(const struct vm *vm)
 {
@@ -292,31 +295,12 @@ static void net_thaw(const struct vm *vm, unsigned int i)
 	virtio_net_resume(vm->nets[i]);
 }
 
-static int net_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)
-{
-	struct virtio_net_state st;
-
-	virtio_net_save(vm->nets[i], &st);
-	return PUT_STATE(w, SNAP_ID_VNET, slot, VIRTIO_NET_STATE_VERSION, VIRTIO_NET_STATE_MAX_SIZE,
-			 virtio_net_state_encode, &st);
-}
-
-static int net_restore(const struct vm *vm, unsigned int i, const void *data, size_t len, uint32_t version, char *err,
-		       size_t err_size)
-{
-	struct virtio_net_state st;
-	int ret = virtio_net_state_decode(&st, data, len, version, err, err_size);
-
-	if (!ret)
-		virtio_net_restore(vm->nets[i], &st);
-	return ret;
-}
+SNAP_VIRTIO_STATE(net, NET, SNAP_ID_VNET, vm->nets[i], (virtio_net_restore(vm->nets[i], &st), 0))
 
 static const struct snap_virtio_type virtio_types[] = {
-	{ SNAP_ID_VRNG, VIRTIO_RNG_STATE_VERSION, rng_count, rng_transport, NULL, NULL, rng_save, rng_restore },
-	{ SNAP_ID_VBLK, VIRTIO_BLK_STATE_VERSION, blk_count, blk_transport, blk_quiesce, NULL, blk_save, blk_restore },
-	{ SNAP_ID_VNET, VIRTIO_NET_STATE_VERSION, net_count, net_transport, net_quiesce, net_thaw, net_save,
-	  net_restore },
+	{ rng_count, rng_transport, NULL, NULL, rng_save, rng_restore },
+	{ blk_count, blk_transport, blk_quiesce, NULL, blk_save, blk_restore },
+	{ net_count, net_transport, net_quiesce, net_thaw, net_save, net_restore },
 };
 
 #define NR_VIRTIO_TYPES (sizeof(virtio_types) / sizeof(virtio_types[0]))
@@ -528,24 +512,6 @@ out:
 
 /* ---- reading ---- */
 
-/* A section restore needs, decoded by `decode`; messages are prefixed with the section's name. */
-#define GET_STATE(r, id, instance, max_version, decode, st, err, err_size)                                   \
-	({                                                                                                   \
-		uint32_t v_;                                                                                 \
-		size_t len_;                                                                                 \
-		char msg_[256], name_[32];                                                                   \
-		const void *p_ = snap_get_section((r), (id), (instance), (max_version), &v_, &len_, (err),   \
-						  (err_size));                                               \
-		int ret_ = -EINVAL;                                                                          \
-		if (p_) {                                                                                    \
-			ret_ = decode((st), p_, len_, v_, msg_, sizeof(msg_));                               \
-			if (ret_)                                                                            \
-				errmsg_set((err), (err_size), "section %s: %s",                              \
-					   snap_section_name((id), (instance), name_, sizeof(name_)), msg_);  \
-		}                                                                                            \
-		ret_;                                                                                        \
-	})
-
 int vm_snapshot_open(const char *path, struct snap_reader **out, struct vm_config *cfg, char *err, size_t err_size)
 {
 	struct snap_reader *r = NULL;
@@ -742,9 +708,7 @@ static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t e
 	}
 	FOR_EACH_VIRTIO(vm, type, i) {
 		struct virtio_pci *t = type->transport(vm, i);
-		uint32_t slot = (uint32_t)virtio_pci_device(t)->slot, version;
-		const void *data;
-		size_t len;
+		uint32_t slot = (uint32_t)virtio_pci_device(t)->slot;
 
 		if (ret)
 			break;
@@ -759,14 +723,7 @@ static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t e
 			errmsg_set(err, err_size, "%s", msg);
 			break;
 		}
-		data = snap_get_section(r, type->id, slot, type->max_version, &version, &len, err, err_size);
-		if (!data) {
-			ret = -EINVAL;
-			break;
-		}
-		ret = type->restore(vm, i, data, len, version, msg, sizeof(msg));
-		if (ret)
-			errmsg_set(err, err_size, "%s", msg);
+		ret = type->restore(vm, i, r, slot, err, err_size);
 	}
 out:
 	free(fn);
@@ -780,7 +737,7 @@ static int check_memo(struct snap_reader *r, const struct vm_config *cfg, struct
 		      size_t err_size)
 {
 	struct guest_memory layout = { 0 };
-	uint64_t size = cfg->mem_mib * MIB, low = size < X86_MMIO_HOLE_START ? size : X86_MMIO_HOLE_START;
+	uint64_t size = cfg->mem_mib * MIB;
 	uint32_t version;
 	const void *p;
 	size_t len;
@@ -800,13 +757,7 @@ static int check_memo(struct snap_reader *r, const struct vm_config *cfg, struct
 			   size);
 		return -EINVAL;
 	}
-	/* The layout guest_memory_init gives: low RAM below the hole, the rest from 4 GiB. */
-	layout.regions[0] = (struct guest_region){ .gpa = 0, .size = low, .fd_offset = 0 };
-	layout.nr_regions = 1;
-	if (size > low) {
-		layout.regions[1] = (struct guest_region){ .gpa = 1ull << 32, .size = size - low, .fd_offset = low };
-		layout.nr_regions = 2;
-	}
+	guest_memory_layout(&layout, size, X86_MMIO_HOLE_START);
 	for (unsigned int i = 0; i < memo->nr_regions; i++) {
 		if (memo->nr_regions != layout.nr_regions || memo->regions[i].gpa != layout.regions[i].gpa ||
 		    memo->regions[i].size != layout.regions[i].size ||
