@@ -6,9 +6,8 @@
  * the state file's MEMO section and paired with it by the snapshot id. The byte layout, the section
  * ids, versioning rules and crash guarantees: docs/snapshot-format.md.
  *
- * This file knows nothing about vCPUs or devices: their code encodes its own plain state struct into
- * a section (with the snap_enc/snap_dec helpers below, never by writing a struct raw) and decodes it on
- * restore.
+ * This file knows nothing about vCPUs or devices: their code describes its own plain state struct
+ * with a field table (lib/codec.h), which encodes it into a section and decodes it on restore.
  */
 #ifndef KILN_VMM_SNAPSHOT_FILE_H
 #define KILN_VMM_SNAPSHOT_FILE_H
@@ -17,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "lib/codec.h"
 
 /* Format of the container (not of any section): see docs/snapshot-format.md "Versioning". */
 #define SNAP_FORMAT_MAJOR 1
@@ -237,105 +238,5 @@ int snap_mem_commit(const char *tmp_path, const char *path) __attribute__((warn_
  */
 int snap_mem_open(const char *path, const struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool verify_full,
 		  char *err, size_t err_size) __attribute__((warn_unused_result));
-
-/* ---- Explicit little-endian encoding for section payloads ---- */
-
-/*
- * Writes into a fixed buffer; past its end nothing is written and `overflow` is set, so a caller
- * checks once at the end (snap_enc_ok).
- */
-struct snap_enc {
-	uint8_t *buf;
-	size_t size;
-	size_t len;
-	bool overflow;
-};
-
-static inline void snap_enc_init(struct snap_enc *e, void *buf, size_t size)
-{
-	e->buf = buf;
-	e->size = size;
-	e->len = 0;
-	e->overflow = false;
-}
-
-static inline void snap_put_bytes(struct snap_enc *e, const void *p, size_t n)
-{
-	if (e->overflow || n > e->size - e->len) {
-		e->overflow = true;
-		return;
-	}
-	if (n)
-		memcpy(e->buf + e->len, p, n);
-	e->len += n;
-}
-
-static inline void snap_put_le(struct snap_enc *e, uint64_t v, unsigned int bytes)
-{
-	uint8_t b[8];
-	unsigned int i;
-
-	for (i = 0; i < bytes; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-	snap_put_bytes(e, b, bytes);
-}
-
-static inline void snap_put_u8(struct snap_enc *e, uint8_t v) { snap_put_le(e, v, 1); }
-static inline void snap_put_u16(struct snap_enc *e, uint16_t v) { snap_put_le(e, v, 2); }
-static inline void snap_put_u32(struct snap_enc *e, uint32_t v) { snap_put_le(e, v, 4); }
-static inline void snap_put_u64(struct snap_enc *e, uint64_t v) { snap_put_le(e, v, 8); }
-static inline bool snap_enc_ok(const struct snap_enc *e) { return !e->overflow; }
-
-/*
- * Reads from a section payload; past its end reads return 0 and set `short_read`. snap_dec_done() is
- * true only when everything was read exactly, no more and no less.
- */
-struct snap_dec {
-	const uint8_t *buf;
-	size_t len;
-	size_t off;
-	bool short_read;
-};
-
-static inline void snap_dec_init(struct snap_dec *d, const void *buf, size_t len)
-{
-	d->buf = buf;
-	d->len = len;
-	d->off = 0;
-	d->short_read = false;
-}
-
-static inline bool snap_get_bytes(struct snap_dec *d, void *p, size_t n)
-{
-	if (d->short_read || n > d->len - d->off) {
-		d->short_read = true;
-		if (n)
-			memset(p, 0, n);
-		return false;
-	}
-	if (n)
-		memcpy(p, d->buf + d->off, n);
-	d->off += n;
-	return true;
-}
-
-static inline uint64_t snap_get_le(struct snap_dec *d, unsigned int bytes)
-{
-	uint8_t b[8];
-	uint64_t v = 0;
-	unsigned int i;
-
-	if (!snap_get_bytes(d, b, bytes))
-		return 0;
-	for (i = 0; i < bytes; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-static inline uint8_t snap_get_u8(struct snap_dec *d) { return (uint8_t)snap_get_le(d, 1); }
-static inline uint16_t snap_get_u16(struct snap_dec *d) { return (uint16_t)snap_get_le(d, 2); }
-static inline uint32_t snap_get_u32(struct snap_dec *d) { return (uint32_t)snap_get_le(d, 4); }
-static inline uint64_t snap_get_u64(struct snap_dec *d) { return snap_get_le(d, 8); }
-static inline bool snap_dec_done(const struct snap_dec *d) { return !d->short_read && d->off == d->len; }
 
 #endif
