@@ -34,11 +34,10 @@ struct virtio_blk {
 	uint64_t capacity;          /* 512-byte sectors */
 	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 	/*
-	 * This disk's device type: the offered features depend on the image (RO) and cache type
-	 * (FLUSH), and the transport reads them from the ops table. Filled once before the transport
-	 * exists, then only read.
+	 * The device-specific features this disk offers: they depend on the image (RO) and the cache
+	 * type (FLUSH). Set once before the transport exists (virtio_pci_params.features), then only read.
 	 */
-	struct virtio_device_ops ops;
+	uint64_t features;
 
 	/* Device lock. */
 	bool dsync_writes;          /* Writeback, but the driver did not accept FLUSH */
@@ -306,7 +305,7 @@ static bool handle_chain(struct virtio_blk *blk, struct virtqueue *vq, const str
 		}
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		if (!(blk->ops.features & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH))) {
+		if (!(blk->features & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH))) {
 			result = VIRTIO_BLK_S_UNSUPP;
 			break;
 		}
@@ -334,7 +333,7 @@ static bool handle_chain(struct virtio_blk *blk, struct virtqueue *vq, const str
 	}
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		if (!(blk->ops.features & VIRTIO_BIT(p.type == VIRTIO_BLK_T_DISCARD ? VIRTIO_BLK_F_DISCARD
+		if (!(blk->features & VIRTIO_BIT(p.type == VIRTIO_BLK_T_DISCARD ? VIRTIO_BLK_F_DISCARD
 										     : VIRTIO_BLK_F_WRITE_ZEROES))) {
 			result = VIRTIO_BLK_S_UNSUPP;
 			break;
@@ -416,7 +415,7 @@ static int blk_activate(void *opaque, struct virtio_pci *t)
 	struct virtio_blk *blk = opaque;
 
 	/* s5.2.6.2 case 1: FLUSH offered but not negotiated means every write must be stable. */
-	blk->dsync_writes = (blk->ops.features & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH)) &&
+	blk->dsync_writes = (blk->features & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH)) &&
 			    !(virtio_pci_driver_features(t) & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH));
 	return 0;
 }
@@ -434,10 +433,13 @@ static void blk_reset(void *opaque)
 	blk->dsync_writes = false;
 }
 
-static const struct virtio_device_ops blk_ops_template = {
+/* Every feature a virtio-blk may offer; each disk offers its own subset (build_config). */
+static const struct virtio_device_ops blk_ops = {
 	.name = "virtio-blk",
 	.device_id = VIRTIO_ID_BLOCK,
 	.pci_class = VIRTIO_BLK_PCI_CLASS,
+	.features = VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_BIT(VIRTIO_BLK_F_RO) |
+		    VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH),
 	.nr_queues = 1,
 	.queue_max_size = VIRTIO_BLK_QUEUE_SIZE,
 	.config_size = VIRTIO_BLK_CONFIG_SIZE,
@@ -475,7 +477,7 @@ static void build_config(struct virtio_blk *blk)
 		put_le(c + VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG, 1, 4);
 		c[VIRTIO_BLK_CFG_WRITE_ZEROES_MAY_UNMAP] = 1;
 	}
-	blk->ops.features = f;
+	blk->features = f;
 }
 
 struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const struct virtio_blk_params *bp)
@@ -532,10 +534,9 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const st
 	if (size % VIRTIO_BLK_SECTOR_SIZE)
 		pr_warn("virtio-blk: %s: %llu bytes is not a multiple of 512: the guest sees %llu bytes", bp->path,
 			(unsigned long long)size, (unsigned long long)(blk->capacity * VIRTIO_BLK_SECTOR_SIZE));
-	blk->ops = blk_ops_template;
 	build_config(blk);
 	if (bp->cache == VIRTIO_BLK_CACHE_WRITEBACK)
-		blk->ops.features |= VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
+		blk->features |= VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
 
 	/* Before the transport exists, so that a failure leaves nothing on the PCI bus; no request can
 	 * complete (and call blk_io_event) before the transport does. */
@@ -544,8 +545,9 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const st
 		pr_err("virtio-blk: %s: cannot watch its completions: %s", bp->path, strerror(-ret));
 		goto fail;
 	}
-	params.ops = &blk->ops;
+	params.ops = &blk_ops;
 	params.dev = blk;
+	params.features = blk->features;
 	blk->t = virtio_pci_create(&params);
 	if (!blk->t) {
 		ret = -errno;

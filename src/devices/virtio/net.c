@@ -37,8 +37,7 @@ enum rx_result {
 
 struct virtio_net {
 	struct virtio_pci *t;
-	/* This device's own copy of the ops: the offered features depend on its TAP and MTU. */
-	struct virtio_device_ops ops;
+	uint64_t offered;               /* device-specific features offered: they depend on its TAP and MTU */
 	struct loop *loop;
 	struct tap tap;
 	uint8_t mac[6];
@@ -558,10 +557,13 @@ static void net_reset(void *dev)
 		pr_warn("virtio-net (%s): cannot clear the TAP's offloads", net->tap.name);
 }
 
-static const struct virtio_device_ops net_ops_template = {
+/* Every feature a virtio-net may offer; each offers what its TAP and MTU allow (features_for). */
+static const struct virtio_device_ops net_ops = {
 	.name = "virtio-net",
 	.device_id = VIRTIO_ID_NET,
 	.pci_class = VIRTIO_NET_PCI_CLASS,
+	.features = F(MAC) | F(STATUS) | F(MRG_RXBUF) | F(CSUM) | F(HOST_TSO4) | F(HOST_TSO6) | F(HOST_ECN) |
+		    F(GUEST_CSUM) | F(GUEST_TSO4) | F(GUEST_TSO6) | F(GUEST_ECN) | F(GUEST_UFO) | F(HOST_UFO) | F(MTU),
 	.nr_queues = 2,
 	.queue_max_size = VIRTIO_NET_QUEUE_SIZE,
 	.config_size = VIRTIO_NET_CFG_SIZE,
@@ -633,16 +635,16 @@ struct virtio_net *virtio_net_create(const struct virtio_pci_params *p, const st
 	net->loop = p->loop;
 	net->link_up = true;
 	net->rl = (struct ratelimit)RATELIMIT_INIT(5000, 5);
-	net->ops = net_ops_template;
-	net->ops.features = features_for(&net->tap, np->mtu);
+	net->offered = features_for(&net->tap, np->mtu);
 	atomic_init(&net->rx_packets, 0);
 	atomic_init(&net->rx_bytes, 0);
 	atomic_init(&net->rx_drops, 0);
 	atomic_init(&net->tx_packets, 0);
 	atomic_init(&net->tx_bytes, 0);
 	atomic_init(&net->tx_drops, 0);
-	params.ops = &net->ops;
+	params.ops = &net_ops;
 	params.dev = net;
+	params.features = net->offered;
 	net->t = virtio_pci_create(&params);
 	if (!net->t) {
 		ret = -errno;
@@ -650,7 +652,7 @@ struct virtio_net *virtio_net_create(const struct virtio_pci_params *p, const st
 	}
 	pr_debug("virtio-net (%s): MAC %02x:%02x:%02x:%02x:%02x:%02x, features 0x%llx, TAP offloads 0x%x", net->tap.name,
 		 net->mac[0], net->mac[1], net->mac[2], net->mac[3], net->mac[4], net->mac[5],
-		 (unsigned long long)net->ops.features, net->tap.supported);
+		 (unsigned long long)net->offered, net->tap.supported);
 	return net;
 fail:
 	tap_close(&net->tap);
@@ -721,7 +723,7 @@ void virtio_net_mac(struct virtio_net *net, uint8_t mac[6])
 
 uint64_t virtio_net_features(struct virtio_net *net)
 {
-	return net->ops.features;
+	return net->offered;
 }
 
 unsigned int virtio_net_tap_offloads(struct virtio_net *net)

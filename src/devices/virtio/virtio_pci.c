@@ -846,7 +846,8 @@ struct virtio_pci *virtio_pci_create(const struct virtio_pci_params *p)
 	unsigned int i;
 	int err, ret;
 
-	if (!p->pci || !p->rt || !p->loop || !p->mem || !ops_valid(ops) || (!p->ioeventfd_ops && p->vm_fd < 0)) {
+	if (!p->pci || !p->rt || !p->loop || !p->mem || !ops_valid(ops) || (!p->ioeventfd_ops && p->vm_fd < 0) ||
+	    (p->features & ~ops->features)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -877,7 +878,7 @@ struct virtio_pci *virtio_pci_create(const struct virtio_pci_params *p)
 	t->ioeventfd_opaque = p->ioeventfd_ops ? p->ioeventfd_opaque : &t->vm_fd;
 	t->nr_queues = ops->nr_queues;
 	t->nr_vectors = ops->nr_queues + 1; /* one per queue and one for configuration changes */
-	t->device_features = ops->features | TRANSPORT_FEATURES;
+	t->device_features = (p->features ? p->features : ops->features) | TRANSPORT_FEATURES;
 	t->bar_gpa = NO_GPA;
 	t->rl = (struct ratelimit)RATELIMIT_INIT(5000, 5);
 	t->reset_rl = (struct ratelimit)RATELIMIT_INIT(5000, 5);

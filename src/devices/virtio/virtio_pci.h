@@ -154,13 +154,19 @@ struct virtio_pci_params {
 	void *ioeventfd_opaque;
 	const struct virtio_device_ops *ops; /* the device type */
 	void *dev;                           /* its state, passed to the callbacks */
+	/*
+	 * The device-specific feature bits this instance offers (they may depend on its backend: a
+	 * read-only image, a TAP's offloads), within ops->features, the bits the type can offer; 0 offers
+	 * all of ops->features. The ops table itself stays const and shared by every instance.
+	 */
+	uint64_t features;
 };
 
 /*
  * Create the transport for `p->ops` and put it on the PCI bus (slot p->slot): config space, BAR 0,
  * capabilities, MSI-X, one eventfd per queue. Before the vCPUs start. Returns NULL with errno:
  * EINVAL (ops out of range: nr_queues 1..VIRTIO_PCI_MAX_QUEUES, queue_max_size a power of 2 up to
- * 32768, config_size up to 4 KiB), ENOMEM, or what pci_register_device / msix_create refuse
+ * 32768, config_size up to 4 KiB; features outside ops->features), ENOMEM, or what pci_register_device / msix_create refuse
  * (EBUSY, ENOSPC).
  */
 struct virtio_pci *virtio_pci_create(const struct virtio_pci_params *p);
