@@ -38,6 +38,7 @@
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "lib/log.h"
+#include "vmm/snapshot_codec.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -75,47 +76,10 @@
 		ret_;                                                                                     \
 	})
 
-/*
- * Encode `st` with its codec table (lib/codec.h) and append it as section (id, instance) at the
- * table's version. 0 or -errno.
- */
-#define PUT_CODEC(w, id, instance, codec, st)                                                             \
-	({                                                                                                \
-		const struct codec_table *c_ = (codec);                                                   \
-		size_t max_ = codec_max_size(c_);                                                         \
-		uint8_t *buf_ = malloc(max_ ? max_ : 1);                                                  \
-		struct snap_enc e_;                                                                       \
-		int ret_ = -ENOMEM;                                                                       \
-		if (buf_) {                                                                               \
-			snap_enc_init(&e_, buf_, max_);                                                   \
-			ret_ = codec_encode(c_, (st), &e_);                                               \
-			ret_ = ret_ ?: snap_write_section((w), (id), (instance), c_->version, buf_, e_.len); \
-			free(buf_);                                                                       \
-		}                                                                                         \
-		ret_;                                                                                     \
-	})
-
-/*
- * A section restore needs, decoded with its codec table into `st`: any version the table reads;
- * messages are prefixed with the section's name.
- */
-#define GET_CODEC(r, id, instance, codec, st, err, err_size)                                                 \
-	({                                                                                                   \
-		const struct codec_table *c_ = (codec);                                                      \
-		uint32_t v_;                                                                                 \
-		size_t len_;                                                                                 \
-		char msg_[256], name_[32];                                                                   \
-		const void *p_ = snap_get_section((r), (id), (instance), c_->version, &v_, &len_, (err),     \
-						  (err_size));                                               \
-		int ret_ = -EINVAL;                                                                          \
-		if (p_) {                                                                                    \
-			ret_ = codec_decode(c_, (st), p_, len_, v_, msg_, sizeof(msg_));                     \
-			if (ret_)                                                                            \
-				errmsg_set((err), (err_size), "section %s: %s",                              \
-					   snap_section_name((id), (instance), name_, sizeof(name_)), msg_);  \
-		}                                                                                            \
-		ret_;                                                                                        \
-	})
+/* States described by codec tables (vmm/snapshot_codec.h). */
+#define PUT_CODEC(w, id, instance, codec, st) snap_put_state((w), (id), (instance), (codec), (st))
+#define GET_CODEC(r, id, instance, codec, st, err, err_size) \
+	snap_get_state((r), (id), (instance), (codec), (st), (err), (err_size))
 
 /* One DISK section per configured drive: what its backing file is now. */
 static int save_disks(const struct vm_config *cfg, struct snap_writer *w, char *err, size_t err_size)
