@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
  * Whole-VM snapshots: which piece of state goes into which section, in which order it is written and
- * loaded. The container is snapshot_file.c; each device encodes its own plain state struct.
+ * loaded. The container is snapshot_file.c; each state is a plain struct described by a codec table
+ * (lib/codec.h); the devices come from the registry (vmm/device.h), each with its own sections.
  *
  * Restore order, and why:
  *   1. RAM (the VM is created over the memory file), then every vCPU: CPUID, SREGS, REGS, XSAVE,
  *      MSRs, LAPIC, events, MP state (kvm_state.c).
  *   2. The irqchip after the LAPICs: loading the IOAPIC re-delivers its pending requests to them.
- *   3. The PIT, the legacy devices, the PCI bus: each function's config space (BARs decode again),
- *      then its MSI-X table (routes and irqfds for the vectors that can fire), then the virtio
- *      transport (queues set up over the same rings, notifications subscribed), then the device type.
+ *   3. The PIT, the devices without a transport (vm_devices_restore), the PCI bus: each function's
+ *      config space (BARs decode again), then per virtio device its MSI-X table (routes and irqfds for
+ *      the vectors that can fire), its transport (queues set up over the same rings, notifications
+ *      subscribed), then its own state.
  *   4. kvmclock last (KVM_SET_CLOCK), or kept for vm_resume when the VM stays paused.
  */
 #include "vmm/snapshot.h"
@@ -27,16 +29,7 @@
 #include "arch/x86/kvm_state.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/pvm.h"
-#include "devices/legacy/acpi_pm.h"
-#include "devices/legacy/i8042.h"
-#include "devices/legacy/rtc.h"
-#include "devices/legacy/serial.h"
-#include "devices/pci/msix.h"
 #include "devices/pci/pci.h"
-#include "devices/virtio/block.h"
-#include "devices/virtio/net.h"
-#include "devices/virtio/rng.h"
-#include "devices/virtio/virtio_pci.h"
 #include "lib/log.h"
 #include "vmm/snapshot_codec.h"
 #include "vmm/vcpu.h"
@@ -46,14 +39,9 @@
 
 /* Section ids beyond those snapshot_file.h names (docs/snapshot-format.md "Sections"). */
 #define SNAP_ID_PVM SNAP_FOURCC('P', 'V', 'M', ' ')   /* PVM SYSCALL trap, instance = vCPU index */
-#define SNAP_ID_ACPI SNAP_FOURCC('A', 'C', 'P', 'I')  /* ACPI PM registers */
 #define SNAP_ID_PCI SNAP_FOURCC('P', 'C', 'I', ' ')   /* PCI bus 0 */
 #define SNAP_ID_PCIF SNAP_FOURCC('P', 'C', 'I', 'F')  /* a PCI function's config space, instance = slot */
-#define SNAP_ID_MSIX SNAP_FOURCC('M', 'S', 'I', 'X')  /* MSI-X table and PBA, instance = slot */
-#define SNAP_ID_VIRT SNAP_FOURCC('V', 'I', 'R', 'T')  /* virtio PCI transport, instance = slot */
-#define SNAP_ID_VRNG SNAP_FOURCC('V', 'R', 'N', 'G')  /* virtio-rng, instance = slot */
-#define SNAP_ID_VBLK SNAP_FOURCC('V', 'B', 'L', 'K')  /* virtio-blk, instance = slot */
-#define SNAP_ID_VNET SNAP_FOURCC('V', 'N', 'E', 'T')  /* virtio-net, instance = slot */
+/* Each device's own sections are its type's (vmm/device.h: vm_devices_save). */
 
 #define CONF_VERSION 1
 
@@ -166,29 +154,6 @@ static int save_vm_chips(struct vm *vm, struct snap_writer *w, char *err, size_t
 	return ret;
 }
 
-static int save_legacy(struct vm *vm, struct snap_writer *w)
-{
-	struct serial_state *uart = malloc(sizeof(*uart));
-	struct rtc_state rtc;
-	struct i8042_state kbd;
-	struct acpi_pm_state pm;
-	int ret;
-
-	if (!uart)
-		return -ENOMEM;
-	serial_save(vm->serial, uart);
-	rtc_save(vm->rtc, &rtc);
-	i8042_save(vm->i8042, &kbd);
-	acpi_pm_save(vm->acpi_pm, &pm);
-	ret = PUT_STATE(w, SNAP_ID_UART, 0, SERIAL_STATE_VERSION, SERIAL_STATE_MAX_SIZE, serial_state_encode, uart);
-	ret = ret ?: PUT_STATE(w, SNAP_ID_RTC, 0, RTC_STATE_VERSION, RTC_STATE_MAX_SIZE, rtc_state_encode, &rtc);
-	ret = ret ?: PUT_STATE(w, SNAP_ID_I8042, 0, I8042_STATE_VERSION, I8042_STATE_MAX_SIZE, i8042_state_encode, &kbd);
-	ret = ret ?: PUT_STATE(w, SNAP_ID_ACPI, 0, ACPI_PM_STATE_VERSION, ACPI_PM_STATE_MAX_SIZE, acpi_pm_state_encode,
-			       &pm);
-	free(uart);
-	return ret;
-}
-
 /* A section restore needs, decoded by `decode`; messages are prefixed with the section's name. */
 #define GET_STATE(r, id, instance, max_version, decode, st, err, err_size)                                   \
 	({                                                                                                   \
@@ -207,185 +172,27 @@ static int save_legacy(struct vm *vm, struct snap_writer *w)
 		ret_;                                                                                        \
 	})
 
-/*
- * The VM's virtio device types, each instance with its transport and its type's own section (instance
- * = PCI slot). A new device type adds a row; the transport, MSI-X and config space sections come with
- * it. `quiesce` (may be NULL) completes or stops what the device has in flight, after its queues are
- * frozen; `thaw` lets it go on after the snapshot.
- */
-struct snap_virtio_type {
-	unsigned int (*count)(const struct vm *vm);
-	struct virtio_pci *(*transport)(const struct vm *vm, unsigned int i);
-	int (*quiesce)(const struct vm *vm, unsigned int i);
-	void (*thaw)(const struct vm *vm, unsigned int i); /* undo quiesce; may be NULL */
-	int (*save)(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot);
-	int (*restore)(const struct vm *vm, unsigned int i, struct snap_reader *r, uint32_t slot, char *err,
-		       size_t err_size);
-};
-
-/*
- * save and restore of virtio type `name` (struct virtio_<name>_state, VIRTIO_<NAME>_STATE_*) in section
- * `id`: device `i` is `dev`; `apply` puts the decoded `st` into it and yields 0 or an error.
- */
-#define SNAP_VIRTIO_STATE(name, NAME, id, dev, apply)                                                      \
-	static int name##_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)   \
-	{                                                                                                  \
-		struct virtio_##name##_state st;                                                           \
-		(void)i;                                                                                   \
-		virtio_##name##_save((dev), &st);                                                          \
-		return PUT_STATE(w, (id), slot, VIRTIO_##NAME##_STATE_VERSION, VIRTIO_##NAME##_STATE_MAX_SIZE, \
-				 virtio_##name##_state_encode, &st);                                       \
-	}                                                                                                  \
-	static int name##_restore(const struct vm *vm, unsigned int i, struct snap_reader *r, uint32_t slot, \
-				  char *err, size_t err_size)                                              \
-	{                                                                                                  \
-		struct virtio_##name##_state st;                                                           \
-		int ret = GET_STATE(r, (id), slot, VIRTIO_##NAME##_STATE_VERSION, virtio_##name##_state_decode, \
-				    &st, err, err_size);                                                   \
-		(void)i;                                                                                   \
-		return ret ?: (apply);                                                                     \
-	}
-
-static unsigned int rng_count(const struct vm *vm)
-{
-	return vm->rng ? 1 : 0;
-}
-
-static struct virtio_pci *rng_transport(const struct vm *vm, unsigned int i)
-{
-	(void)i;
-	return virtio_rng_transport(vm->rng);
-}
-
-SNAP_VIRTIO_STATE(rng, RNG, SNAP_ID_VRNG, vm->rng, (virtio_rng_restore(vm->rng, &st), 0))
-
-static unsigned int blk_count(const struct vm *vm)
-{
-	return vm->nr_disks;
-}
-
-static struct virtio_pci *blk_transport(const struct vm *vm, unsigned int i)
-{
-	return virtio_blk_transport(vm->disks[i]);
-}
-
-/*
- * Requests in flight completed, then the image synced: the snapshot is durable once committed, and the
- * disk it describes must be too (docs/snapshot-format.md "Disks").
- */
-static int blk_quiesce(const struct vm *vm, unsigned int i)
-{
-	return virtio_blk_quiesce(vm->disks[i]) ?: virtio_blk_sync(vm->disks[i]);
-}
-
-SNAP_VIRTIO_STATE(blk, BLK, SNAP_ID_VBLK, vm->disks[i], virtio_blk_restore(vm->disks[i], &st, err, err_size))
-
-static unsigned int net_count(const struct vm *vm)
-{
-	return vm->nr_nets;
-}
-
-static struct virtio_pci *net_transport(const struct vm *vm, unsigned int i)
-{
-	return virtio_net_transport(vm->nets[i]);
-}
-
-static int net_quiesce(const struct vm *vm, unsigned int i)
-{
-	virtio_net_quiesce(vm->nets[i]);
-	return 0;
-}
-
-static void net_thaw(const struct vm *vm, unsigned int i)
-{
-	virtio_net_resume(vm->nets[i]);
-}
-
-SNAP_VIRTIO_STATE(net, NET, SNAP_ID_VNET, vm->nets[i], (virtio_net_restore(vm->nets[i], &st), 0))
-
-static const struct snap_virtio_type virtio_types[] = {
-	{ rng_count, rng_transport, NULL, NULL, rng_save, rng_restore },
-	{ blk_count, blk_transport, blk_quiesce, NULL, blk_save, blk_restore },
-	{ net_count, net_transport, net_quiesce, net_thaw, net_save, net_restore },
-};
-
-#define NR_VIRTIO_TYPES (sizeof(virtio_types) / sizeof(virtio_types[0]))
-
-/* Every virtio device of the VM: type `t`, instance `i`. */
-#define FOR_EACH_VIRTIO(vm, t, i)                                              \
-	for (const struct snap_virtio_type *t = virtio_types; t < virtio_types + NR_VIRTIO_TYPES; t++) \
-		for (unsigned int i = 0; i < t->count(vm); i++)
-
-static void virtio_thaw_all(struct vm *vm)
-{
-	FOR_EACH_VIRTIO(vm, type, i) {
-		virtio_pci_thaw(type->transport(vm, i));
-		if (type->thaw)
-			type->thaw(vm, i);
-	}
-}
-
-/*
- * Stop every device's queue processing, then let each finish what it has in flight (a disk's requests
- * complete into the guest's used ring): from then on RAM and device state stay still until thaw.
- */
-static int virtio_freeze_all(struct vm *vm, char *err, size_t err_size)
-{
-	int ret = 0;
-
-	FOR_EACH_VIRTIO(vm, type, i)
-		virtio_pci_freeze(type->transport(vm, i));
-	FOR_EACH_VIRTIO(vm, type, i) {
-		if (type->quiesce && !ret) {
-			ret = type->quiesce(vm, i);
-			if (ret)
-				errmsg_set(err, err_size, "cannot complete a device's requests in flight (or sync a disk): %s",
-					   strerror(-ret));
-		}
-	}
-	return ret;
-}
-
-static int save_pci(struct vm *vm, struct snap_writer *w)
+/* PCI bus 0 and each function's config space; then every device (vmm/device.h) with its sections. */
+static int save_devices(struct vm *vm, struct snap_writer *w)
 {
 	struct pci_function_state *fn = malloc(sizeof(*fn));
-	struct virtio_pci_state *vp = malloc(sizeof(*vp));
-	struct msix_state *msix = malloc(sizeof(*msix));
 	struct pci_bus_state bus;
 	int ret = -ENOMEM;
 
-	if (!fn || !vp || !msix)
-		goto out;
+	if (!fn)
+		return ret;
 	pci_bus_save(vm->pci, &bus);
-	ret = PUT_STATE(w, SNAP_ID_PCI, 0, PCI_BUS_STATE_VERSION, PCI_BUS_STATE_MAX_SIZE, pci_bus_state_encode, &bus);
+	ret = PUT_CODEC(w, SNAP_ID_PCI, 0, &pci_bus_state_codec, &bus);
 	for (unsigned int slot = 0; slot < PCI_MAX_DEVICES && !ret; slot++) {
 		struct pci_device *dev = pci_bus_device(vm->pci, slot);
 
 		if (!dev)
 			continue;
 		pci_function_save(dev, fn);
-		ret = PUT_STATE(w, SNAP_ID_PCIF, slot, PCI_FUNCTION_STATE_VERSION, PCI_FUNCTION_STATE_MAX_SIZE,
-				pci_function_state_encode, fn);
+		ret = PUT_CODEC(w, SNAP_ID_PCIF, slot, &pci_function_state_codec, fn);
 	}
-	FOR_EACH_VIRTIO(vm, type, i) {
-		struct virtio_pci *t = type->transport(vm, i);
-		uint32_t slot = (uint32_t)virtio_pci_device(t)->slot;
-
-		if (ret)
-			break;
-		msix_save(virtio_pci_msix(t), msix);
-		virtio_pci_save(t, vp);
-		ret = PUT_STATE(w, SNAP_ID_MSIX, slot, MSIX_STATE_VERSION, msix_state_size(msix->nr), msix_state_encode,
-				msix);
-		ret = ret ?: PUT_STATE(w, SNAP_ID_VIRT, slot, VIRTIO_PCI_STATE_VERSION,
-				       virtio_pci_state_size(vp->nr_queues), virtio_pci_state_encode, vp);
-		ret = ret ?: type->save(vm, i, w, slot);
-	}
-out:
 	free(fn);
-	free(vp);
-	free(msix);
-	return ret;
+	return ret ?: vm_devices_save(&vm->devices, w);
 }
 
 static int save_memory(struct vm *vm, const char *mem_path, const uint8_t id[SNAP_ID_SIZE], struct snap_memo *memo,
@@ -457,7 +264,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		errmsg_set(err, err_size, "the VM must be paused for a snapshot (PATCH /vm {\"state\": \"Paused\"})");
 		return -EBUSY;
 	}
-	ret = virtio_freeze_all(vm, err, err_size);
+	ret = vm_devices_freeze(&vm->devices, err, err_size);
 	if (ret)
 		goto out;
 	w = snap_writer_open(state_path);
@@ -488,8 +295,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 	ret = ret ?: save_vm_chips(vm, w, err, err_size);
 	if (ret)
 		goto out;
-	ret = save_legacy(vm, w);
-	ret = ret ?: save_pci(vm, w);
+	ret = save_devices(vm, w);
 	if (ret) {
 		errmsg_set(err, err_size, "state file %s: %s", state_path, strerror(-ret));
 		goto out;
@@ -507,7 +313,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 			   strerror(-ret), tmp);
 	mem_written = false; /* committed, or left for restore to roll forward */
 out:
-	virtio_thaw_all(vm);
+	vm_devices_thaw(&vm->devices);
 	snap_writer_abort(w);
 	if (mem_written)
 		unlink(tmp);
@@ -656,42 +462,21 @@ static int restore_chips(struct vm *vm, struct snap_reader *r, uint64_t *clock, 
 	return ret;
 }
 
-static int restore_legacy(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
-{
-	struct serial_state *uart = malloc(sizeof(*uart));
-	struct rtc_state rtc;
-	struct i8042_state kbd;
-	struct acpi_pm_state pm;
-	int ret;
-
-	if (!uart)
-		return -ENOMEM;
-	ret = GET_STATE(r, SNAP_ID_UART, 0, SERIAL_STATE_VERSION, serial_state_decode, uart, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_RTC, 0, RTC_STATE_VERSION, rtc_state_decode, &rtc, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_I8042, 0, I8042_STATE_VERSION, i8042_state_decode, &kbd, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_ACPI, 0, ACPI_PM_STATE_VERSION, acpi_pm_state_decode, &pm, err, err_size);
-	if (!ret) {
-		serial_restore(vm->serial, uart);
-		rtc_restore(vm->rtc, &rtc);
-		i8042_restore(vm->i8042, &kbd);
-		acpi_pm_restore(vm->acpi_pm, &pm);
-	}
-	free(uart);
-	return ret;
-}
-
-static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
+/*
+ * The devices without a transport; PCI bus 0 and each function's config space (its BARs decode
+ * again); then every virtio device: MSI-X, transport, its own state (vmm/device.h).
+ */
+static int restore_devices(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
 {
 	struct pci_function_state *fn = malloc(sizeof(*fn));
-	struct virtio_pci_state *vp = malloc(sizeof(*vp));
-	struct msix_state *msix = malloc(sizeof(*msix));
 	struct pci_bus_state bus;
 	char msg[256];
-	int ret = -ENOMEM;
+	int ret;
 
-	if (!fn || !vp || !msix)
-		goto out;
-	ret = GET_STATE(r, SNAP_ID_PCI, 0, PCI_BUS_STATE_VERSION, pci_bus_state_decode, &bus, err, err_size);
+	if (!fn)
+		return -ENOMEM;
+	ret = vm_devices_restore(&vm->devices, r, false, err, err_size);
+	ret = ret ?: GET_CODEC(r, SNAP_ID_PCI, 0, &pci_bus_state_codec, &bus, err, err_size);
 	if (ret)
 		goto out;
 	ret = pci_bus_restore(vm->pci, &bus, msg, sizeof(msg));
@@ -704,37 +489,16 @@ static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t e
 
 		if (!dev)
 			continue;
-		ret = GET_STATE(r, SNAP_ID_PCIF, slot, PCI_FUNCTION_STATE_VERSION, pci_function_state_decode, fn, err,
-				err_size);
+		ret = GET_CODEC(r, SNAP_ID_PCIF, slot, &pci_function_state_codec, fn, err, err_size);
 		if (!ret) {
 			ret = pci_function_restore(dev, fn, msg, sizeof(msg));
 			if (ret)
 				errmsg_set(err, err_size, "%s", msg);
 		}
 	}
-	FOR_EACH_VIRTIO(vm, type, i) {
-		struct virtio_pci *t = type->transport(vm, i);
-		uint32_t slot = (uint32_t)virtio_pci_device(t)->slot;
-
-		if (ret)
-			break;
-		ret = GET_STATE(r, SNAP_ID_MSIX, slot, MSIX_STATE_VERSION, msix_state_decode, msix, err, err_size);
-		ret = ret ?: GET_STATE(r, SNAP_ID_VIRT, slot, VIRTIO_PCI_STATE_VERSION, virtio_pci_state_decode, vp, err,
-				       err_size);
-		if (ret)
-			break;
-		ret = msix_restore(virtio_pci_msix(t), msix, msg, sizeof(msg));
-		ret = ret ?: virtio_pci_restore(t, vp, msg, sizeof(msg));
-		if (ret) {
-			errmsg_set(err, err_size, "%s", msg);
-			break;
-		}
-		ret = type->restore(vm, i, r, slot, err, err_size);
-	}
+	ret = ret ?: vm_devices_restore(&vm->devices, r, true, err, err_size);
 out:
 	free(fn);
-	free(vp);
-	free(msix);
 	return ret;
 }
 
@@ -802,8 +566,7 @@ int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg
 	}
 	ret = restore_vcpus(vm, r, err, err_size);
 	ret = ret ?: restore_chips(vm, r, &clock, err, err_size);
-	ret = ret ?: restore_legacy(vm, r, err, err_size);
-	ret = ret ?: restore_pci(vm, r, err, err_size);
+	ret = ret ?: restore_devices(vm, r, err, err_size);
 	ret = ret ?: snap_reader_check_all_used(r, err, err_size);
 	if (ret)
 		goto fail;

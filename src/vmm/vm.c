@@ -153,106 +153,19 @@ static void serial_to_console(void *opaque, const uint8_t *buf, size_t len)
 	console_write(&vm->console, buf, len);
 }
 
-static int create_devices(struct vm *vm)
+void *vm_device(const struct vm *vm, const struct vm_device_type *type, unsigned int index)
 {
-	struct irq_line com1 = { .set = vm_set_irq_line, .opaque = vm, .gsi = SERIAL_COM1_IRQ };
-	struct irq_line kbd = { .set = vm_set_irq_line, .opaque = vm, .gsi = I8042_KBD_IRQ };
-	struct irq_line aux = { .set = vm_set_irq_line, .opaque = vm, .gsi = I8042_AUX_IRQ };
-	struct irq_line sci = { .set = vm_set_irq_line, .opaque = vm, .gsi = ACPI_SCI_IRQ };
-	int ret;
-
-	vm->serial = serial_create(com1, serial_to_console, vm);
-	vm->i8042 = i8042_create(kbd, aux, i8042_reset, vm);
-	vm->rtc = rtc_create(guest_memory_low_size(&vm->mem), guest_memory_high_size(&vm->mem), NULL, NULL);
-	vm->acpi_pm = acpi_pm_create(sci, acpi_poweroff, vm, NULL, NULL);
-	if (!vm->serial || !vm->i8042 || !vm->rtc || !vm->acpi_pm)
-		return -ENOMEM;
-	ret = bus_register(&vm->pio_bus, SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io, vm->serial, "serial");
-	ret = ret ?: bus_register(&vm->pio_bus, I8042_DATA_PORT, 1, i8042_data_io, vm->i8042, "i8042");
-	ret = ret ?: bus_register(&vm->pio_bus, I8042_COMMAND_PORT, 1, i8042_command_io, vm->i8042, "i8042");
-	ret = ret ?: bus_register(&vm->pio_bus, RTC_INDEX_PORT, RTC_NR_PORTS, rtc_io, vm->rtc, "rtc");
-	ret = ret ?: bus_register(&vm->pio_bus, ACPI_PM_BASE_PORT, ACPI_PM_NR_PORTS, acpi_pm_io, vm->acpi_pm, "acpi-pm");
-	ret = ret ?: quiet_ports_register(&vm->pio_bus);
-	return ret;
+	return vm_devices_find(&vm->devices, type, index);
 }
 
-/* Where every virtio device goes: bus 0 (any free slot), the VM's routing, loop and memory. */
-static struct virtio_pci_params virtio_params(struct vm *vm)
+struct serial *vm_serial(const struct vm *vm)
 {
-	return (struct virtio_pci_params){
-		.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem, .vm_fd = vm->fd,
-	};
-}
-
-/* One virtio-blk per drive, the root drive first so that it is /dev/vda (vm_config_drive_order). */
-static int create_disks(struct vm *vm)
-{
-	const struct vm_config *cfg = vm->cfg;
-	struct virtio_pci_params p = virtio_params(vm);
-
-	if (!cfg->nr_drives)
-		return 0;
-	vm->disks = calloc(cfg->nr_drives, sizeof(*vm->disks));
-	if (!vm->disks)
-		return -ENOMEM;
-	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
-		const struct vm_drive_config *d = &cfg->drives[vm_config_drive_order(cfg, i)];
-		struct virtio_blk_params bp = {
-			.path = d->path_on_host,
-			.read_only = d->is_read_only,
-			.id = d->drive_id,
-			.cache = d->cache_type == VM_DRIVE_CACHE_WRITEBACK ? VIRTIO_BLK_CACHE_WRITEBACK : VIRTIO_BLK_CACHE_UNSAFE,
-			.engine = d->io_engine == VM_DRIVE_IO_ASYNC ? RAW_ENGINE_IO_URING : RAW_ENGINE_SYNC,
-		};
-
-		vm->disks[i] = virtio_blk_create(&p, &bp);
-		if (!vm->disks[i]) {
-			int ret = -errno;
-
-			/* virtio_blk_create said why, naming the image. */
-			pr_err("drive %s: cannot create its virtio-blk device", d->drive_id);
-			return ret;
-		}
-		vm->nr_disks = i + 1;
-	}
-	return 0;
-}
-
-/* One virtio-net per "network-interfaces" entry, in order, each on its TAP. */
-static int create_nets(struct vm *vm)
-{
-	const struct vm_config *cfg = vm->cfg;
-
-	if (!cfg->nr_nets)
-		return 0;
-	vm->nets = calloc(cfg->nr_nets, sizeof(*vm->nets));
-	if (!vm->nets)
-		return -ENOMEM;
-	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
-		const struct vm_net_config *nc = &cfg->nets[i];
-		struct virtio_pci_params p = virtio_params(vm);
-		struct virtio_net_params np = {
-			.tap_name = nc->host_dev_name, .tap_fd = -1, .mac_set = nc->guest_mac.set, .mtu = nc->mtu,
-		};
-
-		memcpy(np.mac, nc->guest_mac.bytes, sizeof(np.mac));
-		vm->nets[i] = virtio_net_create(&p, &np);
-		if (!vm->nets[i]) {
-			int ret = -errno;
-
-			/* virtio_net_create has said why when the TAP was the problem. */
-			pr_err("network interface \"%s\": cannot create its virtio-net device: %s", nc->iface_id,
-			       strerror(-ret));
-			return ret;
-		}
-		vm->nr_nets = i + 1;
-	}
-	return 0;
+	return vm_device(vm, &serial_device_type, 0);
 }
 
 /*
- * GSI routing, PCI bus 0 (mechanism #1, ECAM and the windows of arch/x86/layout.h) and its devices.
- * After the irqchip exists (routing starts from KVM's defaults) and before the vCPUs.
+ * GSI routing and PCI bus 0 (mechanism #1, ECAM and the windows of arch/x86/layout.h), for the virtio
+ * devices. After the irqchip exists (routing starts from KVM's defaults) and before the devices.
  */
 static int create_pci(struct vm *vm)
 {
@@ -266,7 +179,6 @@ static int create_pci(struct vm *vm)
 		.intx_set = vm_set_irq_line,
 		.intx_opaque = vm,
 	};
-	int ret;
 
 	vm->irq_routing = irq_routing_create(&irq_routing_kvm_ops, &vm->fd, IRQ_ROUTING_MAX_MSI_GSIS);
 	if (!vm->irq_routing)
@@ -274,23 +186,28 @@ static int create_pci(struct vm *vm)
 	vm->pci = pci_bus_create(&pcfg);
 	if (!vm->pci)
 		return -errno;
-	ret = pci_bus_attach(vm->pci, &vm->pio_bus, &vm->mmio_bus);
-	if (ret)
-		return ret;
-	if (vm->cfg->entropy) {
-		struct virtio_pci_params p = virtio_params(vm);
+	return pci_bus_attach(vm->pci, &vm->pio_bus, &vm->mmio_bus);
+}
 
-		vm->rng = virtio_rng_create(&p);
-		if (!vm->rng) {
-			ret = -errno;
-			pr_err("cannot create the virtio-rng device: %s", strerror(-ret));
-			return ret;
-		}
-	}
-	ret = create_disks(vm);
-	if (ret)
-		return ret;
-	return create_nets(vm);
+/* Every device the config asks for, from the type table (vmm/device.h), after bus 0 exists. */
+static int create_devices(struct vm *vm)
+{
+	struct vm_device_ctx ctx = {
+		.cfg = vm->cfg,
+		.pio_bus = &vm->pio_bus,
+		.mmio_bus = &vm->mmio_bus,
+		.mem = &vm->mem,
+		.set_irq = vm_set_irq_line,
+		.irq_opaque = vm,
+		.virtio = {
+			.pci = vm->pci, .slot = -1, .rt = vm->irq_routing, .loop = &vm->loop, .mem = &vm->mem,
+			.vm_fd = vm->fd,
+		},
+		.events = { .console_out = serial_to_console, .reset = i8042_reset, .poweroff = acpi_poweroff, .opaque = vm },
+	};
+	int ret = vm_devices_create(&vm->devices, vm_device_types, vm_nr_device_types, &ctx);
+
+	return ret ?: quiet_ports_register(&vm->pio_bus);
 }
 
 /*
@@ -487,8 +404,8 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 		pr_err("cannot open console %s: %s", cfg->console_path ? cfg->console_path : "stdio", strerror(-ret));
 		goto fail;
 	}
-	ret = create_devices(vm);
-	ret = ret ?: create_pci(vm);
+	ret = create_pci(vm);
+	ret = ret ?: create_devices(vm);
 	if (ret) {
 		pr_err("cannot create devices: %s", strerror(-ret));
 		goto fail;
@@ -533,7 +450,7 @@ int vm_create_restored(struct vm *vm, const struct vm_config *cfg, uint64_t star
 static void console_input(struct vm *vm, int epfd, bool *input_paused)
 {
 	uint8_t in[256], out[256];
-	size_t space = serial_rx_space(vm->serial);
+	size_t space = serial_rx_space(vm_serial(vm));
 	ssize_t n;
 	bool quit;
 
@@ -554,7 +471,7 @@ static void console_input(struct vm *vm, int epfd, bool *input_paused)
 	}
 	n = (ssize_t)console_filter_input(&vm->console, in, (size_t)n, out, &quit);
 	if (n > 0)
-		serial_receive(vm->serial, out, (size_t)n);
+		serial_receive(vm_serial(vm), out, (size_t)n);
 	if (quit)
 		vm_stop(vm, VM_STOP_SIGNAL, "stopped from the console (Ctrl-A x)");
 }
@@ -665,7 +582,7 @@ int vm_run(struct vm *vm)
 			vm_stop(vm, VM_STOP_ERROR, "epoll_wait: %s", strerror(errno));
 			break;
 		}
-		if (input_paused && vm->console.in_fd >= 0 && serial_rx_space(vm->serial)) {
+		if (input_paused && vm->console.in_fd >= 0 && serial_rx_space(vm_serial(vm))) {
 			ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_CONSOLE };
 			epoll_ctl(epfd, EPOLL_CTL_ADD, vm->console.in_fd, &ev);
 			input_paused = false;
@@ -735,32 +652,9 @@ void vm_destroy(struct vm *vm)
 	vm->loop_ready = false;
 	pci_bus_destroy(vm->pci);
 	vm->pci = NULL;
-	virtio_rng_destroy(vm->rng);
-	vm->rng = NULL;
-	for (i = 0; i < vm->nr_disks; i++)
-		virtio_blk_destroy(vm->disks[i]);
-	free(vm->disks);
-	vm->disks = NULL;
-	vm->nr_disks = 0;
-	for (unsigned int n = 0; n < vm->nr_nets; n++)
-		virtio_net_destroy(vm->nets[n]);
-	free(vm->nets);
-	vm->nets = NULL;
-	vm->nr_nets = 0;
+	vm_devices_destroy(&vm->devices);
 	irq_routing_destroy(vm->irq_routing);
 	vm->irq_routing = NULL;
-	if (vm->serial)
-		serial_destroy(vm->serial);
-	if (vm->i8042)
-		i8042_destroy(vm->i8042);
-	if (vm->rtc)
-		rtc_destroy(vm->rtc);
-	if (vm->acpi_pm)
-		acpi_pm_destroy(vm->acpi_pm);
-	vm->acpi_pm = NULL;
-	vm->serial = NULL;
-	vm->i8042 = NULL;
-	vm->rtc = NULL;
 	console_close(&vm->console);
 	bus_destroy(&vm->pio_bus);
 	bus_destroy(&vm->mmio_bus);

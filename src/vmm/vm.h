@@ -16,20 +16,15 @@
 #include "lib/log.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
+#include "vmm/device.h"
 #include "vmm/kvm.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
 
 struct vcpu;
-struct serial;
-struct i8042;
-struct rtc;
-struct acpi_pm;
 struct irq_routing;
 struct pci_bus;
-struct virtio_rng;
-struct virtio_blk;
-struct virtio_net;
+struct serial;
 
 /* Why a VM stopped; decides kiln's exit status (docs/config.md "Exit status"). */
 enum vm_stop_reason {
@@ -49,19 +44,11 @@ struct vm {
 	struct bus mmio_bus;
 	unsigned int nr_vcpus;
 	struct vcpu **vcpus;
-	struct serial *serial;
-	struct i8042 *i8042;
-	struct rtc *rtc;
-	struct acpi_pm *acpi_pm;
 	struct irq_routing *irq_routing; /* MSI routes and irqfds (MSI-X) */
 	struct pci_bus *pci;            /* bus 0: host bridge, virtio devices */
 	struct loop loop;               /* the device event loop thread (virtio queues) */
 	bool loop_ready;                /* loop_init succeeded: loop_destroy owed */
-	struct virtio_rng *rng;         /* "entropy" configured */
-	struct virtio_blk **disks;      /* one per drive, in vm_config_drive_order (root first) */
-	unsigned int nr_disks;
-	struct virtio_net **nets;       /* one per cfg->nets[i], in order */
-	unsigned int nr_nets;
+	struct vm_devices devices;      /* every device, legacy and virtio (vmm/device.h) */
 	struct console console;
 	bool pvm_syscall_trap;          /* user-mode SYSCALLs completed by kiln (PVM hosts) */
 
@@ -133,6 +120,12 @@ int vm_resume(struct vm *vm) __attribute__((warn_unused_result));
 
 /* Called by a vCPU thread between KVM_RUNs: parks it while a pause is requested. */
 void vm_vcpu_park(struct vm *vm);
+
+/* The VM's instance `index` of device type `type` (vmm/device.h), or NULL. */
+void *vm_device(const struct vm *vm, const struct vm_device_type *type, unsigned int index);
+
+/* COM1, where the console's input goes. */
+struct serial *vm_serial(const struct vm *vm);
 
 /* Raise/lower an ISA interrupt line through KVM_IRQ_LINE (irq_set_fn for devices). */
 void vm_set_irq_line(void *vm, uint32_t gsi, int level);

@@ -42,7 +42,7 @@ static int vm_api_instance_start(void *ctx, char *err, size_t err_size)
 static int vm_api_send_ctrl_alt_del(void *ctx, char *err, size_t err_size)
 {
 	struct vm *vm = ctx;
-	int ret = i8042_send_ctrl_alt_del(vm->i8042);
+	int ret = i8042_send_ctrl_alt_del(vm_device(vm, &i8042_device_type, 0));
 
 	if (ret == -ENOSPC) {
 		errmsg_set(err, err_size, "SendCtrlAltDel: the keyboard's buffer is full: the guest is not reading its "

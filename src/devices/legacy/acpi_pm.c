@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "vmm/device.h"
 
 /* Offsets in the block. */
 #define PM1_STS 0x0
@@ -250,6 +251,46 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
+
+/* ---- the device type (vmm/device.h): ACPI power management, always present ---- */
+
+#define SNAP_ID_ACPI SNAP_FOURCC('A', 'C', 'P', 'I') /* its snapshot section */
+
+static void *acpi_pm_new(const struct vm_device_ctx *ctx, unsigned int index)
+{
+	struct irq_line sci = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = ACPI_SCI_IRQ };
+	struct acpi_pm *pm = acpi_pm_create(sci, ctx->events.poweroff, ctx->events.opaque, NULL, NULL);
+	int ret;
+
+	if (!pm)
+		return NULL;
+	ret = bus_register(ctx->pio_bus, ACPI_PM_BASE_PORT, ACPI_PM_NR_PORTS, acpi_pm_io, pm, "acpi-pm");
+	if (ret) {
+		acpi_pm_destroy(pm);
+		errno = -ret;
+		return NULL;
+	}
+	return pm;
+}
+
+static void acpi_pm_free(void *dev)
+{
+	acpi_pm_destroy(dev);
+}
+
+VM_DEVICE_SAVE_FN(acpi_pm_save_fn, acpi_pm_save)
+VM_DEVICE_RESTORE_FN(acpi_pm_restore_fn, acpi_pm_restore)
+
+const struct vm_device_type acpi_pm_device_type = {
+	.name = "acpi-pm",
+	.count = vm_device_count_one,
+	.create = acpi_pm_new,
+	.destroy = acpi_pm_free,
+	.section = SNAP_ID_ACPI,
+	.codec = &acpi_pm_state_codec,
+	.save = acpi_pm_save_fn,
+	.restore = acpi_pm_restore_fn,
+};
 
 /* ---- snapshot state ---- */
 

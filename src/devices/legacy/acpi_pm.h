@@ -101,4 +101,8 @@ void acpi_pm_state_encode(const struct acpi_pm_state *st, struct snap_enc *e);
 int acpi_pm_state_decode(struct acpi_pm_state *st, const void *data, size_t len, uint32_t version, char *err,
 			 size_t err_size) __attribute__((warn_unused_result));
 
+/* The device type (vmm/device.h): ACPI PM. */
+struct vm_device_type;
+extern const struct vm_device_type acpi_pm_device_type;
+
 #endif

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "vmm/device.h"
 
 /* Status register (read at 0x64). */
 #define STR_OBF 0x01     /* output buffer full */
@@ -371,6 +372,46 @@ void i8042_destroy(struct i8042 *dev)
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
 }
+
+/* ---- the device type (vmm/device.h): the keyboard controller, always present ---- */
+
+static void *i8042_new(const struct vm_device_ctx *ctx, unsigned int index)
+{
+	struct irq_line kbd = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = I8042_KBD_IRQ };
+	struct irq_line aux = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = I8042_AUX_IRQ };
+	struct i8042 *dev = i8042_create(kbd, aux, ctx->events.reset, ctx->events.opaque);
+	int ret;
+
+	if (!dev)
+		return NULL;
+	ret = bus_register(ctx->pio_bus, I8042_DATA_PORT, 1, i8042_data_io, dev, "i8042");
+	ret = ret ?: bus_register(ctx->pio_bus, I8042_COMMAND_PORT, 1, i8042_command_io, dev, "i8042");
+	if (ret) {
+		i8042_destroy(dev);
+		errno = -ret;
+		return NULL;
+	}
+	return dev;
+}
+
+static void i8042_free(void *dev)
+{
+	i8042_destroy(dev);
+}
+
+VM_DEVICE_SAVE_FN(i8042_save_fn, i8042_save)
+VM_DEVICE_RESTORE_FN(i8042_restore_fn, i8042_restore)
+
+const struct vm_device_type i8042_device_type = {
+	.name = "i8042",
+	.count = vm_device_count_one,
+	.create = i8042_new,
+	.destroy = i8042_free,
+	.section = SNAP_ID_I8042,
+	.codec = &i8042_state_codec,
+	.save = i8042_save_fn,
+	.restore = i8042_restore_fn,
+};
 
 /* Common entry for both ports; `port` says which (I8042_DATA_PORT or I8042_COMMAND_PORT). */
 static void i8042_io(struct i8042 *dev, unsigned int port, uint64_t offset, uint8_t *data, uint32_t len,

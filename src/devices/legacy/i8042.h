@@ -79,4 +79,8 @@ void i8042_state_encode(const struct i8042_state *st, struct snap_enc *e);
 int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uint32_t version, char *err,
 		       size_t err_size) __attribute__((warn_unused_result));
 
+/* The device type (vmm/device.h): the i8042. */
+struct vm_device_type;
+extern const struct vm_device_type i8042_device_type;
+
 #endif

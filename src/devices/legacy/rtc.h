@@ -60,4 +60,8 @@ void rtc_state_encode(const struct rtc_state *st, struct snap_enc *e);
 int rtc_state_decode(struct rtc_state *st, const void *data, size_t len, uint32_t version, char *err,
 		     size_t err_size) __attribute__((warn_unused_result));
 
+/* The device type (vmm/device.h): the CMOS RTC. */
+struct vm_device_type;
+extern const struct vm_device_type rtc_device_type;
+
 #endif

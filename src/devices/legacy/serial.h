@@ -80,4 +80,8 @@ void serial_state_encode(const struct serial_state *st, struct snap_enc *e);
 int serial_state_decode(struct serial_state *st, const void *data, size_t len, uint32_t version, char *err,
 			size_t err_size) __attribute__((warn_unused_result));
 
+/* The device type (vmm/device.h): COM1. */
+struct vm_device_type;
+extern const struct vm_device_type serial_device_type;
+
 #endif

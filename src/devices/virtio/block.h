@@ -193,4 +193,8 @@ void virtio_blk_state_encode(const struct virtio_blk_state *st, struct snap_enc 
 int virtio_blk_state_decode(struct virtio_blk_state *st, const void *data, size_t len, uint32_t version, char *err,
 			    size_t err_size) __attribute__((warn_unused_result));
 
+/* The device type (vmm/device.h): a virtio-blk per drive. */
+struct vm_device_type;
+extern const struct vm_device_type virtio_blk_device_type;
+
 #endif

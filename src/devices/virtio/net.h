@@ -165,4 +165,8 @@ void virtio_net_state_encode(const struct virtio_net_state *st, struct snap_enc 
 int virtio_net_state_decode(struct virtio_net_state *st, const void *data, size_t len, uint32_t version, char *err,
 			    size_t err_size) __attribute__((warn_unused_result));
 
+/* The device type (vmm/device.h): a virtio-net per network interface. */
+struct vm_device_type;
+extern const struct vm_device_type virtio_net_device_type;
+
 #endif

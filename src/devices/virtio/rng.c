@@ -10,6 +10,7 @@
 
 #include "devices/virtio/virtqueue.h"
 #include "lib/log.h"
+#include "vmm/device.h"
 
 #define REQUESTQ 0
 
@@ -134,6 +135,46 @@ void virtio_rng_destroy(struct virtio_rng *rng)
 	virtio_pci_destroy(rng->t);
 	free(rng);
 }
+
+/* ---- the device type (vmm/device.h): Firecracker's "entropy" ---- */
+
+#define SNAP_ID_VRNG SNAP_FOURCC('V', 'R', 'N', 'G') /* its snapshot section, instance = PCI slot */
+
+static unsigned int rng_count(const struct vm_config *cfg)
+{
+	return cfg->entropy ? 1 : 0;
+}
+
+static void *rng_new(const struct vm_device_ctx *ctx, unsigned int index)
+{
+	return virtio_rng_create(&ctx->virtio);
+}
+
+static void rng_free(void *dev)
+{
+	virtio_rng_destroy(dev);
+}
+
+static struct virtio_pci *rng_transport(void *dev)
+{
+	return virtio_rng_transport(dev);
+}
+
+VM_DEVICE_SAVE_FN(rng_save_fn, virtio_rng_save)
+VM_DEVICE_RESTORE_FN(rng_restore_fn, virtio_rng_restore)
+
+const struct vm_device_type virtio_rng_device_type = {
+	.name = "virtio-rng",
+	.config_section = "entropy",
+	.count = rng_count,
+	.create = rng_new,
+	.destroy = rng_free,
+	.transport = rng_transport,
+	.section = SNAP_ID_VRNG,
+	.codec = &virtio_rng_state_codec,
+	.save = rng_save_fn,
+	.restore = rng_restore_fn,
+};
 
 void virtio_rng_set_source(struct virtio_rng *rng, virtio_rng_source_fn fn, void *opaque)
 {

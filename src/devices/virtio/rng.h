@@ -67,4 +67,8 @@ void virtio_rng_state_encode(const struct virtio_rng_state *st, struct snap_enc 
 int virtio_rng_state_decode(struct virtio_rng_state *st, const void *data, size_t len, uint32_t version, char *err,
 			    size_t err_size) __attribute__((warn_unused_result));
 
+/* The device type (vmm/device.h): virtio-rng, for "entropy". */
+struct vm_device_type;
+extern const struct vm_device_type virtio_rng_device_type;
+
 #endif

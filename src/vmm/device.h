@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device registry: every kind of device a VM can have is one const `struct vm_device_type` row
+ * (in the device's own file), listed once in vm_device_types[] (vmm/device_table.c). A VM holds its
+ * devices as a list of instances (`struct vm_devices`), created from its config by walking that
+ * table, and everything that treats devices alike goes through the list: creation and teardown,
+ * snapshot save and restore of each device's state section (and, for virtio devices, of their
+ * transport's sections), quiescing before a snapshot.
+ *
+ * Adding a device type costs its file (the device, its state struct with a codec table, its row),
+ * one line in vm_device_types[], its config fields, and a test.
+ *
+ * Order: instances are created in table order and, within a type, in config order; they are
+ * destroyed in reverse. A virtio device takes the lowest free PCI slot when created, so the table's
+ * order fixes the slots (the snapshot format records devices by slot: docs/snapshot-format.md).
+ */
+#ifndef KILN_VMM_DEVICE_H
+#define KILN_VMM_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/pci/pci.h"
+#include "devices/virtio/virtio_pci.h"
+#include "lib/codec.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/memory.h"
+
+struct snap_writer;
+struct snap_reader;
+
+/* What the VM does for its devices: the console, a machine reset, a power-off. Any thread. */
+struct vm_device_events {
+	void (*console_out)(void *opaque, const uint8_t *buf, size_t len); /* the UART's output */
+	void (*reset)(void *opaque);    /* the guest reset the machine (i8042) */
+	void (*poweroff)(void *opaque); /* the guest powered off (ACPI S5) */
+	void *opaque;
+};
+
+/* Everything a device type's create() may use: the VM's config, buses, memory, interrupts. */
+struct vm_device_ctx {
+	const struct vm_config *cfg;
+	struct bus *pio_bus;
+	struct bus *mmio_bus;
+	const struct guest_memory *mem;
+	void (*set_irq)(void *opaque, uint32_t gsi, int level); /* an ISA interrupt line (KVM_IRQ_LINE) */
+	void *irq_opaque;
+	struct virtio_pci_params virtio;  /* bus 0 (any free slot), routing, loop, memory, VM fd; ops/dev unset */
+	struct vm_device_events events;
+};
+
+/*
+ * A device type. `dev` is what create() returned. Every callback but count, create and destroy may
+ * be NULL.
+ */
+struct vm_device_type {
+	const char *name;                   /* "virtio-blk": messages */
+	const char *config_section;         /* its section of the config file ("drives"), or NULL: always there */
+	/* Instances `cfg` asks for. */
+	unsigned int (*count)(const struct vm_config *cfg);
+	/*
+	 * Instance `index` of `ctx->cfg`, registered on the buses; logs why it cannot be made (naming the
+	 * config entry) and returns NULL with errno.
+	 */
+	void *(*create)(const struct vm_device_ctx *ctx, unsigned int index);
+	/* After the vCPUs have stopped, the loop is destroyed and the PCI bus is gone (virtio_pci.h). */
+	void (*destroy)(void *dev);
+	/* A virtio device's transport: its MSIX and VIRT sections come with it, it is frozen for a snapshot. */
+	struct virtio_pci *(*transport)(void *dev);
+
+	/*
+	 * Snapshot state: section `section`, instance = the PCI slot for a virtio device, else the index;
+	 * `codec` describes the plain state struct that save() fills and restore() loads (after the
+	 * transport's own state, for virtio). restore returns 0 or -EINVAL with a message.
+	 */
+	uint32_t section;
+	const struct codec_table *codec;
+	void (*save)(void *dev, void *st);
+	int (*restore)(void *dev, const void *st, char *err, size_t err_size);
+	/*
+	 * With the transport frozen (no queue processing), finish what is in flight so that guest RAM and
+	 * the device state stay still (a disk's requests complete and the image is synced); 0 or -errno.
+	 * thaw() undoes it after the snapshot.
+	 */
+	int (*quiesce)(void *dev);
+	void (*thaw)(void *dev);
+};
+
+struct vm_device {
+	const struct vm_device_type *type;
+	void *dev;
+	unsigned int index;                 /* among the instances of its type */
+};
+
+struct vm_devices {
+	struct vm_device *list;
+	unsigned int nr;
+};
+
+/* count() of a device every VM has exactly one of. */
+unsigned int vm_device_count_one(const struct vm_config *cfg);
+
+/* Adapters from a device's typed save/restore to a vm_device_type's (void *) slots. */
+#define VM_DEVICE_SAVE_FN(name, fn) \
+	static void name(void *dev, void *st) { fn(dev, st); }
+#define VM_DEVICE_RESTORE_FN(name, fn) /* fn returns nothing: it takes any state its codec decoded */ \
+	static int name(void *dev, const void *st, char *err, size_t err_size) \
+	{ \
+		(void)err; \
+		(void)err_size; \
+		fn(dev, st); \
+		return 0; \
+	}
+
+/* The types kiln builds VMs from, in creation order (vmm/device_table.c). */
+extern const struct vm_device_type *const vm_device_types[];
+extern const unsigned int vm_nr_device_types;
+
+/*
+ * Create every instance `ctx->cfg` asks for of each of the `nr` types, in order, into `d` (zeroed by
+ * the caller). Returns 0 or -errno; on failure what was created stays in `d` for vm_devices_destroy.
+ */
+int vm_devices_create(struct vm_devices *d, const struct vm_device_type *const *types, unsigned int nr,
+		      const struct vm_device_ctx *ctx) __attribute__((warn_unused_result));
+
+/* Destroy every instance, last created first, and empty `d`. */
+void vm_devices_destroy(struct vm_devices *d);
+
+/* Instance `index` of `type`, or NULL. */
+void *vm_devices_find(const struct vm_devices *d, const struct vm_device_type *type, unsigned int index);
+
+/*
+ * Before a snapshot of a paused VM: every virtio transport frozen, then each device quiesced.
+ * Returns 0 or -errno with a message; vm_devices_thaw is owed either way.
+ */
+int vm_devices_freeze(struct vm_devices *d, char *err, size_t err_size) __attribute__((warn_unused_result));
+void vm_devices_thaw(struct vm_devices *d);
+
+/*
+ * Write every device's sections: for a virtio device MSIX and VIRT (instance = slot), then its own;
+ * for the others their own (instance = index). 0 or -errno.
+ */
+int vm_devices_save(struct vm_devices *d, struct snap_writer *w) __attribute__((warn_unused_result));
+
+/*
+ * Load the devices' sections, in two passes around the PCI bus's own state: with `virtio` false the
+ * devices without a transport, with `virtio` true (after pci_function_restore of every slot) each
+ * virtio device's MSI-X, transport and own state. 0 or -errno with a message naming the section.
+ */
+int vm_devices_restore(struct vm_devices *d, struct snap_reader *r, bool virtio, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+#endif
