@@ -201,12 +201,7 @@ static struct virtq_used_elem used_elem(struct fixture *f, uint16_t i)
 }
 
 /* Run the device event loop until `cond` holds (bounded: FAKE_VMM_WAIT_MS). */
-#define WAIT_UNTIL(cond)                                   \
-	do {                                               \
-		bool ok_;                                  \
-		FAKE_VMM_WAIT(&f->vm, ok_, (cond));        \
-		assert_true(ok_);                          \
-	} while (0)
+#define WAIT_UNTIL(cond) do { bool ok_; FAKE_VMM_WAIT(&f->vm, ok_, (cond)); assert_true(ok_); } while (0)
 
 /* Run the loop until it has nothing left to do (to show that something does NOT happen). */
 static void settle(struct fixture *f)

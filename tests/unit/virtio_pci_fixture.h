@@ -183,12 +183,7 @@ static inline struct virtq_used_elem used_elem(struct fixture *f, uint64_t used,
 }
 
 /* Run the device event loop until `cond` (evaluated once per turn: it may consume, as msi_count does). */
-#define WAIT_UNTIL(cond)                                   \
-	do {                                               \
-		bool ok_;                                  \
-		FAKE_VMM_WAIT(&f->vm, ok_, (cond));        \
-		assert_true(ok_);                          \
-	} while (0)
+#define WAIT_UNTIL(cond) do { bool ok_; FAKE_VMM_WAIT(&f->vm, ok_, (cond)); assert_true(ok_); } while (0)
 
 /* Run the loop until it has nothing left to do (to show that something does NOT happen). */
 static inline void settle(struct fixture *f)
