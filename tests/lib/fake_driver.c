@@ -92,7 +92,8 @@ static void write_chain(struct fake_driver *d, uint64_t table, uint16_t size, ui
 {
 	for (unsigned int i = 0; i < n; i++) {
 		uint16_t e = (uint16_t)((first + i) % size), next = (uint16_t)((e + 1) % size);
-		uint16_t flags = (uint16_t)((segs[i].write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+		uint16_t flags = (uint16_t)((segs[i].write ? VIRTQ_DESC_F_WRITE : 0) |
+					    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
 
 		fake_vq_write_desc(&d->fv.vm->mem, table, e, segs[i].gpa, segs[i].len, flags, i + 1 < n ? next : 0);
 	}

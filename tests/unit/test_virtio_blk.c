@@ -696,7 +696,9 @@ static void test_malformed(void **state)
 	/* Header shorter than 16 bytes. */
 	s = new_slot(f, VIRTIO_BLK_T_IN, 0);
 	{
-		struct fake_seg segs[] = { { hdr_gpa(s), 12, false }, { DATA_GPA, 512, true }, { status_gpa(s), 1, true } };
+		struct fake_seg segs[] = {
+			{ hdr_gpa(s), 12, false }, { DATA_GPA, 512, true }, { status_gpa(s), 1, true },
+		};
 
 		assert_int_equal(run_chain(f, s, segs, 3), VIRTIO_BLK_S_IOERR);
 	}
@@ -748,8 +750,9 @@ static void test_no_status_byte(void **state)
 		driver_init(f);
 		s = new_slot(f, VIRTIO_BLK_T_OUT, 0);
 		{
-			struct fake_seg out[] = { { hdr_gpa(s), 16, false }, { DATA_GPA, 512, false }, { status_gpa(s), 1,
-					false } };
+			struct fake_seg out[] = {
+				{ hdr_gpa(s), 16, false }, { DATA_GPA, 512, false }, { status_gpa(s), 1, false },
+			};
 			struct fake_seg flush[] = { { hdr_gpa(s), 16, false } };
 
 			submit_chain(f, variant ? flush : out, variant ? 1 : 3);

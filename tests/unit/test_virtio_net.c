@@ -313,7 +313,7 @@ static void test_feature_negotiation(void **state)
 	/* Features the device does not offer are refused (the transport's check, s2.2.2). */
 	fake_virtio_set_status(&f->drv.fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	fake_virtio_write_driver_features(&f->drv.fv, BASE_FEATURES | VIRTIO_BIT(17) /* CTRL_VQ */);
-	fake_virtio_set_status(&f->drv.fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->drv.fv, FAKE_DRIVER_STATUS_FEATURES);
 	assert_false(fake_virtio_status(&f->drv.fv) & VIRTIO_STATUS_FEATURES_OK);
 }
 

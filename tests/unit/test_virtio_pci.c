@@ -213,7 +213,7 @@ static void test_testdev_reset_and_notify(void **state)
 	/* Both queues this time: two ioeventfds, each queue's notify reaches its queue. */
 	fake_virtio_set_status(&f->drv.fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	fake_virtio_write_driver_features(&f->drv.fv, VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	fake_virtio_set_status(&f->drv.fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->drv.fv, FAKE_DRIVER_STATUS_FEATURES);
 	queue_setup(f, 0, DESC_GPA, AVAIL_GPA, USED_GPA, VIRTIO_MSI_NO_VECTOR);
 	queue_setup(f, 1, DESC1_GPA, AVAIL1_GPA, USED1_GPA, VIRTIO_MSI_NO_VECTOR);
 	fake_virtio_set_status(&f->drv.fv, STATUS_LIVE);
@@ -264,7 +264,7 @@ static void test_features(void **state)
 	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_GF, 1, 4);
 	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_DFSELECT, 2, 4);
 	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_DF, 4), 0);
-	fake_virtio_set_status(&f->drv.fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fake_virtio_set_status(&f->drv.fv, FAKE_DRIVER_STATUS_FEATURES);
 	assert_false(fake_virtio_status(&f->drv.fv) & VIRTIO_STATUS_FEATURES_OK);
 
 	/* After FEATURES_OK, driver_feature writes are ignored. */
