@@ -38,6 +38,7 @@
 #include "devices/virtio/block.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtqueue.h"
+#include "fake_driver.h"
 #include "fake_vmm.h"
 #include "fuzz_common.h"
 #include "lib/log.h"
@@ -60,7 +61,7 @@
 struct disk {
 	struct virtio_blk *blk;
 	struct virtio_pci *t;
-	struct fake_virtio fv; /* the driver's handle on its registers */
+	struct fake_driver drv; /* the driver's side of its registers and queue */
 	int fd; /* the image, for checks on the host */
 };
 
@@ -78,36 +79,22 @@ static struct fuzz_state *fuzz;
 /* ---- the driver's side ---- */
 
 /* Reset the device and bring it up as Linux does (s3.1.1), accepting `want` of what it offers. */
-static void driver_init(const struct disk *d, uint16_t qsize, uint64_t want)
+static void driver_init(struct disk *d, uint16_t qsize, uint64_t want)
 {
-	uint64_t offered, features;
-
-	fake_virtio_set_status(&d->fv, 0);
-	CHECK(fake_virtio_status(&d->fv) == 0);
-	fake_virtio_set_status(&d->fv, VIRTIO_STATUS_ACKNOWLEDGE);
-	fake_virtio_set_status(&d->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	offered = fake_virtio_device_features(&d->fv);
-	features = offered & want;
-	fake_virtio_write_driver_features(&d->fv, features);
-	fake_virtio_set_status(&d->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	CHECK(fake_virtio_status(&d->fv) & VIRTIO_STATUS_FEATURES_OK);
-	fake_virtio_queue_setup(&d->fv, 0, qsize, DESC_GPA, AVAIL_GPA, USED_GPA);
-	fake_virtio_queue_enable(&d->fv);
+	CHECK(fake_driver_reset(&d->drv) == 0);
+	CHECK(fake_driver_accept(&d->drv, fake_driver_begin(&d->drv) & want) & VIRTIO_STATUS_FEATURES_OK);
+	fake_driver_queue(&d->drv, 0, qsize, DESC_GPA, AVAIL_GPA, USED_GPA, VIRTIO_MSI_NO_VECTOR);
 }
 
-static void driver_ok(const struct disk *d)
+static void driver_ok(struct disk *d)
 {
-	const uint8_t live = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-			     VIRTIO_STATUS_DRIVER_OK;
-
-	fake_virtio_set_status(&d->fv, live);
-	CHECK(fake_virtio_status(&d->fv) == live);
+	CHECK(fake_driver_live(&d->drv) == FAKE_DRIVER_STATUS_LIVE);
 }
 
 /* The guest's notify write for queue 0 (2 bytes, what Linux issues). */
 static void notify(const struct disk *d)
 {
-	fake_virtio_notify(&d->fv, 0);
+	fake_virtio_notify(&d->drv.fv, 0);
 }
 
 /* Run the device event loop until it is idle and nothing is in flight. */
@@ -152,8 +139,7 @@ static int make_image(const char *dir, struct virtio_pci_params *p, struct disk 
 	if (!d->blk)
 		return -1;
 	d->t = virtio_blk_transport(d->blk);
-	d->fv.vm = &fuzz->vm;
-	d->fv.bar = fake_vmm_pci_enable(&fuzz->vm, virtio_pci_device(d->t), slot);
+	fake_driver_attach(&d->drv, &fuzz->vm, virtio_pci_device(d->t), slot);
 	return 0;
 }
 
@@ -328,7 +314,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[1] & 8) {
 		/* Reset with requests in flight: they are dropped, and guest RAM is left alone from then on. */
 		CHECK(loop_run_once(&f->vm.loop, 0) >= 0);
-		fake_virtio_set_status(&d->fv, 0);
+		fake_virtio_set_status(&d->drv.fv, 0);
 		CHECK(virtio_blk_in_flight(d->blk) == 0);
 		memcpy(f->ram_copy, f->vm.mem.regions[0].hva, RAM_SIZE / 2);
 		memcpy(f->ram_copy + RAM_SIZE / 2, f->vm.mem.regions[1].hva, RAM_SIZE / 2);

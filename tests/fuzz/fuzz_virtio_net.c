@@ -36,6 +36,7 @@
 #include "devices/virtio/net.h"
 #include "devices/virtio/virtio_pci.h"
 #include "devices/virtio/virtqueue.h"
+#include "fake_driver.h"
 #include "fake_vmm.h"
 #include "fuzz_common.h"
 #include "lib/log.h"
@@ -69,10 +70,9 @@ struct fuzz_state {
 	struct fake_vmm vm;    /* its fake KVM accepts everything */
 	struct virtio_net *net;
 	struct virtio_pci *t;
-	struct fake_virtio fv; /* the driver's handle on the device's registers */
+	struct fake_driver drv; /* the driver's side of the device's registers and queues */
 	int dev_fd;            /* the device's end of the socketpair (the device owns it) */
 	int peer;              /* the host network's end */
-	uint64_t features;     /* negotiated this run */
 	unsigned int tx_seen;  /* frames the TAP got this run */
 	uint8_t frame[MAX_HOST_FRAME];
 	uint8_t *ram_copy;
@@ -82,32 +82,20 @@ static struct fuzz_state *fuzz;
 
 /* ---- the driver's side ---- */
 
-#define STATUS_FEATURES (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK)
-
 /* Reset, then s3.1.1 up to FEATURES_OK and both queues set up; DRIVER_OK comes after guest RAM. */
 static void driver_init(const uint16_t qsize[2], uint64_t want)
 {
-	struct fuzz_state *f = fuzz;
-	uint64_t offered;
+	struct fake_driver *d = &fuzz->drv;
 
-	fake_virtio_set_status(&f->fv, 0);
-	CHECK(fake_virtio_status(&f->fv) == 0);
-	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE);
-	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	offered = fake_virtio_device_features(&f->fv);
-	f->features = offered & want;
-	fake_virtio_write_driver_features(&f->fv, f->features);
-	fake_virtio_set_status(&f->fv, STATUS_FEATURES);
-	CHECK(fake_virtio_status(&f->fv) == STATUS_FEATURES);
-	for (unsigned int q = 0; q < 2; q++) {
-		fake_virtio_queue_setup(&f->fv, q, qsize[q], desc_gpa[q], avail_gpa[q], used_gpa[q]);
-		fake_virtio_queue_enable(&f->fv);
-	}
+	CHECK(fake_driver_reset(d) == 0);
+	CHECK(fake_driver_accept(d, fake_driver_begin(d) & want) == FAKE_DRIVER_STATUS_FEATURES);
+	for (unsigned int q = 0; q < 2; q++)
+		fake_driver_queue(d, q, qsize[q], desc_gpa[q], avail_gpa[q], used_gpa[q], VIRTIO_MSI_NO_VECTOR);
 }
 
 static void notify(unsigned int q)
 {
-	fake_virtio_notify(&fuzz->fv, q);
+	fake_virtio_notify(&fuzz->drv.fv, q);
 }
 
 /* What the device wrote to the TAP: a header kiln may send, then a frame of a possible size. */
@@ -123,13 +111,13 @@ static void drain_tap(void)
 		CHECK_MSG(n >= HDR + 14 && n <= HDR + VIRTIO_NET_MAX_FRAME, "a %zd-byte frame reached the TAP", n);
 		CHECK(p[10] == 0 && p[11] == 0); /* num_buffers: unused on transmit */
 		if (p[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM)
-			CHECK(f->features & VIRTIO_BIT(VIRTIO_NET_F_CSUM));
+			CHECK(f->drv.features & VIRTIO_BIT(VIRTIO_NET_F_CSUM));
 		if (p[1] & VIRTIO_NET_HDR_GSO_ECN)
-			CHECK(f->features & VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN));
+			CHECK(f->drv.features & VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN));
 		CHECK(gso == VIRTIO_NET_HDR_GSO_NONE ||
-		      (gso == VIRTIO_NET_HDR_GSO_TCPV4 && (f->features & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4))) ||
-		      (gso == VIRTIO_NET_HDR_GSO_TCPV6 && (f->features & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6))) ||
-		      (gso == VIRTIO_NET_HDR_GSO_UDP && (f->features & VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO))));
+		      (gso == VIRTIO_NET_HDR_GSO_TCPV4 && (f->drv.features & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4))) ||
+		      (gso == VIRTIO_NET_HDR_GSO_TCPV6 && (f->drv.features & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6))) ||
+		      (gso == VIRTIO_NET_HDR_GSO_UDP && (f->drv.features & VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO))));
 		f->tx_seen++;
 	}
 	CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
@@ -194,8 +182,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	f->net = virtio_net_create(&p, &np);
 	CHECK(f->net);
 	f->t = virtio_net_transport(f->net);
-	f->fv.vm = &f->vm;
-	f->fv.bar = fake_vmm_pci_enable(&f->vm, virtio_pci_device(f->t), SLOT);
+	fake_driver_attach(&f->drv, &f->vm, virtio_pci_device(f->t), SLOT);
 	return 0;
 }
 
@@ -262,13 +249,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(f->vm.mem.regions[0].hva + used_gpa[1], 0, 0x1000);
 
 	virtio_net_get_stats(f->net, &before);
-	fake_virtio_set_status(&f->fv, STATUS_FEATURES | VIRTIO_STATUS_DRIVER_OK);
-	CHECK(fake_virtio_status(&f->fv) == (STATUS_FEATURES | VIRTIO_STATUS_DRIVER_OK));
+	CHECK(fake_driver_live(&f->drv) == FAKE_DRIVER_STATUS_LIVE);
 	notify(VIRTIO_NET_TXQ);
 	notify(VIRTIO_NET_RXQ);
 	if (data[3] & 8) {
 		CHECK(loop_run_once(&f->vm.loop, 0) >= 0);
-		fake_virtio_set_status(&f->fv, 0);
+		fake_virtio_set_status(&f->drv.fv, 0);
 		memcpy(f->ram_copy, f->vm.mem.regions[0].hva, RAM_SIZE / 2);
 		memcpy(f->ram_copy + RAM_SIZE / 2, f->vm.mem.regions[1].hva, RAM_SIZE / 2);
 		run_loop();

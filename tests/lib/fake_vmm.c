@@ -8,18 +8,8 @@
 #include <unistd.h>
 
 #include "devices/pci/msix.h"
-
-#ifdef FAKE_VMM_CMOCKA
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
-#define FAKE_VMM_CHECK(cond) assert_true(cond)
-#else
-#include "fuzz_common.h" /* tests/fuzz: CHECK prints the place and aborts */
-#define FAKE_VMM_CHECK(cond) CHECK(cond)
-#endif
+#include "fake_check.h"
+#include "lib/log.h"
 
 /* ---- fake KVM ---- */
 
@@ -208,6 +198,47 @@ void fake_vmm_destroy(struct fake_vmm *vm)
 	if (vm->has_mem)
 		guest_memory_destroy(&vm->mem);
 	vm->has_mem = false;
+}
+
+/* ---- driving the loop on the test's thread ---- */
+
+struct fake_wait fake_vmm_wait_start(struct fake_vmm *vm, unsigned int timeout_ms)
+{
+	return (struct fake_wait){ .vm = vm, .deadline_ns = time_now_ns() + timeout_ms * 1000000ull };
+}
+
+bool fake_vmm_wait_step(struct fake_wait *w)
+{
+	if (time_now_ns() >= w->deadline_ns)
+		return false;
+	/* -EBUSY here: the fixture started a loop thread, and this thread cannot drive the loop. */
+	FAKE_VMM_CHECK(loop_run_once(&w->vm->loop, FAKE_VMM_STEP_MS) >= 0);
+	return true;
+}
+
+unsigned int fake_vmm_run_idle(struct fake_vmm *vm)
+{
+	unsigned int rounds = 0;
+	int n;
+
+	while ((n = loop_run_once(&vm->loop, 0)) > 0)
+		FAKE_VMM_CHECK(++rounds < FAKE_VMM_MAX_ROUNDS); /* a source that never stops firing: a spin */
+	FAKE_VMM_CHECK(n == 0);
+	return rounds;
+}
+
+unsigned int fake_vmm_run_for(struct fake_vmm *vm, unsigned int ms)
+{
+	struct fake_wait w = fake_vmm_wait_start(vm, ms);
+	unsigned int fired = 0;
+
+	while (time_now_ns() < w.deadline_ns) {
+		int n = loop_run_once(&vm->loop, FAKE_VMM_STEP_MS);
+
+		FAKE_VMM_CHECK(n >= 0);
+		fired += (unsigned int)n;
+	}
+	return fired;
 }
 
 struct virtio_pci_params fake_vmm_virtio_params(struct fake_vmm *vm, unsigned int slot)

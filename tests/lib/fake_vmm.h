@@ -8,6 +8,7 @@
  *
  * A failed bus access is a test failure: built into the unit tests (FAKE_VMM_CMOCKA defined) it is a
  * cmocka assertion, built into a fuzz target it prints the place and aborts (so the fuzzer keeps the input).
+ * The driver that uses these accessors to bring a virtio device up and run requests is fake_driver.h.
  */
 #ifndef KILN_TESTS_LIB_FAKE_VMM_H
 #define KILN_TESTS_LIB_FAKE_VMM_H
@@ -117,6 +118,48 @@ void fake_vmm_stop(struct fake_vmm *vm);
 
 /* The second half, once the devices are gone: routing, buses, guest memory. */
 void fake_vmm_destroy(struct fake_vmm *vm);
+
+/*
+ * Driving the device event loop on the test's own thread (a fake_vmm with `loop` and without `loop_thread`),
+ * instead of sleeping while a loop thread works: what a device does happens inside these calls, so a test
+ * waits exactly as long as the device needs, and sees that something does NOT happen without guessing how
+ * long to look. A failed check (a loop thread running, a loop that never goes idle) is a test failure.
+ */
+#define FAKE_VMM_WAIT_MS 10000     /* a wait's bound (ms): past it, what was awaited did not happen */
+#define FAKE_VMM_STEP_MS 10        /* how long one step waits for an event (ms) */
+#define FAKE_VMM_MAX_ROUNDS 100000 /* loop turns fake_vmm_run_idle allows before it calls it a spin */
+
+/* A bounded wait: see FAKE_VMM_WAIT. */
+struct fake_wait {
+	struct fake_vmm *vm;
+	uint64_t deadline_ns;
+};
+
+/* A wait that ends `timeout_ms` from now. */
+struct fake_wait fake_vmm_wait_start(struct fake_vmm *vm, unsigned int timeout_ms);
+
+/* Before the deadline: run the loop once (waiting up to FAKE_VMM_STEP_MS for an event) and return true. */
+bool fake_vmm_wait_step(struct fake_wait *w);
+
+/*
+ * Run `vm`'s loop until `cond` holds, at most FAKE_VMM_WAIT_MS; `ok` (a bool lvalue) says whether it did.
+ * `cond` is evaluated once per step (it may consume, as fake_kvm_msi_count does).
+ */
+#define FAKE_VMM_WAIT(vm, ok, cond)                                                      \
+	do {                                                                             \
+		struct fake_wait w_ = fake_vmm_wait_start((vm), FAKE_VMM_WAIT_MS);       \
+		while (!((ok) = (cond)) && fake_vmm_wait_step(&w_))                      \
+			continue;                                                        \
+	} while (0)
+
+/*
+ * Run the loop until no source fires (nothing left to do); returns the turns that did something. A loop
+ * still busy after FAKE_VMM_MAX_ROUNDS turns fails the check: some fd is always ready (a device spinning).
+ */
+unsigned int fake_vmm_run_idle(struct fake_vmm *vm);
+
+/* Keep running the loop for `ms` milliseconds; returns how many sources fired in that time. */
+unsigned int fake_vmm_run_for(struct fake_vmm *vm, unsigned int ms);
 
 /* virtio_pci_params for a device in `slot` of `vm`, ioeventfds to the fake KVM; the caller adds ops/dev. */
 struct virtio_pci_params fake_vmm_virtio_params(struct fake_vmm *vm, unsigned int slot);

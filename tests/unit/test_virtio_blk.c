@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * virtio-blk (virtio 1.2 s5.2) and the raw image backend, against a fake KVM as in test_virtio_pci.c: a
- * real PCI bus reached through ECAM and the BAR window, a real device event loop thread, rings and
- * buffers in memfd guest memory, a temporary image file. The test plays the driver, well-behaved and
- * hostile, and checks the image on the host. Every device test runs with both engines (io_uring and the
- * synchronous I/O thread).
+ * real PCI bus reached through ECAM and the BAR window, rings and buffers in memfd guest memory, a
+ * temporary image file. The test plays the driver (tests/lib/fake_driver.h), well-behaved and hostile,
+ * runs the device event loop itself (completions from io_uring or the I/O thread reach it through the
+ * backend's eventfd) and checks the image on the host. Every device test runs with both engines (io_uring
+ * and the synchronous I/O thread).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,7 @@
 #include "vmm/irq_routing.h"
 #include "vmm/loop.h"
 
+#include "fake_driver.h"
 #include "fake_vmm.h"
 
 #define MIB (1ull << 20)
@@ -70,14 +72,11 @@ struct variant {
 struct fixture {
 	struct variant v;
 	struct fake_vmm vm;
-	struct fake_virtio fv;
+	struct fake_driver drv;
 	struct virtio_blk *blk;
 	struct virtio_pci *t;
 	char path[64];
 	int fd;           /* the image, for checks on the host */
-	uint64_t features; /* negotiated */
-	uint16_t avail_idx;
-	uint16_t next_desc;
 	unsigned int slot; /* next header/status slot */
 };
 
@@ -110,7 +109,7 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	const struct fake_vmm_config cfg = {
-		.ram_size = RAM_SIZE, .hole_start = HOLE_START, .nr_msi_gsis = 64, .loop = true, .loop_thread = true,
+		.ram_size = RAM_SIZE, .hole_start = HOLE_START, .nr_msi_gsis = 64, .loop = true, /* run by the test */
 	};
 	struct virtio_pci_params p;
 	struct virtio_blk_params bp;
@@ -120,14 +119,13 @@ static int setup(void **state)
 	f->v = *(struct variant *)*state;
 	if (make_image(f) || fake_vmm_init(&f->vm, &cfg))
 		return -1;
-	f->fv.vm = &f->vm;
 	p = fake_vmm_virtio_params(&f->vm, SLOT);
 	bp = blk_params(f);
 	f->blk = virtio_blk_create(&p, &bp);
 	if (!f->blk)
 		return -1;
 	f->t = virtio_blk_transport(f->blk);
-	f->fv.bar = fake_vmm_pci_enable(&f->vm, virtio_pci_device(f->t), SLOT);
+	fake_driver_attach(&f->drv, &f->vm, virtio_pci_device(f->t), SLOT);
 	*state = f;
 	return 0;
 }
@@ -136,7 +134,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	/* vm_destroy's order: loop thread gone, then the bus, then the devices, then routing. */
+	/* vm_destroy's order: loop gone, then the bus, then the devices, then routing. */
 	fake_vmm_stop(&f->vm);
 	virtio_blk_destroy(f->blk);
 	fake_vmm_destroy(&f->vm);
@@ -152,7 +150,7 @@ static uint64_t config_read(struct fixture *f, uint32_t off, uint32_t len)
 {
 	if (len == 8)
 		return config_read(f, off, 4) | config_read(f, off + 4, 4) << 32;
-	return fake_vmm_mmio_read(&f->vm, f->fv.bar + VIRTIO_PCI_DEVICE_OFFSET + off, len);
+	return fake_vmm_mmio_read(&f->vm, f->drv.fv.bar + VIRTIO_PCI_DEVICE_OFFSET + off, len);
 }
 
 static void *hva(struct fixture *f, uint64_t gpa, uint64_t len)
@@ -160,29 +158,19 @@ static void *hva(struct fixture *f, uint64_t gpa, uint64_t len)
 	return fake_vmm_hva(&f->vm, gpa, len);
 }
 
-#define STATUS_LIVE                                                                                  \
-	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)
+#define STATUS_LIVE FAKE_DRIVER_STATUS_LIVE
 
 /* s3.1.1 as Linux does it, accepting `features` (all the device offers when ~0). INTx, no MSI-X. */
 static void driver_init_features(struct fixture *f, uint64_t features)
 {
-	fake_virtio_set_status(&f->fv, 0);
-	assert_int_equal(fake_virtio_status(&f->fv), 0);
-	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE);
-	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	f->features = fake_virtio_device_features(&f->fv) & features;
-	fake_virtio_write_driver_features(&f->fv, f->features);
-	fake_virtio_set_status(&f->fv, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	assert_int_equal(fake_virtio_status(&f->fv),
-			VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	memset(hva(f, DESC_GPA, 0x3000), 0, 0x3000);
-	fake_virtio_queue_setup(&f->fv, 0, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
-	fake_virtio_queue_enable(&f->fv);
-	f->avail_idx = 0;
-	f->next_desc = 0;
+	uint64_t offered;
+
+	assert_int_equal(fake_driver_reset(&f->drv), 0);
+	offered = fake_driver_begin(&f->drv);
+	assert_int_equal(fake_driver_accept(&f->drv, offered & features), FAKE_DRIVER_STATUS_FEATURES);
+	fake_driver_queue(&f->drv, 0, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA, VIRTIO_MSI_NO_VECTOR);
 	f->slot = 0;
-	fake_virtio_set_status(&f->fv, STATUS_LIVE);
-	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
+	assert_int_equal(fake_driver_live(&f->drv), STATUS_LIVE);
 }
 
 static void driver_init(struct fixture *f)
@@ -190,63 +178,35 @@ static void driver_init(struct fixture *f)
 	driver_init_features(f, ~0ull);
 }
 
-/* One piece of a request chain. */
-struct seg {
-	uint64_t gpa;
-	uint32_t len;
-	bool write; /* device-writable */
-};
-
-/* Lay the chain out in the descriptor table (consecutive entries, wrapping) and offer it. Returns the head. */
-static uint16_t submit_chain(struct fixture *f, const struct seg *segs, unsigned int n)
+/* Lay the chain out in consecutive descriptors (wrapping) and offer it. Returns the head. */
+static uint16_t submit_chain(struct fixture *f, const struct fake_seg *segs, unsigned int n)
 {
-	uint16_t head = f->next_desc;
-
-	for (unsigned int i = 0; i < n; i++) {
-		uint16_t d = (uint16_t)((head + i) % QSIZE);
-		uint16_t flags = (uint16_t)((segs[i].write ? VIRTQ_DESC_F_WRITE : 0) |
-					    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
-
-		fake_vq_write_desc(&f->vm.mem, DESC_GPA, d, segs[i].gpa, segs[i].len, flags,
-				(uint16_t)((d + 1) % QSIZE));
-	}
-	f->next_desc = (uint16_t)((head + n) % QSIZE);
-	fake_vq_offer(&f->vm.mem, AVAIL_GPA, QSIZE, &f->avail_idx, head);
-	return head;
+	return fake_driver_submit(&f->drv, 0, segs, n);
 }
 
 /* KVM signalling the queue's ioeventfd after the guest's notify write. */
 static void kick(struct fixture *f)
 {
-	const struct fake_ioeventfd *e = fake_kvm_ioeventfd_at(&f->vm.kvm, f->fv.bar + VIRTIO_PCI_NOTIFY_OFFSET);
-	uint64_t one = 1;
-
-	if (!e)
-		fail_msg("no ioeventfd on queue 0's notify address");
-	assert_int_equal(write(e->fd, &one, sizeof(one)), sizeof(one));
+	assert_int_equal(fake_driver_kick(&f->drv, 0), 0);
 }
 
 static uint16_t used_idx(struct fixture *f)
 {
-	return fake_vq_used_idx(&f->vm.mem, USED_GPA);
+	return fake_driver_used_idx(&f->drv, 0);
 }
 
 static struct virtq_used_elem used_elem(struct fixture *f, uint16_t i)
 {
-	return fake_vq_used_elem(&f->vm.mem, USED_GPA, QSIZE, i);
+	return fake_driver_used_elem(&f->drv, 0, i);
 }
 
-#define WAIT_UNTIL(cond)                                                 \
-	do {                                                             \
-		bool ok_ = false;                                        \
-		for (int w_ = 0; w_ < 10000 && !(ok_ = (cond)); w_++)    \
-			usleep(1000);                                    \
-		assert_true(ok_);                                        \
-	} while (0)
+/* Run the device event loop until `cond` holds (bounded: FAKE_VMM_WAIT_MS). */
+#define WAIT_UNTIL(cond) do { bool ok_; FAKE_VMM_WAIT(&f->vm, ok_, (cond)); assert_true(ok_); } while (0)
 
-static void settle(void)
+/* Run the loop until it has nothing left to do (to show that something does NOT happen). */
+static void settle(struct fixture *f)
 {
-	usleep(50 * 1000);
+	fake_vmm_run_idle(&f->vm);
 }
 
 /* A request slot: header at hdr_gpa(s), status byte at status_gpa(s). */
@@ -283,7 +243,7 @@ static uint8_t slot_status(struct fixture *f, unsigned int s)
 }
 
 /* Offer the chain, kick, wait for it to be used; returns the status byte. */
-static uint8_t run_chain(struct fixture *f, unsigned int s, const struct seg *segs, unsigned int n)
+static uint8_t run_chain(struct fixture *f, unsigned int s, const struct fake_seg *segs, unsigned int n)
 {
 	uint16_t before = used_idx(f), head = submit_chain(f, segs, n);
 
@@ -298,12 +258,12 @@ static uint8_t request(struct fixture *f, uint32_t type, uint64_t sector, uint64
 {
 	unsigned int s = new_slot(f, type, sector);
 	bool in = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
-	struct seg segs[3] = { { hdr_gpa(s), 16, false } };
+	struct fake_seg segs[3] = { { hdr_gpa(s), 16, false } };
 	unsigned int n = 1;
 
 	if (len)
-		segs[n++] = (struct seg){ data, len, in };
-	segs[n++] = (struct seg){ status_gpa(s), 1, true };
+		segs[n++] = (struct fake_seg){ data, len, in };
+	segs[n++] = (struct fake_seg){ status_gpa(s), 1, true };
 	return run_chain(f, s, segs, n);
 }
 
@@ -374,7 +334,7 @@ static void test_discovery(void **state)
 		want |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
 	if (f->v.cache == VIRTIO_BLK_CACHE_WRITEBACK)
 		want |= VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
-	assert_int_equal(fake_virtio_device_features(&f->fv), want);
+	assert_int_equal(fake_virtio_device_features(&f->drv.fv), want);
 
 	assert_int_equal(config_read(f, VIRTIO_BLK_CFG_CAPACITY, 8), CAPACITY);
 	assert_int_equal(config_read(f, VIRTIO_BLK_CFG_SIZE_MAX, 4), 0);
@@ -394,7 +354,7 @@ static void test_discovery(void **state)
 		assert_int_equal(config_read(f, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, 4), 0);
 	}
 	/* Read-only for the driver: a write changes nothing. */
-	fake_vmm_mmio_write(&f->vm, f->fv.bar + VIRTIO_PCI_DEVICE_OFFSET + VIRTIO_BLK_CFG_CAPACITY, 1, 4);
+	fake_vmm_mmio_write(&f->vm, f->drv.fv.bar + VIRTIO_PCI_DEVICE_OFFSET + VIRTIO_BLK_CFG_CAPACITY, 1, 4);
 	assert_int_equal(config_read(f, VIRTIO_BLK_CFG_CAPACITY, 8), CAPACITY);
 
 	assert_int_equal(virtio_blk_capacity_bytes(f->blk), IMAGE_SIZE);
@@ -429,7 +389,7 @@ static void test_read_write(void **state)
 	fill(f, DATA_GPA + MIB, 8192, 3);
 	s = new_slot(f, VIRTIO_BLK_T_OUT, 100);
 	{
-		struct seg segs[] = {
+		struct fake_seg segs[] = {
 			{ hdr_gpa(s), 16, false },
 			{ DATA_GPA + MIB, 1536, false },
 			{ DATA_GPA + MIB + 1536, 8192 - 1536, false },
@@ -449,7 +409,7 @@ static void test_read_write(void **state)
 	memset(hva(f, DATA_GPA + 2 * MIB, 8192), 0, 8192);
 	s = new_slot(f, VIRTIO_BLK_T_IN, 100);
 	{
-		struct seg segs[] = {
+		struct fake_seg segs[] = {
 			{ hdr_gpa(s), 8, false },
 			{ hdr_gpa(s) + 8, 8, false },
 			{ DATA_GPA + 2 * MIB, 512, true },
@@ -466,7 +426,7 @@ static void test_read_write(void **state)
 	memset(hva(f, DATA_GPA + 3 * MIB, 1024), 0xaa, 1024);
 	s = new_slot(f, VIRTIO_BLK_T_IN, 0);
 	{
-		struct seg segs[] = { { hdr_gpa(s), 16, false }, { DATA_GPA + 3 * MIB, 513, true } };
+		struct fake_seg segs[] = { { hdr_gpa(s), 16, false }, { DATA_GPA + 3 * MIB, 513, true } };
 		uint16_t before = used_idx(f);
 
 		submit_chain(f, segs, 2);
@@ -477,7 +437,49 @@ static void test_read_write(void **state)
 	}
 	/* A zero-length transfer is fine and does nothing. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 5, 0, 0), VIRTIO_BLK_S_OK);
-	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->drv.fv), STATUS_LIVE);
+}
+
+/* A request through an indirect table (s2.7.5.3): one ring descriptor, the chain in the table. */
+static void test_indirect(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t table = DATA_GPA + 4 * MIB;
+	unsigned int s;
+	uint16_t head;
+
+	driver_init(f);
+	assert_true(f->drv.features & VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC));
+	fill(f, DATA_GPA, 4096, 11);
+	s = new_slot(f, VIRTIO_BLK_T_OUT, 200);
+	{
+		struct fake_seg segs[] = {
+			{ hdr_gpa(s), 16, false }, { DATA_GPA, 1024, false }, { DATA_GPA + 1024, 3072, false },
+			{ status_gpa(s), 1, true },
+		};
+
+		head = fake_driver_submit_indirect(&f->drv, 0, table, segs, 4);
+	}
+	kick(f);
+	WAIT_UNTIL(used_idx(f) == 1);
+	assert_int_equal(used_elem(f, 0).id, head);
+	assert_int_equal(slot_status(f, s), VIRTIO_BLK_S_OK);
+	/* Read back through another table, into one buffer: what was written. */
+	memset(hva(f, DATA_GPA + MIB, 4096), 0, 4096);
+	s = new_slot(f, VIRTIO_BLK_T_IN, 200);
+	{
+		struct fake_seg segs[] = {
+			{ hdr_gpa(s), 16, false }, { DATA_GPA + MIB, 4096, true }, { status_gpa(s), 1, true },
+		};
+
+		head = fake_driver_submit_indirect(&f->drv, 0, table + 0x1000, segs, 3);
+	}
+	kick(f);
+	WAIT_UNTIL(used_idx(f) == 2);
+	assert_int_equal(used_elem(f, 1).id, head);
+	assert_int_equal(used_elem(f, 1).len, 4096 + 1);
+	assert_int_equal(slot_status(f, s), VIRTIO_BLK_S_OK);
+	assert_memory_equal(hva(f, DATA_GPA + MIB, 4096), hva(f, DATA_GPA, 4096), 4096);
 }
 
 static void test_many_in_flight(void **state)
@@ -493,7 +495,7 @@ static void test_many_in_flight(void **state)
 	for (unsigned int i = 0; i < N; i++) {
 		fill(f, DATA_GPA + (uint64_t)i * LEN, LEN, i);
 		slots[i] = new_slot(f, VIRTIO_BLK_T_OUT, 128ull * i);
-		struct seg segs[] = {
+		struct fake_seg segs[] = {
 			{ hdr_gpa(slots[i]), 16, false },
 			{ DATA_GPA + (uint64_t)i * LEN, LEN, false },
 			{ status_gpa(slots[i]), 1, true },
@@ -527,7 +529,7 @@ static void test_flush(void **state)
 		/* Unsafe: FLUSH is not offered, so not supported either. */
 		assert_int_equal(request(f, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_UNSUPP);
 	}
-	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->drv.fv), STATUS_LIVE);
 }
 
 static void test_writeback_without_flush_negotiated(void **state)
@@ -602,7 +604,7 @@ static void test_discard(void **state)
 	/* Two segments when max_discard_seg is 1; half a segment. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_DISCARD, 0, DATA_GPA, 32), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(request(f, VIRTIO_BLK_T_DISCARD, 0, DATA_GPA, 8), VIRTIO_BLK_S_IOERR);
-	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->drv.fv), STATUS_LIVE);
 }
 
 static void test_write_zeroes(void **state)
@@ -643,7 +645,7 @@ static void test_read_only(void **state)
 	uint8_t buf[4096];
 
 	driver_init(f);
-	assert_true(f->features & VIRTIO_BIT(VIRTIO_BLK_F_RO));
+	assert_true(f->drv.features & VIRTIO_BIT(VIRTIO_BLK_F_RO));
 	fill(f, DATA_GPA, 4096, 1);
 	/* s5.2.6.2: IOERR and nothing written. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_OUT, 0, DATA_GPA, 4096), VIRTIO_BLK_S_IOERR);
@@ -658,7 +660,7 @@ static void test_read_only(void **state)
 	/* Reads work. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 3, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 	assert_true(sector_original(hva(f, DATA_GPA, 512), 3));
-	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->drv.fv), STATUS_LIVE);
 }
 
 static void test_out_of_range(void **state)
@@ -682,7 +684,7 @@ static void test_out_of_range(void **state)
 	assert_memory_equal(buf, hva(f, DATA_GPA, 512), 512);
 	/* Nothing past the image's end was written. */
 	assert_int_equal(lseek(f->fd, 0, SEEK_END), IMAGE_SIZE);
-	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->drv.fv), STATUS_LIVE);
 }
 
 static void test_malformed(void **state)
@@ -694,21 +696,23 @@ static void test_malformed(void **state)
 	/* Header shorter than 16 bytes. */
 	s = new_slot(f, VIRTIO_BLK_T_IN, 0);
 	{
-		struct seg segs[] = { { hdr_gpa(s), 12, false }, { DATA_GPA, 512, true }, { status_gpa(s), 1, true } };
+		struct fake_seg segs[] = {
+			{ hdr_gpa(s), 12, false }, { DATA_GPA, 512, true }, { status_gpa(s), 1, true },
+		};
 
 		assert_int_equal(run_chain(f, s, segs, 3), VIRTIO_BLK_S_IOERR);
 	}
 	/* Only a status byte. */
 	s = new_slot(f, VIRTIO_BLK_T_IN, 0);
 	{
-		struct seg segs[] = { { status_gpa(s), 1, true } };
+		struct fake_seg segs[] = { { status_gpa(s), 1, true } };
 
 		assert_int_equal(run_chain(f, s, segs, 1), VIRTIO_BLK_S_IOERR);
 	}
 	/* A read with readable data after the header. */
 	s = new_slot(f, VIRTIO_BLK_T_IN, 0);
 	{
-		struct seg segs[] = {
+		struct fake_seg segs[] = {
 			{ hdr_gpa(s), 16, false }, { DATA_GPA, 512, false }, { DATA_GPA + 4096, 512, true },
 			{ status_gpa(s), 1, true },
 		};
@@ -718,7 +722,7 @@ static void test_malformed(void **state)
 	/* A write with writable bytes before the status. */
 	s = new_slot(f, VIRTIO_BLK_T_OUT, 0);
 	{
-		struct seg segs[] = {
+		struct fake_seg segs[] = {
 			{ hdr_gpa(s), 16, false }, { DATA_GPA, 512, false }, { DATA_GPA + 4096, 512, true },
 			{ status_gpa(s), 1, true },
 		};
@@ -731,7 +735,7 @@ static void test_malformed(void **state)
 	assert_int_equal(request(f, VIRTIO_BLK_T_SECURE_ERASE, 0, DATA_GPA, 16), VIRTIO_BLK_S_UNSUPP);
 	assert_int_equal(request(f, 2 /* legacy SCSI */, 0, DATA_GPA, 512), VIRTIO_BLK_S_UNSUPP);
 	/* Still working. */
-	assert_int_equal(fake_virtio_status(&f->fv), STATUS_LIVE);
+	assert_int_equal(fake_virtio_status(&f->drv.fv), STATUS_LIVE);
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, 1, DATA_GPA, 512), VIRTIO_BLK_S_OK);
 	assert_true(sector_original(hva(f, DATA_GPA, 512), 1));
 }
@@ -746,15 +750,16 @@ static void test_no_status_byte(void **state)
 		driver_init(f);
 		s = new_slot(f, VIRTIO_BLK_T_OUT, 0);
 		{
-			struct seg out[] = { { hdr_gpa(s), 16, false }, { DATA_GPA, 512, false }, { status_gpa(s), 1,
-					false } };
-			struct seg flush[] = { { hdr_gpa(s), 16, false } };
+			struct fake_seg out[] = {
+				{ hdr_gpa(s), 16, false }, { DATA_GPA, 512, false }, { status_gpa(s), 1, false },
+			};
+			struct fake_seg flush[] = { { hdr_gpa(s), 16, false } };
 
 			submit_chain(f, variant ? flush : out, variant ? 1 : 3);
 		}
 		kick(f);
-		WAIT_UNTIL(fake_virtio_status(&f->fv) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-		settle();
+		WAIT_UNTIL(fake_virtio_status(&f->drv.fv) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+		settle(f);
 		assert_int_equal(used_idx(f), 0);
 		assert_int_equal(slot_status(f, s), 0xee);
 	}
@@ -769,7 +774,7 @@ static void offer_writes(struct fixture *f, unsigned int n, uint32_t len)
 {
 	for (unsigned int i = 0; i < n; i++) {
 		unsigned int s = new_slot(f, VIRTIO_BLK_T_OUT, (uint64_t)i * (len / 512));
-		struct seg segs[] = {
+		struct fake_seg segs[] = {
 			{ hdr_gpa(s), 16, false },
 			{ DATA_GPA + (uint64_t)i * len, len, false },
 			{ status_gpa(s), 1, true },
@@ -790,12 +795,12 @@ static void test_reset_with_requests_in_flight(void **state)
 	kick(f);
 	WAIT_UNTIL(virtio_blk_in_flight(f->blk) > 0 || used_idx(f) > 0);
 	/* Reset while the device works through them: when it returns, nothing is in flight... */
-	fake_virtio_set_status(&f->fv, 0);
-	assert_int_equal(fake_virtio_status(&f->fv), 0);
+	fake_virtio_set_status(&f->drv.fv, 0);
+	assert_int_equal(fake_virtio_status(&f->drv.fv), 0);
 	assert_int_equal(virtio_blk_in_flight(f->blk), 0);
 	/* ...and nothing more reaches the old ring. */
 	after_reset = used_idx(f);
-	settle();
+	settle(f);
 	assert_int_equal(used_idx(f), after_reset);
 	/* The device works after a new initialisation. */
 	driver_init(f);
@@ -873,7 +878,7 @@ static void test_throughput_figures(void **state)
 			for (unsigned int i = 0; i < N; i++) {
 				unsigned int s = new_slot(f, write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
 						(uint64_t)i * (LEN / 512));
-				struct seg segs[] = {
+				struct fake_seg segs[] = {
 					{ hdr_gpa(s), 16, false },
 					{ DATA_GPA + (uint64_t)i * LEN, LEN, !write },
 					{ status_gpa(s), 1, true },
@@ -1115,6 +1120,7 @@ int main(void)
 		BOTH(test_discovery, uring_ro, sync_ro),
 		BOTH(test_read_write, uring_wb, sync_wb),
 		BOTH(test_read_write, uring_unsafe, sync_unsafe),
+		BOTH(test_indirect, uring_wb, sync_wb),
 		BOTH(test_many_in_flight, uring_wb, sync_wb),
 		BOTH(test_flush, uring_wb, sync_wb),
 		BOTH(test_flush, uring_unsafe, sync_unsafe),
