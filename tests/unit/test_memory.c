@@ -78,8 +78,8 @@ static void assert_page(const struct guest_memory *mem, uint64_t gpa, uint8_t v)
 	assert_non_null(p);
 	for (uint64_t i = 0; i < PAGE; i++)
 		if (p[i] != v)
-			fail_msg("gpa 0x%llx + %llu: 0x%02x, expected 0x%02x", (unsigned long long)gpa, (unsigned long long)i,
-				 p[i], v);
+			fail_msg("gpa 0x%llx + %llu: 0x%02x, expected 0x%02x", (unsigned long long)gpa,
+				 (unsigned long long)i, p[i], v);
 }
 
 static void fill(struct guest_memory *mem, uint64_t gpa, uint8_t v, uint64_t len)
@@ -279,8 +279,8 @@ static void test_hugetlb(void **state)
 	if (ret == -ENOMEM || ret == -EINVAL || ret == -ENOSYS) {
 		assert_int_equal(mem.memfd, -1);
 		assert_null(mem.base);
-		fprintf(stderr, "[  SKIPPED ] hugetlb: this host cannot back %llu MiB with 2 MiB pages (%s): reserve them "
-			"with /proc/sys/vm/nr_hugepages to test this backend\n", (unsigned long long)(RAM_SIZE / MIB),
+		fprintf(stderr, "[  SKIPPED ] hugetlb: this host cannot back %llu MiB with 2 MiB pages (%s): "
+			"reserve them with /proc/sys/vm/nr_hugepages to test this backend\n", (unsigned long long)(RAM_SIZE / MIB),
 			strerror(-ret));
 		skip();
 	}
