@@ -218,6 +218,14 @@ static void *emu_gpa_to_hva(void *opaque, uint64_t gpa, size_t len)
 	return guest_memory_hva(&vcpu->vm->mem, gpa, len);
 }
 
+/* The emulator stored into guest RAM from userspace, where KVM's dirty log cannot see it. */
+static void emu_written(void *opaque, uint64_t gpa, size_t len)
+{
+	struct vcpu *vcpu = opaque;
+
+	guest_memory_mark_written(&vcpu->vm->mem, gpa, len);
+}
+
 #define XSAVE_MXCSR_OFFSET 24     /* legacy (FXSAVE) region, Intel SDM vol 1 s10.5.1 */
 #define XSAVE_XSTATE_BV_OFFSET 512 /* XSAVE header */
 #define XFEATURE_MASK_FPSSE 3ull
@@ -295,7 +303,9 @@ static int emu_commit(struct vcpu *vcpu, struct x86_emu_cpu *cpu)
 static enum exit_action handle_emulation_failure(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	const struct x86_emu_mem_ops mem = { .translate = emu_translate, .gpa_to_hva = emu_gpa_to_hva, .opaque = vcpu };
+	const struct x86_emu_mem_ops mem = {
+		.translate = emu_translate, .gpa_to_hva = emu_gpa_to_hva, .written = emu_written, .opaque = vcpu,
+	};
 	const uint8_t *insn = NULL;
 	size_t insn_len = 0;
 	struct x86_emu_cpu cpu;

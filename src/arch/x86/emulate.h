@@ -60,6 +60,12 @@ struct x86_emu_mem_ops {
 	 * The emulator never asks for a range crossing a 4 KiB page boundary.
 	 */
 	void *(*gpa_to_hva)(void *opaque, uint64_t gpa, size_t len);
+	/*
+	 * Optional (NULL: nobody tracks writes): the emulator has just stored into guest physical range
+	 * [gpa, gpa+len) through a host address gpa_to_hva gave (guest_memory_mark_written). The range never
+	 * crosses a 4 KiB page; for a page Unicorn wrote, it is the whole page.
+	 */
+	void (*written)(void *opaque, uint64_t gpa, size_t len);
 	void *opaque;
 };
 

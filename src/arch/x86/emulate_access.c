@@ -119,6 +119,7 @@ int emu_span_get(struct x86_emu *emu, uint64_t gva, size_t len, enum emu_access 
 	size_t done = 0;
 
 	span->nr = 0;
+	span->mem = emu->mem;
 	if (len == 0 || len > PAGE_SIZE)
 		return -EINVAL;
 	if (emu_cpu_long64(cpu) && (!emu_is_canonical(gva) || !emu_is_canonical(gva + len - 1))) {
@@ -146,10 +147,12 @@ int emu_span_get(struct x86_emu *emu, uint64_t gva, size_t len, enum emu_access 
 			emu->fault_code = emu_pf_error_code(cpu, acc, true);
 			return -EFAULT;
 		}
-		hva = emu->mem->gpa_to_hva(emu->mem->opaque, (gpa & PAGE_MASK) + (va & ~PAGE_MASK), chunk);
+		gpa = (gpa & PAGE_MASK) + (va & ~PAGE_MASK);
+		hva = emu->mem->gpa_to_hva(emu->mem->opaque, gpa, chunk);
 		if (!hva)
 			return -ENXIO;
 		span->hva[span->nr] = hva;
+		span->gpa[span->nr] = gpa;
 		span->len[span->nr] = chunk;
 		span->nr++;
 		done += chunk;
@@ -179,9 +182,9 @@ void emu_span_read(const struct guest_span *span, size_t off, void *buf, size_t 
 	}
 }
 
-void emu_span_write(const struct guest_span *span, size_t off, const void *buf, size_t len)
+/* Copy into the span (buf) or only announce the store (buf NULL), piece by piece. */
+static void span_store(const struct guest_span *span, size_t off, const uint8_t *in, size_t len)
 {
-	const uint8_t *in = buf;
 	unsigned int i;
 
 	for (i = 0; i < span->nr && len; i++) {
@@ -194,11 +197,26 @@ void emu_span_write(const struct guest_span *span, size_t off, const void *buf, 
 		n = span->len[i] - off;
 		if (n > len)
 			n = len;
-		memcpy(span->hva[i] + off, in, n);
-		in += n;
+		if (in) {
+			memcpy(span->hva[i] + off, in, n);
+			in += n;
+		}
+		/* After the store: a write tracker that sees the page must see the bytes. */
+		if (span->mem && span->mem->written)
+			span->mem->written(span->mem->opaque, span->gpa[i] + off, n);
 		len -= n;
 		off = 0;
 	}
+}
+
+void emu_span_write(const struct guest_span *span, size_t off, const void *buf, size_t len)
+{
+	span_store(span, off, buf, len);
+}
+
+void emu_span_written(const struct guest_span *span, size_t off, size_t len)
+{
+	span_store(span, off, NULL, len);
 }
 
 /* Turn a emu_span_get() failure into the step's result. */

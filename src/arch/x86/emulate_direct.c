@@ -207,6 +207,8 @@ enum x86_emu_result emu_cmpxchg_wide(struct x86_emu *emu, const struct emu_insn 
 		if (ret < 0)
 			return emu_span_failed(emu, ret);
 		ok = host_cmpxchg16b(span.hva[0], &lo, &hi, cpu->regs.rbx, cpu->regs.rcx);
+		if (ok) /* a failed compare stores the old value back: nothing changed */
+			emu_span_written(&span, 0, 16);
 		if (!ok) {
 			cpu->regs.rax = lo;
 			cpu->regs.rdx = hi;
@@ -222,6 +224,8 @@ enum x86_emu_result emu_cmpxchg_wide(struct x86_emu *emu, const struct emu_insn 
 		if (ret < 0)
 			return emu_span_failed(emu, ret);
 		ok = host_cmpxchg8(span.hva[0], &old, new_val);
+		if (ok)
+			emu_span_written(&span, 0, 8);
 		if (!ok) {
 			/* 32-bit register writes: the upper halves are cleared. */
 			cpu->regs.rax = (uint32_t)old;

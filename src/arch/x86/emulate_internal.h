@@ -76,7 +76,9 @@ enum emu_access {
 
 struct emu_page {
 	uint64_t gva;
+	uint64_t gpa;        /* the page's guest physical address */
 	bool writeable;
+	bool written;        /* Unicorn stored into it during this step (UC_HOOK_MEM_WRITE) */
 };
 
 /*
@@ -135,8 +137,10 @@ struct emu_insn {
 /* A guest virtual range resolved to at most two host pieces (ranges never exceed one page). */
 struct guest_span {
 	uint8_t *hva[2];
+	uint64_t gpa[2];
 	size_t len[2];
 	unsigned int nr;
+	const struct x86_emu_mem_ops *mem; /* for the written hook */
 };
 
 /*
@@ -177,6 +181,8 @@ int emu_span_get(struct x86_emu *emu, uint64_t gva, size_t len, enum emu_access 
 /* Copy `len` bytes at offset `off` of a resolved span out of / into guest memory. */
 void emu_span_read(const struct guest_span *span, size_t off, void *buf, size_t len);
 void emu_span_write(const struct guest_span *span, size_t off, const void *buf, size_t len);
+/* Bytes [off, off + len) of the span were stored to in place (a host cmpxchg): tell mem->written. */
+void emu_span_written(const struct guest_span *span, size_t off, size_t len);
 /* Turn an emu_span_get() (or emu_read_source()) failure into the step's result: queue the fault, or UNSUPPORTED. */
 enum x86_emu_result emu_span_failed(struct x86_emu *emu, int ret);
 

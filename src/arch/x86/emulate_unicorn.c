@@ -40,12 +40,19 @@
 /* Unicorn steps before the engine is recreated to return its translation buffer (see the file comment). */
 #define X86_EMU_RECYCLE_STEPS 20000
 
+/*
+ * At the end of every step: the pages Unicorn stored into are announced (mem->written) now that its run is
+ * over, so the stores precede the marks, and everything is unmapped.
+ */
 static void emu_uc_unmap_all(struct x86_emu *emu)
 {
 	unsigned int i;
 
-	for (i = 0; i < emu->nr_pages; i++)
+	for (i = 0; i < emu->nr_pages; i++) {
+		if (emu->pages[i].written && emu->mem->written)
+			emu->mem->written(emu->mem->opaque, emu->pages[i].gpa, PAGE_SIZE);
 		emu->uc_lib.mem_unmap(emu->uc, emu->pages[i].gva, PAGE_SIZE);
+	}
 	emu->nr_pages = 0;
 }
 
@@ -107,7 +114,9 @@ static int emu_uc_map(struct x86_emu *emu, uint64_t va, enum emu_access acc)
 			   hva) != UC_ERR_OK)
 		return -ENOMEM;
 	emu->pages[emu->nr_pages].gva = page;
+	emu->pages[emu->nr_pages].gpa = gpa & PAGE_MASK;
 	emu->pages[emu->nr_pages].writeable = writeable;
+	emu->pages[emu->nr_pages].written = false;
 	emu->nr_pages++;
 	return 0;
 }
@@ -148,6 +157,27 @@ static bool emu_uc_hook_unmapped(uc_engine *uc, uc_mem_type type, uint64_t addre
 	ret = emu_uc_map_range(emu, address, size > 0 ? (uint64_t)size : 1, acc);
 	emu_uc_record_failure(emu, ret);
 	return ret == 0;
+}
+
+/*
+ * UC_HOOK_MEM_WRITE, before each store Unicorn makes: note the page(s) as written, for emu_uc_unmap_all to
+ * announce after the run (announcing here would precede the store). A store to a page not mapped yet cannot
+ * reach this hook: UC_HOOK_MEM_UNMAPPED maps it first.
+ */
+static void emu_uc_hook_write(uc_engine *uc, uc_mem_type type, uint64_t address, int size, int64_t value,
+			      void *opaque)
+{
+	struct x86_emu *emu = opaque;
+	uint64_t last = address + (size > 0 ? (uint64_t)size - 1 : 0);
+	struct emu_page *p;
+
+	(void)uc;
+	(void)type;
+	(void)value;
+	if ((p = emu_uc_find_page(emu, address & PAGE_MASK)))
+		p->written = true;
+	if ((last & PAGE_MASK) != (address & PAGE_MASK) && (p = emu_uc_find_page(emu, last & PAGE_MASK)))
+		p->written = true;
 }
 
 /* UC_HOOK_MEM_WRITE_PROT: a write to a page translate() reported read-only. */
@@ -235,6 +265,7 @@ int emu_uc_open(struct x86_emu *emu)
 	}
 	if (emu->uc_lib.hook_add(emu->uc, &hook, UC_HOOK_MEM_UNMAPPED, (void *)emu_uc_hook_unmapped, emu, 1, 0) != UC_ERR_OK ||
 	    emu->uc_lib.hook_add(emu->uc, &hook, UC_HOOK_MEM_PROT, (void *)emu_uc_hook_prot, emu, 1, 0) != UC_ERR_OK ||
+	    emu->uc_lib.hook_add(emu->uc, &hook, UC_HOOK_MEM_WRITE, (void *)emu_uc_hook_write, emu, 1, 0) != UC_ERR_OK ||
 	    emu->uc_lib.hook_add(emu->uc, &hook, UC_HOOK_INTR, (void *)emu_uc_hook_intr, emu, 1, 0) != UC_ERR_OK) {
 		emu->uc_lib.close(emu->uc);
 		emu->uc = NULL;

@@ -64,6 +64,7 @@ struct raw_disk {
 	enum raw_engine engine;
 	unsigned int queue_depth;
 	raw_complete_fn complete;
+	raw_filled_fn filled;
 	void *opaque;
 	unsigned int in_flight;   /* the caller's thread only */
 	uint8_t *zeroes;          /* ZERO_CHUNK zero bytes, for ST_ZERO_WRITE; read-only */
@@ -195,6 +196,8 @@ static bool step_after(struct raw_disk *d, struct raw_request *req, int64_t res)
 			return finish(req, (int)res);
 		if (res == 0)
 			return finish(req, -EIO); /* end of file: the image shrank under us */
+		if (req->op == RAW_OP_READ && d->filled)
+			d->filled(d->opaque, req->iov, req->iovcnt, (uint64_t)res);
 		req->done += (uint64_t)res;
 		if (req->done >= req->len)
 			return finish(req, 0);
@@ -550,6 +553,7 @@ struct raw_disk *raw_open(const struct raw_params *p, char *err, size_t err_size
 	d->read_only = p->read_only;
 	d->queue_depth = p->queue_depth;
 	d->complete = p->complete;
+	d->filled = p->filled;
 	d->opaque = p->opaque;
 	d->rl = (struct ratelimit)RATELIMIT_INIT(5000, 5);
 	atomic_init(&d->no_punch, false);

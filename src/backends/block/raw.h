@@ -82,13 +82,22 @@ struct raw_request {
 /* A request completed: req->result says how. Runs inside raw_reap/raw_drain/raw_close. */
 typedef void (*raw_complete_fn)(void *opaque, struct raw_request *req);
 
+/*
+ * A READ step just put `len` bytes into the start of iov[0..iovcnt) (the request's buffers as they stand,
+ * before they advance past those bytes): for a caller whose buffers are guest memory, to mark them written.
+ * Runs on whichever thread saw the transfer (the I/O thread for RAW_ENGINE_SYNC), so it must be
+ * thread-safe; it sees every byte a READ wrote, failed requests included.
+ */
+typedef void (*raw_filled_fn)(void *opaque, const struct iovec *iov, unsigned int iovcnt, uint64_t len);
+
 struct raw_params {
 	const char *path;
 	bool read_only;
 	enum raw_engine engine;   /* wanted; raw_engine() says what it got */
 	unsigned int queue_depth; /* most requests in flight at once, 1..4096 */
 	raw_complete_fn complete;
-	void *opaque;             /* passed to complete */
+	raw_filled_fn filled;     /* optional */
+	void *opaque;             /* passed to complete and filled */
 };
 
 struct raw_disk;

@@ -29,6 +29,7 @@ struct blk_req {
 
 struct virtio_blk {
 	struct virtio_pci *t;
+	const struct guest_memory *mem; /* for write tracking from the backend's thread (blk_io_filled) */
 	struct raw_disk *disk;
 	char id[VIRTIO_BLK_ID_BYTES];
 	bool read_only;
@@ -58,6 +59,7 @@ static void complete_chain(struct virtio_blk *blk, struct virtqueue *vq, uint16_
 {
 	/* A plain store into guest RAM; vq_push's release ordering publishes it before the used index. */
 	*(volatile uint8_t *)status = value;
+	guest_memory_mark_written_hva(vq->mem, status, 1);
 	if (vq_push(vq, head, written) == 0)
 		blk->pushed = true;
 }
@@ -95,6 +97,18 @@ static void blk_io_done(void *opaque, struct raw_request *io)
 			       io->result ? 1 : req->written);
 	req->next_free = blk->free_list;
 	blk->free_list = req;
+}
+
+/*
+ * The backend read `len` bytes into guest buffers. Marked here, per transfer, rather than at completion
+ * from the used length: the iovecs are advanced in place on short reads (raw.h), and a read that fails
+ * half-way has written data that the used length (1, the status) does not count. Any thread.
+ */
+static void blk_io_filled(void *opaque, const struct iovec *iov, unsigned int iovcnt, uint64_t len)
+{
+	struct virtio_blk *blk = opaque;
+
+	guest_memory_mark_written_iov(blk->mem, iov, iovcnt, len);
 }
 
 /* After completions: interrupt the driver, and resume a queue that waited for free requests. Lock held. */
@@ -490,6 +504,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const st
 		.engine = bp->engine,
 		.queue_depth = VIRTIO_BLK_QUEUE_SIZE,
 		.complete = blk_io_done,
+		.filled = blk_io_filled,
 	};
 	struct virtio_blk *blk = calloc(1, sizeof(*blk));
 	char err[512];
@@ -514,6 +529,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const st
 		blk->free_list = &blk->reqs[i];
 	}
 	blk->rl = (struct ratelimit)RATELIMIT_INIT(5000, 5);
+	blk->mem = p->mem;
 	blk->read_only = bp->read_only;
 	/* NUL-padded, without a terminator when 20 bytes long (s5.2.6). */
 	if (bp->id)

@@ -247,6 +247,11 @@ static enum rx_result rx_read(struct virtio_net *net, struct virtqueue *vq)
 		tap_fail(net, n < 0 ? "read" : "read: end of file", err);
 		return RX_STOP;
 	}
+	/*
+	 * Marked now, before any check: readv changed the buffer's bytes even when the frame is then dropped
+	 * and the buffer given back (vq_rewind). The bounce copies below mark themselves (vq_chain_write).
+	 */
+	vq_chain_mark_written(c, 0, (uint64_t)n < direct ? (uint64_t)n : direct);
 	if ((size_t)n < VIRTIO_NET_HDR_SIZE + ETH_HEADER_LEN || (size_t)n > VIRTIO_NET_HDR_SIZE + VIRTIO_NET_MAX_FRAME) {
 		net_warn(net, "the TAP gave a %zd-byte frame: dropped", n);
 		rx_drop(net);

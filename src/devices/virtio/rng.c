@@ -75,6 +75,8 @@ static void rng_queue_notify(void *opaque, unsigned int q)
 		while (budget && (ret = vq_pop(vq, &rng->chain)) > 0) {
 			uint32_t len = fill(rng, &rng->chain);
 
+			/* fill writes a prefix of the writable part, `len` bytes: exactly what changed. */
+			vq_chain_mark_written(&rng->chain, 0, len);
 			ret = vq_push(vq, rng->chain.head, len);
 			if (ret)
 				break;

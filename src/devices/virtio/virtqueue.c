@@ -172,6 +172,7 @@ static int walk_chain(struct virtqueue *vq, uint16_t head, struct vq_chain *c)
 	struct virtq_desc d;
 	int ret;
 
+	c->mem = vq->mem;
 	c->head = head;
 	c->nr_readable = 0;
 	c->nr_writable = 0;
@@ -281,9 +282,11 @@ int vq_push(struct virtqueue *vq, uint16_t head, uint32_t written_len)
 	elem = vq->used + USED_RING(vq->used_idx & vq->mask);
 	st32(elem, head);
 	st32(elem + 4, written_len);
+	guest_memory_mark_written_hva(vq->mem, elem, sizeof(struct virtq_used_elem));
 	vq->used_idx++;
 	/* Release: the element (and the buffer contents) are visible before the index (s2.7.8.2). */
 	st16_release(vq->used + USED_IDX, vq->used_idx);
+	guest_memory_mark_written_hva(vq->mem, vq->used + USED_IDX, 2);
 	return 0;
 }
 
@@ -309,16 +312,20 @@ void vq_disable_notify(struct virtqueue *vq)
 	if (vq->broken || vq->event_idx)
 		return;
 	st16(vq->used + USED_FLAGS, VIRTQ_USED_F_NO_NOTIFY);
+	guest_memory_mark_written_hva(vq->mem, vq->used + USED_FLAGS, 2);
 }
 
 bool vq_enable_notify(struct virtqueue *vq)
 {
 	if (vq->broken)
 		return false;
-	if (vq->event_idx)
+	if (vq->event_idx) {
 		st16(vq->used + USED_RING(vq->size), vq->shadow_avail_idx);
-	else
+		guest_memory_mark_written_hva(vq->mem, vq->used + USED_RING(vq->size), 2);
+	} else {
 		st16(vq->used + USED_FLAGS, 0);
+		guest_memory_mark_written_hva(vq->mem, vq->used + USED_FLAGS, 2);
+	}
 	/* The store above must be visible before avail->idx is read again (s2.7.13.4, mirrored). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return ld16_acquire(vq->avail + AVAIL_IDX) != vq->last_avail_idx;
@@ -364,8 +371,31 @@ size_t vq_chain_read(const struct vq_chain *chain, uint64_t offset, void *dst, s
 
 size_t vq_chain_write(const struct vq_chain *chain, uint64_t offset, const void *src, size_t len)
 {
-	return chain_copy(chain->iov + chain->nr_readable, chain->nr_writable, offset, (uint8_t *)(uintptr_t)src,
-			  len, true);
+	size_t n = chain_copy(chain->iov + chain->nr_readable, chain->nr_writable, offset, (uint8_t *)(uintptr_t)src,
+			      len, true);
+
+	vq_chain_mark_written(chain, offset, n);
+	return n;
+}
+
+void vq_chain_mark_written(const struct vq_chain *chain, uint64_t offset, uint64_t len)
+{
+	const struct iovec *iov = chain->iov + chain->nr_readable;
+
+	if (!chain->mem)
+		return; /* a chain vq_pop did not fill */
+	for (unsigned int i = 0; i < chain->nr_writable && len; i++) {
+		uint64_t seg = iov[i].iov_len, k;
+
+		if (offset >= seg) {
+			offset -= seg;
+			continue;
+		}
+		k = seg - offset < len ? seg - offset : len;
+		guest_memory_mark_written_hva(chain->mem, (const uint8_t *)iov[i].iov_base + offset, k);
+		len -= k;
+		offset = 0;
+	}
 }
 
 void vq_save_indices(const struct virtqueue *vq, struct vq_indices *out)

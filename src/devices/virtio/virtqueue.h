@@ -104,6 +104,7 @@ struct virtqueue {
  * Large (16 KiB): embed it in the device or allocate it, not on a small stack.
  */
 struct vq_chain {
+	const struct guest_memory *mem; /* the queue's guest memory, set by vq_pop (for write tracking) */
 	uint16_t head;            /* descriptor index to hand back to vq_push */
 	unsigned int nr_readable;
 	unsigned int nr_writable;
@@ -138,7 +139,9 @@ int vq_rewind(struct virtqueue *vq, uint16_t n) __attribute__((warn_unused_resul
 
 /*
  * Return chain `head` to the driver with `written_len` bytes written to its writable part, and
- * publish the new used->idx (s2.7.8, s2.7.8.2: the element is written before the index). Returns 0,
+ * publish the new used->idx (s2.7.8, s2.7.8.2: the element is written before the index). The used
+ * ring's element and index are marked written in guest memory; the buffer's bytes are the device's to
+ * mark (vq_chain_mark_written). Returns 0,
  * -EINVAL for a head >= size or when no popped chain is outstanding (a device bug), -EIO when broken.
  */
 int vq_push(struct virtqueue *vq, uint16_t head, uint32_t written_len) __attribute__((warn_unused_result));
@@ -200,5 +203,17 @@ static inline bool vq_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t 
  */
 size_t vq_chain_read(const struct vq_chain *chain, uint64_t offset, void *dst, size_t len);
 size_t vq_chain_write(const struct vq_chain *chain, uint64_t offset, const void *src, size_t len);
+
+/*
+ * Bytes [offset, offset + len) of the chain's writable part were just written in place through its iovecs
+ * (readv, getrandom, a backend's read): mark them written in guest memory (guest_memory_mark_written).
+ * vq_chain_write does this itself. The part past the chain's end is ignored.
+ *
+ * Devices mark where they write, not at vq_push from its used length: the used length is only a lower
+ * bound of what was written (s2.7.8.1 "MAY write more"), and kiln's devices do write bytes it does not
+ * count: virtio-blk's status byte sits at the chain's end while an error completion reports 1 byte, and
+ * virtio-net reads a frame into a buffer it may then give back unused (vq_rewind).
+ */
+void vq_chain_mark_written(const struct vq_chain *chain, uint64_t offset, uint64_t len);
 
 #endif
