@@ -226,6 +226,175 @@ out:
 
 #undef SET
 
+/* ---- the VCPU section's field table ---- */
+
+/* A byte KVM uses as a boolean: 0 or 1 on the wire, as in the struct (not CODEC_BOOL: the member is a __u8). */
+#define FLAG_U8(T, f) CODEC_RANGE(T, f, 1, 1, 0, 1)
+
+/* The 18 general registers in struct kvm_regs order. */
+static const struct codec_field regs_fields[] = {
+	CODEC_UINT(struct kvm_regs, rax, 8, 1),    CODEC_UINT(struct kvm_regs, rbx, 8, 1),
+	CODEC_UINT(struct kvm_regs, rcx, 8, 1),    CODEC_UINT(struct kvm_regs, rdx, 8, 1),
+	CODEC_UINT(struct kvm_regs, rsi, 8, 1),    CODEC_UINT(struct kvm_regs, rdi, 8, 1),
+	CODEC_UINT(struct kvm_regs, rsp, 8, 1),    CODEC_UINT(struct kvm_regs, rbp, 8, 1),
+	CODEC_UINT(struct kvm_regs, r8, 8, 1),     CODEC_UINT(struct kvm_regs, r9, 8, 1),
+	CODEC_UINT(struct kvm_regs, r10, 8, 1),    CODEC_UINT(struct kvm_regs, r11, 8, 1),
+	CODEC_UINT(struct kvm_regs, r12, 8, 1),    CODEC_UINT(struct kvm_regs, r13, 8, 1),
+	CODEC_UINT(struct kvm_regs, r14, 8, 1),    CODEC_UINT(struct kvm_regs, r15, 8, 1),
+	CODEC_UINT(struct kvm_regs, rip, 8, 1),    CODEC_UINT(struct kvm_regs, rflags, 8, 1),
+};
+static const struct codec_table regs_codec = CODEC_TABLE(struct kvm_regs, "regs", 1, 1, regs_fields, NULL);
+
+/* A segment register as KVM_GET_SREGS gives it: a 4-bit type, a DPL, the rest one-bit attributes. */
+static const struct codec_field segment_fields[] = {
+	CODEC_UINT(struct kvm_segment, base, 8, 1),
+	CODEC_UINT(struct kvm_segment, limit, 4, 1),
+	CODEC_UINT(struct kvm_segment, selector, 2, 1),
+	CODEC_RANGE(struct kvm_segment, type, 1, 1, 0, 15),
+	FLAG_U8(struct kvm_segment, present),
+	CODEC_RANGE(struct kvm_segment, dpl, 1, 1, 0, 3),
+	FLAG_U8(struct kvm_segment, db),
+	FLAG_U8(struct kvm_segment, s),
+	FLAG_U8(struct kvm_segment, l),
+	FLAG_U8(struct kvm_segment, g),
+	FLAG_U8(struct kvm_segment, avl),
+	FLAG_U8(struct kvm_segment, unusable),
+	CODEC_PAD(1, 1), /* struct kvm_segment's padding */
+};
+static const struct codec_table segment_codec = CODEC_TABLE(struct kvm_segment, "segment", 1, 1, segment_fields, NULL);
+
+static const struct codec_field dtable_fields[] = {
+	CODEC_UINT(struct kvm_dtable, base, 8, 1),
+	CODEC_UINT(struct kvm_dtable, limit, 2, 1),
+};
+static const struct codec_table dtable_codec = CODEC_TABLE(struct kvm_dtable, "dtable", 1, 1, dtable_fields, NULL);
+
+#define SEGMENT(f) CODEC_STRUCT(struct kvm_sregs, f, &segment_codec, 1)
+
+static const struct codec_field sregs_fields[] = {
+	SEGMENT(cs), SEGMENT(ds), SEGMENT(es), SEGMENT(fs), SEGMENT(gs), SEGMENT(ss), SEGMENT(tr), SEGMENT(ldt),
+	CODEC_STRUCT(struct kvm_sregs, gdt, &dtable_codec, 1),
+	CODEC_STRUCT(struct kvm_sregs, idt, &dtable_codec, 1),
+	CODEC_UINT(struct kvm_sregs, cr0, 8, 1),
+	CODEC_UINT(struct kvm_sregs, cr2, 8, 1),
+	CODEC_UINT(struct kvm_sregs, cr3, 8, 1),
+	CODEC_UINT(struct kvm_sregs, cr4, 8, 1),
+	CODEC_UINT(struct kvm_sregs, cr8, 8, 1),
+	CODEC_UINT(struct kvm_sregs, efer, 8, 1),
+	CODEC_UINT(struct kvm_sregs, apic_base, 8, 1),
+	CODEC_UINT_ARRAY(struct kvm_sregs, interrupt_bitmap, 8, 1),
+};
+static const struct codec_table sregs_codec = CODEC_TABLE(struct kvm_sregs, "sregs", 1, 1, sregs_fields, NULL);
+
+#undef SEGMENT
+
+static const struct codec_field xcr_fields[] = {
+	CODEC_UINT(struct kvm_xcr, xcr, 4, 1),
+	CODEC_UINT(struct kvm_xcr, value, 8, 1),
+};
+static const struct codec_table xcr_codec = CODEC_TABLE(struct kvm_xcr, "xcr", 1, 1, xcr_fields, NULL);
+
+static const struct codec_field xcrs_fields[] = {
+	CODEC_RANGE(struct kvm_xcrs, nr_xcrs, 4, 1, 0, KVM_MAX_XCRS),
+	CODEC_UINT(struct kvm_xcrs, flags, 4, 1),
+	CODEC_VARRAY(struct kvm_xcrs, xcrs, nr_xcrs, &xcr_codec, 1),
+};
+static const struct codec_table xcrs_codec = CODEC_TABLE(struct kvm_xcrs, "xcrs", 1, 1, xcrs_fields, NULL);
+
+static const struct codec_field msr_fields[] = {
+	CODEC_UINT(struct kvm_msr_entry, index, 4, 1),
+	CODEC_UINT(struct kvm_msr_entry, data, 8, 1),
+};
+static const struct codec_table msr_codec = CODEC_TABLE(struct kvm_msr_entry, "msr", 1, 1, msr_fields, NULL);
+
+/* KVM_GET_VCPU_EVENTS: vectors below 32 for exceptions, the rest booleans; `flags` is checked in vcpu_check. */
+static const struct codec_field events_fields[] = {
+	FLAG_U8(struct kvm_vcpu_events, exception.injected),
+	CODEC_RANGE(struct kvm_vcpu_events, exception.nr, 1, 1, 0, 31),
+	FLAG_U8(struct kvm_vcpu_events, exception.has_error_code),
+	FLAG_U8(struct kvm_vcpu_events, exception.pending),
+	CODEC_UINT(struct kvm_vcpu_events, exception.error_code, 4, 1),
+	FLAG_U8(struct kvm_vcpu_events, interrupt.injected),
+	CODEC_UINT(struct kvm_vcpu_events, interrupt.nr, 1, 1),
+	FLAG_U8(struct kvm_vcpu_events, interrupt.soft),
+	CODEC_UINT(struct kvm_vcpu_events, interrupt.shadow, 1, 1),
+	FLAG_U8(struct kvm_vcpu_events, nmi.injected),
+	FLAG_U8(struct kvm_vcpu_events, nmi.pending),
+	FLAG_U8(struct kvm_vcpu_events, nmi.masked),
+	CODEC_UINT(struct kvm_vcpu_events, sipi_vector, 4, 1),
+	CODEC_UINT(struct kvm_vcpu_events, flags, 4, 1),
+	FLAG_U8(struct kvm_vcpu_events, smi.smm),
+	FLAG_U8(struct kvm_vcpu_events, smi.pending),
+	FLAG_U8(struct kvm_vcpu_events, smi.smm_inside_nmi),
+	FLAG_U8(struct kvm_vcpu_events, smi.latched_init),
+	FLAG_U8(struct kvm_vcpu_events, triple_fault.pending),
+	FLAG_U8(struct kvm_vcpu_events, exception_has_payload),
+	CODEC_UINT(struct kvm_vcpu_events, exception_payload, 8, 1),
+};
+static const struct codec_table events_codec = CODEC_TABLE(struct kvm_vcpu_events, "events", 1, 1, events_fields,
+							   NULL);
+
+static const struct codec_field debugregs_fields[] = {
+	CODEC_UINT_ARRAY(struct kvm_debugregs, db, 8, 1),
+	CODEC_UINT(struct kvm_debugregs, dr6, 8, 1),
+	CODEC_UINT(struct kvm_debugregs, dr7, 8, 1),
+	CODEC_UINT(struct kvm_debugregs, flags, 8, 1),
+};
+static const struct codec_table debugregs_codec = CODEC_TABLE(struct kvm_debugregs, "debugregs", 1, 1,
+							      debugregs_fields, NULL);
+
+static const struct codec_field cpuid_fields[] = {
+	CODEC_UINT(struct kvm_cpuid_entry2, function, 4, 1),
+	CODEC_UINT(struct kvm_cpuid_entry2, index, 4, 1),
+	CODEC_UINT(struct kvm_cpuid_entry2, flags, 4, 1),
+	CODEC_UINT(struct kvm_cpuid_entry2, eax, 4, 1),
+	CODEC_UINT(struct kvm_cpuid_entry2, ebx, 4, 1),
+	CODEC_UINT(struct kvm_cpuid_entry2, ecx, 4, 1),
+	CODEC_UINT(struct kvm_cpuid_entry2, edx, 4, 1),
+};
+static const struct codec_table cpuid_codec = CODEC_TABLE(struct kvm_cpuid_entry2, "cpuid", 1, 1, cpuid_fields,
+							  NULL);
+
+#define VCPU_EVENT_FLAGS                                                                                       \
+	(uint32_t)(KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR | KVM_VCPUEVENT_VALID_SHADOW | \
+		   KVM_VCPUEVENT_VALID_SMM | KVM_VCPUEVENT_VALID_PAYLOAD | KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
+
+/* What the table cannot say: XSAVE areas come in 64-byte units (SDM vol 1 s13.4), the event flags KVM knows. */
+static int vcpu_check(const void *p, uint32_t version, char *err, size_t err_size)
+{
+	const struct x86_vcpu_state *st = p;
+
+	(void)version;
+	if (st->xsave_size % 64) {
+		errmsg_set(err, err_size, "vCPU state: xsave_size is %u, not a multiple of 64", st->xsave_size);
+		return -EINVAL;
+	}
+	if (st->events.flags & ~VCPU_EVENT_FLAGS) {
+		errmsg_set(err, err_size, "vCPU state: events.flags has unknown bits 0x%x", st->events.flags & ~VCPU_EVENT_FLAGS);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct codec_field vcpu_fields[] = {
+	CODEC_STRUCT(struct x86_vcpu_state, regs, &regs_codec, 1),
+	CODEC_STRUCT(struct x86_vcpu_state, sregs, &sregs_codec, 1),
+	CODEC_RANGE(struct x86_vcpu_state, xsave_size, 4, 1, sizeof(struct kvm_xsave), X86_XSAVE_MAX_SIZE),
+	CODEC_UINT_VARRAY(struct x86_vcpu_state, xsave, xsave_size, 1, 1),
+	CODEC_STRUCT(struct x86_vcpu_state, xcrs, &xcrs_codec, 1),
+	CODEC_RANGE(struct x86_vcpu_state, nr_msrs, 4, 1, 0, X86_MAX_MSRS),
+	CODEC_VARRAY(struct x86_vcpu_state, msrs, nr_msrs, &msr_codec, 1),
+	CODEC_BYTES(struct x86_vcpu_state, lapic.regs, 1),
+	CODEC_STRUCT(struct x86_vcpu_state, events, &events_codec, 1),
+	CODEC_STRUCT(struct x86_vcpu_state, debugregs, &debugregs_codec, 1),
+	CODEC_RANGE(struct x86_vcpu_state, mp_state.mp_state, 4, 1, 0, MP_STATE_MAX),
+	CODEC_UINT(struct x86_vcpu_state, tsc_khz, 4, 1),
+	CODEC_RANGE(struct x86_vcpu_state, nr_cpuid, 4, 1, 0, X86_MAX_CPUID),
+	CODEC_VARRAY(struct x86_vcpu_state, cpuid, nr_cpuid, &cpuid_codec, 1),
+};
+const struct codec_table x86_vcpu_state_codec = CODEC_TABLE(struct x86_vcpu_state, "vCPU state", 1, 1, vcpu_fields,
+							    vcpu_check);
+
 /* ---- encoding ---- */
 
 static void put_segment(struct snap_enc *e, const struct kvm_segment *s)
@@ -702,3 +871,112 @@ int x86_clock_state_decode(uint64_t *clock_ns, const void *data, size_t len, uin
 		BAD("clock state: %zu bytes, not what version %u holds", len, version);
 	return 0;
 }
+
+/* ---- the IRQC, PIT and CLCK field tables ---- */
+
+/* KVM uses priority_add and init_state as small numbers; the flags are booleans (8259A data sheet). */
+static const struct codec_field pic_fields[] = {
+	CODEC_UINT(struct kvm_pic_state, last_irr, 1, 1),
+	CODEC_UINT(struct kvm_pic_state, irr, 1, 1),
+	CODEC_UINT(struct kvm_pic_state, imr, 1, 1),
+	CODEC_UINT(struct kvm_pic_state, isr, 1, 1),
+	CODEC_RANGE(struct kvm_pic_state, priority_add, 1, 1, 0, 7),
+	CODEC_UINT(struct kvm_pic_state, irq_base, 1, 1),
+	FLAG_U8(struct kvm_pic_state, read_reg_select),
+	FLAG_U8(struct kvm_pic_state, poll),
+	FLAG_U8(struct kvm_pic_state, special_mask),
+	CODEC_RANGE(struct kvm_pic_state, init_state, 1, 1, 0, 3),
+	FLAG_U8(struct kvm_pic_state, auto_eoi),
+	FLAG_U8(struct kvm_pic_state, rotate_on_auto_eoi),
+	FLAG_U8(struct kvm_pic_state, special_fully_nested_mode),
+	FLAG_U8(struct kvm_pic_state, init4),
+	CODEC_UINT(struct kvm_pic_state, elcr, 1, 1),
+	CODEC_UINT(struct kvm_pic_state, elcr_mask, 1, 1),
+};
+static const struct codec_table pic_codec = CODEC_TABLE(struct kvm_pic_state, "PIC", 1, 1, pic_fields, NULL);
+
+static const struct codec_field ioapic_fields[] = {
+	CODEC_UINT(struct kvm_ioapic_state, base_address, 8, 1),
+	CODEC_UINT(struct kvm_ioapic_state, ioregsel, 4, 1),
+	CODEC_UINT(struct kvm_ioapic_state, id, 4, 1),
+	CODEC_RANGE(struct kvm_ioapic_state, irr, 4, 1, 0, (1u << KVM_IOAPIC_NUM_PINS) - 1), /* a bit per pin */
+	CODEC_UINT_ARRAY(struct kvm_ioapic_state, redirtbl, 8, 1), /* each entry's `bits` */
+};
+static const struct codec_table ioapic_codec = CODEC_TABLE(struct kvm_ioapic_state, "IOAPIC", 1, 1, ioapic_fields,
+							   NULL);
+
+/* An ICW2 vector base has its low 3 bits zero (8259A data sheet): the IRQ number goes there. */
+static int irqchip_check(const void *p, uint32_t version, char *err, size_t err_size)
+{
+	const struct x86_irqchip_state *st = p;
+
+	(void)version;
+	for (unsigned int i = 0; i < 2; i++)
+		if (st->pic[i].irq_base & 7) {
+			errmsg_set(err, err_size, "irqchip state: pic[%u].irq_base is 0x%x, not a multiple of 8", i,
+				   st->pic[i].irq_base);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static const struct codec_field irqchip_fields[] = {
+	CODEC_ARRAY(struct x86_irqchip_state, pic, &pic_codec, 1),
+	CODEC_STRUCT(struct x86_irqchip_state, ioapic, &ioapic_codec, 1),
+};
+const struct codec_table x86_irqchip_state_codec = CODEC_TABLE(struct x86_irqchip_state, "irqchip state", 1, 1,
+							       irqchip_fields, irqchip_check);
+
+/*
+ * 8254 data sheet: counts up to 65536, modes 0-5 (6 and 7 alias 2 and 3), RW modes 1-3; KVM keeps mode
+ * 0xff and RW mode 0 for a channel never programmed (the mode is checked in pit_check).
+ */
+static const struct codec_field pit_channel_fields[] = {
+	CODEC_RANGE(struct kvm_pit_channel_state, count, 4, 1, 0, 0x10000),
+	CODEC_UINT(struct kvm_pit_channel_state, latched_count, 2, 1),
+	CODEC_RANGE(struct kvm_pit_channel_state, count_latched, 1, 1, 0, 4),
+	FLAG_U8(struct kvm_pit_channel_state, status_latched),
+	CODEC_UINT(struct kvm_pit_channel_state, status, 1, 1),
+	CODEC_RANGE(struct kvm_pit_channel_state, read_state, 1, 1, 0, 4),
+	CODEC_RANGE(struct kvm_pit_channel_state, write_state, 1, 1, 0, 4),
+	CODEC_UINT(struct kvm_pit_channel_state, write_latch, 1, 1),
+	CODEC_RANGE(struct kvm_pit_channel_state, rw_mode, 1, 1, 0, 3),
+	CODEC_UINT(struct kvm_pit_channel_state, mode, 1, 1),
+	FLAG_U8(struct kvm_pit_channel_state, bcd),
+	FLAG_U8(struct kvm_pit_channel_state, gate),
+};
+static const struct codec_table pit_channel_codec = CODEC_TABLE(struct kvm_pit_channel_state, "PIT channel", 1, 1,
+								 pit_channel_fields, NULL);
+
+#define PIT_FLAGS (uint32_t)(KVM_PIT_FLAGS_HPET_LEGACY | KVM_PIT_FLAGS_SPEAKER_DATA_ON)
+
+static int pit_check(const void *p, uint32_t version, char *err, size_t err_size)
+{
+	const struct kvm_pit_state2 *st = p;
+
+	(void)version;
+	for (unsigned int i = 0; i < 3; i++)
+		if (st->channels[i].mode > 7 && st->channels[i].mode != 0xff) {
+			errmsg_set(err, err_size, "PIT state: channels[%u].mode is %u, allowed 0 to 7 or 255", i,
+				   st->channels[i].mode);
+			return -EINVAL;
+		}
+	if (st->flags & ~PIT_FLAGS) {
+		errmsg_set(err, err_size, "PIT state: flags has unknown bits 0x%x", st->flags & ~PIT_FLAGS);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct codec_field pit_fields[] = {
+	CODEC_ARRAY(struct kvm_pit_state2, channels, &pit_channel_codec, 1),
+	CODEC_UINT(struct kvm_pit_state2, flags, 4, 1),
+};
+const struct codec_table x86_pit_state_codec = CODEC_TABLE(struct kvm_pit_state2, "PIT state", 1, 1, pit_fields,
+							   pit_check);
+
+static const struct codec_field clock_fields[] = {
+	CODEC_UINT(struct x86_clock_state, clock_ns, 8, 1),
+};
+const struct codec_table x86_clock_state_codec = CODEC_TABLE(struct x86_clock_state, "clock state", 1, 1,
+							     clock_fields, NULL);

@@ -71,6 +71,14 @@ int x86_vcpu_state_get(int vcpu_fd, const struct x86_msr_list *list, uint32_t xs
 int x86_vcpu_state_set(int vcpu_fd, const struct x86_vcpu_state *st, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
 
+/*
+ * Section VCPU (instance = vCPU index): struct x86_vcpu_state, version 1 (8d1a722's), read back to
+ * version 1. Decoding checks the exact length, counts and sizes within the limits above (XSAVE in
+ * 64-byte units), segment attributes, event flags and booleans, the MP state; the register values
+ * themselves are KVM's to judge on restore.
+ */
+extern const struct codec_table x86_vcpu_state_codec;
+
 void x86_vcpu_state_encode(const struct x86_vcpu_state *st, struct snap_enc *e);
 
 /*
@@ -93,6 +101,11 @@ struct x86_irqchip_state {
 int x86_irqchip_state_get(int vm_fd, struct x86_irqchip_state *st) __attribute__((warn_unused_result));
 /* After every vCPU's LAPIC: KVM re-delivers the IOAPIC's pending requests on load. */
 int x86_irqchip_state_set(int vm_fd, const struct x86_irqchip_state *st) __attribute__((warn_unused_result));
+/*
+ * Section IRQC: struct x86_irqchip_state, version 1, read back to version 1; register values the
+ * 8259A and IOAPIC cannot hold are refused.
+ */
+extern const struct codec_table x86_irqchip_state_codec;
 void x86_irqchip_state_encode(const struct x86_irqchip_state *st, struct snap_enc *e);
 int x86_irqchip_state_decode(struct x86_irqchip_state *st, const void *data, size_t len, uint32_t version, char *err,
 			     size_t err_size) __attribute__((warn_unused_result));
@@ -103,6 +116,8 @@ int x86_irqchip_state_decode(struct x86_irqchip_state *st, const void *data, siz
 
 int x86_pit_state_get(int vm_fd, struct kvm_pit_state2 *st) __attribute__((warn_unused_result));
 int x86_pit_state_set(int vm_fd, const struct kvm_pit_state2 *st) __attribute__((warn_unused_result));
+/* Section PIT: struct kvm_pit_state2, version 1, read back to version 1; 8254-impossible values refused. */
+extern const struct codec_table x86_pit_state_codec;
 void x86_pit_state_encode(const struct kvm_pit_state2 *st, struct snap_enc *e);
 int x86_pit_state_decode(struct kvm_pit_state2 *st, const void *data, size_t len, uint32_t version, char *err,
 			 size_t err_size) __attribute__((warn_unused_result));
@@ -110,6 +125,13 @@ int x86_pit_state_decode(struct kvm_pit_state2 *st, const void *data, size_t len
 /* kvmclock (section CLCK): the guest's clock in ns when the VM was paused (KVM_GET_CLOCK). */
 #define X86_CLOCK_STATE_VERSION 1
 #define X86_CLOCK_STATE_MAX_SIZE 16
+
+struct x86_clock_state {
+	uint64_t clock_ns;
+};
+
+/* Section CLCK: struct x86_clock_state (a bare uint64_t does too), version 1, read back to version 1. */
+extern const struct codec_table x86_clock_state_codec;
 
 void x86_clock_state_encode(uint64_t clock_ns, struct snap_enc *e);
 int x86_clock_state_decode(uint64_t *clock_ns, const void *data, size_t len, uint32_t version, char *err,

@@ -294,6 +294,28 @@ int pvm_syscall_landing(int vcpu_fd, struct pvm_vcpu_state *st, struct kvm_regs 
 	return 1;
 }
 
+/* A WRMSR of a non-canonical LSTAR raises #GP (pvm_msr_exit), so no guest can have one. */
+static int pvm_check(const void *p, uint32_t version, char *err, size_t err_size)
+{
+	const struct pvm_vcpu_state *st = p;
+
+	(void)version;
+	if ((uint64_t)((int64_t)(st->guest_lstar << 16) >> 16) != st->guest_lstar) {
+		errmsg_set(err, err_size, "PVM SYSCALL trap state: guest_lstar 0x%llx is not canonical",
+			   (unsigned long long)st->guest_lstar);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct codec_field pvm_fields[] = {
+	CODEC_UINT(struct pvm_vcpu_state, guest_lstar, 8, 1),
+	CODEC_BOOL(struct pvm_vcpu_state, lstar_written, 1),
+	CODEC_UINT(struct pvm_vcpu_state, syscalls, 8, 1),
+};
+const struct codec_table pvm_vcpu_state_codec = CODEC_TABLE(struct pvm_vcpu_state, "PVM SYSCALL trap state", 1, 1,
+							    pvm_fields, pvm_check);
+
 void pvm_vcpu_state_encode(const struct pvm_vcpu_state *st, struct snap_enc *e)
 {
 	snap_put_u64(e, st->guest_lstar);

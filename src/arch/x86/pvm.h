@@ -56,6 +56,12 @@ struct pvm_vcpu_state {
 #define PVM_VCPU_STATE_VERSION 1
 #define PVM_VCPU_STATE_MAX_SIZE 24
 
+/*
+ * Section PVM (instance = vCPU index): struct pvm_vcpu_state, version 1, read back to version 1;
+ * decoding checks the exact length and that the LSTAR is canonical.
+ */
+extern const struct codec_table pvm_vcpu_state_codec;
+
 void pvm_vcpu_state_encode(const struct pvm_vcpu_state *st, struct snap_enc *e);
 /* Decode and check (exact length, a canonical LSTAR). 0 or -EINVAL/-ENOTSUP with a message. */
 int pvm_vcpu_state_decode(struct pvm_vcpu_state *st, const void *data, size_t len, uint32_t version, char *err,
