@@ -315,35 +315,3 @@ static const struct codec_field pvm_fields[] = {
 };
 const struct codec_table pvm_vcpu_state_codec = CODEC_TABLE(struct pvm_vcpu_state, "PVM SYSCALL trap state", 1, 1,
 							    pvm_fields, pvm_check);
-
-void pvm_vcpu_state_encode(const struct pvm_vcpu_state *st, struct snap_enc *e)
-{
-	snap_put_u64(e, st->guest_lstar);
-	snap_put_u8(e, st->lstar_written);
-	snap_put_u64(e, st->syscalls);
-}
-
-int pvm_vcpu_state_decode(struct pvm_vcpu_state *st, const void *data, size_t len, uint32_t version, char *err,
-			  size_t err_size)
-{
-	struct snap_dec d;
-	uint8_t written;
-
-	memset(st, 0, sizeof(*st));
-	if (version != PVM_VCPU_STATE_VERSION) {
-		errmsg_set(err, err_size, "PVM SYSCALL trap state version %u is not known to this kiln (%u)", version,
-			   PVM_VCPU_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->guest_lstar = snap_get_u64(&d);
-	written = snap_get_u8(&d);
-	st->syscalls = snap_get_u64(&d);
-	if (!snap_dec_done(&d) || written > 1 ||
-	    (uint64_t)((int64_t)(st->guest_lstar << 16) >> 16) != st->guest_lstar) {
-		errmsg_set(err, err_size, "PVM SYSCALL trap state: malformed (%zu bytes)", len);
-		return -EINVAL;
-	}
-	st->lstar_written = written;
-	return 0;
-}
