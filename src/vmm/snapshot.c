@@ -128,11 +128,9 @@ static int save_vcpus(struct vm *vm, struct snap_writer *w, char *err, size_t er
 			errmsg_set(err, err_size, "vCPU %u: %s", i, what);
 			break;
 		}
-		ret = PUT_STATE(w, SNAP_ID_VCPU, i, X86_VCPU_STATE_VERSION, X86_VCPU_STATE_MAX_SIZE, x86_vcpu_state_encode,
-				st);
+		ret = PUT_CODEC(w, SNAP_ID_VCPU, i, &x86_vcpu_state_codec, st);
 		if (!ret && vm->pvm_syscall_trap)
-			ret = PUT_STATE(w, SNAP_ID_PVM, i, PVM_VCPU_STATE_VERSION, PVM_VCPU_STATE_MAX_SIZE,
-					pvm_vcpu_state_encode, &vcpu->pvm);
+			ret = PUT_CODEC(w, SNAP_ID_PVM, i, &pvm_vcpu_state_codec, &vcpu->pvm);
 	}
 out:
 	free(st);
@@ -156,13 +154,10 @@ static int save_vm_chips(struct vm *vm, struct snap_writer *w, char *err, size_t
 		errmsg_set(err, err_size, "KVM_GET_PIT2: %s", strerror(-ret));
 		return ret;
 	}
-	ret = PUT_STATE(w, SNAP_ID_IRQC, 0, X86_IRQCHIP_STATE_VERSION, X86_IRQCHIP_STATE_MAX_SIZE,
-			x86_irqchip_state_encode, &chip);
-	ret = ret ?: PUT_STATE(w, SNAP_ID_PIT, 0, X86_PIT_STATE_VERSION, X86_PIT_STATE_MAX_SIZE, x86_pit_state_encode,
-			       &pit);
+	ret = PUT_CODEC(w, SNAP_ID_IRQC, 0, &x86_irqchip_state_codec, &chip);
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_PIT, 0, &x86_pit_state_codec, &pit);
 	/* The clock as vm_pause froze it: what the guest saw last. */
-	ret = ret ?: PUT_STATE(w, SNAP_ID_CLCK, 0, X86_CLOCK_STATE_VERSION, X86_CLOCK_STATE_MAX_SIZE,
-			       x86_clock_state_encode, vm->paused_clock.clock);
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_CLCK, 0, &x86_clock_state_codec, &vm->paused_clock.clock);
 	return ret;
 }
 
@@ -619,10 +614,9 @@ static int restore_vcpus(struct vm *vm, struct snap_reader *r, char *err, size_t
 	for (unsigned int i = 0; i < vm->nr_vcpus && !ret; i++) {
 		struct vcpu *vcpu = vm->vcpus[i];
 
-		ret = GET_STATE(r, SNAP_ID_VCPU, i, X86_VCPU_STATE_VERSION, x86_vcpu_state_decode, st, err, err_size);
+		ret = GET_CODEC(r, SNAP_ID_VCPU, i, &x86_vcpu_state_codec, st, err, err_size);
 		if (!ret && vm->pvm_syscall_trap)
-			ret = GET_STATE(r, SNAP_ID_PVM, i, PVM_VCPU_STATE_VERSION, pvm_vcpu_state_decode, &vcpu->pvm, err,
-					err_size);
+			ret = GET_CODEC(r, SNAP_ID_PVM, i, &pvm_vcpu_state_codec, &vcpu->pvm, err, err_size);
 		if (ret)
 			break;
 		ret = x86_vcpu_state_set(vcpu->fd, st, what, sizeof(what));
@@ -640,9 +634,9 @@ static int restore_chips(struct vm *vm, struct snap_reader *r, uint64_t *clock, 
 	struct kvm_pit_state2 pit;
 	int ret;
 
-	ret = GET_STATE(r, SNAP_ID_IRQC, 0, X86_IRQCHIP_STATE_VERSION, x86_irqchip_state_decode, &chip, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_PIT, 0, X86_PIT_STATE_VERSION, x86_pit_state_decode, &pit, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_CLCK, 0, X86_CLOCK_STATE_VERSION, x86_clock_state_decode, clock, err, err_size);
+	ret = GET_CODEC(r, SNAP_ID_IRQC, 0, &x86_irqchip_state_codec, &chip, err, err_size);
+	ret = ret ?: GET_CODEC(r, SNAP_ID_PIT, 0, &x86_pit_state_codec, &pit, err, err_size);
+	ret = ret ?: GET_CODEC(r, SNAP_ID_CLCK, 0, &x86_clock_state_codec, clock, err, err_size);
 	if (ret)
 		return ret;
 	ret = x86_irqchip_state_set(vm->fd, &chip);
