@@ -38,6 +38,7 @@
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "lib/log.h"
+#include "vmm/snapshot_mem.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 

@@ -57,6 +57,7 @@
 #include "vmm/config.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_file.h"
+#include "vmm/snapshot_mem.h"
 
 /* Section ids snapshot.c keeps to itself (docs/snapshot-format.md "Sections"). */
 #define ID_PVM SNAP_FOURCC('P', 'V', 'M', ' ')

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "vmm/snapshot_file.h"
+#include "vmm/snapshot_mem.h"
 
 #define ERR_SIZE 256
 
