@@ -22,7 +22,6 @@ static const uint8_t mem_magic[8] = { 'K', 'I', 'L', 'N', 'M', 'E', 'M', 0 };
 
 #define MEM_TRAILER_VERSION 1
 #define MEM_TRAILER_USED 44     /* bytes of the memory trailer that carry data; the rest is zero */
-#define MEMO_FLAG_FULL_CRC 1u
 
 /* Reads exactly `len` bytes at `off`; -EIO if the file ends first. */
 static int pread_all(int fd, void *buf, size_t len, off_t off)
@@ -48,99 +47,47 @@ static int pread_all(int fd, void *buf, size_t len, off_t off)
 
 /* ---- MEMO section ---- */
 
-size_t snap_memo_encode(const struct snap_memo *m, void *buf)
-{
-	struct snap_enc e;
-	uint32_t i, n = m->nr_regions > SNAP_MEMO_MAX_REGIONS ? SNAP_MEMO_MAX_REGIONS : m->nr_regions;
-
-	snap_enc_init(&e, buf, SNAP_MEMO_MAX_SIZE);
-	snap_put_u64(&e, m->mem_size);
-	snap_put_u64(&e, m->data_size);
-	snap_put_u32(&e, n);
-	snap_put_u32(&e, m->sample_pages);
-	snap_put_u32(&e, m->sample_crc);
-	snap_put_u32(&e, m->has_full_crc ? MEMO_FLAG_FULL_CRC : 0);
-	snap_put_u32(&e, m->has_full_crc ? m->full_crc : 0);
-	snap_put_u32(&e, 0);
-	for (i = 0; i < n; i++) {
-		snap_put_u64(&e, m->regions[i].gpa);
-		snap_put_u64(&e, m->regions[i].size);
-		snap_put_u64(&e, m->regions[i].file_offset);
-	}
-	return e.len;
-}
-
 static bool page_aligned(uint64_t v)
 {
 	return (v & (SNAP_MEM_PAGE_SIZE - 1)) == 0;
 }
 
-int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap_memo *m, char *err,
-		     size_t err_size)
+/*
+ * What a table cannot say: no full_crc without its flag, a page-multiple memory file, and regions that
+ * are page-aligned, sorted by gpa, overlap neither in guest physical space nor in the file, lie within
+ * data_size and add up to mem_size.
+ */
+static int snap_memo_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	struct snap_dec d;
+	const struct snap_memo *m = p;
 	uint64_t total = 0;
-	uint32_t i, j, flags, reserved;
+	uint32_t i, j;
 
-	memset(m, 0, sizeof(*m));
-	if (version != SNAP_MEMO_VERSION) {
-		errmsg_set(err, err_size, "section MEMO/0: version %" PRIu32 " is %s this kiln (%u)", version,
-			   version > SNAP_MEMO_VERSION ? "newer than" : "not known to", SNAP_MEMO_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	m->mem_size = snap_get_u64(&d);
-	m->data_size = snap_get_u64(&d);
-	m->nr_regions = snap_get_u32(&d);
-	m->sample_pages = snap_get_u32(&d);
-	m->sample_crc = snap_get_u32(&d);
-	flags = snap_get_u32(&d);
-	m->full_crc = snap_get_u32(&d);
-	reserved = snap_get_u32(&d);
-	m->has_full_crc = flags & MEMO_FLAG_FULL_CRC;
-	if (d.short_read || m->nr_regions == 0 || m->nr_regions > SNAP_MEMO_MAX_REGIONS ||
-	    len != SNAP_MEMO_HEADER_SIZE + (size_t)m->nr_regions * SNAP_MEMO_REGION_SIZE) {
-		errmsg_set(err, err_size, "section MEMO/0: %zu bytes do not hold 1 to %u memory regions", len,
-			   SNAP_MEMO_MAX_REGIONS);
-		return -EINVAL;
-	}
-	if (flags & ~MEMO_FLAG_FULL_CRC) {
-		errmsg_set(err, err_size, "section MEMO/0: unknown flags 0x%" PRIx32, flags);
-		return -EINVAL;
-	}
 	/* Zero as written (docs/snapshot-format.md "MEMO"): anything else is another writer's meaning. */
-	if (reserved || (!m->has_full_crc && m->full_crc)) {
-		errmsg_set(err, err_size, "section MEMO/0: %s is not zero",
-			   reserved ? "the reserved field" : "full_crc without its flag");
-		return -EINVAL;
-	}
-	if (m->sample_pages == 0 || m->sample_pages > SNAP_MEM_MAX_SAMPLE_PAGES) {
-		errmsg_set(err, err_size, "section MEMO/0: %" PRIu32 " sampled pages (1 to %u)", m->sample_pages,
-			   SNAP_MEM_MAX_SAMPLE_PAGES);
+	if (!m->has_full_crc && m->full_crc) {
+		errmsg_set(err, err_size, "memory layout: full_crc without its flag is not zero");
 		return -EINVAL;
 	}
 	if (m->data_size == 0 || !page_aligned(m->data_size) || m->data_size > UINT64_MAX / 2) {
-		errmsg_set(err, err_size, "section MEMO/0: memory file data size %" PRIu64 " is not a page multiple",
+		errmsg_set(err, err_size, "memory layout: memory file data size %" PRIu64 " is not a page multiple",
 			   m->data_size);
 		return -EINVAL;
 	}
 	for (i = 0; i < m->nr_regions; i++) {
-		struct snap_memo_region *g = &m->regions[i];
+		const struct snap_memo_region *g = &m->regions[i];
 
-		g->gpa = snap_get_u64(&d);
-		g->size = snap_get_u64(&d);
-		g->file_offset = snap_get_u64(&d);
 		if (!g->size || !page_aligned(g->gpa | g->size | g->file_offset) || g->gpa + g->size < g->gpa ||
 		    g->file_offset > m->data_size || g->size > m->data_size - g->file_offset) {
 			errmsg_set(err, err_size,
-				   "section MEMO/0: region %" PRIu32 " (gpa 0x%" PRIx64 ", %" PRIu64
+				   "memory layout: region %" PRIu32 " (gpa 0x%" PRIx64 ", %" PRIu64
 				   " bytes at file offset %" PRIu64 ") is unaligned or outside the %" PRIu64
 				   "-byte memory file",
 				   i, g->gpa, g->size, g->file_offset, m->data_size);
 			return -EINVAL;
 		}
 		if (i && g->gpa < m->regions[i - 1].gpa + m->regions[i - 1].size) {
-			errmsg_set(err, err_size, "section MEMO/0: region %" PRIu32 " overlaps or precedes region %" PRIu32
+			errmsg_set(err, err_size,
+				   "memory layout: region %" PRIu32 " overlaps or precedes region %" PRIu32
 				   " in guest physical space", i, i - 1);
 			return -EINVAL;
 		}
@@ -148,20 +95,46 @@ int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap
 			const struct snap_memo_region *h = &m->regions[j];
 
 			if (g->file_offset < h->file_offset + h->size && h->file_offset < g->file_offset + g->size) {
-				errmsg_set(err, err_size, "section MEMO/0: regions %" PRIu32 " and %" PRIu32
+				errmsg_set(err, err_size, "memory layout: regions %" PRIu32 " and %" PRIu32
 					   " overlap in the memory file", j, i);
 				return -EINVAL;
 			}
 		}
 		total += g->size;
 	}
-	if (!snap_dec_done(&d) || total != m->mem_size) {
-		errmsg_set(err, err_size, "section MEMO/0: regions add up to %" PRIu64 " bytes, not the %" PRIu64
+	if (total != m->mem_size) {
+		errmsg_set(err, err_size, "memory layout: regions add up to %" PRIu64 " bytes, not the %" PRIu64
 			   " bytes of guest RAM", total, m->mem_size);
 		return -EINVAL;
 	}
 	return 0;
 }
+
+static const struct codec_field snap_memo_region_fields[] = {
+	CODEC_UINT(struct snap_memo_region, gpa, 8, 1),
+	CODEC_UINT(struct snap_memo_region, size, 8, 1),
+	CODEC_UINT(struct snap_memo_region, file_offset, 8, 1),
+};
+
+static const struct codec_table snap_memo_region_codec =
+	CODEC_TABLE(struct snap_memo_region, "memory region", 1, 1, snap_memo_region_fields, NULL);
+
+/* flags is a le32 whose bit 0 says full_crc is recorded: the FLAGS byte, then three reserved bytes. */
+static const struct codec_field snap_memo_fields[] = {
+	CODEC_UINT(struct snap_memo, mem_size, 8, 1),
+	CODEC_UINT(struct snap_memo, data_size, 8, 1),
+	CODEC_RANGE(struct snap_memo, nr_regions, 4, 1, 1, SNAP_MEMO_MAX_REGIONS),
+	CODEC_RANGE(struct snap_memo, sample_pages, 4, 1, 1, SNAP_MEM_MAX_SAMPLE_PAGES),
+	CODEC_UINT(struct snap_memo, sample_crc, 4, 1),
+	CODEC_FLAGS(struct snap_memo, "flags", 1, CODEC_BIT(struct snap_memo, has_full_crc)),
+	CODEC_PAD(3, 1),
+	CODEC_UINT(struct snap_memo, full_crc, 4, 1),
+	CODEC_PAD(4, 1),
+	CODEC_VARRAY(struct snap_memo, regions, nr_regions, &snap_memo_region_codec, 1),
+};
+
+const struct codec_table snap_memo_codec =
+	CODEC_TABLE(struct snap_memo, "memory layout", 1, 1, snap_memo_fields, snap_memo_check);
 
 /* ---- Memory file ---- */
 
@@ -242,6 +215,7 @@ int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE],
 	if (!ret)
 		ret = mem_checksum(fd, m->data_size, m->sample_pages, &m->sample_crc);
 	m->has_full_crc = full;
+	m->full_crc = 0; /* the MEMO codec writes it as it is: zero without its flag */
 	if (!ret && full)
 		ret = mem_checksum(fd, m->data_size, 0, &m->full_crc);
 	if (!ret && fsync(fd) < 0)

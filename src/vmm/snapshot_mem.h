@@ -21,7 +21,6 @@
  */
 #define SNAP_MEM_PAGE_SIZE 4096u
 #define SNAP_MEM_TRAILER_SIZE 4096u
-#define SNAP_MEMO_VERSION 1
 #define SNAP_MEMO_MAX_REGIONS 16
 #define SNAP_MEM_SAMPLE_PAGES 64u       /* pages in the sampled checksum checked on every restore */
 #define SNAP_MEM_MAX_SAMPLE_PAGES 4096u
@@ -32,7 +31,7 @@ struct snap_memo_region {
 	uint64_t file_offset;           /* where its bytes start in the memory file */
 };
 
-/* Payload of the MEMO section (version SNAP_MEMO_VERSION), decoded. */
+/* Payload of the MEMO section (snap_memo_codec), decoded. */
 struct snap_memo {
 	uint64_t mem_size;              /* guest RAM, bytes: the sum of the region sizes */
 	uint64_t data_size;             /* memory file bytes before its trailer */
@@ -44,21 +43,15 @@ struct snap_memo {
 	struct snap_memo_region regions[SNAP_MEMO_MAX_REGIONS];
 };
 
-#define SNAP_MEMO_HEADER_SIZE 40
-#define SNAP_MEMO_REGION_SIZE 24
-#define SNAP_MEMO_MAX_SIZE (SNAP_MEMO_HEADER_SIZE + SNAP_MEMO_MAX_REGIONS * SNAP_MEMO_REGION_SIZE)
-
-/* Encode `m` into `buf` (at least SNAP_MEMO_MAX_SIZE bytes). Returns the payload length in bytes. */
-size_t snap_memo_encode(const struct snap_memo *m, void *buf);
-
 /*
- * Decode and validate a MEMO payload of section version `version`: known version, exact length, 1 to
- * SNAP_MEMO_MAX_REGIONS page-aligned regions sorted by gpa that overlap neither in guest physical
- * space nor in the file, lie within data_size and add up to mem_size. Returns 0 or -EINVAL/-ENOTSUP
- * with a message.
+ * The MEMO section's payload (lib/codec.h), version 1 (kiln 8d1a722's, the oldest read): mem_size,
+ * data_size (le64), nr_regions, sample_pages, sample_crc, flags (bit 0: has_full_crc), full_crc and a
+ * reserved zero (le32 each), then nr_regions regions of gpa, size, file_offset (le64 each): 40 + 24 *
+ * nr_regions bytes. Decoding checks 1 to SNAP_MEMO_MAX_REGIONS page-aligned regions sorted by gpa that
+ * overlap neither in guest physical space nor in the file, lie within data_size and add up to
+ * mem_size; 1 to SNAP_MEM_MAX_SAMPLE_PAGES sampled pages; no full_crc without its flag.
  */
-int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap_memo *m, char *err,
-		     size_t err_size) __attribute__((warn_unused_result));
+extern const struct codec_table snap_memo_codec;
 
 /*
  * Create the memory file's temp file "<path>.tmp.<pid>[.<n>]" (O_EXCL, 0600) for the caller to fill

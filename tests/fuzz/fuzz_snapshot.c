@@ -4,7 +4,7 @@
  * container, sections, checksums), the VM config in its CONF section (vm_snapshot_open), and every
  * section's decoder: vCPU, irqchip, PIT, kvmclock (src/arch/x86/kvm_state.c), the PVM trap, the legacy
  * devices, the PCI bus and functions, MSI-X, the virtio transport and devices, DISK and MEMO
- * (src/vmm/snapshot.c, snapshot_file.c). A state file is the user's, but it may be corrupt, truncated,
+ * (src/vmm/snapshot.c, snapshot_mem.c). A state file is the user's, but it may be corrupt, truncated,
  * or written by someone else: nothing in it may crash kiln.
  *
  * Input: byte 0 chooses the mode (% 4):
@@ -83,6 +83,7 @@ struct codec {
 	size_t state_size;
 	int (*decode)(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size);
 	void (*encode)(const void *st, struct snap_enc *e);
+	const struct codec_table *table; /* a state described by a codec table: its version is the table's */
 };
 
 #define CODEC(fn, type)                                                                               \
@@ -100,10 +101,6 @@ CODEC(x86_vcpu_state, struct x86_vcpu_state)
 CODEC(x86_irqchip_state, struct x86_irqchip_state)
 CODEC(x86_pit_state, struct kvm_pit_state2)
 CODEC(pvm_vcpu_state, struct pvm_vcpu_state)
-CODEC(serial_state, struct serial_state)
-CODEC(rtc_state, struct rtc_state)
-CODEC(i8042_state, struct i8042_state)
-CODEC(acpi_pm_state, struct acpi_pm_state)
 CODEC(pci_bus_state, struct pci_bus_state)
 CODEC(pci_function_state, struct pci_function_state)
 CODEC(msix_state, struct msix_state)
@@ -111,6 +108,26 @@ CODEC(virtio_pci_state, struct virtio_pci_state)
 CODEC(virtio_rng_state, struct virtio_rng_state)
 CODEC(virtio_blk_state, struct virtio_blk_state)
 CODEC(virtio_net_state, struct virtio_net_state)
+
+/* A state described by codec table fn##_codec (lib/codec.h); an encoding error shows as an overflow. */
+#define TABLE(fn)                                                                                     \
+	static int fn##_dec(void *st, const void *data, size_t len, uint32_t version, char *err,       \
+			    size_t err_size)                                                           \
+	{                                                                                             \
+		return codec_decode(&fn##_codec, st, data, len, version, err, err_size);              \
+	}                                                                                             \
+	static void fn##_enc(const void *st, struct snap_enc *e)                                      \
+	{                                                                                             \
+		if (codec_encode(&fn##_codec, st, e))                                                 \
+			e->overflow = true;                                                           \
+	}
+
+TABLE(serial_state)
+TABLE(rtc_state)
+TABLE(i8042_state)
+TABLE(acpi_pm_state)
+TABLE(snap_disk)
+TABLE(snap_memo)
 
 /* Those whose signatures differ from the usual pattern. */
 static int clock_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
@@ -123,29 +140,8 @@ static void clock_enc(const void *st, struct snap_enc *e)
 	x86_clock_state_encode(*(const uint64_t *)st, e);
 }
 
-static int disk_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	return snap_disk_decode(st, data, len, version, err, err_size);
-}
-
-static void disk_enc(const void *st, struct snap_enc *e)
-{
-	snap_disk_encode(st, e);
-}
-
-static int memo_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	return snap_memo_decode(data, len, version, st, err, err_size);
-}
-
-static void memo_enc(const void *st, struct snap_enc *e)
-{
-	uint8_t buf[SNAP_MEMO_MAX_SIZE];
-
-	snap_put_bytes(e, buf, snap_memo_encode(st, buf));
-}
-
-#define ENTRY(n, i, v, fn, type) { n, i, v, sizeof(type), fn##_dec, fn##_enc }
+#define ENTRY(n, i, v, fn, type) { n, i, v, sizeof(type), fn##_dec, fn##_enc, NULL }
+#define TABLE_ENTRY(n, i, fn, type) { n, i, 0, sizeof(type), fn##_dec, fn##_enc, &fn##_codec }
 
 static const struct codec codecs[] = {
 	ENTRY("VCPU", SNAP_ID_VCPU, X86_VCPU_STATE_VERSION, x86_vcpu_state, struct x86_vcpu_state),
@@ -153,10 +149,10 @@ static const struct codec codecs[] = {
 	ENTRY("PIT", SNAP_ID_PIT, X86_PIT_STATE_VERSION, x86_pit_state, struct kvm_pit_state2),
 	ENTRY("CLCK", SNAP_ID_CLCK, X86_CLOCK_STATE_VERSION, clock, uint64_t),
 	ENTRY("PVM", ID_PVM, PVM_VCPU_STATE_VERSION, pvm_vcpu_state, struct pvm_vcpu_state),
-	ENTRY("UART", SNAP_ID_UART, SERIAL_STATE_VERSION, serial_state, struct serial_state),
-	ENTRY("RTC", SNAP_ID_RTC, RTC_STATE_VERSION, rtc_state, struct rtc_state),
-	ENTRY("I8042", SNAP_ID_I8042, I8042_STATE_VERSION, i8042_state, struct i8042_state),
-	ENTRY("ACPI", ID_ACPI, ACPI_PM_STATE_VERSION, acpi_pm_state, struct acpi_pm_state),
+	TABLE_ENTRY("UART", SNAP_ID_UART, serial_state, struct serial_state),
+	TABLE_ENTRY("RTC", SNAP_ID_RTC, rtc_state, struct rtc_state),
+	TABLE_ENTRY("I8042", SNAP_ID_I8042, i8042_state, struct i8042_state),
+	TABLE_ENTRY("ACPI", ID_ACPI, acpi_pm_state, struct acpi_pm_state),
 	ENTRY("PCI", ID_PCI, PCI_BUS_STATE_VERSION, pci_bus_state, struct pci_bus_state),
 	ENTRY("PCIF", ID_PCIF, PCI_FUNCTION_STATE_VERSION, pci_function_state, struct pci_function_state),
 	ENTRY("MSIX", ID_MSIX, MSIX_STATE_VERSION, msix_state, struct msix_state),
@@ -164,11 +160,17 @@ static const struct codec codecs[] = {
 	ENTRY("VRNG", ID_VRNG, VIRTIO_RNG_STATE_VERSION, virtio_rng_state, struct virtio_rng_state),
 	ENTRY("VBLK", ID_VBLK, VIRTIO_BLK_STATE_VERSION, virtio_blk_state, struct virtio_blk_state),
 	ENTRY("VNET", ID_VNET, VIRTIO_NET_STATE_VERSION, virtio_net_state, struct virtio_net_state),
-	ENTRY("DISK", SNAP_ID_DISK, SNAP_DISK_VERSION, disk, struct snap_disk),
-	ENTRY("MEMO", SNAP_ID_MEMO, SNAP_MEMO_VERSION, memo, struct snap_memo),
+	TABLE_ENTRY("DISK", SNAP_ID_DISK, snap_disk, struct snap_disk),
+	TABLE_ENTRY("MEMO", SNAP_ID_MEMO, snap_memo, struct snap_memo),
 };
 
 #define NR_CODECS (sizeof(codecs) / sizeof(codecs[0]))
+
+/* The version `c` writes and reads up to. */
+static uint32_t version_of(const struct codec *c)
+{
+	return c->table ? c->table->version : c->version;
+}
 
 /* Scratch space, allocated once: the states are large (a vCPU's is ~60 KiB). */
 struct fuzz_state {
@@ -337,7 +339,7 @@ static void walk_sections(struct snap_reader *r)
 			CHECK(version >= 1 && ((uintptr_t)p & 7) == 0);
 			decode_one(c, p, len, version);
 			/* What restore calls: a version above this kiln's is refused by name. */
-			p = snap_get_section(r, c->id, inst, c->version, &version, &len, err, sizeof(err));
+			p = snap_get_section(r, c->id, inst, version_of(c), &version, &len, err, sizeof(err));
 			if (!p)
 				check_msg(err);
 		}
@@ -554,7 +556,7 @@ static void seed_state(size_t i, void *st)
 	case SNAP_ID_DISK: {
 		struct snap_disk *d = st;
 
-		snprintf(d->path, sizeof(d->path), "/var/lib/kiln/rootfs.img");
+		d->path_len = (uint32_t)snprintf(d->path, sizeof(d->path), "/var/lib/kiln/rootfs.img");
 		d->size = 1 << 20;
 		d->read_only = true;
 		break;
@@ -590,10 +592,10 @@ static void write_seeds(const char *dir)
 		seed_state(i, f->st);
 		f->enc[0] = 2;
 		f->enc[1] = (uint8_t)i;
-		f->enc[2] = (uint8_t)codecs[i].version;
+		f->enc[2] = (uint8_t)version_of(&codecs[i]);
 		snap_enc_init(&e, f->enc + 3, ENC_MAX - 3);
 		codecs[i].encode(f->st, &e);
-		if (codecs[i].decode(f->st2, f->enc + 3, e.len, codecs[i].version, err, sizeof(err)))
+		if (codecs[i].decode(f->st2, f->enc + 3, e.len, version_of(&codecs[i]), err, sizeof(err)))
 			fprintf(stderr, "seed %s does not decode: %s\n", codecs[i].name, err);
 		snprintf(name, sizeof(name), "payload-%s", codecs[i].name);
 		fuzz_write_seed(dir, name, f->enc, e.len + 3);
@@ -615,7 +617,7 @@ static void write_seeds(const char *dir)
 		seed_state(i, f->st);
 		snap_enc_init(&e, f->enc, ENC_MAX);
 		codecs[i].encode(f->st, &e);
-		CHECK(snap_write_section(w, codecs[i].id, 0, codecs[i].version, f->enc, e.len) == 0);
+		CHECK(snap_write_section(w, codecs[i].id, 0, version_of(&codecs[i]), f->enc, e.len) == 0);
 	}
 	/* A section a later kiln might add, marked optional. */
 	CHECK(snap_write_section_flags(w, SNAP_FOURCC('N', 'E', 'X', 'T'), 7, 3, SNAP_SECTION_OPTIONAL, "later",

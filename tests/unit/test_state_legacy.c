@@ -89,6 +89,7 @@ static char path_char(size_t i)
 static void fill_disk(struct snap_disk *d)
 {
 	memset(d, 0, sizeof(*d));
+	d->path_len = SNAP_DISK_MAX_PATH;
 	for (size_t i = 0; i < SNAP_DISK_MAX_PATH; i++)
 		d->path[i] = path_char(i);
 	d->size = 0x1122334455667788ull;
@@ -116,49 +117,24 @@ static void fill_memo(struct snap_memo *m)
 	m->full_crc = 0xcafef00d;
 }
 
-/* ---- the encoders and decoders under test ---- */
+/* ---- the codec tables under test ---- */
 
-static void enc_serial(const void *st, struct snap_enc *e) { serial_state_encode(st, e); }
-static void enc_rtc(const void *st, struct snap_enc *e) { rtc_state_encode(st, e); }
-static void enc_i8042(const void *st, struct snap_enc *e) { i8042_state_encode(st, e); }
-static void enc_acpi_pm(const void *st, struct snap_enc *e) { acpi_pm_state_encode(st, e); }
-static void enc_disk(const void *st, struct snap_enc *e) { snap_disk_encode(st, e); }
-static void enc_memo(const void *st, struct snap_enc *e)
-{
-	uint8_t buf[SNAP_MEMO_MAX_SIZE];
+#define TABLE_FNS(name, table)                                                                             \
+	static void enc_##name(const void *st, struct snap_enc *e)                                         \
+	{                                                                                                  \
+		assert_int_equal(codec_encode(&(table), st, e), 0);                                        \
+	}                                                                                                  \
+	static int dec_##name(void *st, const void *p, size_t n, char *err, size_t size)                   \
+	{                                                                                                  \
+		return codec_decode(&(table), st, p, n, 1, err, size);                                     \
+	}
 
-	snap_put_bytes(e, buf, snap_memo_encode(st, buf));
-}
-
-static int dec_serial(void *st, const void *p, size_t n, char *err, size_t size)
-{
-	return serial_state_decode(st, p, n, 1, err, size);
-}
-
-static int dec_rtc(void *st, const void *p, size_t n, char *err, size_t size)
-{
-	return rtc_state_decode(st, p, n, 1, err, size);
-}
-
-static int dec_i8042(void *st, const void *p, size_t n, char *err, size_t size)
-{
-	return i8042_state_decode(st, p, n, 1, err, size);
-}
-
-static int dec_acpi_pm(void *st, const void *p, size_t n, char *err, size_t size)
-{
-	return acpi_pm_state_decode(st, p, n, 1, err, size);
-}
-
-static int dec_disk(void *st, const void *p, size_t n, char *err, size_t size)
-{
-	return snap_disk_decode(st, p, n, 1, err, size);
-}
-
-static int dec_memo(void *st, const void *p, size_t n, char *err, size_t size)
-{
-	return snap_memo_decode(p, n, 1, st, err, size);
-}
+TABLE_FNS(serial, serial_state_codec)
+TABLE_FNS(rtc, rtc_state_codec)
+TABLE_FNS(i8042, i8042_state_codec)
+TABLE_FNS(acpi_pm, acpi_pm_state_codec)
+TABLE_FNS(disk, snap_disk_codec)
+TABLE_FNS(memo, snap_memo_codec)
 
 /* ---- the golden payloads: 8d1a722's encoders' bytes for the states above ---- */
 
