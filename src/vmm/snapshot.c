@@ -39,6 +39,7 @@
 #include "devices/virtio/virtio_pci.h"
 #include "lib/log.h"
 #include "vmm/snapshot_codec.h"
+#include "vmm/snapshot_mem.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -95,7 +96,7 @@ static int save_disks(const struct vm_config *cfg, struct snap_writer *w, char *
 			errmsg_set(err, err_size, "drive %s: %s: %s", drive->drive_id, drive->path_on_host, strerror(-ret));
 			break;
 		}
-		ret = PUT_STATE(w, SNAP_ID_DISK, i, SNAP_DISK_VERSION, 4 + SNAP_DISK_MAX_PATH + 32, snap_disk_encode, d);
+		ret = PUT_CODEC(w, SNAP_ID_DISK, i, &snap_disk_codec, d);
 		if (ret)
 			errmsg_set(err, err_size, "state file: %s", strerror(-ret));
 	}
@@ -175,11 +176,10 @@ static int save_legacy(struct vm *vm, struct snap_writer *w)
 	rtc_save(vm->rtc, &rtc);
 	i8042_save(vm->i8042, &kbd);
 	acpi_pm_save(vm->acpi_pm, &pm);
-	ret = PUT_STATE(w, SNAP_ID_UART, 0, SERIAL_STATE_VERSION, SERIAL_STATE_MAX_SIZE, serial_state_encode, uart);
-	ret = ret ?: PUT_STATE(w, SNAP_ID_RTC, 0, RTC_STATE_VERSION, RTC_STATE_MAX_SIZE, rtc_state_encode, &rtc);
-	ret = ret ?: PUT_STATE(w, SNAP_ID_I8042, 0, I8042_STATE_VERSION, I8042_STATE_MAX_SIZE, i8042_state_encode, &kbd);
-	ret = ret ?: PUT_STATE(w, SNAP_ID_ACPI, 0, ACPI_PM_STATE_VERSION, ACPI_PM_STATE_MAX_SIZE, acpi_pm_state_encode,
-			       &pm);
+	ret = PUT_CODEC(w, SNAP_ID_UART, 0, &serial_state_codec, uart);
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_RTC, 0, &rtc_state_codec, &rtc);
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_I8042, 0, &i8042_state_codec, &kbd);
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_ACPI, 0, &acpi_pm_state_codec, &pm);
 	free(uart);
 	return ret;
 }
@@ -431,7 +431,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 {
 	size_t tmp_size = strlen(mem_path) + 32;
 	char *tmp = malloc(tmp_size), *conf = NULL;
-	uint8_t memo_buf[SNAP_MEMO_MAX_SIZE], id[SNAP_ID_SIZE];
+	uint8_t id[SNAP_ID_SIZE];
 	struct snap_writer *w = NULL;
 	struct snap_memo memo;
 	bool paused, mem_written = false;
@@ -473,7 +473,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		goto out;
 	}
 	ret = snap_write_section(w, SNAP_ID_CONF, 0, CONF_VERSION, conf, strlen(conf));
-	ret = ret ?: snap_write_section(w, SNAP_ID_MEMO, 0, SNAP_MEMO_VERSION, memo_buf, snap_memo_encode(&memo, memo_buf));
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_MEMO, 0, &snap_memo_codec, &memo);
 	if (ret) {
 		errmsg_set(err, err_size, "state file %s: %s", state_path, strerror(-ret));
 		goto out;
@@ -561,7 +561,7 @@ static int check_disks(const struct vm_config *cfg, struct snap_reader *r, char 
 		ret = -EINVAL;
 	}
 	for (unsigned int i = 0; i < cfg->nr_drives && !ret; i++) {
-		ret = GET_STATE(r, SNAP_ID_DISK, i, SNAP_DISK_VERSION, snap_disk_decode, d, err, err_size);
+		ret = GET_CODEC(r, SNAP_ID_DISK, i, &snap_disk_codec, d, err, err_size);
 		if (ret)
 			break;
 		if (d->read_only != cfg->drives[i].is_read_only) {
@@ -581,7 +581,7 @@ int vm_snapshot_disk(struct snap_reader *r, const struct vm_config *cfg, const c
 {
 	for (unsigned int i = 0; i < cfg->nr_drives; i++)
 		if (!strcmp(cfg->drives[i].drive_id, drive_id))
-			return GET_STATE(r, SNAP_ID_DISK, i, SNAP_DISK_VERSION, snap_disk_decode, d, err, err_size);
+			return GET_CODEC(r, SNAP_ID_DISK, i, &snap_disk_codec, d, err, err_size);
 	errmsg_set(err, err_size, "the snapshot has no drive \"%s\"", drive_id);
 	return -ENOENT;
 }
@@ -660,10 +660,10 @@ static int restore_legacy(struct vm *vm, struct snap_reader *r, char *err, size_
 
 	if (!uart)
 		return -ENOMEM;
-	ret = GET_STATE(r, SNAP_ID_UART, 0, SERIAL_STATE_VERSION, serial_state_decode, uart, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_RTC, 0, RTC_STATE_VERSION, rtc_state_decode, &rtc, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_I8042, 0, I8042_STATE_VERSION, i8042_state_decode, &kbd, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_ACPI, 0, ACPI_PM_STATE_VERSION, acpi_pm_state_decode, &pm, err, err_size);
+	ret = GET_CODEC(r, SNAP_ID_UART, 0, &serial_state_codec, uart, err, err_size);
+	ret = ret ?: GET_CODEC(r, SNAP_ID_RTC, 0, &rtc_state_codec, &rtc, err, err_size);
+	ret = ret ?: GET_CODEC(r, SNAP_ID_I8042, 0, &i8042_state_codec, &kbd, err, err_size);
+	ret = ret ?: GET_CODEC(r, SNAP_ID_ACPI, 0, &acpi_pm_state_codec, &pm, err, err_size);
 	if (!ret) {
 		serial_restore(vm->serial, uart);
 		rtc_restore(vm->rtc, &rtc);
@@ -738,20 +738,10 @@ static int check_memo(struct snap_reader *r, const struct vm_config *cfg, struct
 {
 	struct guest_memory layout = { 0 };
 	uint64_t size = cfg->mem_mib * MIB;
-	uint32_t version;
-	const void *p;
-	size_t len;
-	char msg[256];
-	int ret;
+	int ret = GET_CODEC(r, SNAP_ID_MEMO, 0, &snap_memo_codec, memo, err, err_size);
 
-	p = snap_get_section(r, SNAP_ID_MEMO, 0, SNAP_MEMO_VERSION, &version, &len, err, err_size);
-	if (!p)
-		return -EINVAL;
-	ret = snap_memo_decode(p, len, version, memo, msg, sizeof(msg));
-	if (ret) {
-		errmsg_set(err, err_size, "%s", msg);
+	if (ret)
 		return ret;
-	}
 	if (memo->mem_size != size || memo->data_size != size) {
 		errmsg_set(err, err_size, "the snapshot holds %" PRIu64 " bytes of RAM, its config says %" PRIu64, memo->mem_size,
 			   size);
@@ -834,52 +824,35 @@ int snap_disk_record(struct snap_disk *d, const char *path, bool read_only)
 		return -ENAMETOOLONG;
 	if (stat(path, &st) < 0)
 		return -errno;
-	snprintf(d->path, sizeof(d->path), "%s", path);
+	d->path_len = (uint32_t)snprintf(d->path, sizeof(d->path), "%s", path);
 	d->size = (uint64_t)st.st_size;
 	d->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
 	d->read_only = read_only;
 	return 0;
 }
 
-void snap_disk_encode(const struct snap_disk *d, struct snap_enc *e)
+/* What a table cannot say: the path is a C string, path_len bytes before its NUL. */
+static int snap_disk_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	size_t n = strnlen(d->path, SNAP_DISK_MAX_PATH);
+	const struct snap_disk *d = p;
 
-	snap_put_u32(e, (uint32_t)n);
-	snap_put_bytes(e, d->path, n);
-	snap_put_u64(e, d->size);
-	snap_put_u64(e, d->mtime_ns);
-	snap_put_u8(e, d->read_only);
-}
-
-int snap_disk_decode(struct snap_disk *d, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	struct snap_dec dec;
-	uint32_t n;
-	uint8_t ro;
-
-	memset(d, 0, sizeof(*d));
-	if (version != SNAP_DISK_VERSION) {
-		errmsg_set(err, err_size, "disk record version %u is not known to this kiln (%u)", version, SNAP_DISK_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&dec, data, len);
-	n = snap_get_u32(&dec);
-	if (n == 0 || n > SNAP_DISK_MAX_PATH) {
-		errmsg_set(err, err_size, "disk record: a path of %u bytes", n);
+	if (memchr(d->path, 0, d->path_len)) {
+		errmsg_set(err, err_size, "disk record: a NUL byte in the path");
 		return -EINVAL;
 	}
-	snap_get_bytes(&dec, d->path, n);
-	d->size = snap_get_u64(&dec);
-	d->mtime_ns = snap_get_u64(&dec);
-	ro = snap_get_u8(&dec);
-	if (!snap_dec_done(&dec) || ro > 1 || memchr(d->path, 0, n)) {
-		errmsg_set(err, err_size, "disk record: malformed (%zu bytes)", len);
-		return -EINVAL;
-	}
-	d->read_only = ro;
 	return 0;
 }
+
+static const struct codec_field snap_disk_fields[] = {
+	CODEC_RANGE(struct snap_disk, path_len, 4, 1, 1, SNAP_DISK_MAX_PATH),
+	CODEC_UINT_VARRAY(struct snap_disk, path, path_len, 1, 1),
+	CODEC_UINT(struct snap_disk, size, 8, 1),
+	CODEC_UINT(struct snap_disk, mtime_ns, 8, 1),
+	CODEC_BOOL(struct snap_disk, read_only, 1),
+};
+
+const struct codec_table snap_disk_codec =
+	CODEC_TABLE(struct snap_disk, "disk record", 1, 1, snap_disk_fields, snap_disk_state_check);
 
 int snap_disk_check(const struct snap_disk *d, const char *path, bool unchanged, char *err, size_t err_size)
 {

@@ -4,7 +4,7 @@
  * container, sections, checksums), the VM config in its CONF section (vm_snapshot_open), and every
  * section's decoder: vCPU, irqchip, PIT, kvmclock (src/arch/x86/kvm_state.c), the PVM trap, the legacy
  * devices, the PCI bus and functions, MSI-X, the virtio transport and devices, DISK and MEMO
- * (src/vmm/snapshot.c, snapshot_file.c). A state file is the user's, but it may be corrupt, truncated,
+ * (src/vmm/snapshot.c, snapshot_mem.c). A state file is the user's, but it may be corrupt, truncated,
  * or written by someone else: nothing in it may crash kiln.
  *
  * Input: byte 0 chooses the mode (% 4):
@@ -57,6 +57,7 @@
 #include "vmm/config.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_file.h"
+#include "vmm/snapshot_mem.h"
 
 /* Section ids snapshot.c keeps to itself (docs/snapshot-format.md "Sections"). */
 #define ID_PVM SNAP_FOURCC('P', 'V', 'M', ' ')
@@ -96,8 +97,16 @@ struct codec {
 		fn##_encode((const type *)st, e);                                                     \
 	}
 
-/* The same two calls over a state's codec table fn##_codec; a failed encoding fails the caller's snap_enc_ok. */
-#define TABLE_CODEC(fn)                                                                               \
+CODEC(pci_bus_state, struct pci_bus_state)
+CODEC(pci_function_state, struct pci_function_state)
+CODEC(msix_state, struct msix_state)
+CODEC(virtio_pci_state, struct virtio_pci_state)
+CODEC(virtio_rng_state, struct virtio_rng_state)
+CODEC(virtio_blk_state, struct virtio_blk_state)
+CODEC(virtio_net_state, struct virtio_net_state)
+
+/* A state described by codec table fn##_codec (lib/codec.h); an encoding error shows as an overflow. */
+#define TABLE(fn)                                                                                     \
 	static int fn##_dec(void *st, const void *data, size_t len, uint32_t version, char *err,       \
 			    size_t err_size)                                                           \
 	{                                                                                             \
@@ -109,45 +118,17 @@ struct codec {
 			e->overflow = true;                                                           \
 	}
 
-TABLE_CODEC(x86_vcpu_state)
-TABLE_CODEC(x86_irqchip_state)
-TABLE_CODEC(x86_pit_state)
-TABLE_CODEC(x86_clock_state)
-TABLE_CODEC(pvm_vcpu_state)
-CODEC(serial_state, struct serial_state)
-CODEC(rtc_state, struct rtc_state)
-CODEC(i8042_state, struct i8042_state)
-CODEC(acpi_pm_state, struct acpi_pm_state)
-CODEC(pci_bus_state, struct pci_bus_state)
-CODEC(pci_function_state, struct pci_function_state)
-CODEC(msix_state, struct msix_state)
-CODEC(virtio_pci_state, struct virtio_pci_state)
-CODEC(virtio_rng_state, struct virtio_rng_state)
-CODEC(virtio_blk_state, struct virtio_blk_state)
-CODEC(virtio_net_state, struct virtio_net_state)
-
-/* Those whose signatures differ from the usual pattern. */
-static int disk_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	return snap_disk_decode(st, data, len, version, err, err_size);
-}
-
-static void disk_enc(const void *st, struct snap_enc *e)
-{
-	snap_disk_encode(st, e);
-}
-
-static int memo_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	return snap_memo_decode(data, len, version, st, err, err_size);
-}
-
-static void memo_enc(const void *st, struct snap_enc *e)
-{
-	uint8_t buf[SNAP_MEMO_MAX_SIZE];
-
-	snap_put_bytes(e, buf, snap_memo_encode(st, buf));
-}
+TABLE(x86_vcpu_state)
+TABLE(x86_irqchip_state)
+TABLE(x86_pit_state)
+TABLE(x86_clock_state)
+TABLE(pvm_vcpu_state)
+TABLE(serial_state)
+TABLE(rtc_state)
+TABLE(i8042_state)
+TABLE(acpi_pm_state)
+TABLE(snap_disk)
+TABLE(snap_memo)
 
 #define ENTRY(n, i, v, fn, type) { n, i, v, sizeof(type), fn##_dec, fn##_enc, NULL }
 #define TABLE_ENTRY(n, i, fn, type) { n, i, 0, sizeof(type), fn##_dec, fn##_enc, &fn##_codec }
@@ -156,12 +137,12 @@ static const struct codec codecs[] = {
 	TABLE_ENTRY("VCPU", SNAP_ID_VCPU, x86_vcpu_state, struct x86_vcpu_state),
 	TABLE_ENTRY("IRQC", SNAP_ID_IRQC, x86_irqchip_state, struct x86_irqchip_state),
 	TABLE_ENTRY("PIT", SNAP_ID_PIT, x86_pit_state, struct kvm_pit_state2),
-	TABLE_ENTRY("CLCK", SNAP_ID_CLCK, x86_clock_state, uint64_t),
+	TABLE_ENTRY("CLCK", SNAP_ID_CLCK, x86_clock_state, struct x86_clock_state),
 	TABLE_ENTRY("PVM", ID_PVM, pvm_vcpu_state, struct pvm_vcpu_state),
-	ENTRY("UART", SNAP_ID_UART, SERIAL_STATE_VERSION, serial_state, struct serial_state),
-	ENTRY("RTC", SNAP_ID_RTC, RTC_STATE_VERSION, rtc_state, struct rtc_state),
-	ENTRY("I8042", SNAP_ID_I8042, I8042_STATE_VERSION, i8042_state, struct i8042_state),
-	ENTRY("ACPI", ID_ACPI, ACPI_PM_STATE_VERSION, acpi_pm_state, struct acpi_pm_state),
+	TABLE_ENTRY("UART", SNAP_ID_UART, serial_state, struct serial_state),
+	TABLE_ENTRY("RTC", SNAP_ID_RTC, rtc_state, struct rtc_state),
+	TABLE_ENTRY("I8042", SNAP_ID_I8042, i8042_state, struct i8042_state),
+	TABLE_ENTRY("ACPI", ID_ACPI, acpi_pm_state, struct acpi_pm_state),
 	ENTRY("PCI", ID_PCI, PCI_BUS_STATE_VERSION, pci_bus_state, struct pci_bus_state),
 	ENTRY("PCIF", ID_PCIF, PCI_FUNCTION_STATE_VERSION, pci_function_state, struct pci_function_state),
 	ENTRY("MSIX", ID_MSIX, MSIX_STATE_VERSION, msix_state, struct msix_state),
@@ -169,8 +150,8 @@ static const struct codec codecs[] = {
 	ENTRY("VRNG", ID_VRNG, VIRTIO_RNG_STATE_VERSION, virtio_rng_state, struct virtio_rng_state),
 	ENTRY("VBLK", ID_VBLK, VIRTIO_BLK_STATE_VERSION, virtio_blk_state, struct virtio_blk_state),
 	ENTRY("VNET", ID_VNET, VIRTIO_NET_STATE_VERSION, virtio_net_state, struct virtio_net_state),
-	ENTRY("DISK", SNAP_ID_DISK, SNAP_DISK_VERSION, disk, struct snap_disk),
-	ENTRY("MEMO", SNAP_ID_MEMO, SNAP_MEMO_VERSION, memo, struct snap_memo),
+	TABLE_ENTRY("DISK", SNAP_ID_DISK, snap_disk, struct snap_disk),
+	TABLE_ENTRY("MEMO", SNAP_ID_MEMO, snap_memo, struct snap_memo),
 };
 
 #define NR_CODECS (sizeof(codecs) / sizeof(codecs[0]))
@@ -565,7 +546,7 @@ static void seed_state(size_t i, void *st)
 	case SNAP_ID_DISK: {
 		struct snap_disk *d = st;
 
-		snprintf(d->path, sizeof(d->path), "/var/lib/kiln/rootfs.img");
+		d->path_len = (uint32_t)snprintf(d->path, sizeof(d->path), "/var/lib/kiln/rootfs.img");
 		d->size = 1 << 20;
 		d->read_only = true;
 		break;

@@ -88,6 +88,20 @@ static void log_irq(void *opaque, uint32_t gsi, int level)
 
 /* ---- UART ---- */
 
+/* prefix_enc / prefix_dec: the codec table prefix_codec with the signatures ENCODE and CHECK_DECODER take. */
+#define STATE_CODEC_FNS(prefix, type)                                                                     \
+	static void prefix##_enc(const type *st, struct snap_enc *e)                                      \
+	{                                                                                                 \
+		assert_int_equal(codec_encode(&prefix##_codec, st, e), 0);                                \
+	}                                                                                                 \
+	static int prefix##_dec(type *st, const void *data, size_t len, uint32_t version, char *err,      \
+				size_t err_size)                                                          \
+	{                                                                                                 \
+		return codec_decode(&prefix##_codec, st, data, len, version, err, err_size);              \
+	}
+
+STATE_CODEC_FNS(serial_state, struct serial_state)
+
 static void uart_out(void *opaque, const uint8_t *buf, size_t len)
 {
 	(void)opaque;
@@ -134,15 +148,15 @@ static void test_serial_round_trip(void **state)
 	assert_int_equal(uart_rd(a, 0), 'h'); /* the ring's head moves: the state must keep the order */
 
 	serial_save(a, st);
-	buf = ENCODE(serial_state_encode, st, &len);
-	CHECK_DECODER(serial_state_decode, st2, buf, len, SERIAL_STATE_VERSION);
-	assert_int_equal(serial_state_decode(st2, buf, len, SERIAL_STATE_VERSION, err, sizeof(err)), 0);
+	buf = ENCODE(serial_state_enc, st, &len);
+	CHECK_DECODER(serial_state_dec, st2, buf, len, serial_state_codec.version);
+	assert_int_equal(serial_state_dec(st2, buf, len, serial_state_codec.version, err, sizeof(err)), 0);
 	serial_restore(b, st2);
 	assert_int_equal(l2.changes, 0); /* an edge-triggered line is not driven by a restore */
 
 	/* Same state, same bytes. */
 	serial_save(b, st2);
-	buf2 = ENCODE(serial_state_encode, st2, &len2);
+	buf2 = ENCODE(serial_state_enc, st2, &len2);
 	assert_int_equal(len, len2);
 	assert_memory_equal(buf, buf2, len);
 
@@ -168,14 +182,15 @@ static void test_serial_round_trip(void **state)
 		snap_enc_init(&e, buf2, BUF_SIZE);
 		snap_put_bytes(&e, buf, 11);
 		snap_put_u32(&e, SERIAL_RX_BUFFER + 1);
-		assert_int_equal(serial_state_decode(st2, buf2, e.len, SERIAL_STATE_VERSION, err, sizeof(err)), -EINVAL);
+		assert_int_equal(serial_state_dec(st2, buf2, e.len, serial_state_codec.version, err, sizeof(err)),
+				 -EINVAL);
 	}
 	memcpy(buf2, buf, len);
 	buf2[0] = 0xf0; /* IER bits 7:4 */
-	assert_int_equal(serial_state_decode(st2, buf2, len, SERIAL_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(serial_state_dec(st2, buf2, len, serial_state_codec.version, err, sizeof(err)), -EINVAL);
 	memcpy(buf2, buf, len);
 	buf2[10] = 2; /* irq level */
-	assert_int_equal(serial_state_decode(st2, buf2, len, SERIAL_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(serial_state_dec(st2, buf2, len, serial_state_codec.version, err, sizeof(err)), -EINVAL);
 
 	free(buf);
 	free(buf2);
@@ -186,6 +201,8 @@ static void test_serial_round_trip(void **state)
 }
 
 /* ---- i8042 ---- */
+
+STATE_CODEC_FNS(i8042_state, struct i8042_state)
 
 static void kbd_reset(void *opaque)
 {
@@ -219,9 +236,9 @@ static void test_i8042_round_trip(void **state)
 
 	i8042_save(a, &st);
 	assert_true(st.kbd_len > 0);
-	buf = ENCODE(i8042_state_encode, &st, &len);
-	CHECK_DECODER(i8042_state_decode, &st2, buf, len, I8042_STATE_VERSION);
-	assert_int_equal(i8042_state_decode(&st2, buf, len, I8042_STATE_VERSION, err, sizeof(err)), 0);
+	buf = ENCODE(i8042_state_enc, &st, &len);
+	CHECK_DECODER(i8042_state_dec, &st2, buf, len, i8042_state_codec.version);
+	assert_int_equal(i8042_state_dec(&st2, buf, len, i8042_state_codec.version, err, sizeof(err)), 0);
 	l.changes = 0;
 	i8042_restore(b, &st2);
 	assert_int_equal(l.changes, 0);
@@ -247,19 +264,21 @@ static void test_i8042_round_trip(void **state)
 	assert_int_equal(resets, 1);
 
 	buf[4] = 0x42; /* not a command that waits for data */
-	assert_int_equal(i8042_state_decode(&st2, buf, len, I8042_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(i8042_state_dec(&st2, buf, len, i8042_state_codec.version, err, sizeof(err)), -EINVAL);
 	buf[4] = 0;
 	buf[5] = 17; /* more bytes than the keyboard queue holds */
-	assert_int_equal(i8042_state_decode(&st2, buf, len, I8042_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(i8042_state_dec(&st2, buf, len, i8042_state_codec.version, err, sizeof(err)), -EINVAL);
 	buf[5] = st.kbd_len;
 	buf[0] |= 0x02; /* input buffer full */
-	assert_int_equal(i8042_state_decode(&st2, buf, len, I8042_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(i8042_state_dec(&st2, buf, len, i8042_state_codec.version, err, sizeof(err)), -EINVAL);
 	free(buf);
 	i8042_destroy(a);
 	i8042_destroy(b);
 }
 
 /* ---- RTC ---- */
+
+STATE_CODEC_FNS(rtc_state, struct rtc_state)
 
 static time_t fixed_clock(void *opaque)
 {
@@ -305,9 +324,9 @@ static void test_rtc_round_trip(void **state)
 	assert_int_equal(rtc_rd(a, 0x04), 4);
 
 	rtc_save(a, &st);
-	buf = ENCODE(rtc_state_encode, &st, &len);
-	CHECK_DECODER(rtc_state_decode, &st2, buf, len, RTC_STATE_VERSION);
-	assert_int_equal(rtc_state_decode(&st2, buf, len, RTC_STATE_VERSION, err, sizeof(err)), 0);
+	buf = ENCODE(rtc_state_enc, &st, &len);
+	CHECK_DECODER(rtc_state_dec, &st2, buf, len, rtc_state_codec.version);
+	assert_int_equal(rtc_state_dec(&st2, buf, len, rtc_state_codec.version, err, sizeof(err)), 0);
 	rtc_restore(b, &st2);
 
 	/* CMOS (memory sizes included) is the snapshot's; the clock kept running for the hour. */
@@ -319,13 +338,15 @@ static void test_rtc_round_trip(void **state)
 	assert_int_equal(rtc_rd(b, 0x09), 1);
 
 	buf[0] = 0x80; /* index outside CMOS */
-	assert_int_equal(rtc_state_decode(&st2, buf, len, RTC_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(rtc_state_dec(&st2, buf, len, rtc_state_codec.version, err, sizeof(err)), -EINVAL);
 	free(buf);
 	rtc_destroy(a);
 	rtc_destroy(b);
 }
 
 /* ---- ACPI PM ---- */
+
+STATE_CODEC_FNS(acpi_pm_state, struct acpi_pm_state)
 
 static uint64_t fake_ns(void *opaque)
 {
@@ -358,9 +379,9 @@ static void test_acpi_pm_round_trip(void **state)
 	before = acpi_pm_timer(a);
 
 	acpi_pm_save(a, &st);
-	buf = ENCODE(acpi_pm_state_encode, &st, &len);
-	CHECK_DECODER(acpi_pm_state_decode, &st2, buf, len, ACPI_PM_STATE_VERSION);
-	assert_int_equal(acpi_pm_state_decode(&st2, buf, len, ACPI_PM_STATE_VERSION, err, sizeof(err)), 0);
+	buf = ENCODE(acpi_pm_state_enc, &st, &len);
+	CHECK_DECODER(acpi_pm_state_dec, &st2, buf, len, acpi_pm_state_codec.version);
+	assert_int_equal(acpi_pm_state_dec(&st2, buf, len, acpi_pm_state_codec.version, err, sizeof(err)), 0);
 	acpi_pm_restore(b, &st2);
 	/* The level-triggered SCI is driven again, and the timer continues from where it was. */
 	assert_int_equal(lb.level[9], 1);
@@ -371,7 +392,7 @@ static void test_acpi_pm_round_trip(void **state)
 
 	/* Status bit set but SCI low: a state the device cannot be in. */
 	buf[6 + 1] = 0; /* sci_level byte */
-	assert_int_equal(acpi_pm_state_decode(&st2, buf, len, ACPI_PM_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(acpi_pm_state_dec(&st2, buf, len, acpi_pm_state_codec.version, err, sizeof(err)), -EINVAL);
 	free(buf);
 	acpi_pm_destroy(a);
 	acpi_pm_destroy(b);
@@ -844,6 +865,8 @@ static void test_virtio_net_state(void **state)
 
 /* ---- DISK records ---- */
 
+STATE_CODEC_FNS(snap_disk, struct snap_disk)
+
 static void test_disk_record(void **state)
 {
 	char path[] = "/tmp/kiln-disk-XXXXXX";
@@ -858,9 +881,9 @@ static void test_disk_record(void **state)
 	assert_int_equal(ftruncate(fd, 1 << 20), 0);
 	assert_int_equal(snap_disk_record(&d, path, true), 0);
 	assert_int_equal(d.size, 1 << 20);
-	buf = ENCODE(snap_disk_encode, &d, &len);
-	CHECK_DECODER(snap_disk_decode, &d2, buf, len, SNAP_DISK_VERSION);
-	assert_int_equal(snap_disk_decode(&d2, buf, len, SNAP_DISK_VERSION, err, sizeof(err)), 0);
+	buf = ENCODE(snap_disk_enc, &d, &len);
+	CHECK_DECODER(snap_disk_dec, &d2, buf, len, snap_disk_codec.version);
+	assert_int_equal(snap_disk_dec(&d2, buf, len, snap_disk_codec.version, err, sizeof(err)), 0);
 	assert_string_equal(d2.path, path);
 	assert_true(d2.read_only);
 	assert_int_equal(snap_disk_check(&d2, NULL, false, err, sizeof(err)), 0);
@@ -872,7 +895,7 @@ static void test_disk_record(void **state)
 	unlink(path);
 	assert_int_equal(snap_disk_check(&d2, NULL, false, err, sizeof(err)), -ENOENT);
 	buf[4] = 0; /* a NUL inside the path */
-	assert_int_equal(snap_disk_decode(&d2, buf, len, SNAP_DISK_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(snap_disk_dec(&d2, buf, len, snap_disk_codec.version, err, sizeof(err)), -EINVAL);
 	free(buf);
 }
 
