@@ -2,7 +2,7 @@
 /*
  * The virtio PCI transport's snapshot half (virtio_pci.h "Snapshot state"): freezing queue
  * notifications while a paused VM is saved, the transport state out of and back into a transport
- * (section VIRT), and its encoding. The register side is virtio_pci.c; both share
+ * (section VIRT), and its codec table. The register side is virtio_pci.c; both share
  * virtio_pci_internal.h.
  */
 #include <errno.h>
@@ -185,101 +185,46 @@ out:
 	return ret;
 }
 
-void virtio_pci_state_encode(const struct virtio_pci_state *st, struct snap_enc *e)
-{
-	unsigned int n = st->nr_queues <= VIRTIO_PCI_MAX_QUEUES ? st->nr_queues : 0;
+/*
+ * A queue: its configuration, the device-side indices, then one byte of flags and 5 reserved bytes
+ * (40 bytes, so that a later version may add fields to a queue without moving what follows).
+ */
+static const struct codec_field virtio_pci_queue_state_fields[] = {
+	CODEC_UINT(struct virtio_pci_queue_state, desc, 8, 1),
+	CODEC_UINT(struct virtio_pci_queue_state, driver, 8, 1),
+	CODEC_UINT(struct virtio_pci_queue_state, device, 8, 1),
+	CODEC_UINT(struct virtio_pci_queue_state, size, 2, 1),
+	CODEC_UINT(struct virtio_pci_queue_state, msix_vector, 2, 1),
+	CODEC_UINT(struct virtio_pci_queue_state, vq.last_avail_idx, 2, 1),
+	CODEC_UINT(struct virtio_pci_queue_state, vq.used_idx, 2, 1),
+	CODEC_UINT(struct virtio_pci_queue_state, vq.signalled_used, 2, 1),
+	CODEC_FLAGS(struct virtio_pci_queue_state, "flags", 1, CODEC_BIT(struct virtio_pci_queue_state, enabled),
+		    CODEC_BIT(struct virtio_pci_queue_state, ready),
+		    CODEC_BIT(struct virtio_pci_queue_state, broken_reported),
+		    CODEC_BIT(struct virtio_pci_queue_state, vq.broken)),
+	CODEC_PAD(5, 1),
+};
 
-	snap_put_u16(e, st->device_id);
-	snap_put_u16(e, st->config_msix_vector);
-	snap_put_u32(e, n);
-	snap_put_u64(e, st->device_features);
-	snap_put_u64(e, st->driver_features);
-	snap_put_u32(e, st->device_feature_select);
-	snap_put_u32(e, st->driver_feature_select);
-	snap_put_u8(e, st->driver_features_invalid);
-	snap_put_u8(e, st->status);
-	snap_put_u8(e, st->config_generation);
-	snap_put_u8(e, st->isr);
-	snap_put_u16(e, st->queue_select);
-	snap_put_u8(e, st->live);
-	snap_put_u8(e, 0);
-	for (unsigned int i = 0; i < n; i++) {
-		const struct virtio_pci_queue_state *qs = &st->queues[i];
+static const struct codec_table virtio_pci_queue_state_codec = CODEC_TABLE(
+	struct virtio_pci_queue_state, "virtio queue state", 1, 1, virtio_pci_queue_state_fields, NULL);
 
-		snap_put_u64(e, qs->desc);
-		snap_put_u64(e, qs->driver);
-		snap_put_u64(e, qs->device);
-		snap_put_u16(e, qs->size);
-		snap_put_u16(e, qs->msix_vector);
-		snap_put_u16(e, qs->vq.last_avail_idx);
-		snap_put_u16(e, qs->vq.used_idx);
-		snap_put_u16(e, qs->vq.signalled_used);
-		snap_put_u8(e, (uint8_t)(qs->enabled | qs->ready << 1 | qs->broken_reported << 2 | qs->vq.broken << 3));
-		snap_put_u8(e, 0);
-		snap_put_u32(e, 0);
-	}
-}
+static const struct codec_field virtio_pci_state_fields[] = {
+	CODEC_UINT(struct virtio_pci_state, device_id, 2, 1),
+	CODEC_UINT(struct virtio_pci_state, config_msix_vector, 2, 1),
+	CODEC_RANGE(struct virtio_pci_state, nr_queues, 4, 1, 1, VIRTIO_PCI_MAX_QUEUES),
+	CODEC_UINT(struct virtio_pci_state, device_features, 8, 1),
+	CODEC_UINT(struct virtio_pci_state, driver_features, 8, 1),
+	CODEC_UINT(struct virtio_pci_state, device_feature_select, 4, 1),
+	CODEC_UINT(struct virtio_pci_state, driver_feature_select, 4, 1),
+	CODEC_BOOL(struct virtio_pci_state, driver_features_invalid, 1),
+	CODEC_UINT(struct virtio_pci_state, status, 1, 1),
+	CODEC_UINT(struct virtio_pci_state, config_generation, 1, 1),
+	CODEC_UINT(struct virtio_pci_state, isr, 1, 1),
+	CODEC_UINT(struct virtio_pci_state, queue_select, 2, 1),
+	CODEC_BOOL(struct virtio_pci_state, live, 1),
+	CODEC_PAD(1, 1),
+	CODEC_VARRAY(struct virtio_pci_state, queues, nr_queues, &virtio_pci_queue_state_codec, 1),
+};
 
-int virtio_pci_state_decode(struct virtio_pci_state *st, const void *data, size_t len, uint32_t version,
-			    char *err, size_t err_size)
-{
-	struct snap_dec d;
-	uint8_t invalid, live, pad;
-
-	memset(st, 0, sizeof(*st));
-	if (version != VIRTIO_PCI_STATE_VERSION) {
-		errmsg_set(err, err_size, "virtio transport state version %u is not known to this kiln (%u)", version,
-			   VIRTIO_PCI_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->device_id = snap_get_u16(&d);
-	st->config_msix_vector = snap_get_u16(&d);
-	st->nr_queues = snap_get_u32(&d);
-	st->device_features = snap_get_u64(&d);
-	st->driver_features = snap_get_u64(&d);
-	st->device_feature_select = snap_get_u32(&d);
-	st->driver_feature_select = snap_get_u32(&d);
-	invalid = snap_get_u8(&d);
-	st->status = snap_get_u8(&d);
-	st->config_generation = snap_get_u8(&d);
-	st->isr = snap_get_u8(&d);
-	st->queue_select = snap_get_u16(&d);
-	live = snap_get_u8(&d);
-	pad = snap_get_u8(&d);
-	if (d.short_read || st->nr_queues == 0 || st->nr_queues > VIRTIO_PCI_MAX_QUEUES ||
-	    len != virtio_pci_state_size(st->nr_queues) || invalid > 1 || live > 1 || pad) {
-		errmsg_set(err, err_size, "virtio transport state: %zu bytes, malformed", len);
-		return -EINVAL;
-	}
-	st->driver_features_invalid = invalid;
-	st->live = live;
-	for (unsigned int i = 0; i < st->nr_queues; i++) {
-		struct virtio_pci_queue_state *qs = &st->queues[i];
-		uint8_t flags;
-
-		qs->desc = snap_get_u64(&d);
-		qs->driver = snap_get_u64(&d);
-		qs->device = snap_get_u64(&d);
-		qs->size = snap_get_u16(&d);
-		qs->msix_vector = snap_get_u16(&d);
-		qs->vq.last_avail_idx = snap_get_u16(&d);
-		qs->vq.used_idx = snap_get_u16(&d);
-		qs->vq.signalled_used = snap_get_u16(&d);
-		flags = snap_get_u8(&d);
-		pad = snap_get_u8(&d);
-		if ((flags & ~0xfu) || pad || snap_get_u32(&d)) {
-			errmsg_set(err, err_size, "virtio transport state: queue %u: unknown flags", i);
-			return -EINVAL;
-		}
-		qs->enabled = flags & 1;
-		qs->ready = flags & 2;
-		qs->broken_reported = flags & 4;
-		qs->vq.broken = flags & 8;
-	}
-	if (!snap_dec_done(&d)) {
-		errmsg_set(err, err_size, "virtio transport state: %zu bytes, malformed", len);
-		return -EINVAL;
-	}
-	return 0;
-}
+const struct codec_table virtio_pci_state_codec =
+	CODEC_TABLE(struct virtio_pci_state, "virtio transport state", 1, 1, virtio_pci_state_fields, NULL);
