@@ -219,24 +219,22 @@ struct snap_virtio_type {
 };
 
 /*
- * save and restore of virtio type `name` (struct virtio_<name>_state, VIRTIO_<NAME>_STATE_*) in section
- * `id`: device `i` is `dev`; `apply` puts the decoded `st` into it and yields 0 or an error.
+ * save and restore of virtio type `name` (struct virtio_<name>_state, virtio_<name>_state_codec) in
+ * section `id`: device `i` is `dev`; `apply` puts the decoded `st` into it and yields 0 or an error.
  */
-#define SNAP_VIRTIO_STATE(name, NAME, id, dev, apply)                                                      \
+#define SNAP_VIRTIO_STATE(name, id, dev, apply)                                                            \
 	static int name##_save(const struct vm *vm, unsigned int i, struct snap_writer *w, uint32_t slot)   \
 	{                                                                                                  \
 		struct virtio_##name##_state st;                                                           \
 		(void)i;                                                                                   \
 		virtio_##name##_save((dev), &st);                                                          \
-		return PUT_STATE(w, (id), slot, VIRTIO_##NAME##_STATE_VERSION, VIRTIO_##NAME##_STATE_MAX_SIZE, \
-				 virtio_##name##_state_encode, &st);                                       \
+		return PUT_CODEC(w, (id), slot, &virtio_##name##_state_codec, &st);                        \
 	}                                                                                                  \
 	static int name##_restore(const struct vm *vm, unsigned int i, struct snap_reader *r, uint32_t slot, \
 				  char *err, size_t err_size)                                              \
 	{                                                                                                  \
 		struct virtio_##name##_state st;                                                           \
-		int ret = GET_STATE(r, (id), slot, VIRTIO_##NAME##_STATE_VERSION, virtio_##name##_state_decode, \
-				    &st, err, err_size);                                                   \
+		int ret = GET_CODEC(r, (id), slot, &virtio_##name##_state_codec, &st, err, err_size);      \
 		(void)i;                                                                                   \
 		return ret ?: (apply);                                                                     \
 	}
@@ -252,7 +250,7 @@ static struct virtio_pci *rng_transport(const struct vm *vm, unsigned int i)
 	return virtio_rng_transport(vm->rng);
 }
 
-SNAP_VIRTIO_STATE(rng, RNG, SNAP_ID_VRNG, vm->rng, (virtio_rng_restore(vm->rng, &st), 0))
+SNAP_VIRTIO_STATE(rng, SNAP_ID_VRNG, vm->rng, (virtio_rng_restore(vm->rng, &st), 0))
 
 static unsigned int blk_count(const struct vm *vm)
 {
@@ -273,7 +271,7 @@ static int blk_quiesce(const struct vm *vm, unsigned int i)
 	return virtio_blk_quiesce(vm->disks[i]) ?: virtio_blk_sync(vm->disks[i]);
 }
 
-SNAP_VIRTIO_STATE(blk, BLK, SNAP_ID_VBLK, vm->disks[i], virtio_blk_restore(vm->disks[i], &st, err, err_size))
+SNAP_VIRTIO_STATE(blk, SNAP_ID_VBLK, vm->disks[i], virtio_blk_restore(vm->disks[i], &st, err, err_size))
 
 static unsigned int net_count(const struct vm *vm)
 {
@@ -296,7 +294,7 @@ static void net_thaw(const struct vm *vm, unsigned int i)
 	virtio_net_resume(vm->nets[i]);
 }
 
-SNAP_VIRTIO_STATE(net, NET, SNAP_ID_VNET, vm->nets[i], (virtio_net_restore(vm->nets[i], &st), 0))
+SNAP_VIRTIO_STATE(net, SNAP_ID_VNET, vm->nets[i], (virtio_net_restore(vm->nets[i], &st), 0))
 
 static const struct snap_virtio_type virtio_types[] = {
 	{ rng_count, rng_transport, NULL, NULL, rng_save, rng_restore },
@@ -352,15 +350,14 @@ static int save_pci(struct vm *vm, struct snap_writer *w)
 	if (!fn || !vp || !msix)
 		goto out;
 	pci_bus_save(vm->pci, &bus);
-	ret = PUT_STATE(w, SNAP_ID_PCI, 0, PCI_BUS_STATE_VERSION, PCI_BUS_STATE_MAX_SIZE, pci_bus_state_encode, &bus);
+	ret = PUT_CODEC(w, SNAP_ID_PCI, 0, &pci_bus_state_codec, &bus);
 	for (unsigned int slot = 0; slot < PCI_MAX_DEVICES && !ret; slot++) {
 		struct pci_device *dev = pci_bus_device(vm->pci, slot);
 
 		if (!dev)
 			continue;
 		pci_function_save(dev, fn);
-		ret = PUT_STATE(w, SNAP_ID_PCIF, slot, PCI_FUNCTION_STATE_VERSION, PCI_FUNCTION_STATE_MAX_SIZE,
-				pci_function_state_encode, fn);
+		ret = PUT_CODEC(w, SNAP_ID_PCIF, slot, &pci_function_state_codec, fn);
 	}
 	FOR_EACH_VIRTIO(vm, type, i) {
 		struct virtio_pci *t = type->transport(vm, i);
@@ -370,10 +367,8 @@ static int save_pci(struct vm *vm, struct snap_writer *w)
 			break;
 		msix_save(virtio_pci_msix(t), msix);
 		virtio_pci_save(t, vp);
-		ret = PUT_STATE(w, SNAP_ID_MSIX, slot, MSIX_STATE_VERSION, msix_state_size(msix->nr), msix_state_encode,
-				msix);
-		ret = ret ?: PUT_STATE(w, SNAP_ID_VIRT, slot, VIRTIO_PCI_STATE_VERSION,
-				       virtio_pci_state_size(vp->nr_queues), virtio_pci_state_encode, vp);
+		ret = PUT_CODEC(w, SNAP_ID_MSIX, slot, &msix_state_codec, msix);
+		ret = ret ?: PUT_CODEC(w, SNAP_ID_VIRT, slot, &virtio_pci_state_codec, vp);
 		ret = ret ?: type->save(vm, i, w, slot);
 	}
 out:
@@ -685,7 +680,7 @@ static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t e
 
 	if (!fn || !vp || !msix)
 		goto out;
-	ret = GET_STATE(r, SNAP_ID_PCI, 0, PCI_BUS_STATE_VERSION, pci_bus_state_decode, &bus, err, err_size);
+	ret = GET_CODEC(r, SNAP_ID_PCI, 0, &pci_bus_state_codec, &bus, err, err_size);
 	if (ret)
 		goto out;
 	ret = pci_bus_restore(vm->pci, &bus, msg, sizeof(msg));
@@ -698,8 +693,7 @@ static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t e
 
 		if (!dev)
 			continue;
-		ret = GET_STATE(r, SNAP_ID_PCIF, slot, PCI_FUNCTION_STATE_VERSION, pci_function_state_decode, fn, err,
-				err_size);
+		ret = GET_CODEC(r, SNAP_ID_PCIF, slot, &pci_function_state_codec, fn, err, err_size);
 		if (!ret) {
 			ret = pci_function_restore(dev, fn, msg, sizeof(msg));
 			if (ret)
@@ -712,9 +706,8 @@ static int restore_pci(struct vm *vm, struct snap_reader *r, char *err, size_t e
 
 		if (ret)
 			break;
-		ret = GET_STATE(r, SNAP_ID_MSIX, slot, MSIX_STATE_VERSION, msix_state_decode, msix, err, err_size);
-		ret = ret ?: GET_STATE(r, SNAP_ID_VIRT, slot, VIRTIO_PCI_STATE_VERSION, virtio_pci_state_decode, vp, err,
-				       err_size);
+		ret = GET_CODEC(r, SNAP_ID_MSIX, slot, &msix_state_codec, msix, err, err_size);
+		ret = ret ?: GET_CODEC(r, SNAP_ID_VIRT, slot, &virtio_pci_state_codec, vp, err, err_size);
 		if (ret)
 			break;
 		ret = msix_restore(virtio_pci_msix(t), msix, msg, sizeof(msg));

@@ -75,92 +75,35 @@
 #define MAX_INSTANCE 40      /* instances tried per id: vCPUs up to 32, PCI slots up to 31 */
 #define ERR_SIZE 512
 
-/* One decoder and its encoder, with the state struct they share. */
+/* A section's state: its codec table (lib/codec.h), which decodes, encodes and gives the version. */
 struct codec {
 	const char *name;
 	uint32_t id;
-	uint32_t version;
-	size_t state_size;
-	int (*decode)(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size);
-	void (*encode)(const void *st, struct snap_enc *e);
-	const struct codec_table *table; /* a state with a codec table (lib/codec.h): its version is the table's */
+	const struct codec_table *table;
 };
 
-#define CODEC(fn, type)                                                                               \
-	static int fn##_dec(void *st, const void *data, size_t len, uint32_t version, char *err,       \
-			    size_t err_size)                                                           \
-	{                                                                                             \
-		return fn##_decode(st, data, len, version, err, err_size);                            \
-	}                                                                                             \
-	static void fn##_enc(const void *st, struct snap_enc *e)                                      \
-	{                                                                                             \
-		fn##_encode((const type *)st, e);                                                     \
-	}
-
-CODEC(pci_bus_state, struct pci_bus_state)
-CODEC(pci_function_state, struct pci_function_state)
-CODEC(msix_state, struct msix_state)
-CODEC(virtio_pci_state, struct virtio_pci_state)
-CODEC(virtio_rng_state, struct virtio_rng_state)
-CODEC(virtio_blk_state, struct virtio_blk_state)
-CODEC(virtio_net_state, struct virtio_net_state)
-
-/* A state described by codec table fn##_codec (lib/codec.h); an encoding error shows as an overflow. */
-#define TABLE(fn)                                                                                     \
-	static int fn##_dec(void *st, const void *data, size_t len, uint32_t version, char *err,       \
-			    size_t err_size)                                                           \
-	{                                                                                             \
-		return codec_decode(&fn##_codec, st, data, len, version, err, err_size);              \
-	}                                                                                             \
-	static void fn##_enc(const void *st, struct snap_enc *e)                                      \
-	{                                                                                             \
-		if (codec_encode(&fn##_codec, st, e))                                                 \
-			e->overflow = true;                                                           \
-	}
-
-TABLE(x86_vcpu_state)
-TABLE(x86_irqchip_state)
-TABLE(x86_pit_state)
-TABLE(x86_clock_state)
-TABLE(pvm_vcpu_state)
-TABLE(serial_state)
-TABLE(rtc_state)
-TABLE(i8042_state)
-TABLE(acpi_pm_state)
-TABLE(snap_disk)
-TABLE(snap_memo)
-
-#define ENTRY(n, i, v, fn, type) { n, i, v, sizeof(type), fn##_dec, fn##_enc, NULL }
-#define TABLE_ENTRY(n, i, fn, type) { n, i, 0, sizeof(type), fn##_dec, fn##_enc, &fn##_codec }
-
 static const struct codec codecs[] = {
-	TABLE_ENTRY("VCPU", SNAP_ID_VCPU, x86_vcpu_state, struct x86_vcpu_state),
-	TABLE_ENTRY("IRQC", SNAP_ID_IRQC, x86_irqchip_state, struct x86_irqchip_state),
-	TABLE_ENTRY("PIT", SNAP_ID_PIT, x86_pit_state, struct kvm_pit_state2),
-	TABLE_ENTRY("CLCK", SNAP_ID_CLCK, x86_clock_state, struct x86_clock_state),
-	TABLE_ENTRY("PVM", ID_PVM, pvm_vcpu_state, struct pvm_vcpu_state),
-	TABLE_ENTRY("UART", SNAP_ID_UART, serial_state, struct serial_state),
-	TABLE_ENTRY("RTC", SNAP_ID_RTC, rtc_state, struct rtc_state),
-	TABLE_ENTRY("I8042", SNAP_ID_I8042, i8042_state, struct i8042_state),
-	TABLE_ENTRY("ACPI", ID_ACPI, acpi_pm_state, struct acpi_pm_state),
-	ENTRY("PCI", ID_PCI, PCI_BUS_STATE_VERSION, pci_bus_state, struct pci_bus_state),
-	ENTRY("PCIF", ID_PCIF, PCI_FUNCTION_STATE_VERSION, pci_function_state, struct pci_function_state),
-	ENTRY("MSIX", ID_MSIX, MSIX_STATE_VERSION, msix_state, struct msix_state),
-	ENTRY("VIRT", ID_VIRT, VIRTIO_PCI_STATE_VERSION, virtio_pci_state, struct virtio_pci_state),
-	ENTRY("VRNG", ID_VRNG, VIRTIO_RNG_STATE_VERSION, virtio_rng_state, struct virtio_rng_state),
-	ENTRY("VBLK", ID_VBLK, VIRTIO_BLK_STATE_VERSION, virtio_blk_state, struct virtio_blk_state),
-	ENTRY("VNET", ID_VNET, VIRTIO_NET_STATE_VERSION, virtio_net_state, struct virtio_net_state),
-	TABLE_ENTRY("DISK", SNAP_ID_DISK, snap_disk, struct snap_disk),
-	TABLE_ENTRY("MEMO", SNAP_ID_MEMO, snap_memo, struct snap_memo),
+	{ "VCPU", SNAP_ID_VCPU, &x86_vcpu_state_codec },
+	{ "IRQC", SNAP_ID_IRQC, &x86_irqchip_state_codec },
+	{ "PIT", SNAP_ID_PIT, &x86_pit_state_codec },
+	{ "CLCK", SNAP_ID_CLCK, &x86_clock_state_codec },
+	{ "PVM", ID_PVM, &pvm_vcpu_state_codec },
+	{ "UART", SNAP_ID_UART, &serial_state_codec },
+	{ "RTC", SNAP_ID_RTC, &rtc_state_codec },
+	{ "I8042", SNAP_ID_I8042, &i8042_state_codec },
+	{ "ACPI", ID_ACPI, &acpi_pm_state_codec },
+	{ "PCI", ID_PCI, &pci_bus_state_codec },
+	{ "PCIF", ID_PCIF, &pci_function_state_codec },
+	{ "MSIX", ID_MSIX, &msix_state_codec },
+	{ "VIRT", ID_VIRT, &virtio_pci_state_codec },
+	{ "VRNG", ID_VRNG, &virtio_rng_state_codec },
+	{ "VBLK", ID_VBLK, &virtio_blk_state_codec },
+	{ "VNET", ID_VNET, &virtio_net_state_codec },
+	{ "DISK", SNAP_ID_DISK, &snap_disk_codec },
+	{ "MEMO", SNAP_ID_MEMO, &snap_memo_codec },
 };
 
 #define NR_CODECS (sizeof(codecs) / sizeof(codecs[0]))
-
-/* The section version `c` writes and the newest it reads. */
-static uint32_t version_of(const struct codec *c)
-{
-	return c->table ? c->table->version : c->version;
-}
 
 /* Scratch space, allocated once: the states are large (a vCPU's is ~60 KiB). */
 struct fuzz_state {
@@ -207,7 +150,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	log_set_level(LOG_ERROR);
 	for (size_t i = 0; i < NR_CODECS; i++)
-		max = codecs[i].state_size > max ? codecs[i].state_size : max;
+		max = codecs[i].table->size > max ? codecs[i].table->size : max;
 	fuzz = calloc(1, sizeof(*fuzz));
 	CHECK(fuzz);
 	fuzz->st = malloc(max);
@@ -242,14 +185,15 @@ static void decode_one(const struct codec *c, const void *data, size_t len, uint
 	struct snap_enc e;
 	int ret;
 
-	ret = c->decode(f->st, data, len, version, err, sizeof(err));
+	ret = codec_decode(c->table, f->st, data, len, version, err, sizeof(err));
 	if (ret) {
 		CHECK_MSG(ret == -EINVAL || ret == -ENOTSUP, "%s: %d", c->name, ret);
 		check_msg(err);
 		return;
 	}
 	snap_enc_init(&e, f->enc, ENC_MAX);
-	c->encode(f->st, &e);
+	if (codec_encode(c->table, f->st, &e))
+		e.overflow = true;
 	CHECK(snap_enc_ok(&e));
 	if (e.len != len || (len && memcmp(f->enc, data, len))) {
 		size_t i = 0;
@@ -329,7 +273,7 @@ static void walk_sections(struct snap_reader *r)
 			CHECK(version >= 1 && ((uintptr_t)p & 7) == 0);
 			decode_one(c, p, len, version);
 			/* What restore calls: a version above this kiln's is refused by name. */
-			p = snap_get_section(r, c->id, inst, version_of(c), &version, &len, err, sizeof(err));
+			p = snap_get_section(r, c->id, inst, c->table->version, &version, &len, err, sizeof(err));
 			if (!p)
 				check_msg(err);
 		}
@@ -578,14 +522,15 @@ static void write_seeds(const char *dir)
 
 	/* One payload per decoder (mode 2), checked to decode. */
 	for (size_t i = 0; i < NR_CODECS; i++) {
-		memset(f->st, 0, codecs[i].state_size);
+		memset(f->st, 0, codecs[i].table->size);
 		seed_state(i, f->st);
 		f->enc[0] = 2;
 		f->enc[1] = (uint8_t)i;
-		f->enc[2] = (uint8_t)version_of(&codecs[i]);
+		f->enc[2] = (uint8_t)codecs[i].table->version;
 		snap_enc_init(&e, f->enc + 3, ENC_MAX - 3);
-		codecs[i].encode(f->st, &e);
-		if (codecs[i].decode(f->st2, f->enc + 3, e.len, version_of(&codecs[i]), err, sizeof(err)))
+		if (codec_encode(codecs[i].table, f->st, &e))
+			e.overflow = true;
+		if (codec_decode(codecs[i].table, f->st2, f->enc + 3, e.len, codecs[i].table->version, err, sizeof(err)))
 			fprintf(stderr, "seed %s does not decode: %s\n", codecs[i].name, err);
 		snprintf(name, sizeof(name), "payload-%s", codecs[i].name);
 		fuzz_write_seed(dir, name, f->enc, e.len + 3);
@@ -603,11 +548,12 @@ static void write_seeds(const char *dir)
 	free(conf);
 	vm_config_free(&cfg);
 	for (size_t i = 0; i < NR_CODECS; i++) {
-		memset(f->st, 0, codecs[i].state_size);
+		memset(f->st, 0, codecs[i].table->size);
 		seed_state(i, f->st);
 		snap_enc_init(&e, f->enc, ENC_MAX);
-		codecs[i].encode(f->st, &e);
-		CHECK(snap_write_section(w, codecs[i].id, 0, version_of(&codecs[i]), f->enc, e.len) == 0);
+		if (codec_encode(codecs[i].table, f->st, &e))
+			e.overflow = true;
+		CHECK(snap_write_section(w, codecs[i].id, 0, codecs[i].table->version, f->enc, e.len) == 0);
 	}
 	/* A section a later kiln might add, marked optional. */
 	CHECK(snap_write_section_flags(w, SNAP_FOURCC('N', 'E', 'X', 'T'), 7, 3, SNAP_SECTION_OPTIONAL, "later",

@@ -70,6 +70,28 @@
 		free(longer_);                                                                                \
 	} while (0)
 
+/*
+ * ENCODE and CHECK_DECODER functions for a state described by codec table <name>_codec (lib/codec.h):
+ * <name>_enc and <name>_dec.
+ */
+#define CODEC_FUNCTIONS(name)                                                                                \
+	static void name##_enc(const void *st, struct snap_enc *e)                                           \
+	{                                                                                                    \
+		assert_int_equal(codec_encode(&name##_codec, st, e), 0);                                     \
+	}                                                                                                    \
+	static int name##_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size) \
+	{                                                                                                    \
+		return codec_decode(&name##_codec, st, data, len, version, err, err_size);                   \
+	}
+
+CODEC_FUNCTIONS(pci_bus_state)
+CODEC_FUNCTIONS(pci_function_state)
+CODEC_FUNCTIONS(msix_state)
+CODEC_FUNCTIONS(virtio_pci_state)
+CODEC_FUNCTIONS(virtio_rng_state)
+CODEC_FUNCTIONS(virtio_blk_state)
+CODEC_FUNCTIONS(virtio_net_state)
+
 /* ---- interrupt lines ---- */
 
 struct irq_log {
@@ -626,13 +648,13 @@ static void take(struct machine *m, struct pci_snapshot *s)
 	virtio_pci_save(m->t, vp);
 	virtio_rng_save(m->rng, &rs);
 	virtio_pci_thaw(m->t);
-	s->bus = ENCODE(pci_bus_state_encode, &bs, &s->bus_len);
-	s->fn = ENCODE(pci_function_state_encode, fn, &s->fn_len);
-	s->msix = ENCODE(msix_state_encode, ms, &s->msix_len);
-	s->vp = ENCODE(virtio_pci_state_encode, vp, &s->vp_len);
-	s->rng = ENCODE(virtio_rng_state_encode, &rs, &s->rng_len);
-	assert_int_equal(s->msix_len, msix_state_size(ms->nr));
-	assert_int_equal(s->vp_len, virtio_pci_state_size(vp->nr_queues));
+	s->bus = ENCODE(pci_bus_state_enc, &bs, &s->bus_len);
+	s->fn = ENCODE(pci_function_state_enc, fn, &s->fn_len);
+	s->msix = ENCODE(msix_state_enc, ms, &s->msix_len);
+	s->vp = ENCODE(virtio_pci_state_enc, vp, &s->vp_len);
+	s->rng = ENCODE(virtio_rng_state_enc, &rs, &s->rng_len);
+	assert_int_equal(s->msix_len, 4 + ms->nr * MSIX_ENTRY_SIZE + msix_pba_size(ms->nr));
+	assert_int_equal(s->vp_len, 40 + vp->nr_queues * 40);
 	free(fn);
 	free(ms);
 	free(vp);
@@ -647,11 +669,13 @@ static int put_back(struct machine *m, const struct pci_snapshot *s, char *err, 
 	struct pci_bus_state bs;
 	int ret;
 
-	assert_int_equal(pci_bus_state_decode(&bs, s->bus, s->bus_len, PCI_BUS_STATE_VERSION, err, err_size), 0);
-	assert_int_equal(pci_function_state_decode(fn, s->fn, s->fn_len, PCI_FUNCTION_STATE_VERSION, err, err_size), 0);
-	assert_int_equal(msix_state_decode(ms, s->msix, s->msix_len, MSIX_STATE_VERSION, err, err_size), 0);
-	assert_int_equal(virtio_pci_state_decode(vp, s->vp, s->vp_len, VIRTIO_PCI_STATE_VERSION, err, err_size), 0);
-	assert_int_equal(virtio_rng_state_decode(&rs, s->rng, s->rng_len, VIRTIO_RNG_STATE_VERSION, err, err_size), 0);
+	assert_int_equal(pci_bus_state_dec(&bs, s->bus, s->bus_len, pci_bus_state_codec.version, err, err_size), 0);
+	assert_int_equal(pci_function_state_dec(fn, s->fn, s->fn_len, pci_function_state_codec.version, err, err_size),
+			 0);
+	assert_int_equal(msix_state_dec(ms, s->msix, s->msix_len, msix_state_codec.version, err, err_size), 0);
+	assert_int_equal(virtio_pci_state_dec(vp, s->vp, s->vp_len, virtio_pci_state_codec.version, err, err_size), 0);
+	assert_int_equal(virtio_rng_state_dec(&rs, s->rng, s->rng_len, virtio_rng_state_codec.version, err, err_size),
+			 0);
 	ret = pci_bus_restore(m->pci, &bs, err, err_size);
 	ret = ret ?: pci_function_restore(virtio_pci_device(m->t), fn, err, err_size);
 	ret = ret ?: msix_restore(virtio_pci_msix(m->t), ms, err, err_size);
@@ -733,32 +757,33 @@ static void test_virtio_restore_refusals(void **state)
 	request(a, 0);
 	take(a, &s);
 
-	CHECK_DECODER(pci_bus_state_decode, &bs, s.bus, s.bus_len, PCI_BUS_STATE_VERSION);
-	CHECK_DECODER(pci_function_state_decode, fn, s.fn, s.fn_len, PCI_FUNCTION_STATE_VERSION);
-	CHECK_DECODER(msix_state_decode, ms, s.msix, s.msix_len, MSIX_STATE_VERSION);
-	CHECK_DECODER(virtio_pci_state_decode, vp, s.vp, s.vp_len, VIRTIO_PCI_STATE_VERSION);
+	CHECK_DECODER(pci_bus_state_dec, &bs, s.bus, s.bus_len, pci_bus_state_codec.version);
+	CHECK_DECODER(pci_function_state_dec, fn, s.fn, s.fn_len, pci_function_state_codec.version);
+	CHECK_DECODER(msix_state_dec, ms, s.msix, s.msix_len, msix_state_codec.version);
+	CHECK_DECODER(virtio_pci_state_dec, vp, s.vp, s.vp_len, virtio_pci_state_codec.version);
 
 	/* Another device's config space (its read-only device ID differs) is refused by the function. */
-	assert_int_equal(pci_function_state_decode(fn, s.fn, s.fn_len, PCI_FUNCTION_STATE_VERSION, err, sizeof(err)), 0);
+	assert_int_equal(pci_function_state_dec(fn, s.fn, s.fn_len, pci_function_state_codec.version, err, sizeof(err)),
+			 0);
 	fn->config[PCI_DEVICE_ID] ^= 1;
 	assert_int_equal(pci_function_restore(virtio_pci_device(b->t), fn, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "read-only"));
 
 	/* A different set of slots. */
-	assert_int_equal(pci_bus_state_decode(&bs, s.bus, s.bus_len, PCI_BUS_STATE_VERSION, err, sizeof(err)), 0);
+	assert_int_equal(pci_bus_state_dec(&bs, s.bus, s.bus_len, pci_bus_state_codec.version, err, sizeof(err)), 0);
 	bs.slots |= 1u << 7;
 	assert_int_equal(pci_bus_restore(b->pci, &bs, err, sizeof(err)), -EINVAL);
 
 	/* MSI-X: another vector count; a pending bit past the last vector. */
-	assert_int_equal(msix_state_decode(ms, s.msix, s.msix_len, MSIX_STATE_VERSION, err, sizeof(err)), 0);
+	assert_int_equal(msix_state_dec(ms, s.msix, s.msix_len, msix_state_codec.version, err, sizeof(err)), 0);
 	*ms2 = *ms;
 	ms2->nr = 1;
 	assert_int_equal(msix_restore(virtio_pci_msix(b->t), ms2, err, sizeof(err)), -EINVAL);
 	s.msix[s.msix_len - 1] = 0x80;
-	assert_int_equal(msix_state_decode(ms2, s.msix, s.msix_len, MSIX_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msix_state_dec(ms2, s.msix, s.msix_len, msix_state_codec.version, err, sizeof(err)), -EINVAL);
 
 	/* The transport: another device type, rings outside RAM, impossible queue values. */
-	assert_int_equal(virtio_pci_state_decode(vp, s.vp, s.vp_len, VIRTIO_PCI_STATE_VERSION, err, sizeof(err)), 0);
+	assert_int_equal(virtio_pci_state_dec(vp, s.vp, s.vp_len, virtio_pci_state_codec.version, err, sizeof(err)), 0);
 	*vp2 = *vp;
 	vp2->device_id = VIRTIO_ID_NET;
 	assert_int_equal(virtio_pci_restore(b->t, vp2, err, sizeof(err)), -EINVAL);
@@ -831,14 +856,15 @@ static void test_virtio_blk_state(void **state)
 
 	(void)state;
 	memcpy(st.id, "kiln_data_disk", 14);
-	buf = ENCODE(virtio_blk_state_encode, &st, &len);
-	CHECK_DECODER(virtio_blk_state_decode, &st2, buf, len, VIRTIO_BLK_STATE_VERSION);
-	assert_int_equal(virtio_blk_state_decode(&st2, buf, len, VIRTIO_BLK_STATE_VERSION, err, sizeof(err)), 0);
+	buf = ENCODE(virtio_blk_state_enc, &st, &len);
+	CHECK_DECODER(virtio_blk_state_dec, &st2, buf, len, virtio_blk_state_codec.version);
+	assert_int_equal(virtio_blk_state_dec(&st2, buf, len, virtio_blk_state_codec.version, err, sizeof(err)), 0);
 	assert_int_equal(st2.capacity, 2048);
 	assert_true(st2.read_only);
 	assert_memory_equal(st2.id, st.id, sizeof(st.id));
 	buf[8] = 2; /* read_only */
-	assert_int_equal(virtio_blk_state_decode(&st2, buf, len, VIRTIO_BLK_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(virtio_blk_state_dec(&st2, buf, len, virtio_blk_state_codec.version, err, sizeof(err)),
+			 -EINVAL);
 	free(buf);
 }
 
@@ -852,14 +878,15 @@ static void test_virtio_net_state(void **state)
 	(void)state;
 	st.stats.rx_packets = 7;
 	st.stats.tx_bytes = 1500;
-	buf = ENCODE(virtio_net_state_encode, &st, &len);
-	CHECK_DECODER(virtio_net_state_decode, &st2, buf, len, VIRTIO_NET_STATE_VERSION);
-	assert_int_equal(virtio_net_state_decode(&st2, buf, len, VIRTIO_NET_STATE_VERSION, err, sizeof(err)), 0);
+	buf = ENCODE(virtio_net_state_enc, &st, &len);
+	CHECK_DECODER(virtio_net_state_dec, &st2, buf, len, virtio_net_state_codec.version);
+	assert_int_equal(virtio_net_state_dec(&st2, buf, len, virtio_net_state_codec.version, err, sizeof(err)), 0);
 	assert_memory_equal(st2.mac, st.mac, 6);
 	assert_int_equal(st2.stats.rx_packets, 7);
 	assert_int_equal(st2.stats.tx_bytes, 1500);
 	buf[0] |= 1; /* a multicast address */
-	assert_int_equal(virtio_net_state_decode(&st2, buf, len, VIRTIO_NET_STATE_VERSION, err, sizeof(err)), -EINVAL);
+	assert_int_equal(virtio_net_state_dec(&st2, buf, len, virtio_net_state_codec.version, err, sizeof(err)),
+			 -EINVAL);
 	free(buf);
 }
 
