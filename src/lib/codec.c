@@ -83,6 +83,12 @@ static bool fits(uint64_t v, unsigned int bytes)
 	return bytes >= 8 || v >> (8 * bytes) == 0;
 }
 
+/* A VARRAY's element count in `st`, the struct holding it. */
+static uint64_t varray_count(const struct codec_field *f, const uint8_t *st)
+{
+	return f->count ? f->count(st) : load_uint(st + f->count_offset, f->count_size);
+}
+
 /* ---- encoding ---- */
 
 static int encode_fields(const struct codec_table *t, const uint8_t *st, struct snap_enc *e);
@@ -146,7 +152,7 @@ static int encode_field(const struct codec_field *f, const uint8_t *st, struct s
 	case CODEC_ARRAY:
 		return encode_elements(f, p, f->len, e);
 	case CODEC_VARRAY:
-		v = load_uint(st + f->count_offset, f->count_size);
+		v = varray_count(f, st);
 		if (v > f->len)
 			return -EINVAL;
 		return encode_elements(f, p, (size_t)v, e);
@@ -345,7 +351,7 @@ static int decode_field(struct codec_ctx *c, const struct codec_field *f, uint8_
 	case CODEC_ARRAY:
 		return decode_elements(c, f, p, f->len, d);
 	case CODEC_VARRAY:
-		v = load_uint(st + f->count_offset, f->count_size);
+		v = varray_count(f, st);
 		if (v > f->len)
 			return BAD_FIELD(c, f, "has %" PRIu64 " elements, at most %zu", v, f->len);
 		return decode_elements(c, f, p, (size_t)v, d);

@@ -134,7 +134,7 @@ enum codec_kind {
 	CODEC_FLAGS,    /* up to 8 bools packed into one byte, bit i = bits[i]; other bits must be 0 */
 	CODEC_STRUCT,   /* a nested struct described by `sub` */
 	CODEC_ARRAY,    /* `len` elements of `stride` bytes: structs (`sub`) or UINTs (`size`, `wire`) */
-	CODEC_VARRAY,   /* as ARRAY, but the element count is a UINT read earlier, at most `len` */
+	CODEC_VARRAY,   /* as ARRAY, but the element count is a UINT read earlier (or `count`'s), at most `len` */
 };
 
 struct codec_table;
@@ -155,6 +155,8 @@ struct codec_field {
 	const struct codec_table *sub;  /* STRUCT, or ARRAY/VARRAY of structs; NULL: UINT elements */
 	size_t count_offset;            /* VARRAY: where its element count is in the struct ... */
 	uint8_t count_size;             /* ... and its C size */
+	/* VARRAY, instead of count_offset: the count computed from the struct's fields read so far. */
+	size_t (*count)(const void *st);
 	uint8_t nr_bits;                /* FLAGS */
 	const size_t *bits;             /* FLAGS: offsets of the bools, bit 0 first */
 };
@@ -209,6 +211,14 @@ struct codec_table {
 	{ .name = #f, .kind = CODEC_VARRAY, .since = (since_), .offset = offsetof(T, f),                      \
 	  .len = CODEC_NR(((T *)0)->f), .stride = sizeof(((T *)0)->f[0]), .size = sizeof(((T *)0)->f[0]),     \
 	  .wire = (wire_), .count_offset = offsetof(T, count_), .count_size = CODEC_MEMBER_SIZE(T, count_) }
+/*
+ * As CODEC_UINT_VARRAY, the count computed by count_(const void *st) from fields earlier in the table
+ * (e.g. PBA words from a vector count): a count the wire does not carry.
+ */
+#define CODEC_UINT_VARRAY_FN(T, f, count_, wire_, since_)                                                  \
+	{ .name = #f, .kind = CODEC_VARRAY, .since = (since_), .offset = offsetof(T, f),                      \
+	  .len = CODEC_NR(((T *)0)->f), .stride = sizeof(((T *)0)->f[0]), .size = sizeof(((T *)0)->f[0]),     \
+	  .wire = (wire_), .count = (count_) }
 
 /* A table for struct T named name_, written at version_, read back to oldest_, fields in array fields_. */
 #define CODEC_TABLE(T, name_, version_, oldest_, fields_, check_)                                          \

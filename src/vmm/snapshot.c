@@ -32,6 +32,7 @@
 #include "devices/pci/pci.h"
 #include "lib/log.h"
 #include "vmm/snapshot_codec.h"
+#include "vmm/snapshot_mem.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -46,23 +47,6 @@
 #define CONF_VERSION 1
 
 /* ---- writing ---- */
-
-/* Encode with `encode` into a buffer of `max` bytes and append it as section (id, instance, version). */
-#define PUT_STATE(w, id, instance, version, max, encode, st)                                              \
-	({                                                                                                \
-		uint8_t *buf_ = malloc(max);                                                              \
-		struct snap_enc e_;                                                                       \
-		int ret_ = -ENOMEM;                                                                       \
-		if (buf_) {                                                                               \
-			snap_enc_init(&e_, buf_, (max));                                                  \
-			encode((st), &e_);                                                                \
-			ret_ = snap_enc_ok(&e_) ? snap_write_section((w), (id), (instance), (version), buf_, \
-								     e_.len)                                  \
-						: -EOVERFLOW;                                             \
-			free(buf_);                                                                       \
-		}                                                                                         \
-		ret_;                                                                                     \
-	})
 
 /* States described by codec tables (vmm/snapshot_codec.h). */
 #define PUT_CODEC(w, id, instance, codec, st) snap_put_state((w), (id), (instance), (codec), (st))
@@ -83,7 +67,7 @@ static int save_disks(const struct vm_config *cfg, struct snap_writer *w, char *
 			errmsg_set(err, err_size, "drive %s: %s: %s", drive->drive_id, drive->path_on_host, strerror(-ret));
 			break;
 		}
-		ret = PUT_STATE(w, SNAP_ID_DISK, i, SNAP_DISK_VERSION, 4 + SNAP_DISK_MAX_PATH + 32, snap_disk_encode, d);
+		ret = PUT_CODEC(w, SNAP_ID_DISK, i, &snap_disk_codec, d);
 		if (ret)
 			errmsg_set(err, err_size, "state file: %s", strerror(-ret));
 	}
@@ -116,11 +100,9 @@ static int save_vcpus(struct vm *vm, struct snap_writer *w, char *err, size_t er
 			errmsg_set(err, err_size, "vCPU %u: %s", i, what);
 			break;
 		}
-		ret = PUT_STATE(w, SNAP_ID_VCPU, i, X86_VCPU_STATE_VERSION, X86_VCPU_STATE_MAX_SIZE, x86_vcpu_state_encode,
-				st);
+		ret = PUT_CODEC(w, SNAP_ID_VCPU, i, &x86_vcpu_state_codec, st);
 		if (!ret && vm->pvm_syscall_trap)
-			ret = PUT_STATE(w, SNAP_ID_PVM, i, PVM_VCPU_STATE_VERSION, PVM_VCPU_STATE_MAX_SIZE,
-					pvm_vcpu_state_encode, &vcpu->pvm);
+			ret = PUT_CODEC(w, SNAP_ID_PVM, i, &pvm_vcpu_state_codec, &vcpu->pvm);
 	}
 out:
 	free(st);
@@ -144,33 +126,12 @@ static int save_vm_chips(struct vm *vm, struct snap_writer *w, char *err, size_t
 		errmsg_set(err, err_size, "KVM_GET_PIT2: %s", strerror(-ret));
 		return ret;
 	}
-	ret = PUT_STATE(w, SNAP_ID_IRQC, 0, X86_IRQCHIP_STATE_VERSION, X86_IRQCHIP_STATE_MAX_SIZE,
-			x86_irqchip_state_encode, &chip);
-	ret = ret ?: PUT_STATE(w, SNAP_ID_PIT, 0, X86_PIT_STATE_VERSION, X86_PIT_STATE_MAX_SIZE, x86_pit_state_encode,
-			       &pit);
+	ret = PUT_CODEC(w, SNAP_ID_IRQC, 0, &x86_irqchip_state_codec, &chip);
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_PIT, 0, &x86_pit_state_codec, &pit);
 	/* The clock as vm_pause froze it: what the guest saw last. */
-	ret = ret ?: PUT_STATE(w, SNAP_ID_CLCK, 0, X86_CLOCK_STATE_VERSION, X86_CLOCK_STATE_MAX_SIZE,
-			       x86_clock_state_encode, vm->paused_clock.clock);
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_CLCK, 0, &x86_clock_state_codec, &vm->paused_clock.clock);
 	return ret;
 }
-
-/* A section restore needs, decoded by `decode`; messages are prefixed with the section's name. */
-#define GET_STATE(r, id, instance, max_version, decode, st, err, err_size)                                   \
-	({                                                                                                   \
-		uint32_t v_;                                                                                 \
-		size_t len_;                                                                                 \
-		char msg_[256], name_[32];                                                                   \
-		const void *p_ = snap_get_section((r), (id), (instance), (max_version), &v_, &len_, (err),   \
-						  (err_size));                                               \
-		int ret_ = -EINVAL;                                                                          \
-		if (p_) {                                                                                    \
-			ret_ = decode((st), p_, len_, v_, msg_, sizeof(msg_));                               \
-			if (ret_)                                                                            \
-				errmsg_set((err), (err_size), "section %s: %s",                              \
-					   snap_section_name((id), (instance), name_, sizeof(name_)), msg_);  \
-		}                                                                                            \
-		ret_;                                                                                        \
-	})
 
 /* PCI bus 0 and each function's config space; then every device (vmm/device.h) with its sections. */
 static int save_devices(struct vm *vm, struct snap_writer *w)
@@ -243,7 +204,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 {
 	size_t tmp_size = strlen(mem_path) + 32;
 	char *tmp = malloc(tmp_size), *conf = NULL;
-	uint8_t memo_buf[SNAP_MEMO_MAX_SIZE], id[SNAP_ID_SIZE];
+	uint8_t id[SNAP_ID_SIZE];
 	struct snap_writer *w = NULL;
 	struct snap_memo memo;
 	bool paused, mem_written = false;
@@ -285,7 +246,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		goto out;
 	}
 	ret = snap_write_section(w, SNAP_ID_CONF, 0, CONF_VERSION, conf, strlen(conf));
-	ret = ret ?: snap_write_section(w, SNAP_ID_MEMO, 0, SNAP_MEMO_VERSION, memo_buf, snap_memo_encode(&memo, memo_buf));
+	ret = ret ?: PUT_CODEC(w, SNAP_ID_MEMO, 0, &snap_memo_codec, &memo);
 	if (ret) {
 		errmsg_set(err, err_size, "state file %s: %s", state_path, strerror(-ret));
 		goto out;
@@ -372,7 +333,7 @@ static int check_disks(const struct vm_config *cfg, struct snap_reader *r, char 
 		ret = -EINVAL;
 	}
 	for (unsigned int i = 0; i < cfg->nr_drives && !ret; i++) {
-		ret = GET_STATE(r, SNAP_ID_DISK, i, SNAP_DISK_VERSION, snap_disk_decode, d, err, err_size);
+		ret = GET_CODEC(r, SNAP_ID_DISK, i, &snap_disk_codec, d, err, err_size);
 		if (ret)
 			break;
 		if (d->read_only != cfg->drives[i].is_read_only) {
@@ -392,7 +353,7 @@ int vm_snapshot_disk(struct snap_reader *r, const struct vm_config *cfg, const c
 {
 	for (unsigned int i = 0; i < cfg->nr_drives; i++)
 		if (!strcmp(cfg->drives[i].drive_id, drive_id))
-			return GET_STATE(r, SNAP_ID_DISK, i, SNAP_DISK_VERSION, snap_disk_decode, d, err, err_size);
+			return GET_CODEC(r, SNAP_ID_DISK, i, &snap_disk_codec, d, err, err_size);
 	errmsg_set(err, err_size, "the snapshot has no drive \"%s\"", drive_id);
 	return -ENOENT;
 }
@@ -425,10 +386,9 @@ static int restore_vcpus(struct vm *vm, struct snap_reader *r, char *err, size_t
 	for (unsigned int i = 0; i < vm->nr_vcpus && !ret; i++) {
 		struct vcpu *vcpu = vm->vcpus[i];
 
-		ret = GET_STATE(r, SNAP_ID_VCPU, i, X86_VCPU_STATE_VERSION, x86_vcpu_state_decode, st, err, err_size);
+		ret = GET_CODEC(r, SNAP_ID_VCPU, i, &x86_vcpu_state_codec, st, err, err_size);
 		if (!ret && vm->pvm_syscall_trap)
-			ret = GET_STATE(r, SNAP_ID_PVM, i, PVM_VCPU_STATE_VERSION, pvm_vcpu_state_decode, &vcpu->pvm, err,
-					err_size);
+			ret = GET_CODEC(r, SNAP_ID_PVM, i, &pvm_vcpu_state_codec, &vcpu->pvm, err, err_size);
 		if (ret)
 			break;
 		ret = x86_vcpu_state_set(vcpu->fd, st, what, sizeof(what));
@@ -446,9 +406,9 @@ static int restore_chips(struct vm *vm, struct snap_reader *r, uint64_t *clock, 
 	struct kvm_pit_state2 pit;
 	int ret;
 
-	ret = GET_STATE(r, SNAP_ID_IRQC, 0, X86_IRQCHIP_STATE_VERSION, x86_irqchip_state_decode, &chip, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_PIT, 0, X86_PIT_STATE_VERSION, x86_pit_state_decode, &pit, err, err_size);
-	ret = ret ?: GET_STATE(r, SNAP_ID_CLCK, 0, X86_CLOCK_STATE_VERSION, x86_clock_state_decode, clock, err, err_size);
+	ret = GET_CODEC(r, SNAP_ID_IRQC, 0, &x86_irqchip_state_codec, &chip, err, err_size);
+	ret = ret ?: GET_CODEC(r, SNAP_ID_PIT, 0, &x86_pit_state_codec, &pit, err, err_size);
+	ret = ret ?: GET_CODEC(r, SNAP_ID_CLCK, 0, &x86_clock_state_codec, clock, err, err_size);
 	if (ret)
 		return ret;
 	ret = x86_irqchip_state_set(vm->fd, &chip);
@@ -508,20 +468,10 @@ static int check_memo(struct snap_reader *r, const struct vm_config *cfg, struct
 {
 	struct guest_memory layout = { 0 };
 	uint64_t size = cfg->mem_mib * MIB;
-	uint32_t version;
-	const void *p;
-	size_t len;
-	char msg[256];
-	int ret;
+	int ret = GET_CODEC(r, SNAP_ID_MEMO, 0, &snap_memo_codec, memo, err, err_size);
 
-	p = snap_get_section(r, SNAP_ID_MEMO, 0, SNAP_MEMO_VERSION, &version, &len, err, err_size);
-	if (!p)
-		return -EINVAL;
-	ret = snap_memo_decode(p, len, version, memo, msg, sizeof(msg));
-	if (ret) {
-		errmsg_set(err, err_size, "%s", msg);
+	if (ret)
 		return ret;
-	}
 	if (memo->mem_size != size || memo->data_size != size) {
 		errmsg_set(err, err_size, "the snapshot holds %" PRIu64 " bytes of RAM, its config says %" PRIu64, memo->mem_size,
 			   size);
@@ -603,52 +553,35 @@ int snap_disk_record(struct snap_disk *d, const char *path, bool read_only)
 		return -ENAMETOOLONG;
 	if (stat(path, &st) < 0)
 		return -errno;
-	snprintf(d->path, sizeof(d->path), "%s", path);
+	d->path_len = (uint32_t)snprintf(d->path, sizeof(d->path), "%s", path);
 	d->size = (uint64_t)st.st_size;
 	d->mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
 	d->read_only = read_only;
 	return 0;
 }
 
-void snap_disk_encode(const struct snap_disk *d, struct snap_enc *e)
+/* What a table cannot say: the path is a C string, path_len bytes before its NUL. */
+static int snap_disk_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	size_t n = strnlen(d->path, SNAP_DISK_MAX_PATH);
+	const struct snap_disk *d = p;
 
-	snap_put_u32(e, (uint32_t)n);
-	snap_put_bytes(e, d->path, n);
-	snap_put_u64(e, d->size);
-	snap_put_u64(e, d->mtime_ns);
-	snap_put_u8(e, d->read_only);
-}
-
-int snap_disk_decode(struct snap_disk *d, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	struct snap_dec dec;
-	uint32_t n;
-	uint8_t ro;
-
-	memset(d, 0, sizeof(*d));
-	if (version != SNAP_DISK_VERSION) {
-		errmsg_set(err, err_size, "disk record version %u is not known to this kiln (%u)", version, SNAP_DISK_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&dec, data, len);
-	n = snap_get_u32(&dec);
-	if (n == 0 || n > SNAP_DISK_MAX_PATH) {
-		errmsg_set(err, err_size, "disk record: a path of %u bytes", n);
+	if (memchr(d->path, 0, d->path_len)) {
+		errmsg_set(err, err_size, "disk record: a NUL byte in the path");
 		return -EINVAL;
 	}
-	snap_get_bytes(&dec, d->path, n);
-	d->size = snap_get_u64(&dec);
-	d->mtime_ns = snap_get_u64(&dec);
-	ro = snap_get_u8(&dec);
-	if (!snap_dec_done(&dec) || ro > 1 || memchr(d->path, 0, n)) {
-		errmsg_set(err, err_size, "disk record: malformed (%zu bytes)", len);
-		return -EINVAL;
-	}
-	d->read_only = ro;
 	return 0;
 }
+
+static const struct codec_field snap_disk_fields[] = {
+	CODEC_RANGE(struct snap_disk, path_len, 4, 1, 1, SNAP_DISK_MAX_PATH),
+	CODEC_UINT_VARRAY(struct snap_disk, path, path_len, 1, 1),
+	CODEC_UINT(struct snap_disk, size, 8, 1),
+	CODEC_UINT(struct snap_disk, mtime_ns, 8, 1),
+	CODEC_BOOL(struct snap_disk, read_only, 1),
+};
+
+const struct codec_table snap_disk_codec =
+	CODEC_TABLE(struct snap_disk, "disk record", 1, 1, snap_disk_fields, snap_disk_state_check);
 
 int snap_disk_check(const struct snap_disk *d, const char *path, bool unchanged, char *err, size_t err_size)
 {

@@ -61,10 +61,10 @@ int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg
  * whether the drive is read-only, so that restore refuses a disk that changed size, and a copy of the
  * disk (kiln clone --disk-copy) one that changed at all.
  */
-#define SNAP_DISK_VERSION 1
 #define SNAP_DISK_MAX_PATH 4096
 
 struct snap_disk {
+	uint32_t path_len;      /* bytes of path before its NUL, 1 to SNAP_DISK_MAX_PATH */
 	char path[SNAP_DISK_MAX_PATH + 1];
 	uint64_t size;          /* bytes */
 	uint64_t mtime_ns;
@@ -73,10 +73,11 @@ struct snap_disk {
 
 /* Fill `d` from the file at `path` (stat). Returns 0 or -errno. */
 int snap_disk_record(struct snap_disk *d, const char *path, bool read_only) __attribute__((warn_unused_result));
-/* Encode into `e` (at most 4 + SNAP_DISK_MAX_PATH + 17 bytes). */
-void snap_disk_encode(const struct snap_disk *d, struct snap_enc *e);
-int snap_disk_decode(struct snap_disk *d, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-	__attribute__((warn_unused_result));
+/*
+ * The DISK section's payload (lib/codec.h), version 1 (kiln 8d1a722's, the oldest read): path_len
+ * (le32), that many bytes of path (no NUL among them), size and mtime_ns (le64), read-only (a byte).
+ */
+extern const struct codec_table snap_disk_codec;
 /*
  * May the file at `path` stand for the snapshot's disk `d`? `path` NULL or d->path: the recorded disk,
  * which must still be d->size bytes; a changed modification time is warned about (the guest's page

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Snapshot state file and memory file: layout and the reasons behind it in docs/snapshot-format.md.
- * Everything on disk is little-endian and encoded byte by byte; nothing is written as a raw struct.
+ * Snapshot state file: layout and the reasons behind it in docs/snapshot-format.md. Everything on disk
+ * is little-endian and encoded byte by byte; nothing is written as a raw struct. The memory file is
+ * snapshot_mem.c's.
  */
 #include "vmm/snapshot_file.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,11 +26,7 @@
 
 static const uint8_t header_magic[8] = { 'K', 'I', 'L', 'N', 'S', 'N', 'A', 'P' };
 static const uint8_t trailer_magic[8] = { 'K', 'I', 'L', 'N', 'E', 'N', 'D', 0 };
-static const uint8_t mem_magic[8] = { 'K', 'I', 'L', 'N', 'M', 'E', 'M', 0 };
 
-#define MEM_TRAILER_VERSION 1
-#define MEM_TRAILER_USED 44     /* bytes of the memory trailer that carry data; the rest is zero */
-#define MEMO_FLAG_FULL_CRC 1u
 #define TMP_NAME_TRIES 100
 
 static uint16_t get16(const uint8_t *p)
@@ -48,8 +44,7 @@ static uint64_t get64(const uint8_t *p)
 	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-/* crc32 (zlib's, the gzip/PNG polynomial), starting from 0. */
-static uint32_t crc(uint32_t c, const void *p, size_t len)
+uint32_t snap_crc32(uint32_t c, const void *p, size_t len)
 {
 	/* zlib returns the initial value for a NULL buffer, whatever `c` was. */
 	if (p && !len)
@@ -101,7 +96,7 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+int snap_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 {
 	const uint8_t *p = buf;
 
@@ -120,33 +115,7 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-/* Reads exactly `len` bytes at `off`; -EIO if the file ends first. */
-static int pread_all(int fd, void *buf, size_t len, off_t off)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-/*
- * Create "<path>.tmp.<pid>", or "<path>.tmp.<pid>.<n>" when a name is taken (another writer in this
- * process, or a stale temp file of a dead process that had our pid). O_EXCL: never reuse a file.
- */
-static int create_tmp(const char *path, char *tmp, size_t tmp_size)
+int snap_create_tmp(const char *path, char *tmp, size_t tmp_size)
 {
 	int i, fd;
 
@@ -214,7 +183,7 @@ struct snap_writer *snap_writer_open(const char *path)
 		pr_err("snapshot %s: no random snapshot id: %s", path, strerror(errno));
 		goto fail;
 	}
-	ret = create_tmp(path, w->tmp_path, tmp_size);
+	ret = snap_create_tmp(path, w->tmp_path, tmp_size);
 	if (ret < 0) {
 		pr_err("snapshot %s: cannot create a temp file next to it (%s.tmp.%d): %s", path, path, (int)getpid(),
 		       strerror(-ret));
@@ -231,7 +200,7 @@ struct snap_writer *snap_writer_open(const char *path)
 		goto fail;
 	}
 	w->off = SNAP_HEADER_SIZE;
-	w->body_crc = crc(0, NULL, 0);
+	w->body_crc = snap_crc32(0, NULL, 0);
 	return w;
 fail:
 	writer_free(w);
@@ -258,7 +227,7 @@ static int writer_put(struct snap_writer *w, const void *p, size_t len)
 		pr_err("snapshot %s: cannot write %s: %s", w->path, w->tmp_path, strerror(-ret));
 		return ret;
 	}
-	w->body_crc = crc(w->body_crc, p, len);
+	w->body_crc = snap_crc32(w->body_crc, p, len);
 	w->off += len;
 	return 0;
 }
@@ -309,8 +278,8 @@ int snap_write_section_flags(struct snap_writer *w, uint32_t id, uint32_t instan
 	snap_put_u32(&e, version);
 	snap_put_u32(&e, flags);
 	snap_put_u64(&e, len);
-	snap_put_u32(&e, crc(0, data, len));
-	snap_put_u32(&e, crc(0, sh, SNAP_SECTION_HEADER_SIZE - 4));
+	snap_put_u32(&e, snap_crc32(0, data, len));
+	snap_put_u32(&e, snap_crc32(0, sh, SNAP_SECTION_HEADER_SIZE - 4));
 
 	ret = writer_put(w, sh, sizeof(sh));
 	if (!ret && len)
@@ -344,7 +313,7 @@ static void encode_header(const struct snap_writer *w, uint8_t *hdr)
 	snap_put_u64(&e, w->created_ns);
 	snap_put_bytes(&e, w->id, sizeof(w->id));
 	snap_put_u32(&e, w->nr_sections);
-	snap_put_u32(&e, crc(0, hdr, SNAP_HEADER_SIZE - 4));
+	snap_put_u32(&e, snap_crc32(0, hdr, SNAP_HEADER_SIZE - 4));
 }
 
 int snap_writer_commit(struct snap_writer *w)
@@ -362,11 +331,11 @@ int snap_writer_commit(struct snap_writer *w)
 	}
 	encode_header(w, hdr);
 	step = "write the header";
-	ret = pwrite_all(w->fd, hdr, sizeof(hdr), 0);
+	ret = snap_pwrite_all(w->fd, hdr, sizeof(hdr), 0);
 	if (ret)
 		goto fail;
 	/* The header was written last, so combine its crc with the body's instead of reading the file back. */
-	file_crc = (uint32_t)crc32_combine(crc(0, hdr, sizeof(hdr)), w->body_crc,
+	file_crc = (uint32_t)crc32_combine(snap_crc32(0, hdr, sizeof(hdr)), w->body_crc,
 					   (z_off_t)(w->off - SNAP_HEADER_SIZE));
 	snap_enc_init(&e, tr, sizeof(tr));
 	snap_put_bytes(&e, trailer_magic, sizeof(trailer_magic));
@@ -498,7 +467,7 @@ static int parse(struct snap_reader *r, char *err, size_t err_size)
 		FAIL(-ENOTSUP, "snapshot format %u is older than this kiln can read (%u)", major, SNAP_FORMAT_MAJOR);
 	if (size < SNAP_HEADER_SIZE)
 		FAIL(-EINVAL, "file truncated at byte %zu of %u (header)", size, SNAP_HEADER_SIZE);
-	if (get32(b + 76) != crc(0, b, SNAP_HEADER_SIZE - 4))
+	if (get32(b + 76) != snap_crc32(0, b, SNAP_HEADER_SIZE - 4))
 		FAIL(-EBADMSG, "header: checksum mismatch");
 	flags = get32(b + 12);
 	if (flags & SNAP_FLAGS_REQUIRED_MASK)
@@ -546,7 +515,7 @@ static int parse(struct snap_reader *r, char *err, size_t err_size)
 			FAIL(-EINVAL, "file truncated at byte %zu of %zu (section %s header)", size,
 			     off + SNAP_SECTION_HEADER_SIZE, name);
 		}
-		if (get32(sh + 28) != crc(0, sh, SNAP_SECTION_HEADER_SIZE - 4))
+		if (get32(sh + 28) != snap_crc32(0, sh, SNAP_SECTION_HEADER_SIZE - 4))
 			FAIL(-EBADMSG, "section %s (#%" PRIu32 " at byte %zu): header checksum mismatch", name, i, off);
 		flags = get32(sh + 12);
 		if (flags & SNAP_FLAGS_REQUIRED_MASK)
@@ -567,7 +536,7 @@ static int parse(struct snap_reader *r, char *err, size_t err_size)
 			FAIL(-EINVAL, "file truncated at byte %zu of %zu (section %s payload)", size,
 			     off + SNAP_SECTION_HEADER_SIZE + (size_t)len + pad, name);
 		}
-		if (get32(sh + 24) != crc(0, sh + SNAP_SECTION_HEADER_SIZE, (size_t)len))
+		if (get32(sh + 24) != snap_crc32(0, sh + SNAP_SECTION_HEADER_SIZE, (size_t)len))
 			FAIL(-EBADMSG, "section %s: checksum mismatch", name);
 		for (k = 0; k < pad; k++)
 			if (sh[SNAP_SECTION_HEADER_SIZE + len + k])
@@ -597,7 +566,7 @@ static int parse(struct snap_reader *r, char *err, size_t err_size)
 	if (get32(b + body_end + 20) != 0)
 		FAIL(-EINVAL, "bad trailer: reserved field is not zero");
 	/* Catches what the per-part checks cannot, such as two valid sections swapped. */
-	if (get32(b + body_end + 16) != crc(0, b, body_end))
+	if (get32(b + body_end + 16) != snap_crc32(0, b, body_end))
 		FAIL(-EBADMSG, "file checksum mismatch");
 
 	qsort(r->entries, r->nr, sizeof(*r->entries), entry_cmp);
@@ -789,364 +758,4 @@ int snap_reader_check_all_used(const struct snap_reader *r, char *err, size_t er
 	errmsg_set(err, err_size, "%s: section %s (version %" PRIu32 ") is not known to this kiln", r->name,
 		   snap_section_name(first->id, first->instance, name, sizeof(name)), first->version);
 	return -EINVAL;
-}
-
-/* ---- MEMO section ---- */
-
-size_t snap_memo_encode(const struct snap_memo *m, void *buf)
-{
-	struct snap_enc e;
-	uint32_t i, n = m->nr_regions > SNAP_MEMO_MAX_REGIONS ? SNAP_MEMO_MAX_REGIONS : m->nr_regions;
-
-	snap_enc_init(&e, buf, SNAP_MEMO_MAX_SIZE);
-	snap_put_u64(&e, m->mem_size);
-	snap_put_u64(&e, m->data_size);
-	snap_put_u32(&e, n);
-	snap_put_u32(&e, m->sample_pages);
-	snap_put_u32(&e, m->sample_crc);
-	snap_put_u32(&e, m->has_full_crc ? MEMO_FLAG_FULL_CRC : 0);
-	snap_put_u32(&e, m->has_full_crc ? m->full_crc : 0);
-	snap_put_u32(&e, 0);
-	for (i = 0; i < n; i++) {
-		snap_put_u64(&e, m->regions[i].gpa);
-		snap_put_u64(&e, m->regions[i].size);
-		snap_put_u64(&e, m->regions[i].file_offset);
-	}
-	return e.len;
-}
-
-static bool page_aligned(uint64_t v)
-{
-	return (v & (SNAP_MEM_PAGE_SIZE - 1)) == 0;
-}
-
-int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap_memo *m, char *err,
-		     size_t err_size)
-{
-	struct snap_dec d;
-	uint64_t total = 0;
-	uint32_t i, j, flags, reserved;
-
-	memset(m, 0, sizeof(*m));
-	if (version != SNAP_MEMO_VERSION) {
-		errmsg_set(err, err_size, "section MEMO/0: version %" PRIu32 " is %s this kiln (%u)", version,
-			   version > SNAP_MEMO_VERSION ? "newer than" : "not known to", SNAP_MEMO_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	m->mem_size = snap_get_u64(&d);
-	m->data_size = snap_get_u64(&d);
-	m->nr_regions = snap_get_u32(&d);
-	m->sample_pages = snap_get_u32(&d);
-	m->sample_crc = snap_get_u32(&d);
-	flags = snap_get_u32(&d);
-	m->full_crc = snap_get_u32(&d);
-	reserved = snap_get_u32(&d);
-	m->has_full_crc = flags & MEMO_FLAG_FULL_CRC;
-	if (d.short_read || m->nr_regions == 0 || m->nr_regions > SNAP_MEMO_MAX_REGIONS ||
-	    len != SNAP_MEMO_HEADER_SIZE + (size_t)m->nr_regions * SNAP_MEMO_REGION_SIZE) {
-		errmsg_set(err, err_size, "section MEMO/0: %zu bytes do not hold 1 to %u memory regions", len,
-			   SNAP_MEMO_MAX_REGIONS);
-		return -EINVAL;
-	}
-	if (flags & ~MEMO_FLAG_FULL_CRC) {
-		errmsg_set(err, err_size, "section MEMO/0: unknown flags 0x%" PRIx32, flags);
-		return -EINVAL;
-	}
-	/* Zero as written (docs/snapshot-format.md "MEMO"): anything else is another writer's meaning. */
-	if (reserved || (!m->has_full_crc && m->full_crc)) {
-		errmsg_set(err, err_size, "section MEMO/0: %s is not zero",
-			   reserved ? "the reserved field" : "full_crc without its flag");
-		return -EINVAL;
-	}
-	if (m->sample_pages == 0 || m->sample_pages > SNAP_MEM_MAX_SAMPLE_PAGES) {
-		errmsg_set(err, err_size, "section MEMO/0: %" PRIu32 " sampled pages (1 to %u)", m->sample_pages,
-			   SNAP_MEM_MAX_SAMPLE_PAGES);
-		return -EINVAL;
-	}
-	if (m->data_size == 0 || !page_aligned(m->data_size) || m->data_size > UINT64_MAX / 2) {
-		errmsg_set(err, err_size, "section MEMO/0: memory file data size %" PRIu64 " is not a page multiple",
-			   m->data_size);
-		return -EINVAL;
-	}
-	for (i = 0; i < m->nr_regions; i++) {
-		struct snap_memo_region *g = &m->regions[i];
-
-		g->gpa = snap_get_u64(&d);
-		g->size = snap_get_u64(&d);
-		g->file_offset = snap_get_u64(&d);
-		if (!g->size || !page_aligned(g->gpa | g->size | g->file_offset) || g->gpa + g->size < g->gpa ||
-		    g->file_offset > m->data_size || g->size > m->data_size - g->file_offset) {
-			errmsg_set(err, err_size,
-				   "section MEMO/0: region %" PRIu32 " (gpa 0x%" PRIx64 ", %" PRIu64
-				   " bytes at file offset %" PRIu64 ") is unaligned or outside the %" PRIu64
-				   "-byte memory file",
-				   i, g->gpa, g->size, g->file_offset, m->data_size);
-			return -EINVAL;
-		}
-		if (i && g->gpa < m->regions[i - 1].gpa + m->regions[i - 1].size) {
-			errmsg_set(err, err_size, "section MEMO/0: region %" PRIu32 " overlaps or precedes region %" PRIu32
-				   " in guest physical space", i, i - 1);
-			return -EINVAL;
-		}
-		for (j = 0; j < i; j++) {
-			const struct snap_memo_region *h = &m->regions[j];
-
-			if (g->file_offset < h->file_offset + h->size && h->file_offset < g->file_offset + g->size) {
-				errmsg_set(err, err_size, "section MEMO/0: regions %" PRIu32 " and %" PRIu32
-					   " overlap in the memory file", j, i);
-				return -EINVAL;
-			}
-		}
-		total += g->size;
-	}
-	if (!snap_dec_done(&d) || total != m->mem_size) {
-		errmsg_set(err, err_size, "section MEMO/0: regions add up to %" PRIu64 " bytes, not the %" PRIu64
-			   " bytes of guest RAM", total, m->mem_size);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* ---- Memory file ---- */
-
-/*
- * crc32 of the memory file's data: of every byte when `pages` is 0, else of `pages` pages spread evenly
- * from the first to the last, each preceded by its page index (le64) so moved pages do not match.
- */
-static int mem_checksum(int fd, uint64_t data_size, uint32_t pages, uint32_t *out)
-{
-	uint64_t n = data_size / SNAP_MEM_PAGE_SIZE, off, j, k;
-	size_t chunk = pages ? SNAP_MEM_PAGE_SIZE : 1u << 20;
-	uint32_t c = crc(0, NULL, 0);
-	uint8_t *buf;
-	int ret = 0;
-
-	buf = malloc(chunk);
-	if (!buf)
-		return -ENOMEM;
-	if (!pages) {
-		for (off = 0; off < data_size && !ret; off += chunk) {
-			size_t len = data_size - off < chunk ? (size_t)(data_size - off) : chunk;
-
-			ret = pread_all(fd, buf, len, (off_t)off);
-			c = crc(c, buf, len);
-		}
-	} else {
-		k = pages < n ? pages : n;
-		for (j = 0; j < k && !ret; j++) {
-			uint64_t idx = k == 1 ? 0 : j * (n - 1) / (k - 1);
-			uint8_t le[8];
-			struct snap_enc e;
-
-			snap_enc_init(&e, le, sizeof(le));
-			snap_put_u64(&e, idx);
-			ret = pread_all(fd, buf, SNAP_MEM_PAGE_SIZE, (off_t)(idx * SNAP_MEM_PAGE_SIZE));
-			c = crc(crc(c, le, sizeof(le)), buf, SNAP_MEM_PAGE_SIZE);
-		}
-	}
-	free(buf);
-	*out = c;
-	return ret;
-}
-
-int snap_mem_create(const char *path, char *tmp_path, size_t tmp_size)
-{
-	int fd = create_tmp(path, tmp_path, tmp_size);
-
-	if (fd < 0)
-		pr_err("memory file %s: cannot create a temp file next to it: %s", path, strerror(-fd));
-	return fd;
-}
-
-int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool full)
-{
-	uint8_t *tr = calloc(1, SNAP_MEM_TRAILER_SIZE);
-	struct snap_enc e;
-	int ret;
-
-	if (!tr)
-		return -ENOMEM;
-	if (!m->data_size || !page_aligned(m->data_size)) {
-		free(tr);
-		return -EINVAL;
-	}
-	snap_enc_init(&e, tr, SNAP_MEM_TRAILER_SIZE);
-	snap_put_bytes(&e, mem_magic, sizeof(mem_magic));
-	snap_put_u32(&e, MEM_TRAILER_VERSION);
-	snap_put_u32(&e, 0);
-	snap_put_bytes(&e, id, SNAP_ID_SIZE);
-	snap_put_u64(&e, m->data_size);
-	snap_put_u32(&e, crc(0, tr, MEM_TRAILER_USED - 4));
-	ret = pwrite_all(fd, tr, SNAP_MEM_TRAILER_SIZE, (off_t)m->data_size);
-	free(tr);
-	/* Anything past the trailer (a reused, longer file) would fail the size check on restore. */
-	if (!ret && ftruncate(fd, (off_t)(m->data_size + SNAP_MEM_TRAILER_SIZE)) < 0)
-		ret = -errno;
-	m->sample_pages = SNAP_MEM_SAMPLE_PAGES;
-	if (!ret)
-		ret = mem_checksum(fd, m->data_size, m->sample_pages, &m->sample_crc);
-	m->has_full_crc = full;
-	if (!ret && full)
-		ret = mem_checksum(fd, m->data_size, 0, &m->full_crc);
-	if (!ret && fsync(fd) < 0)
-		ret = -errno;
-	if (ret)
-		pr_err("memory file: cannot finish: %s", strerror(-ret));
-	return ret;
-}
-
-int snap_mem_commit(const char *tmp_path, const char *path)
-{
-	int ret;
-
-	if (rename(tmp_path, path) < 0) {
-		ret = -errno;
-		pr_err("memory file %s: cannot rename %s over it: %s", path, tmp_path, strerror(errno));
-		return ret;
-	}
-	ret = fsync_parent_dir(path);
-	if (ret)
-		pr_err("memory file %s: written, but fsync of its directory failed: %s", path, strerror(-ret));
-	return ret;
-}
-
-static void hex_id(const uint8_t id[SNAP_ID_SIZE], char out[2 * SNAP_ID_SIZE + 1])
-{
-	int i;
-
-	for (i = 0; i < SNAP_ID_SIZE; i++)
-		snprintf(out + 2 * i, 3, "%02x", id[i]);
-}
-
-/* Is `fd` a complete memory file of snapshot `id` with m->data_size bytes of RAM? 0 or -errno + message. */
-static int mem_check_trailer(int fd, const char *path, const struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE],
-			     char *err, size_t err_size)
-{
-	uint8_t tr[MEM_TRAILER_USED];
-	char have[2 * SNAP_ID_SIZE + 1], want[2 * SNAP_ID_SIZE + 1];
-	struct stat st;
-	int ret;
-
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "memory file %s: %s", path, strerror(errno));
-		return ret;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != m->data_size + SNAP_MEM_TRAILER_SIZE) {
-		errmsg_set(err, err_size,
-			   "memory file %s is %lld bytes, the snapshot expects %" PRIu64 " (%" PRIu64
-			   " bytes of RAM + %u-byte trailer)",
-			   path, (long long)st.st_size, m->data_size + SNAP_MEM_TRAILER_SIZE, m->data_size,
-			   SNAP_MEM_TRAILER_SIZE);
-		return -EINVAL;
-	}
-	ret = pread_all(fd, tr, sizeof(tr), (off_t)m->data_size);
-	if (ret) {
-		errmsg_set(err, err_size, "memory file %s: read: %s", path, strerror(-ret));
-		return ret;
-	}
-	if (memcmp(tr, mem_magic, sizeof(mem_magic)) || get32(tr + 8) != MEM_TRAILER_VERSION || get32(tr + 12) ||
-	    get32(tr + 40) != crc(0, tr, MEM_TRAILER_USED - 4) || get64(tr + 32) != m->data_size) {
-		errmsg_set(err, err_size, "memory file %s: no valid kiln memory trailer at byte %" PRIu64, path,
-			   m->data_size);
-		return -EINVAL;
-	}
-	if (memcmp(tr + 16, id, SNAP_ID_SIZE)) {
-		hex_id(tr + 16, have);
-		hex_id(id, want);
-		errmsg_set(err, err_size, "memory file %s belongs to snapshot %s, not to this state file's %s", path, have,
-			   want);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/*
- * A crash after the state file was committed but before snap_mem_commit leaves this snapshot's RAM in
- * "<path>.tmp.*": find it, move it into place, return its fd. -ENOENT if there is none.
- */
-static int mem_roll_forward(const char *path, const struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE])
-{
-	const char *slash = strrchr(path, '/');
-	const char *base = slash ? slash + 1 : path;
-	size_t base_len = strlen(base);
-	char *dir, *tmp = NULL;
-	struct dirent *de;
-	DIR *dp;
-	int fd = -ENOENT;
-
-	dir = slash ? (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path))) : strdup(".");
-	if (!dir)
-		return -ENOMEM;
-	dp = opendir(dir);
-	while (dp && (de = readdir(dp))) {
-		int cand;
-
-		if (strncmp(de->d_name, base, base_len) || strncmp(de->d_name + base_len, ".tmp.", 5))
-			continue;
-		cand = openat(dirfd(dp), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (cand < 0)
-			continue;
-		if (mem_check_trailer(cand, de->d_name, m, id, NULL, 0) == 0 &&
-		    asprintf(&tmp, "%s/%s", dir, de->d_name) >= 0) {
-			fd = cand;
-			break;
-		}
-		close(cand);
-	}
-	if (dp)
-		closedir(dp);
-	free(dir);
-	/* The fd is this snapshot's RAM whether or not the rename works; a failed one is retried next time. */
-	if (fd >= 0 && snap_mem_commit(tmp, path) == 0)
-		pr_warn("memory file %s: completed an interrupted snapshot (moved %s into place)", path, tmp);
-	free(tmp);
-	return fd;
-}
-
-int snap_mem_open(const char *path, const struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool verify_full,
-		  char *err, size_t err_size)
-{
-	uint32_t c;
-	int fd, ret;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "memory file %s: cannot open: %s", path, strerror(errno));
-	} else {
-		ret = mem_check_trailer(fd, path, m, id, err, err_size);
-		if (ret) {
-			close(fd);
-			fd = -1;
-		}
-	}
-	if (fd < 0) {
-		int rolled = mem_roll_forward(path, m, id);
-
-		if (rolled < 0)
-			return ret; /* the message about `path` says why */
-		fd = rolled;
-	}
-	ret = mem_checksum(fd, m->data_size, m->sample_pages, &c);
-	if (!ret && c != m->sample_crc) {
-		errmsg_set(err, err_size, "memory file %s: checksum mismatch in the sampled pages (changed since the snapshot?)",
-			   path);
-		ret = -EBADMSG;
-	}
-	if (!ret && verify_full && m->has_full_crc) {
-		ret = mem_checksum(fd, m->data_size, 0, &c);
-		if (!ret && c != m->full_crc) {
-			errmsg_set(err, err_size, "memory file %s: checksum mismatch", path);
-			ret = -EBADMSG;
-		}
-	}
-	if (ret) {
-		if (ret != -EBADMSG)
-			errmsg_set(err, err_size, "memory file %s: read: %s", path, strerror(-ret));
-		close(fd);
-		return ret;
-	}
-	return fd;
 }

@@ -2,9 +2,9 @@
 /*
  * The snapshot state file: a versioned container of sections, each with its own id, instance, version
  * and checksum, written atomically (temp file, fsync, rename, fsync of the directory) and validated
- * completely before anything in it is used. Guest RAM goes to a separate memory file, described by
- * the state file's MEMO section and paired with it by the snapshot id. The byte layout, the section
- * ids, versioning rules and crash guarantees: docs/snapshot-format.md.
+ * completely before anything in it is used. Guest RAM goes to a separate memory file (snapshot_mem.h),
+ * described by the state file's MEMO section and paired with it by the snapshot id. The byte layout,
+ * the section ids, versioning rules and crash guarantees: docs/snapshot-format.md.
  *
  * This file knows nothing about vCPUs or devices: their code describes its own plain state struct
  * with a field table (lib/codec.h), which encodes it into a section and decodes it on restore.
@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "lib/codec.h"
 
@@ -160,83 +161,19 @@ int snap_reader_check_all_used(const struct snap_reader *r, char *err, size_t er
 /* "VCPU/1", "PIT/0" (trailing spaces dropped), or "0x00000001/0" for an id that is not printable. */
 const char *snap_section_name(uint32_t id, uint32_t instance, char *buf, size_t size);
 
-/* ---- Guest RAM: the memory file and the MEMO section ---- */
+/* ---- Shared with the memory file (snapshot_mem.c) ---- */
+
+/* crc32 (zlib's, the gzip/PNG polynomial), continuing from `c` (0 to start). */
+uint32_t snap_crc32(uint32_t c, const void *p, size_t len);
+
+/* pwrite(2) all `len` bytes at `off`, retrying short writes and EINTR. 0 or -errno. */
+int snap_pwrite_all(int fd, const void *buf, size_t len, off_t off) __attribute__((warn_unused_result));
 
 /*
- * The memory file is guest RAM as the memfd holds it (data_size bytes, holes for zero pages allowed),
- * followed by a SNAP_MEM_TRAILER_SIZE-byte trailer carrying the snapshot id, so a state file is never
- * restored with another snapshot's RAM. See docs/snapshot-format.md "The memory file".
+ * Create "<path>.tmp.<pid>", or "<path>.tmp.<pid>.<n>" when a name is taken (another writer in this
+ * process, or a stale temp file of a dead process that had our pid), O_EXCL and mode 0600: never reuse
+ * a file. Its name goes to `tmp` (`tmp_size` bytes). Returns a read-write fd, -ENAMETOOLONG, or -errno.
  */
-#define SNAP_MEM_PAGE_SIZE 4096u
-#define SNAP_MEM_TRAILER_SIZE 4096u
-#define SNAP_MEMO_VERSION 1
-#define SNAP_MEMO_MAX_REGIONS 16
-#define SNAP_MEM_SAMPLE_PAGES 64u       /* pages in the sampled checksum checked on every restore */
-#define SNAP_MEM_MAX_SAMPLE_PAGES 4096u
-
-struct snap_memo_region {
-	uint64_t gpa;                   /* guest physical start */
-	uint64_t size;                  /* bytes, multiple of SNAP_MEM_PAGE_SIZE */
-	uint64_t file_offset;           /* where its bytes start in the memory file */
-};
-
-/* Payload of the MEMO section (version SNAP_MEMO_VERSION), decoded. */
-struct snap_memo {
-	uint64_t mem_size;              /* guest RAM, bytes: the sum of the region sizes */
-	uint64_t data_size;             /* memory file bytes before its trailer */
-	uint32_t nr_regions;
-	uint32_t sample_pages;          /* pages hashed into sample_crc */
-	uint32_t sample_crc;            /* crc32 of the sampled pages (docs: "Checksums") */
-	bool has_full_crc;
-	uint32_t full_crc;              /* crc32 of bytes [0, data_size), when has_full_crc */
-	struct snap_memo_region regions[SNAP_MEMO_MAX_REGIONS];
-};
-
-#define SNAP_MEMO_HEADER_SIZE 40
-#define SNAP_MEMO_REGION_SIZE 24
-#define SNAP_MEMO_MAX_SIZE (SNAP_MEMO_HEADER_SIZE + SNAP_MEMO_MAX_REGIONS * SNAP_MEMO_REGION_SIZE)
-
-/* Encode `m` into `buf` (at least SNAP_MEMO_MAX_SIZE bytes). Returns the payload length in bytes. */
-size_t snap_memo_encode(const struct snap_memo *m, void *buf);
-
-/*
- * Decode and validate a MEMO payload of section version `version`: known version, exact length, 1 to
- * SNAP_MEMO_MAX_REGIONS page-aligned regions sorted by gpa that overlap neither in guest physical
- * space nor in the file, lie within data_size and add up to mem_size. Returns 0 or -EINVAL/-ENOTSUP
- * with a message.
- */
-int snap_memo_decode(const void *data, size_t len, uint32_t version, struct snap_memo *m, char *err,
-		     size_t err_size) __attribute__((warn_unused_result));
-
-/*
- * Create the memory file's temp file "<path>.tmp.<pid>[.<n>]" (O_EXCL, 0600) for the caller to fill
- * with m->data_size bytes of RAM (write, copy_file_range, holes). Its name goes to `tmp_path`
- * (`tmp_size` bytes). Returns a read-write fd or -errno (logged).
- */
-int snap_mem_create(const char *path, char *tmp_path, size_t tmp_size) __attribute__((warn_unused_result));
-
-/*
- * After the RAM is written to `fd`: append the trailer with the snapshot `id` at offset m->data_size,
- * compute m->sample_crc (SNAP_MEM_SAMPLE_PAGES pages) and, if `full`, m->full_crc over all the data,
- * then fsync. Returns 0 or -errno (logged).
- */
-int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool full)
-	__attribute__((warn_unused_result));
-
-/*
- * Rename the finished memory temp file over `path` and fsync the directory. Call only after the state
- * file is committed (docs: "Atomicity"). Returns 0 or -errno (logged).
- */
-int snap_mem_commit(const char *tmp_path, const char *path) __attribute__((warn_unused_result));
-
-/*
- * Open the memory file at `path` for restore (read-only) and check that it belongs to the snapshot
- * `id`: size = data_size + trailer, trailer intact, same id, sampled checksum and, if `verify_full` and
- * recorded, the full checksum. If `path` is missing or belongs to another snapshot but a completed
- * "<path>.tmp.*" of this snapshot exists (a crash between the state commit and snap_mem_commit), that
- * one is renamed into place first. Returns the fd or -errno with a message.
- */
-int snap_mem_open(const char *path, const struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool verify_full,
-		  char *err, size_t err_size) __attribute__((warn_unused_result));
+int snap_create_tmp(const char *path, char *tmp, size_t tmp_size) __attribute__((warn_unused_result));
 
 #endif

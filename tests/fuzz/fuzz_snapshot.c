@@ -4,7 +4,7 @@
  * container, sections, checksums), the VM config in its CONF section (vm_snapshot_open), and every
  * section's decoder: vCPU, irqchip, PIT, kvmclock (src/arch/x86/kvm_state.c), the PVM trap, the legacy
  * devices, the PCI bus and functions, MSI-X, the virtio transport and devices, DISK and MEMO
- * (src/vmm/snapshot.c, snapshot_file.c). A state file is the user's, but it may be corrupt, truncated,
+ * (src/vmm/snapshot.c, snapshot_mem.c). A state file is the user's, but it may be corrupt, truncated,
  * or written by someone else: nothing in it may crash kiln.
  *
  * Input: byte 0 chooses the mode (% 4):
@@ -57,6 +57,7 @@
 #include "vmm/config.h"
 #include "vmm/snapshot.h"
 #include "vmm/snapshot_file.h"
+#include "vmm/snapshot_mem.h"
 
 /* Section ids snapshot.c keeps to itself (docs/snapshot-format.md "Sections"). */
 #define ID_PVM SNAP_FOURCC('P', 'V', 'M', ' ')
@@ -74,97 +75,32 @@
 #define MAX_INSTANCE 40      /* instances tried per id: vCPUs up to 32, PCI slots up to 31 */
 #define ERR_SIZE 512
 
-/* One decoder and its encoder, with the state struct they share. */
+/* A section's state: its codec table (lib/codec.h), which decodes, encodes and gives the version. */
 struct codec {
 	const char *name;
 	uint32_t id;
-	uint32_t version;
-	size_t state_size;
-	int (*decode)(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size);
-	void (*encode)(const void *st, struct snap_enc *e);
+	const struct codec_table *table;
 };
 
-#define CODEC(fn, type)                                                                               \
-	static int fn##_dec(void *st, const void *data, size_t len, uint32_t version, char *err,       \
-			    size_t err_size)                                                           \
-	{                                                                                             \
-		return fn##_decode(st, data, len, version, err, err_size);                            \
-	}                                                                                             \
-	static void fn##_enc(const void *st, struct snap_enc *e)                                      \
-	{                                                                                             \
-		fn##_encode((const type *)st, e);                                                     \
-	}
-
-CODEC(x86_vcpu_state, struct x86_vcpu_state)
-CODEC(x86_irqchip_state, struct x86_irqchip_state)
-CODEC(x86_pit_state, struct kvm_pit_state2)
-CODEC(pvm_vcpu_state, struct pvm_vcpu_state)
-CODEC(serial_state, struct serial_state)
-CODEC(rtc_state, struct rtc_state)
-CODEC(i8042_state, struct i8042_state)
-CODEC(acpi_pm_state, struct acpi_pm_state)
-CODEC(pci_bus_state, struct pci_bus_state)
-CODEC(pci_function_state, struct pci_function_state)
-CODEC(msix_state, struct msix_state)
-CODEC(virtio_pci_state, struct virtio_pci_state)
-CODEC(virtio_rng_state, struct virtio_rng_state)
-CODEC(virtio_blk_state, struct virtio_blk_state)
-CODEC(virtio_net_state, struct virtio_net_state)
-
-/* Those whose signatures differ from the usual pattern. */
-static int clock_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	return x86_clock_state_decode(st, data, len, version, err, err_size);
-}
-
-static void clock_enc(const void *st, struct snap_enc *e)
-{
-	x86_clock_state_encode(*(const uint64_t *)st, e);
-}
-
-static int disk_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	return snap_disk_decode(st, data, len, version, err, err_size);
-}
-
-static void disk_enc(const void *st, struct snap_enc *e)
-{
-	snap_disk_encode(st, e);
-}
-
-static int memo_dec(void *st, const void *data, size_t len, uint32_t version, char *err, size_t err_size)
-{
-	return snap_memo_decode(data, len, version, st, err, err_size);
-}
-
-static void memo_enc(const void *st, struct snap_enc *e)
-{
-	uint8_t buf[SNAP_MEMO_MAX_SIZE];
-
-	snap_put_bytes(e, buf, snap_memo_encode(st, buf));
-}
-
-#define ENTRY(n, i, v, fn, type) { n, i, v, sizeof(type), fn##_dec, fn##_enc }
-
 static const struct codec codecs[] = {
-	ENTRY("VCPU", SNAP_ID_VCPU, X86_VCPU_STATE_VERSION, x86_vcpu_state, struct x86_vcpu_state),
-	ENTRY("IRQC", SNAP_ID_IRQC, X86_IRQCHIP_STATE_VERSION, x86_irqchip_state, struct x86_irqchip_state),
-	ENTRY("PIT", SNAP_ID_PIT, X86_PIT_STATE_VERSION, x86_pit_state, struct kvm_pit_state2),
-	ENTRY("CLCK", SNAP_ID_CLCK, X86_CLOCK_STATE_VERSION, clock, uint64_t),
-	ENTRY("PVM", ID_PVM, PVM_VCPU_STATE_VERSION, pvm_vcpu_state, struct pvm_vcpu_state),
-	ENTRY("UART", SNAP_ID_UART, SERIAL_STATE_VERSION, serial_state, struct serial_state),
-	ENTRY("RTC", SNAP_ID_RTC, RTC_STATE_VERSION, rtc_state, struct rtc_state),
-	ENTRY("I8042", SNAP_ID_I8042, I8042_STATE_VERSION, i8042_state, struct i8042_state),
-	ENTRY("ACPI", ID_ACPI, ACPI_PM_STATE_VERSION, acpi_pm_state, struct acpi_pm_state),
-	ENTRY("PCI", ID_PCI, PCI_BUS_STATE_VERSION, pci_bus_state, struct pci_bus_state),
-	ENTRY("PCIF", ID_PCIF, PCI_FUNCTION_STATE_VERSION, pci_function_state, struct pci_function_state),
-	ENTRY("MSIX", ID_MSIX, MSIX_STATE_VERSION, msix_state, struct msix_state),
-	ENTRY("VIRT", ID_VIRT, VIRTIO_PCI_STATE_VERSION, virtio_pci_state, struct virtio_pci_state),
-	ENTRY("VRNG", ID_VRNG, VIRTIO_RNG_STATE_VERSION, virtio_rng_state, struct virtio_rng_state),
-	ENTRY("VBLK", ID_VBLK, VIRTIO_BLK_STATE_VERSION, virtio_blk_state, struct virtio_blk_state),
-	ENTRY("VNET", ID_VNET, VIRTIO_NET_STATE_VERSION, virtio_net_state, struct virtio_net_state),
-	ENTRY("DISK", SNAP_ID_DISK, SNAP_DISK_VERSION, disk, struct snap_disk),
-	ENTRY("MEMO", SNAP_ID_MEMO, SNAP_MEMO_VERSION, memo, struct snap_memo),
+	{ "VCPU", SNAP_ID_VCPU, &x86_vcpu_state_codec },
+	{ "IRQC", SNAP_ID_IRQC, &x86_irqchip_state_codec },
+	{ "PIT", SNAP_ID_PIT, &x86_pit_state_codec },
+	{ "CLCK", SNAP_ID_CLCK, &x86_clock_state_codec },
+	{ "PVM", ID_PVM, &pvm_vcpu_state_codec },
+	{ "UART", SNAP_ID_UART, &serial_state_codec },
+	{ "RTC", SNAP_ID_RTC, &rtc_state_codec },
+	{ "I8042", SNAP_ID_I8042, &i8042_state_codec },
+	{ "ACPI", ID_ACPI, &acpi_pm_state_codec },
+	{ "PCI", ID_PCI, &pci_bus_state_codec },
+	{ "PCIF", ID_PCIF, &pci_function_state_codec },
+	{ "MSIX", ID_MSIX, &msix_state_codec },
+	{ "VIRT", ID_VIRT, &virtio_pci_state_codec },
+	{ "VRNG", ID_VRNG, &virtio_rng_state_codec },
+	{ "VBLK", ID_VBLK, &virtio_blk_state_codec },
+	{ "VNET", ID_VNET, &virtio_net_state_codec },
+	{ "DISK", SNAP_ID_DISK, &snap_disk_codec },
+	{ "MEMO", SNAP_ID_MEMO, &snap_memo_codec },
 };
 
 #define NR_CODECS (sizeof(codecs) / sizeof(codecs[0]))
@@ -214,7 +150,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	log_set_level(LOG_ERROR);
 	for (size_t i = 0; i < NR_CODECS; i++)
-		max = codecs[i].state_size > max ? codecs[i].state_size : max;
+		max = codecs[i].table->size > max ? codecs[i].table->size : max;
 	fuzz = calloc(1, sizeof(*fuzz));
 	CHECK(fuzz);
 	fuzz->st = malloc(max);
@@ -249,14 +185,15 @@ static void decode_one(const struct codec *c, const void *data, size_t len, uint
 	struct snap_enc e;
 	int ret;
 
-	ret = c->decode(f->st, data, len, version, err, sizeof(err));
+	ret = codec_decode(c->table, f->st, data, len, version, err, sizeof(err));
 	if (ret) {
 		CHECK_MSG(ret == -EINVAL || ret == -ENOTSUP, "%s: %d", c->name, ret);
 		check_msg(err);
 		return;
 	}
 	snap_enc_init(&e, f->enc, ENC_MAX);
-	c->encode(f->st, &e);
+	if (codec_encode(c->table, f->st, &e))
+		e.overflow = true;
 	CHECK(snap_enc_ok(&e));
 	if (e.len != len || (len && memcmp(f->enc, data, len))) {
 		size_t i = 0;
@@ -336,7 +273,7 @@ static void walk_sections(struct snap_reader *r)
 			CHECK(version >= 1 && ((uintptr_t)p & 7) == 0);
 			decode_one(c, p, len, version);
 			/* What restore calls: a version above this kiln's is refused by name. */
-			p = snap_get_section(r, c->id, inst, c->version, &version, &len, err, sizeof(err));
+			p = snap_get_section(r, c->id, inst, c->table->version, &version, &len, err, sizeof(err));
 			if (!p)
 				check_msg(err);
 		}
@@ -553,7 +490,7 @@ static void seed_state(size_t i, void *st)
 	case SNAP_ID_DISK: {
 		struct snap_disk *d = st;
 
-		snprintf(d->path, sizeof(d->path), "/var/lib/kiln/rootfs.img");
+		d->path_len = (uint32_t)snprintf(d->path, sizeof(d->path), "/var/lib/kiln/rootfs.img");
 		d->size = 1 << 20;
 		d->read_only = true;
 		break;
@@ -585,14 +522,15 @@ static void write_seeds(const char *dir)
 
 	/* One payload per decoder (mode 2), checked to decode. */
 	for (size_t i = 0; i < NR_CODECS; i++) {
-		memset(f->st, 0, codecs[i].state_size);
+		memset(f->st, 0, codecs[i].table->size);
 		seed_state(i, f->st);
 		f->enc[0] = 2;
 		f->enc[1] = (uint8_t)i;
-		f->enc[2] = (uint8_t)codecs[i].version;
+		f->enc[2] = (uint8_t)codecs[i].table->version;
 		snap_enc_init(&e, f->enc + 3, ENC_MAX - 3);
-		codecs[i].encode(f->st, &e);
-		if (codecs[i].decode(f->st2, f->enc + 3, e.len, codecs[i].version, err, sizeof(err)))
+		if (codec_encode(codecs[i].table, f->st, &e))
+			e.overflow = true;
+		if (codec_decode(codecs[i].table, f->st2, f->enc + 3, e.len, codecs[i].table->version, err, sizeof(err)))
 			fprintf(stderr, "seed %s does not decode: %s\n", codecs[i].name, err);
 		snprintf(name, sizeof(name), "payload-%s", codecs[i].name);
 		fuzz_write_seed(dir, name, f->enc, e.len + 3);
@@ -610,11 +548,12 @@ static void write_seeds(const char *dir)
 	free(conf);
 	vm_config_free(&cfg);
 	for (size_t i = 0; i < NR_CODECS; i++) {
-		memset(f->st, 0, codecs[i].state_size);
+		memset(f->st, 0, codecs[i].table->size);
 		seed_state(i, f->st);
 		snap_enc_init(&e, f->enc, ENC_MAX);
-		codecs[i].encode(f->st, &e);
-		CHECK(snap_write_section(w, codecs[i].id, 0, codecs[i].version, f->enc, e.len) == 0);
+		if (codec_encode(codecs[i].table, f->st, &e))
+			e.overflow = true;
+		CHECK(snap_write_section(w, codecs[i].id, 0, codecs[i].table->version, f->enc, e.len) == 0);
 	}
 	/* A section a later kiln might add, marked optional. */
 	CHECK(snap_write_section_flags(w, SNAP_FOURCC('N', 'E', 'X', 'T'), 7, 3, SNAP_SECTION_OPTIONAL, "later",

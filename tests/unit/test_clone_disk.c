@@ -273,7 +273,7 @@ static void test_copy_refusals(void **state)
 static struct snap_reader *disk_snapshot(const char *dir, const char *image, struct vm_config *cfg)
 {
 	char state[128], spec[256], err[512];
-	uint8_t buf[4 + SNAP_DISK_MAX_PATH + 32];
+	uint8_t *buf = malloc(codec_max_size(&snap_disk_codec));
 	struct snap_reader *r = NULL;
 	struct snap_writer *w;
 	struct snap_disk disk;
@@ -284,11 +284,13 @@ static struct snap_reader *disk_snapshot(const char *dir, const char *image, str
 	vm_config_init(cfg);
 	assert_int_equal(vm_config_add_disk_flag(cfg, spec, err, sizeof(err)), 0);
 	assert_int_equal(snap_disk_record(&disk, image, false), 0);
-	snap_enc_init(&e, buf, sizeof(buf));
-	snap_disk_encode(&disk, &e);
+	assert_non_null(buf);
+	snap_enc_init(&e, buf, codec_max_size(&snap_disk_codec));
+	assert_int_equal(codec_encode(&snap_disk_codec, &disk, &e), 0);
 	w = snap_writer_open(state);
 	assert_non_null(w);
-	assert_int_equal(snap_write_section(w, SNAP_ID_DISK, 0, SNAP_DISK_VERSION, buf, e.len), 0);
+	assert_int_equal(snap_write_section(w, SNAP_ID_DISK, 0, snap_disk_codec.version, buf, e.len), 0);
+	free(buf);
 	assert_int_equal(snap_writer_commit(w), 0);
 	assert_int_equal(snap_reader_open(state, &r, err, sizeof(err)), 0);
 	unlink(state);

@@ -3,7 +3,7 @@
  * The versioned state codec (lib/codec.h): a test struct with every field kind, its version 1 and
  * version 2 tables; round trips, the exact bytes of each kind, older versions defaulted, newer and
  * unknown versions refused, every truncation and every extension refused, ranges, reserved bits and
- * bytes, VARRAY counts, messages naming the field.
+ * bytes, VARRAY counts (stored and computed), messages naming the field.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -267,6 +267,55 @@ static void test_encode_refuses_impossible_states(void **state)
 	assert_int_equal(codec_max_size(&demo_v1), 1 + 2 + 1 + 3 + 1 + 1 + 12 + 8 + 4 + 4 * 12 + 1 + 16 + 2);
 }
 
+/* A bitmap's words counted from its bit count (CODEC_UINT_VARRAY_FN): the count is not on the wire. */
+struct bitmap {
+	uint16_t nbits;
+	uint64_t words[4];
+};
+
+static size_t bitmap_words(const void *st)
+{
+	return (((const struct bitmap *)st)->nbits + 63u) / 64;
+}
+
+static void test_computed_count(void **state)
+{
+	static const struct codec_field fields[] = {
+		CODEC_RANGE(struct bitmap, nbits, 2, 1, 0, 320), /* up to 5 words: one more than words[] holds */
+		CODEC_UINT_VARRAY_FN(struct bitmap, words, bitmap_words, 8, 1),
+	};
+	static const struct codec_table t = CODEC_TABLE(struct bitmap, "bitmap", 1, 1, fields, NULL);
+	static const uint8_t want[] = { 65, 0, 1, 2, 3, 4, 5, 6, 7, 8, 1, 0, 0, 0, 0, 0, 0, 0 };
+	struct bitmap b = { .nbits = 65, .words = { 0x0807060504030201ull, 1 } }, out;
+	uint8_t buf[64];
+	struct snap_enc e;
+	char err[256] = "";
+
+	snap_enc_init(&e, buf, sizeof(buf));
+	assert_int_equal(codec_encode(&t, &b, &e), 0);
+	assert_int_equal(e.len, sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	assert_int_equal(codec_decode(&t, &out, want, sizeof(want), 1, err, sizeof(err)), 0);
+	assert_int_equal(out.nbits, 65);
+	assert_memory_equal(out.words, b.words, sizeof(b.words));
+	/* 64 bits: one word, so the second is one word too many. */
+	buf[0] = 64;
+	assert_int_equal(codec_decode(&t, &out, buf, sizeof(want), 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(codec_decode(&t, &out, buf, sizeof(want) - 8, 1, err, sizeof(err)), 0);
+	/* 0 bits: no words at all. */
+	buf[0] = 0;
+	assert_int_equal(codec_decode(&t, &out, buf, 2, 1, err, sizeof(err)), 0);
+	/* A count past the array is refused both ways, naming the array. */
+	buf[0] = 0x40;
+	buf[1] = 0x01; /* 320 bits, 5 words */
+	assert_int_equal(codec_decode(&t, &out, buf, 2 + 5 * 8, 1, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "bitmap: words has 5 elements, at most 4");
+	b.nbits = 257;
+	snap_enc_init(&e, buf, sizeof(buf));
+	assert_int_equal(codec_encode(&t, &b, &e), -EINVAL);
+	assert_int_equal(codec_max_size(&t), 2 + 4 * 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_values_checked),
 		cmocka_unit_test(test_nested_names),
 		cmocka_unit_test(test_encode_refuses_impossible_states),
+		cmocka_unit_test(test_computed_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "vmm/snapshot_file.h"
+#include "vmm/snapshot_mem.h"
 
 #define ERR_SIZE 256
 
@@ -791,6 +792,24 @@ static void test_unwritable_dir(void **state)
 
 /* ---- MEMO and the memory file ---- */
 
+#define MEMO_BUF_SIZE 1024 /* bytes, more than snap_memo_codec's most (40 + 16 * 24) */
+
+static size_t memo_encode(const struct snap_memo *m, uint8_t *buf)
+{
+	struct snap_enc e;
+
+	assert_true(codec_max_size(&snap_memo_codec) <= MEMO_BUF_SIZE);
+	snap_enc_init(&e, buf, MEMO_BUF_SIZE);
+	assert_int_equal(codec_encode(&snap_memo_codec, m, &e), 0);
+	return e.len;
+}
+
+static int memo_decode(const void *data, size_t len, uint32_t version, struct snap_memo *m, char *err,
+			    size_t err_size)
+{
+	return codec_decode(&snap_memo_codec, m, data, len, version, err, err_size);
+}
+
 static struct snap_memo two_region_memo(void)
 {
 	struct snap_memo m = {
@@ -809,12 +828,12 @@ static struct snap_memo two_region_memo(void)
 
 static void expect_memo_error(const struct snap_memo *m, const char *msg)
 {
-	uint8_t buf[SNAP_MEMO_MAX_SIZE];
+	uint8_t buf[MEMO_BUF_SIZE];
 	struct snap_memo out;
 	char err[ERR_SIZE] = "";
-	size_t len = snap_memo_encode(m, buf);
+	size_t len = memo_encode(m, buf);
 
-	assert_int_equal(snap_memo_decode(buf, len, SNAP_MEMO_VERSION, &out, err, sizeof(err)), -EINVAL);
+	assert_int_equal(memo_decode(buf, len, snap_memo_codec.version, &out, err, sizeof(err)), -EINVAL);
 	if (!strstr(err, msg))
 		print_error("got \"%s\", expected \"%s\"\n", err, msg);
 	assert_non_null(strstr(err, msg));
@@ -822,22 +841,22 @@ static void expect_memo_error(const struct snap_memo *m, const char *msg)
 
 static void test_memo(void **state)
 {
-	uint8_t buf[SNAP_MEMO_MAX_SIZE];
+	uint8_t buf[MEMO_BUF_SIZE];
 	struct snap_memo m = two_region_memo(), out, bad;
 	char err[ERR_SIZE];
 	size_t len;
 
 	(void)state;
-	len = snap_memo_encode(&m, buf);
-	assert_int_equal(len, SNAP_MEMO_HEADER_SIZE + 2 * SNAP_MEMO_REGION_SIZE);
-	assert_int_equal(snap_memo_decode(buf, len, SNAP_MEMO_VERSION, &out, err, sizeof(err)), 0);
+	len = memo_encode(&m, buf);
+	assert_int_equal(len, 40 + 2 * 24); /* the header, two regions */
+	assert_int_equal(memo_decode(buf, len, snap_memo_codec.version, &out, err, sizeof(err)), 0);
 	assert_memory_equal(&out, &m, sizeof(m));
 
-	assert_int_equal(snap_memo_decode(buf, len, 2, &out, err, sizeof(err)), -ENOTSUP);
-	assert_non_null(strstr(err, "section MEMO/0: version 2 is newer than this kiln (1)"));
-	assert_int_equal(snap_memo_decode(buf, len - 1, SNAP_MEMO_VERSION, &out, err, sizeof(err)), -EINVAL);
-	assert_int_equal(snap_memo_decode(buf, 10, SNAP_MEMO_VERSION, &out, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "do not hold 1 to 16 memory regions"));
+	assert_int_equal(memo_decode(buf, len, 2, &out, err, sizeof(err)), -ENOTSUP);
+	assert_non_null(strstr(err, "memory layout version 2 is not known to this kiln (it reads version 1)"));
+	assert_int_equal(memo_decode(buf, len - 1, snap_memo_codec.version, &out, err, sizeof(err)), -EINVAL);
+	assert_int_equal(memo_decode(buf, 10, snap_memo_codec.version, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "memory layout: 10 bytes, not what version 1 holds"));
 
 	bad = m;
 	bad.regions[1].gpa = 40 * 4096;
@@ -862,26 +881,27 @@ static void test_memo(void **state)
 	expect_memo_error(&bad, "data size 100 is not a page multiple");
 	bad = m;
 	bad.sample_pages = 0;
-	expect_memo_error(&bad, "0 sampled pages");
+	expect_memo_error(&bad, "sample_pages is 0, allowed 1 to 4096");
 	bad = m;
 	bad.nr_regions = 0;
-	expect_memo_error(&bad, "do not hold 1 to 16 memory regions");
+	expect_memo_error(&bad, "nr_regions is 0, allowed 1 to 16");
 
 	/*
 	 * Found by tests/fuzz/fuzz_snapshot.c: the reserved field and a full_crc without its flag were
 	 * ignored, so a MEMO that another writer gave a meaning there decoded as if it were ours.
 	 */
-	len = snap_memo_encode(&m, buf);
+	len = memo_encode(&m, buf);
 	buf[36] = 1;
-	assert_int_equal(snap_memo_decode(buf, len, SNAP_MEMO_VERSION, &out, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "section MEMO/0: the reserved field is not zero"));
+	assert_int_equal(memo_decode(buf, len, snap_memo_codec.version, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "memory layout: reserved bytes are not zero"));
 	bad = m;
 	bad.has_full_crc = false;
-	len = snap_memo_encode(&bad, buf);
-	assert_int_equal(snap_memo_decode(buf, len, SNAP_MEMO_VERSION, &out, err, sizeof(err)), 0);
+	bad.full_crc = 0; /* the codec writes the struct as it is (snap_mem_finish zeroes it without the flag) */
+	len = memo_encode(&bad, buf);
+	assert_int_equal(memo_decode(buf, len, snap_memo_codec.version, &out, err, sizeof(err)), 0);
 	buf[34] = 1;
-	assert_int_equal(snap_memo_decode(buf, len, SNAP_MEMO_VERSION, &out, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "section MEMO/0: full_crc without its flag is not zero"));
+	assert_int_equal(memo_decode(buf, len, snap_memo_codec.version, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "memory layout: full_crc without its flag is not zero"));
 }
 
 /* A finished, committed memory file of `pages` pages with a hole in it; returns its MEMO. */
@@ -911,7 +931,7 @@ static struct snap_memo make_mem_file(const char *path, const uint8_t id[SNAP_ID
 static void test_mem_file(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t id[SNAP_ID_SIZE], other[SNAP_ID_SIZE], byte = 0x55, buf[SNAP_MEMO_MAX_SIZE];
+	uint8_t id[SNAP_ID_SIZE], other[SNAP_ID_SIZE], byte = 0x55, buf[MEMO_BUF_SIZE];
 	char mem[160], tmp[256], err[ERR_SIZE], names[256];
 	struct snap_memo m, m2;
 	struct stat st;
@@ -926,7 +946,7 @@ static void test_mem_file(void **state)
 	assert_int_equal(m.sample_pages, SNAP_MEM_SAMPLE_PAGES);
 	assert_true(m.has_full_crc);
 	/* The MEMO it goes with survives its own encoding. */
-	assert_int_equal(snap_memo_decode(buf, snap_memo_encode(&m, buf), 1, &m2, err, sizeof(err)), 0);
+	assert_int_equal(memo_decode(buf, memo_encode(&m, buf), 1, &m2, err, sizeof(err)), 0);
 
 	fd = snap_mem_open(mem, &m, id, true, err, sizeof(err));
 	assert_true(fd >= 0);

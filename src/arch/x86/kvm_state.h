@@ -2,8 +2,8 @@
 /*
  * The x86 state KVM holds for a VM, read and written for snapshots (Documentation/virt/kvm/api.rst:
  * KVM_GET/SET_REGS, SREGS, XSAVE, XCRS, MSRS, LAPIC, VCPU_EVENTS, MP_STATE, DEBUGREGS, CPUID2,
- * TSC_KHZ; KVM_GET/SET_IRQCHIP, PIT2, CLOCK), as plain structs with their own versions and explicit
- * little-endian encodings (sections VCPU, IRQC, PIT and CLCK of docs/snapshot-format.md).
+ * TSC_KHZ; KVM_GET/SET_IRQCHIP, PIT2, CLOCK), as plain structs, each with a versioned codec table
+ * (lib/codec.h) for its section (VCPU, IRQC, PIT and CLCK of docs/snapshot-format.md).
  *
  * Register pages that are hardware formats (the XSAVE area, Intel SDM vol 1 s13.4; the local APIC
  * register page, SDM vol 3 s11.4.1) are carried as the bytes KVM gives; everything else field by field.
@@ -16,14 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/snapshot_file.h"
+#include "lib/codec.h"
 
-#define X86_VCPU_STATE_VERSION 1
 #define X86_XSAVE_MAX_SIZE 16384u   /* bytes: 4 KiB today, ~11 KiB with AMX (KVM_CAP_XSAVE2) */
 #define X86_MAX_MSRS 1024u
 #define X86_MAX_CPUID 256u
-#define X86_VCPU_STATE_MAX_SIZE (4096u + X86_XSAVE_MAX_SIZE + X86_MAX_MSRS * 12u + X86_MAX_CPUID * 40u + \
-				 KVM_APIC_REG_SIZE)
 
 /* One vCPU, everything KVM_RUN depends on. */
 struct x86_vcpu_state {
@@ -71,20 +68,15 @@ int x86_vcpu_state_get(int vcpu_fd, const struct x86_msr_list *list, uint32_t xs
 int x86_vcpu_state_set(int vcpu_fd, const struct x86_vcpu_state *st, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
 
-void x86_vcpu_state_encode(const struct x86_vcpu_state *st, struct snap_enc *e);
-
 /*
- * Decode a VCPU payload of section version `version`: exact length, counts and sizes within the
- * limits above, flag bytes 0 or 1. The register values themselves are KVM's to judge on restore.
- * Returns 0 or -EINVAL/-ENOTSUP with a message.
+ * Section VCPU (instance = vCPU index): struct x86_vcpu_state, version 1 (8d1a722's), read back to
+ * version 1. Decoding checks the exact length, counts and sizes within the limits above (XSAVE in
+ * 64-byte units), segment attributes, event flags and booleans, the MP state; the register values
+ * themselves are KVM's to judge on restore.
  */
-int x86_vcpu_state_decode(struct x86_vcpu_state *st, const void *data, size_t len, uint32_t version, char *err,
-			  size_t err_size) __attribute__((warn_unused_result));
+extern const struct codec_table x86_vcpu_state_codec;
 
 /* The in-kernel irqchip: both PICs and the IOAPIC (section IRQC). */
-#define X86_IRQCHIP_STATE_VERSION 1
-#define X86_IRQCHIP_STATE_MAX_SIZE 512
-
 struct x86_irqchip_state {
 	struct kvm_pic_state pic[2];         /* master, slave */
 	struct kvm_ioapic_state ioapic;
@@ -93,26 +85,24 @@ struct x86_irqchip_state {
 int x86_irqchip_state_get(int vm_fd, struct x86_irqchip_state *st) __attribute__((warn_unused_result));
 /* After every vCPU's LAPIC: KVM re-delivers the IOAPIC's pending requests on load. */
 int x86_irqchip_state_set(int vm_fd, const struct x86_irqchip_state *st) __attribute__((warn_unused_result));
-void x86_irqchip_state_encode(const struct x86_irqchip_state *st, struct snap_enc *e);
-int x86_irqchip_state_decode(struct x86_irqchip_state *st, const void *data, size_t len, uint32_t version, char *err,
-			     size_t err_size) __attribute__((warn_unused_result));
+/*
+ * Section IRQC: struct x86_irqchip_state, version 1, read back to version 1; register values the
+ * 8259A and IOAPIC cannot hold are refused.
+ */
+extern const struct codec_table x86_irqchip_state_codec;
 
 /* The in-kernel PIT (section PIT). count_load_time is not kept: KVM restarts each count on load. */
-#define X86_PIT_STATE_VERSION 1
-#define X86_PIT_STATE_MAX_SIZE 128
-
 int x86_pit_state_get(int vm_fd, struct kvm_pit_state2 *st) __attribute__((warn_unused_result));
 int x86_pit_state_set(int vm_fd, const struct kvm_pit_state2 *st) __attribute__((warn_unused_result));
-void x86_pit_state_encode(const struct kvm_pit_state2 *st, struct snap_enc *e);
-int x86_pit_state_decode(struct kvm_pit_state2 *st, const void *data, size_t len, uint32_t version, char *err,
-			 size_t err_size) __attribute__((warn_unused_result));
+/* Section PIT: struct kvm_pit_state2, version 1, read back to version 1; 8254-impossible values refused. */
+extern const struct codec_table x86_pit_state_codec;
 
 /* kvmclock (section CLCK): the guest's clock in ns when the VM was paused (KVM_GET_CLOCK). */
-#define X86_CLOCK_STATE_VERSION 1
-#define X86_CLOCK_STATE_MAX_SIZE 16
+struct x86_clock_state {
+	uint64_t clock_ns;
+};
 
-void x86_clock_state_encode(uint64_t clock_ns, struct snap_enc *e);
-int x86_clock_state_decode(uint64_t *clock_ns, const void *data, size_t len, uint32_t version, char *err,
-			   size_t err_size) __attribute__((warn_unused_result));
+/* Section CLCK: struct x86_clock_state (a bare uint64_t does too), version 1, read back to version 1. */
+extern const struct codec_table x86_clock_state_codec;
 
 #endif

@@ -294,34 +294,24 @@ int pvm_syscall_landing(int vcpu_fd, struct pvm_vcpu_state *st, struct kvm_regs 
 	return 1;
 }
 
-void pvm_vcpu_state_encode(const struct pvm_vcpu_state *st, struct snap_enc *e)
+/* A WRMSR of a non-canonical LSTAR raises #GP (pvm_msr_exit), so no guest can have one. */
+static int pvm_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	snap_put_u64(e, st->guest_lstar);
-	snap_put_u8(e, st->lstar_written);
-	snap_put_u64(e, st->syscalls);
-}
+	const struct pvm_vcpu_state *st = p;
 
-int pvm_vcpu_state_decode(struct pvm_vcpu_state *st, const void *data, size_t len, uint32_t version, char *err,
-			  size_t err_size)
-{
-	struct snap_dec d;
-	uint8_t written;
-
-	memset(st, 0, sizeof(*st));
-	if (version != PVM_VCPU_STATE_VERSION) {
-		errmsg_set(err, err_size, "PVM SYSCALL trap state version %u is not known to this kiln (%u)", version,
-			   PVM_VCPU_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->guest_lstar = snap_get_u64(&d);
-	written = snap_get_u8(&d);
-	st->syscalls = snap_get_u64(&d);
-	if (!snap_dec_done(&d) || written > 1 ||
-	    (uint64_t)((int64_t)(st->guest_lstar << 16) >> 16) != st->guest_lstar) {
-		errmsg_set(err, err_size, "PVM SYSCALL trap state: malformed (%zu bytes)", len);
+	(void)version;
+	if ((uint64_t)((int64_t)(st->guest_lstar << 16) >> 16) != st->guest_lstar) {
+		errmsg_set(err, err_size, "PVM SYSCALL trap state: guest_lstar 0x%llx is not canonical",
+			   (unsigned long long)st->guest_lstar);
 		return -EINVAL;
 	}
-	st->lstar_written = written;
 	return 0;
 }
+
+static const struct codec_field pvm_fields[] = {
+	CODEC_UINT(struct pvm_vcpu_state, guest_lstar, 8, 1),
+	CODEC_BOOL(struct pvm_vcpu_state, lstar_written, 1),
+	CODEC_UINT(struct pvm_vcpu_state, syscalls, 8, 1),
+};
+const struct codec_table pvm_vcpu_state_codec = CODEC_TABLE(struct pvm_vcpu_state, "PVM SYSCALL trap state", 1, 1,
+							    pvm_fields, pvm_check);

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/codec.h"
 #include "vmm/memory.h"
-#include "vmm/snapshot_file.h"
 
 /*
  * Linux command-line options that keep a guest kernel off instructions the PVM host cannot emulate
@@ -52,14 +52,11 @@ struct pvm_vcpu_state {
 	uint64_t syscalls;      /* SYSCALLs completed by kiln */
 };
 
-/* Snapshot state of the trap per vCPU (section PVM, instance = vCPU index): struct pvm_vcpu_state. */
-#define PVM_VCPU_STATE_VERSION 1
-#define PVM_VCPU_STATE_MAX_SIZE 24
-
-void pvm_vcpu_state_encode(const struct pvm_vcpu_state *st, struct snap_enc *e);
-/* Decode and check (exact length, a canonical LSTAR). 0 or -EINVAL/-ENOTSUP with a message. */
-int pvm_vcpu_state_decode(struct pvm_vcpu_state *st, const void *data, size_t len, uint32_t version, char *err,
-			  size_t err_size) __attribute__((warn_unused_result));
+/*
+ * Section PVM (instance = vCPU index): struct pvm_vcpu_state, version 1, read back to version 1;
+ * decoding checks the exact length and that the LSTAR is canonical.
+ */
+extern const struct codec_table pvm_vcpu_state_codec;
 
 /*
  * Enable the trap on VM fd `vm_fd`: user-space MSR exits for IA32_LSTAR reads and writes, and kiln's

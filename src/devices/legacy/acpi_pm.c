@@ -23,6 +23,7 @@
 
 #include "lib/log.h"
 #include "vmm/device.h"
+#include "vmm/snapshot_file.h"
 
 /* Offsets in the block. */
 #define PM1_STS 0x0
@@ -326,45 +327,33 @@ void acpi_pm_restore(struct acpi_pm *pm, const struct acpi_pm_state *st)
 	pthread_mutex_unlock(&pm->lock);
 }
 
-void acpi_pm_state_encode(const struct acpi_pm_state *st, struct snap_enc *e)
+/* What a table cannot say: only bits the registers hold, and the SCI level the registers imply. */
+static int acpi_pm_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	snap_put_u16(e, st->sts);
-	snap_put_u16(e, st->en);
-	snap_put_u16(e, st->slp_typ);
-	snap_put_u8(e, st->powered_off);
-	snap_put_u8(e, st->sci_level);
-	snap_put_u64(e, st->timer_ns);
-}
+	const struct acpi_pm_state *st = p;
 
-int acpi_pm_state_decode(struct acpi_pm_state *st, const void *data, size_t len, uint32_t version, char *err,
-			 size_t err_size)
-{
-	struct snap_dec d;
-	uint8_t off, level;
-
-	memset(st, 0, sizeof(*st));
-	if (version != ACPI_PM_STATE_VERSION) {
-		errmsg_set(err, err_size, "ACPI PM state version %u is not known to this kiln (%u)", version,
-			   ACPI_PM_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->sts = snap_get_u16(&d);
-	st->en = snap_get_u16(&d);
-	st->slp_typ = snap_get_u16(&d);
-	off = snap_get_u8(&d);
-	level = snap_get_u8(&d);
-	st->timer_ns = snap_get_u64(&d);
-	if (!snap_dec_done(&d)) {
-		errmsg_set(err, err_size, "ACPI PM state: %zu bytes, not what version %u holds", len, version);
+	if ((st->en & ~PM1_EN_WRITABLE) || (st->slp_typ & ~CNT_SLP_TYP_MASK)) {
+		errmsg_set(err, err_size,
+			   "ACPI PM state: en 0x%04x or slp_typ 0x%04x has bits the registers cannot hold", st->en,
+			   st->slp_typ);
 		return -EINVAL;
 	}
-	if ((st->en & ~PM1_EN_WRITABLE) || (st->slp_typ & ~CNT_SLP_TYP_MASK) || off > 1 || level > 1 ||
-	    level != ((st->sts & st->en & PM1_SCI_EVENTS) != 0)) {
-		errmsg_set(err, err_size, "ACPI PM state: register values the device cannot hold");
+	if (st->sci_level != ((st->sts & st->en & PM1_SCI_EVENTS) != 0)) {
+		errmsg_set(err, err_size, "ACPI PM state: sci_level %d, but PM1 status and enable say %d",
+			   st->sci_level, !st->sci_level);
 		return -EINVAL;
 	}
-	st->powered_off = off;
-	st->sci_level = level;
 	return 0;
 }
+
+static const struct codec_field acpi_pm_state_fields[] = {
+	CODEC_UINT(struct acpi_pm_state, sts, 2, 1),
+	CODEC_UINT(struct acpi_pm_state, en, 2, 1),
+	CODEC_UINT(struct acpi_pm_state, slp_typ, 2, 1),
+	CODEC_BOOL(struct acpi_pm_state, powered_off, 1),
+	CODEC_BOOL(struct acpi_pm_state, sci_level, 1),
+	CODEC_UINT(struct acpi_pm_state, timer_ns, 8, 1),
+};
+
+const struct codec_table acpi_pm_state_codec =
+	CODEC_TABLE(struct acpi_pm_state, "ACPI PM state", 1, 1, acpi_pm_state_fields, acpi_pm_state_check);

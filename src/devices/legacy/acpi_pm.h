@@ -78,8 +78,6 @@ uint32_t acpi_pm_timer(struct acpi_pm *pm);
  * Snapshot state (section ACPI): PM1 status, enable and SLP_TYP, whether S5 was entered, the SCI level
  * and the PM timer's count in nanoseconds (restored, the timer goes on from where it was).
  */
-#define ACPI_PM_STATE_VERSION 1
-#define ACPI_PM_STATE_MAX_SIZE 24
 
 struct acpi_pm_state {
 	uint16_t sts, en, slp_typ;
@@ -95,11 +93,13 @@ void acpi_pm_save(struct acpi_pm *pm, struct acpi_pm_state *st);
  * irqchip's line and the device agree.
  */
 void acpi_pm_restore(struct acpi_pm *pm, const struct acpi_pm_state *st);
-void acpi_pm_state_encode(const struct acpi_pm_state *st, struct snap_enc *e);
 
-/* Decode and check (exact length, only bits the registers hold). 0 or -EINVAL/-ENOTSUP with a message. */
-int acpi_pm_state_decode(struct acpi_pm_state *st, const void *data, size_t len, uint32_t version, char *err,
-			 size_t err_size) __attribute__((warn_unused_result));
+/*
+ * The ACPI section's payload (lib/codec.h), version 1 (kiln 8d1a722's, the oldest read): PM1_STS,
+ * PM1_EN, SLP_TYP (le16 each), S5 entered, SCI level, the PM timer's count in ns (le64). Decoding
+ * refuses bits the registers do not hold and an SCI level the registers do not imply.
+ */
+extern const struct codec_table acpi_pm_state_codec;
 
 /* The device type (vmm/device.h): ACPI PM. */
 struct vm_device_type;

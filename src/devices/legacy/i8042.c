@@ -30,6 +30,7 @@
 
 #include "lib/log.h"
 #include "vmm/device.h"
+#include "vmm/snapshot_file.h"
 
 /* Status register (read at 0x64). */
 #define STR_OBF 0x01     /* output buffer full */
@@ -527,52 +528,11 @@ void i8042_restore(struct i8042 *dev, const struct i8042_state *st)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-void i8042_state_encode(const struct i8042_state *st, struct snap_enc *e)
+/* What a table cannot say: the pending and keyboard commands this controller knows; IBF never set. */
+static int i8042_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	snap_put_u8(e, st->status);
-	snap_put_u8(e, st->ctr);
-	snap_put_u8(e, st->outport);
-	snap_put_u8(e, st->obuf);
-	snap_put_u8(e, st->pending);
-	snap_put_u8(e, st->kbd_len);
-	snap_put_bytes(e, st->kbd_queue, st->kbd_len <= I8042_KBD_QUEUE_SIZE ? st->kbd_len : 0);
-	snap_put_u8(e, st->kbd_param_for);
-	snap_put_u8(e, st->kbd_last);
-	snap_put_u8(e, st->xlate_break);
-}
+	const struct i8042_state *st = p;
 
-int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uint32_t version, char *err,
-		       size_t err_size)
-{
-	struct snap_dec d;
-	uint8_t xlate;
-
-	memset(st, 0, sizeof(*st));
-	if (version != I8042_STATE_VERSION) {
-		errmsg_set(err, err_size, "i8042 state version %u is not known to this kiln (%u)", version,
-			   I8042_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->status = snap_get_u8(&d);
-	st->ctr = snap_get_u8(&d);
-	st->outport = snap_get_u8(&d);
-	st->obuf = snap_get_u8(&d);
-	st->pending = snap_get_u8(&d);
-	st->kbd_len = snap_get_u8(&d);
-	if (st->kbd_len > I8042_KBD_QUEUE_SIZE) {
-		errmsg_set(err, err_size, "i8042 state: %u bytes in a %u-byte keyboard queue", st->kbd_len,
-			   I8042_KBD_QUEUE_SIZE);
-		return -EINVAL;
-	}
-	snap_get_bytes(&d, st->kbd_queue, st->kbd_len);
-	st->kbd_param_for = snap_get_u8(&d);
-	st->kbd_last = snap_get_u8(&d);
-	xlate = snap_get_u8(&d);
-	if (!snap_dec_done(&d)) {
-		errmsg_set(err, err_size, "i8042 state: %zu bytes, not what version %u holds", len, version);
-		return -EINVAL;
-	}
 	switch (st->pending) {
 	case PENDING_NONE:
 	case PENDING_WRITE_CTR:
@@ -588,11 +548,27 @@ int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uin
 		errmsg_set(err, err_size, "i8042 state: input buffer full, which this controller never is");
 		return -EINVAL;
 	}
-	if ((st->kbd_param_for && st->kbd_param_for != KBD_CMD_SET_LEDS && st->kbd_param_for != KBD_CMD_SCANCODE_SET &&
-	     st->kbd_param_for != KBD_CMD_TYPEMATIC) || xlate > 1) {
-		errmsg_set(err, err_size, "i8042 state: keyboard state the device cannot hold");
+	if (st->kbd_param_for && st->kbd_param_for != KBD_CMD_SET_LEDS && st->kbd_param_for != KBD_CMD_SCANCODE_SET &&
+	    st->kbd_param_for != KBD_CMD_TYPEMATIC) {
+		errmsg_set(err, err_size, "i8042 state: kbd_param_for 0x%02x is no keyboard command with a parameter",
+			   st->kbd_param_for);
 		return -EINVAL;
 	}
-	st->xlate_break = xlate;
 	return 0;
 }
+
+static const struct codec_field i8042_state_fields[] = {
+	CODEC_UINT(struct i8042_state, status, 1, 1),
+	CODEC_UINT(struct i8042_state, ctr, 1, 1),
+	CODEC_UINT(struct i8042_state, outport, 1, 1),
+	CODEC_UINT(struct i8042_state, obuf, 1, 1),
+	CODEC_UINT(struct i8042_state, pending, 1, 1),
+	CODEC_RANGE(struct i8042_state, kbd_len, 1, 1, 0, I8042_KBD_QUEUE_SIZE),
+	CODEC_UINT_VARRAY(struct i8042_state, kbd_queue, kbd_len, 1, 1),
+	CODEC_UINT(struct i8042_state, kbd_param_for, 1, 1),
+	CODEC_UINT(struct i8042_state, kbd_last, 1, 1),
+	CODEC_BOOL(struct i8042_state, xlate_break, 1),
+};
+
+const struct codec_table i8042_state_codec =
+	CODEC_TABLE(struct i8042_state, "i8042 state", 1, 1, i8042_state_fields, i8042_state_check);

@@ -55,9 +55,7 @@ int i8042_send_ctrl_alt_del(struct i8042 *dev) __attribute__((warn_unused_result
  * Snapshot state (section I842): the controller's registers, the command waiting for its data byte, and
  * the keyboard: its queued bytes (oldest first), a command waiting for its parameter, its last byte.
  */
-#define I8042_STATE_VERSION 1
 #define I8042_KBD_QUEUE_SIZE 16
-#define I8042_STATE_MAX_SIZE (16 + I8042_KBD_QUEUE_SIZE)
 
 struct i8042_state {
 	uint8_t status, ctr, outport, obuf;
@@ -73,11 +71,13 @@ struct i8042_state {
 void i8042_save(struct i8042 *dev, struct i8042_state *st);
 void i8042_restore(struct i8042 *dev, const struct i8042_state *st);
 
-void i8042_state_encode(const struct i8042_state *st, struct snap_enc *e);
-
-/* Decode and check (exact length, a known pending command). 0 or -EINVAL/-ENOTSUP with a message. */
-int i8042_state_decode(struct i8042_state *st, const void *data, size_t len, uint32_t version, char *err,
-		       size_t err_size) __attribute__((warn_unused_result));
+/*
+ * The I842 section's payload (lib/codec.h), version 1 (kiln 8d1a722's, the oldest read): status, command
+ * byte, output port, output buffer, pending command, kbd_len (at most I8042_KBD_QUEUE_SIZE) and that
+ * many queued bytes, the keyboard command awaiting a parameter, the last byte sent, the translation
+ * state. Decoding refuses commands the controller does not know and a full input buffer.
+ */
+extern const struct codec_table i8042_state_codec;
 
 /* The device type (vmm/device.h): the i8042. */
 struct vm_device_type;

@@ -22,6 +22,7 @@
 
 #include "lib/log.h"
 #include "vmm/device.h"
+#include "vmm/snapshot_file.h"
 
 #define CMOS_SIZE 128
 #define NMI_DISABLE 0x80 /* bit 7 of the index port gates NMI on a PC, not part of the index */
@@ -446,54 +447,37 @@ void rtc_restore(struct rtc *rtc, const struct rtc_state *st)
 	pthread_mutex_unlock(&rtc->lock);
 }
 
-void rtc_state_encode(const struct rtc_state *st, struct snap_enc *e)
-{
-	snap_put_u8(e, st->index);
-	snap_put_bytes(e, st->cmos, CMOS_SIZE);
-	snap_put_u64(e, (uint64_t)st->offset);
-	snap_put_u32(e, (uint32_t)st->set_sec);
-	snap_put_u32(e, (uint32_t)st->set_min);
-	snap_put_u32(e, (uint32_t)st->set_hour);
-	snap_put_u32(e, (uint32_t)st->set_mday);
-	snap_put_u32(e, (uint32_t)st->set_mon);
-	snap_put_u32(e, (uint32_t)st->set_year);
-	snap_put_u32(e, (uint32_t)st->set_wday);
-}
+/* 2^52 s, about 140 million years: far past any date, and host time + offset cannot overflow. */
+#define RTC_MAX_OFFSET ((int64_t)1 << 52)
 
-int rtc_state_decode(struct rtc_state *st, const void *data, size_t len, uint32_t version, char *err,
-		     size_t err_size)
+/*
+ * What a table cannot say: the offset is signed. The time fields are not bounded: they are whatever
+ * the guest wrote (timegm normalises them).
+ */
+static int rtc_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	struct snap_dec d;
+	const struct rtc_state *st = p;
 
-	memset(st, 0, sizeof(*st));
-	if (version != RTC_STATE_VERSION) {
-		errmsg_set(err, err_size, "RTC state version %u is not known to this kiln (%u)", version, RTC_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->index = snap_get_u8(&d);
-	snap_get_bytes(&d, st->cmos, CMOS_SIZE);
-	st->offset = (int64_t)snap_get_u64(&d);
-	st->set_sec = (int32_t)snap_get_u32(&d);
-	st->set_min = (int32_t)snap_get_u32(&d);
-	st->set_hour = (int32_t)snap_get_u32(&d);
-	st->set_mday = (int32_t)snap_get_u32(&d);
-	st->set_mon = (int32_t)snap_get_u32(&d);
-	st->set_year = (int32_t)snap_get_u32(&d);
-	st->set_wday = (int32_t)snap_get_u32(&d);
-	if (!snap_dec_done(&d)) {
-		errmsg_set(err, err_size, "RTC state: %zu bytes, not what version %u holds", len, version);
-		return -EINVAL;
-	}
-	/* The time fields are whatever the guest wrote (timegm normalises them); only the index is bounded. */
-	if (st->index >= CMOS_SIZE) {
-		errmsg_set(err, err_size, "RTC state: index register 0x%02x outside CMOS", st->index);
-		return -EINVAL;
-	}
-	/* 2^52 s, about 140 million years: far past any date, and host time + offset cannot overflow. */
-	if (st->offset > (int64_t)1 << 52 || st->offset < -((int64_t)1 << 52)) {
+	if (st->offset > RTC_MAX_OFFSET || st->offset < -RTC_MAX_OFFSET) {
 		errmsg_set(err, err_size, "RTC state: offset %lld s from host time is out of range", (long long)st->offset);
 		return -EINVAL;
 	}
 	return 0;
 }
+
+/* The int64 and int32 fields travel as their two's complement bits (le64, le32). */
+static const struct codec_field rtc_state_fields[] = {
+	CODEC_RANGE(struct rtc_state, index, 1, 1, 0, CMOS_SIZE - 1),
+	CODEC_BYTES(struct rtc_state, cmos, 1),
+	CODEC_UINT(struct rtc_state, offset, 8, 1),
+	CODEC_UINT(struct rtc_state, set_sec, 4, 1),
+	CODEC_UINT(struct rtc_state, set_min, 4, 1),
+	CODEC_UINT(struct rtc_state, set_hour, 4, 1),
+	CODEC_UINT(struct rtc_state, set_mday, 4, 1),
+	CODEC_UINT(struct rtc_state, set_mon, 4, 1),
+	CODEC_UINT(struct rtc_state, set_year, 4, 1),
+	CODEC_UINT(struct rtc_state, set_wday, 4, 1),
+};
+
+const struct codec_table rtc_state_codec =
+	CODEC_TABLE(struct rtc_state, "RTC state", 1, 1, rtc_state_fields, rtc_state_check);

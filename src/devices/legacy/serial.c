@@ -19,6 +19,7 @@
 
 #include "lib/log.h"
 #include "vmm/device.h"
+#include "vmm/snapshot_file.h"
 
 /* Register offsets (data sheet, "Register Summary"). */
 #define UART_RBR 0 /* read, DLAB=0 */
@@ -467,64 +468,38 @@ void serial_restore(struct serial *s, const struct serial_state *st)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void serial_state_encode(const struct serial_state *st, struct snap_enc *e)
+/* What a table cannot say: the FCR and LSR bits a 16550A holds (IER and MCR are ranges). */
+static int serial_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	snap_put_u8(e, st->ier);
-	snap_put_u8(e, st->fcr);
-	snap_put_u8(e, st->lcr);
-	snap_put_u8(e, st->mcr);
-	snap_put_u8(e, st->lsr_errors);
-	snap_put_u8(e, st->msr);
-	snap_put_u8(e, st->scr);
-	snap_put_u8(e, st->dll);
-	snap_put_u8(e, st->dlm);
-	snap_put_u8(e, st->thre_pending);
-	snap_put_u8(e, st->irq_level);
-	snap_put_u32(e, st->rx_count);
-	snap_put_bytes(e, st->rx, st->rx_count <= SERIAL_RX_BUFFER ? st->rx_count : 0);
-}
+	const struct serial_state *st = p;
 
-int serial_state_decode(struct serial_state *st, const void *data, size_t len, uint32_t version, char *err,
-			size_t err_size)
-{
-	struct snap_dec d;
-	uint8_t thre, level;
-
-	memset(st, 0, sizeof(*st));
-	if (version != SERIAL_STATE_VERSION) {
-		errmsg_set(err, err_size, "UART state version %u is not known to this kiln (%u)", version,
-			   SERIAL_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->ier = snap_get_u8(&d);
-	st->fcr = snap_get_u8(&d);
-	st->lcr = snap_get_u8(&d);
-	st->mcr = snap_get_u8(&d);
-	st->lsr_errors = snap_get_u8(&d);
-	st->msr = snap_get_u8(&d);
-	st->scr = snap_get_u8(&d);
-	st->dll = snap_get_u8(&d);
-	st->dlm = snap_get_u8(&d);
-	thre = snap_get_u8(&d);
-	level = snap_get_u8(&d);
-	st->rx_count = snap_get_u32(&d);
-	if (st->rx_count > SERIAL_RX_BUFFER) {
-		errmsg_set(err, err_size, "UART state: %u bytes in a %u-byte receive buffer", st->rx_count,
-			   SERIAL_RX_BUFFER);
+	if (st->fcr & ~(FCR_ENABLE_FIFO | FCR_TRIGGER_MASK)) {
+		errmsg_set(err, err_size, "UART state: fcr 0x%02x has bits the device cannot hold", st->fcr);
 		return -EINVAL;
 	}
-	snap_get_bytes(&d, st->rx, st->rx_count);
-	if (!snap_dec_done(&d)) {
-		errmsg_set(err, err_size, "UART state: %zu bytes, not what version %u holds", len, version);
+	if (st->lsr_errors & ~LSR_OE) {
+		errmsg_set(err, err_size, "UART state: lsr_errors 0x%02x has bits the device cannot hold",
+			   st->lsr_errors);
 		return -EINVAL;
 	}
-	if ((st->ier & ~IER_MASK) || (st->mcr & ~MCR_MASK) || (st->fcr & ~(FCR_ENABLE_FIFO | FCR_TRIGGER_MASK)) ||
-	    (st->lsr_errors & ~LSR_OE) || thre > 1 || level > 1) {
-		errmsg_set(err, err_size, "UART state: register values the device cannot hold");
-		return -EINVAL;
-	}
-	st->thre_pending = thre;
-	st->irq_level = level;
 	return 0;
 }
+
+static const struct codec_field serial_state_fields[] = {
+	CODEC_RANGE(struct serial_state, ier, 1, 1, 0, IER_MASK),
+	CODEC_UINT(struct serial_state, fcr, 1, 1),
+	CODEC_UINT(struct serial_state, lcr, 1, 1),
+	CODEC_RANGE(struct serial_state, mcr, 1, 1, 0, MCR_MASK),
+	CODEC_UINT(struct serial_state, lsr_errors, 1, 1),
+	CODEC_UINT(struct serial_state, msr, 1, 1),
+	CODEC_UINT(struct serial_state, scr, 1, 1),
+	CODEC_UINT(struct serial_state, dll, 1, 1),
+	CODEC_UINT(struct serial_state, dlm, 1, 1),
+	CODEC_BOOL(struct serial_state, thre_pending, 1),
+	CODEC_BOOL(struct serial_state, irq_level, 1),
+	CODEC_RANGE(struct serial_state, rx_count, 4, 1, 0, SERIAL_RX_BUFFER),
+	CODEC_UINT_VARRAY(struct serial_state, rx, rx_count, 1, 1),
+};
+
+const struct codec_table serial_state_codec =
+	CODEC_TABLE(struct serial_state, "UART state", 1, 1, serial_state_fields, serial_state_check);

@@ -50,9 +50,6 @@ size_t serial_rx_space(struct serial *s);
  * Snapshot state (section UART, docs/snapshot-format.md): the registers, the receive buffer (oldest
  * byte first) and the level last driven on the interrupt line.
  */
-#define SERIAL_STATE_VERSION 1
-#define SERIAL_STATE_MAX_SIZE (16 + SERIAL_RX_BUFFER)
-
 struct serial_state {
 	uint8_t ier, fcr, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
 	bool thre_pending;
@@ -70,15 +67,12 @@ void serial_save(struct serial *s, struct serial_state *st);
  */
 void serial_restore(struct serial *s, const struct serial_state *st);
 
-/* Encode for the section payload (at most SERIAL_STATE_MAX_SIZE bytes). */
-void serial_state_encode(const struct serial_state *st, struct snap_enc *e);
-
 /*
- * Decode and check a payload of section version `version`: exact length, register bits the device
- * can hold, rx_count in range. Returns 0 or -EINVAL/-ENOTSUP with a message in `err`.
+ * The UART section's payload (lib/codec.h), version 1 (kiln 8d1a722's, the oldest read): the nine
+ * registers, THRE pending, the interrupt line level, rx_count (le32, at most SERIAL_RX_BUFFER) and
+ * that many received bytes. Decoding refuses register bits the device cannot hold.
  */
-int serial_state_decode(struct serial_state *st, const void *data, size_t len, uint32_t version, char *err,
-			size_t err_size) __attribute__((warn_unused_result));
+extern const struct codec_table serial_state_codec;
 
 /* The device type (vmm/device.h): COM1. */
 struct vm_device_type;

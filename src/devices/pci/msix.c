@@ -450,59 +450,48 @@ int msix_restore(struct msix *m, const struct msix_state *st, char *err, size_t 
 	return 0;
 }
 
-void msix_state_encode(const struct msix_state *st, struct snap_enc *e)
+/* The PBA's 64-bit words for the state's vector count (the wire holds the count only). */
+static size_t msix_state_pba_words(const void *p)
 {
-	unsigned int nr = st->nr <= MSIX_MAX_VECTORS ? st->nr : 0;
-
-	snap_put_u32(e, nr);
-	for (unsigned int i = 0; i < nr; i++) {
-		snap_put_u32(e, st->table[i].addr_lo);
-		snap_put_u32(e, st->table[i].addr_hi);
-		snap_put_u32(e, st->table[i].data);
-		snap_put_u32(e, st->table[i].ctrl);
-	}
-	for (unsigned int i = 0; i < msix_pba_size(nr) / 8; i++)
-		snap_put_u64(e, st->pba[i]);
+	return msix_pba_size(((const struct msix_state *)p)->nr) / 8;
 }
 
-int msix_state_decode(struct msix_state *st, const void *data, size_t len, uint32_t version, char *err,
-		      size_t err_size)
+/* What the fields cannot say: address bits the table does not hold (s6.8.2.6), reserved PBA bits. */
+static int msix_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	struct snap_dec d;
-	unsigned int i;
+	const struct msix_state *st = p;
 
-	memset(st, 0, sizeof(*st));
-	if (version != MSIX_STATE_VERSION) {
-		errmsg_set(err, err_size, "MSI-X state version %u is not known to this kiln (%u)", version,
-			   MSIX_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->nr = snap_get_u32(&d);
-	if (st->nr == 0 || st->nr > MSIX_MAX_VECTORS || len != msix_state_size(st->nr)) {
-		errmsg_set(err, err_size, "MSI-X state: %zu bytes do not hold %u vectors", len, st->nr);
-		return -EINVAL;
-	}
-	for (i = 0; i < st->nr; i++) {
-		st->table[i].addr_lo = snap_get_u32(&d);
-		st->table[i].addr_hi = snap_get_u32(&d);
-		st->table[i].data = snap_get_u32(&d);
-		st->table[i].ctrl = snap_get_u32(&d);
-		if ((st->table[i].addr_lo & 3) || (st->table[i].ctrl & ~MSIX_ENTRY_CTRL_MASKED)) {
-			errmsg_set(err, err_size, "MSI-X state: vector %u holds bits the table cannot", i);
+	(void)version;
+	for (unsigned int i = 0; i < st->nr; i++) {
+		if (st->table[i].addr_lo & 3) {
+			errmsg_set(err, err_size, "MSI-X state: table[%u].addr_lo 0x%08x is not dword aligned", i,
+				   st->table[i].addr_lo);
 			return -EINVAL;
 		}
 	}
-	for (i = 0; i < msix_pba_size(st->nr) / 8; i++)
-		st->pba[i] = snap_get_u64(&d);
 	/* Bits past the last vector are reserved (s6.8.2.10). */
 	if (st->nr % 64 && st->pba[st->nr / 64] >> (st->nr % 64)) {
 		errmsg_set(err, err_size, "MSI-X state: pending bits beyond vector %u", st->nr - 1);
 		return -EINVAL;
 	}
-	if (!snap_dec_done(&d)) {
-		errmsg_set(err, err_size, "MSI-X state: malformed (%zu bytes)", len);
-		return -EINVAL;
-	}
 	return 0;
 }
+
+static const struct codec_field msix_state_entry_fields[] = {
+	CODEC_UINT(struct msix_state_entry, addr_lo, 4, 1),
+	CODEC_UINT(struct msix_state_entry, addr_hi, 4, 1),
+	CODEC_UINT(struct msix_state_entry, data, 4, 1),
+	CODEC_RANGE(struct msix_state_entry, ctrl, 4, 1, 0, MSIX_ENTRY_CTRL_MASKED),
+};
+
+static const struct codec_table msix_state_entry_codec =
+	CODEC_TABLE(struct msix_state_entry, "MSI-X table entry", 1, 1, msix_state_entry_fields, NULL);
+
+static const struct codec_field msix_state_fields[] = {
+	CODEC_RANGE(struct msix_state, nr, 4, 1, 1, MSIX_MAX_VECTORS),
+	CODEC_VARRAY(struct msix_state, table, nr, &msix_state_entry_codec, 1),
+	CODEC_UINT_VARRAY_FN(struct msix_state, pba, msix_state_pba_words, 8, 1),
+};
+
+const struct codec_table msix_state_codec =
+	CODEC_TABLE(struct msix_state, "MSI-X state", 1, 1, msix_state_fields, msix_state_check);

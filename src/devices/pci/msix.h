@@ -26,8 +26,8 @@
 #include <stdint.h>
 
 #include "devices/pci/pci.h"
+#include "lib/codec.h"
 #include "vmm/irq_routing.h"
-#include "vmm/snapshot_file.h"
 
 #define PCI_CAP_ID_MSIX 0x11
 #define MSIX_CAP_LEN 12
@@ -99,8 +99,6 @@ unsigned int msix_cap_offset(const struct msix *m);
  * Snapshot state (section MSIX, instance = the device's slot): the vector table as the guest wrote it
  * and the Pending Bit Array. Enable and Function Mask live in config space (pci_function_restore).
  */
-#define MSIX_STATE_VERSION 1
-
 struct msix_state_entry {
 	uint32_t addr_lo, addr_hi, data, ctrl;
 };
@@ -111,11 +109,13 @@ struct msix_state {
 	uint64_t pba[MSIX_MAX_VECTORS / 64];
 };
 
-/* Bytes the encoding of `nr` vectors takes. */
-static inline size_t msix_state_size(unsigned int nr)
-{
-	return 4 + (size_t)nr * MSIX_ENTRY_SIZE + msix_pba_size(nr);
-}
+/*
+ * Section MSIX's payload, version 1 (8d1a722's; the oldest read): nr (le32), then nr entries of
+ * addr_lo, addr_hi, data, ctrl (le32 each), then the PBA's (nr + 63) / 64 words (le64). An entry
+ * holds only what the table keeps (addr_lo dword aligned, ctrl's Mask bit alone); PBA bits past the
+ * last vector are clear.
+ */
+extern const struct codec_table msix_state_codec;
 
 void msix_save(struct msix *m, struct msix_state *st);
 
@@ -126,8 +126,5 @@ void msix_save(struct msix *m, struct msix_state *st);
  */
 int msix_restore(struct msix *m, const struct msix_state *st, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
-void msix_state_encode(const struct msix_state *st, struct snap_enc *e);
-int msix_state_decode(struct msix_state *st, const void *data, size_t len, uint32_t version, char *err,
-		      size_t err_size) __attribute__((warn_unused_result));
 
 #endif

@@ -756,32 +756,31 @@ int pci_bus_restore(struct pci_bus *pci, const struct pci_bus_state *st, char *e
 	return ret;
 }
 
-void pci_bus_state_encode(const struct pci_bus_state *st, struct snap_enc *e)
+/* What the fields cannot say: CONFIG_ADDRESS holds only its defined bits, the host bridge is there. */
+static int pci_bus_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	snap_put_u32(e, st->conf1_address);
-	snap_put_u32(e, st->slots);
-}
+	const struct pci_bus_state *st = p;
 
-int pci_bus_state_decode(struct pci_bus_state *st, const void *data, size_t len, uint32_t version, char *err,
-			 size_t err_size)
-{
-	struct snap_dec d;
-
-	memset(st, 0, sizeof(*st));
-	if (version != PCI_BUS_STATE_VERSION) {
-		errmsg_set(err, err_size, "PCI bus state version %u is not known to this kiln (%u)", version,
-			   PCI_BUS_STATE_VERSION);
-		return -ENOTSUP;
+	(void)version;
+	if (st->conf1_address & ~CONF1_ADDRESS_MASK) {
+		errmsg_set(err, err_size, "PCI bus state: conf1_address 0x%08x has reserved bits set",
+			   st->conf1_address);
+		return -EINVAL;
 	}
-	snap_dec_init(&d, data, len);
-	st->conf1_address = snap_get_u32(&d);
-	st->slots = snap_get_u32(&d);
-	if (!snap_dec_done(&d) || (st->conf1_address & ~CONF1_ADDRESS_MASK) || !(st->slots & 1)) {
-		errmsg_set(err, err_size, "PCI bus state: malformed (%zu bytes)", len);
+	if (!(st->slots & 1)) {
+		errmsg_set(err, err_size, "PCI bus state: slots 0x%08x lack the host bridge (slot 0)", st->slots);
 		return -EINVAL;
 	}
 	return 0;
 }
+
+static const struct codec_field pci_bus_state_fields[] = {
+	CODEC_UINT(struct pci_bus_state, conf1_address, 4, 1),
+	CODEC_UINT(struct pci_bus_state, slots, 4, 1),
+};
+
+const struct codec_table pci_bus_state_codec =
+	CODEC_TABLE(struct pci_bus_state, "PCI bus state", 1, 1, pci_bus_state_fields, pci_bus_state_check);
 
 void pci_function_save(struct pci_device *dev, struct pci_function_state *st)
 {
@@ -834,31 +833,10 @@ int pci_function_restore(struct pci_device *dev, const struct pci_function_state
 	return 0;
 }
 
-void pci_function_state_encode(const struct pci_function_state *st, struct snap_enc *e)
-{
-	snap_put_bytes(e, st->config, sizeof(st->config));
-	snap_put_u8(e, st->intx_level);
-}
+static const struct codec_field pci_function_state_fields[] = {
+	CODEC_BYTES(struct pci_function_state, config, 1),
+	CODEC_BOOL(struct pci_function_state, intx_level, 1),
+};
 
-int pci_function_state_decode(struct pci_function_state *st, const void *data, size_t len, uint32_t version,
-			      char *err, size_t err_size)
-{
-	struct snap_dec d;
-	uint8_t level;
-
-	memset(st, 0, sizeof(*st));
-	if (version != PCI_FUNCTION_STATE_VERSION) {
-		errmsg_set(err, err_size, "PCI function state version %u is not known to this kiln (%u)", version,
-			   PCI_FUNCTION_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	snap_get_bytes(&d, st->config, sizeof(st->config));
-	level = snap_get_u8(&d);
-	if (!snap_dec_done(&d) || level > 1) {
-		errmsg_set(err, err_size, "PCI function state: malformed (%zu bytes)", len);
-		return -EINVAL;
-	}
-	st->intx_level = level;
-	return 0;
-}
+const struct codec_table pci_function_state_codec =
+	CODEC_TABLE(struct pci_function_state, "PCI function state", 1, 1, pci_function_state_fields, NULL);

@@ -32,9 +32,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/codec.h"
 #include "vmm/bus.h"
 #include "vmm/irq.h"
-#include "vmm/snapshot_file.h"
 
 #define PCI_MAX_DEVICES 32
 #define PCI_NR_BARS 6
@@ -229,33 +229,36 @@ static inline uint32_t pci_intx_gsi(unsigned int slot, unsigned int pin)
 /* ---- Snapshot state (sections PCI and PCIF, docs/snapshot-format.md) ---- */
 
 /* The bus: CONFIG_ADDRESS and which slots hold a device (restore refuses a different set). */
-#define PCI_BUS_STATE_VERSION 1
-#define PCI_BUS_STATE_MAX_SIZE 8
-
 struct pci_bus_state {
 	uint32_t conf1_address;
 	uint32_t slots;                 /* bit n: a device in slot n (bit 0, the host bridge, always) */
 };
 
+/*
+ * Section PCI's payload, version 1 (8d1a722's; the oldest read): conf1_address, slots, le32 each.
+ * CONFIG_ADDRESS's reserved bits must be clear and slot 0 present.
+ */
+extern const struct codec_table pci_bus_state_codec;
+
 void pci_bus_save(struct pci_bus *pci, struct pci_bus_state *st);
 /* Check the slots against this bus's devices and load CONFIG_ADDRESS. 0 or -EINVAL with a message. */
 int pci_bus_restore(struct pci_bus *pci, const struct pci_bus_state *st, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
-void pci_bus_state_encode(const struct pci_bus_state *st, struct snap_enc *e);
-int pci_bus_state_decode(struct pci_bus_state *st, const void *data, size_t len, uint32_t version, char *err,
-			 size_t err_size) __attribute__((warn_unused_result));
 
 /* The device in `slot` (0: the host bridge), or NULL. */
 struct pci_device *pci_bus_device(struct pci_bus *pci, unsigned int slot);
 
 /* One function: its whole configuration space as the guest programmed it, and its INTx request. */
-#define PCI_FUNCTION_STATE_VERSION 1
-#define PCI_FUNCTION_STATE_MAX_SIZE (PCIE_CONFIG_SPACE_SIZE + 8)
-
 struct pci_function_state {
 	uint8_t config[PCIE_CONFIG_SPACE_SIZE];
 	bool intx_level;
 };
+
+/*
+ * Section PCIF's payload (instance = slot), version 1 (8d1a722's; the oldest read): the 4 KiB config
+ * space as it is, then intx_level as one byte (0 or 1).
+ */
+extern const struct codec_table pci_function_state_codec;
 
 /* Copy out the registered device's config space and INTx request (takes cfg_lock). */
 void pci_function_save(struct pci_device *dev, struct pci_function_state *st);
@@ -270,9 +273,6 @@ void pci_function_save(struct pci_device *dev, struct pci_function_state *st);
  */
 int pci_function_restore(struct pci_device *dev, const struct pci_function_state *st, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
-void pci_function_state_encode(const struct pci_function_state *st, struct snap_enc *e);
-int pci_function_state_decode(struct pci_function_state *st, const void *data, size_t len, uint32_t version,
-			      char *err, size_t err_size) __attribute__((warn_unused_result));
 
 /* Raw little-endian config helpers for the device's own use (no masks, no locks; see struct pci_device). */
 static inline uint8_t pci_config_read8(const struct pci_device *dev, uint32_t off)

@@ -13,6 +13,7 @@
 #include "devices/virtio/virtqueue.h"
 #include "lib/log.h"
 #include "vmm/device.h"
+#include "vmm/snapshot_file.h"
 
 #define REQUESTQ 0
 
@@ -736,33 +737,11 @@ int virtio_blk_restore(struct virtio_blk *blk, const struct virtio_blk_state *st
 	return 0;
 }
 
-void virtio_blk_state_encode(const struct virtio_blk_state *st, struct snap_enc *e)
-{
-	snap_put_u64(e, st->capacity);
-	snap_put_u8(e, st->read_only);
-	snap_put_bytes(e, st->id, sizeof(st->id));
-}
+static const struct codec_field virtio_blk_state_fields[] = {
+	CODEC_UINT(struct virtio_blk_state, capacity, 8, 1),
+	CODEC_BOOL(struct virtio_blk_state, read_only, 1),
+	CODEC_BYTES(struct virtio_blk_state, id, 1),
+};
 
-int virtio_blk_state_decode(struct virtio_blk_state *st, const void *data, size_t len, uint32_t version, char *err,
-			    size_t err_size)
-{
-	struct snap_dec d;
-	uint8_t ro;
-
-	memset(st, 0, sizeof(*st));
-	if (version != VIRTIO_BLK_STATE_VERSION) {
-		errmsg_set(err, err_size, "virtio-blk state version %u is not known to this kiln (%u)", version,
-			   VIRTIO_BLK_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->capacity = snap_get_u64(&d);
-	ro = snap_get_u8(&d);
-	snap_get_bytes(&d, st->id, sizeof(st->id));
-	if (!snap_dec_done(&d) || ro > 1) {
-		errmsg_set(err, err_size, "virtio-blk state: malformed (%zu bytes)", len);
-		return -EINVAL;
-	}
-	st->read_only = ro;
-	return 0;
-}
+const struct codec_table virtio_blk_state_codec =
+	CODEC_TABLE(struct virtio_blk_state, "virtio-blk state", 1, 1, virtio_blk_state_fields, NULL);

@@ -176,22 +176,22 @@ struct virtio_pci *virtio_blk_transport(struct virtio_blk *blk);
  * used ring. What is left is the disk as the guest saw it: capacity, read-only, serial; restore checks
  * that the device created from the config is that disk. The image's contents are the host's (DISK).
  */
-#define VIRTIO_BLK_STATE_VERSION 1
-#define VIRTIO_BLK_STATE_MAX_SIZE (16 + VIRTIO_BLK_ID_BYTES)
-
 struct virtio_blk_state {
 	uint64_t capacity;              /* 512-byte sectors */
 	bool read_only;
 	char id[VIRTIO_BLK_ID_BYTES];   /* GET_ID's serial, NUL-padded */
 };
 
+/*
+ * Section VBLK's payload, version 1 (8d1a722's; the oldest read): capacity (le64), read_only (0/1),
+ * the 20 bytes of id as they are.
+ */
+extern const struct codec_table virtio_blk_state_codec;
+
 void virtio_blk_save(struct virtio_blk *blk, struct virtio_blk_state *st);
 /* -EINVAL with a message when this device is not the snapshot's disk (capacity, read-only, serial). */
 int virtio_blk_restore(struct virtio_blk *blk, const struct virtio_blk_state *st, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
-void virtio_blk_state_encode(const struct virtio_blk_state *st, struct snap_enc *e);
-int virtio_blk_state_decode(struct virtio_blk_state *st, const void *data, size_t len, uint32_t version, char *err,
-			    size_t err_size) __attribute__((warn_unused_result));
 
 /* The device type (vmm/device.h): a virtio-blk per drive. */
 struct vm_device_type;

@@ -19,6 +19,7 @@
 #include "devices/virtio/virtqueue.h"
 #include "lib/log.h"
 #include "vmm/device.h"
+#include "vmm/snapshot_file.h"
 
 #define ETH_HEADER_LEN 14
 #define HDR_NUM_BUFFERS 10 /* offset of num_buffers in struct virtio_net_hdr_v1 */
@@ -837,44 +838,28 @@ void virtio_net_restore(struct virtio_net *net, const struct virtio_net_state *s
 	virtio_pci_unlock(net->t);
 }
 
-void virtio_net_state_encode(const struct virtio_net_state *st, struct snap_enc *e)
+/* A multicast address (bit 0 of the first byte) is no station's address (IEEE 802). */
+static int virtio_net_state_check(const void *p, uint32_t version, char *err, size_t err_size)
 {
-	snap_put_bytes(e, st->mac, sizeof(st->mac));
-	snap_put_u64(e, st->stats.rx_packets);
-	snap_put_u64(e, st->stats.rx_bytes);
-	snap_put_u64(e, st->stats.rx_drops);
-	snap_put_u64(e, st->stats.tx_packets);
-	snap_put_u64(e, st->stats.tx_bytes);
-	snap_put_u64(e, st->stats.tx_drops);
-}
+	const struct virtio_net_state *st = p;
 
-int virtio_net_state_decode(struct virtio_net_state *st, const void *data, size_t len, uint32_t version, char *err,
-			    size_t err_size)
-{
-	struct snap_dec d;
-
-	memset(st, 0, sizeof(*st));
-	if (version != VIRTIO_NET_STATE_VERSION) {
-		errmsg_set(err, err_size, "virtio-net state version %u is not known to this kiln (%u)", version,
-			   VIRTIO_NET_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	snap_get_bytes(&d, st->mac, sizeof(st->mac));
-	st->stats.rx_packets = snap_get_u64(&d);
-	st->stats.rx_bytes = snap_get_u64(&d);
-	st->stats.rx_drops = snap_get_u64(&d);
-	st->stats.tx_packets = snap_get_u64(&d);
-	st->stats.tx_bytes = snap_get_u64(&d);
-	st->stats.tx_drops = snap_get_u64(&d);
-	if (!snap_dec_done(&d)) {
-		errmsg_set(err, err_size, "virtio-net state: malformed (%zu bytes)", len);
-		return -EINVAL;
-	}
-	/* A multicast address (bit 0 of the first byte) is no station's address (IEEE 802). */
+	(void)version;
 	if (st->mac[0] & 1) {
 		errmsg_set(err, err_size, "virtio-net state: MAC address with the multicast bit set");
 		return -EINVAL;
 	}
 	return 0;
 }
+
+static const struct codec_field virtio_net_state_fields[] = {
+	CODEC_BYTES(struct virtio_net_state, mac, 1),
+	CODEC_UINT(struct virtio_net_state, stats.rx_packets, 8, 1),
+	CODEC_UINT(struct virtio_net_state, stats.rx_bytes, 8, 1),
+	CODEC_UINT(struct virtio_net_state, stats.rx_drops, 8, 1),
+	CODEC_UINT(struct virtio_net_state, stats.tx_packets, 8, 1),
+	CODEC_UINT(struct virtio_net_state, stats.tx_bytes, 8, 1),
+	CODEC_UINT(struct virtio_net_state, stats.tx_drops, 8, 1),
+};
+
+const struct codec_table virtio_net_state_codec =
+	CODEC_TABLE(struct virtio_net_state, "virtio-net state", 1, 1, virtio_net_state_fields, virtio_net_state_check);

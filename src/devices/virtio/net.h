@@ -150,20 +150,21 @@ struct virtio_pci *virtio_net_transport(struct virtio_net *net);
  * quiesces the device first (virtio_net_quiesce): no frame is half-delivered; a frame the TAP had
  * queued for the guest stays in the host's TAP and is read by whichever process opens it next.
  */
-#define VIRTIO_NET_STATE_VERSION 1
-#define VIRTIO_NET_STATE_MAX_SIZE 64
-
 struct virtio_net_state {
 	uint8_t mac[6];
 	struct virtio_net_stats stats;
 };
 
+/*
+ * Section VNET's payload, version 1 (8d1a722's; the oldest read): the 6 bytes of mac as they are,
+ * then stats' rx_packets, rx_bytes, rx_drops, tx_packets, tx_bytes, tx_drops (le64 each). The MAC
+ * must be a unicast address.
+ */
+extern const struct codec_table virtio_net_state_codec;
+
 void virtio_net_save(struct virtio_net *net, struct virtio_net_state *st);
 /* Give the device the snapshot's MAC and counters (before the guest runs). Any thread. */
 void virtio_net_restore(struct virtio_net *net, const struct virtio_net_state *st);
-void virtio_net_state_encode(const struct virtio_net_state *st, struct snap_enc *e);
-int virtio_net_state_decode(struct virtio_net_state *st, const void *data, size_t len, uint32_t version, char *err,
-			    size_t err_size) __attribute__((warn_unused_result));
 
 /* The device type (vmm/device.h): a virtio-net per network interface. */
 struct vm_device_type;

@@ -11,6 +11,7 @@
 #include "devices/virtio/virtqueue.h"
 #include "lib/log.h"
 #include "vmm/device.h"
+#include "vmm/snapshot_file.h"
 
 #define REQUESTQ 0
 
@@ -208,27 +209,9 @@ void virtio_rng_restore(struct virtio_rng *rng, const struct virtio_rng_state *s
 	atomic_store(&rng->bytes, st->bytes);
 }
 
-void virtio_rng_state_encode(const struct virtio_rng_state *st, struct snap_enc *e)
-{
-	snap_put_u64(e, st->bytes);
-}
+static const struct codec_field virtio_rng_state_fields[] = {
+	CODEC_UINT(struct virtio_rng_state, bytes, 8, 1),
+};
 
-int virtio_rng_state_decode(struct virtio_rng_state *st, const void *data, size_t len, uint32_t version, char *err,
-			    size_t err_size)
-{
-	struct snap_dec d;
-
-	memset(st, 0, sizeof(*st));
-	if (version != VIRTIO_RNG_STATE_VERSION) {
-		errmsg_set(err, err_size, "virtio-rng state version %u is not known to this kiln (%u)", version,
-			   VIRTIO_RNG_STATE_VERSION);
-		return -ENOTSUP;
-	}
-	snap_dec_init(&d, data, len);
-	st->bytes = snap_get_u64(&d);
-	if (!snap_dec_done(&d)) {
-		errmsg_set(err, err_size, "virtio-rng state: %zu bytes, not what version %u holds", len, version);
-		return -EINVAL;
-	}
-	return 0;
-}
+const struct codec_table virtio_rng_state_codec =
+	CODEC_TABLE(struct virtio_rng_state, "virtio-rng state", 1, 1, virtio_rng_state_fields, NULL);

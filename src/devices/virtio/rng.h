@@ -54,18 +54,15 @@ uint64_t virtio_rng_bytes(struct virtio_rng *rng);
  * Snapshot state (section VRNG, instance = PCI slot): virtio-rng has no device state beyond its
  * transport's; the section carries the byte count so that it, too, continues.
  */
-#define VIRTIO_RNG_STATE_VERSION 1
-#define VIRTIO_RNG_STATE_MAX_SIZE 8
-
 struct virtio_rng_state {
 	uint64_t bytes;
 };
 
+/* Section VRNG's payload, version 1 (8d1a722's; the oldest read): bytes, le64. */
+extern const struct codec_table virtio_rng_state_codec;
+
 void virtio_rng_save(struct virtio_rng *rng, struct virtio_rng_state *st);
 void virtio_rng_restore(struct virtio_rng *rng, const struct virtio_rng_state *st);
-void virtio_rng_state_encode(const struct virtio_rng_state *st, struct snap_enc *e);
-int virtio_rng_state_decode(struct virtio_rng_state *st, const void *data, size_t len, uint32_t version, char *err,
-			    size_t err_size) __attribute__((warn_unused_result));
 
 /* The device type (vmm/device.h): virtio-rng, for "entropy". */
 struct vm_device_type;

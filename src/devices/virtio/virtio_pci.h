@@ -64,10 +64,10 @@
 
 #include "devices/pci/pci.h"
 #include "devices/virtio/virtio.h"
+#include "lib/codec.h"
 #include "vmm/irq_routing.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
-#include "vmm/snapshot_file.h"
 #include "devices/virtio/virtqueue.h"
 
 #define VIRTIO_PCI_VENDOR_ID 0x1af4
@@ -200,8 +200,6 @@ void virtio_pci_thaw(struct virtio_pci *t);
  * status, ISR, and per queue its configuration and the device-side indices (virtqueue.h). The
  * device type's own state is its section (e.g. VRNG); the config space and MSI-X are PCIF and MSIX.
  */
-#define VIRTIO_PCI_STATE_VERSION 1
-
 struct virtio_pci_queue_state {
 	uint16_t size;
 	uint16_t msix_vector;
@@ -228,13 +226,17 @@ struct virtio_pci_state {
 	struct virtio_pci_queue_state queues[VIRTIO_PCI_MAX_QUEUES];
 };
 
-#define VIRTIO_PCI_STATE_HEADER_SIZE 40
-#define VIRTIO_PCI_STATE_QUEUE_SIZE 40
-
-static inline size_t virtio_pci_state_size(unsigned int nr_queues)
-{
-	return VIRTIO_PCI_STATE_HEADER_SIZE + (size_t)nr_queues * VIRTIO_PCI_STATE_QUEUE_SIZE;
-}
+/*
+ * Section VIRT's payload, version 1 (8d1a722's; the oldest read), little-endian: device_id,
+ * config_msix_vector (2 bytes each), nr_queues (4, 1..VIRTIO_PCI_MAX_QUEUES), device_features,
+ * driver_features (8 each), device_feature_select, driver_feature_select (4 each),
+ * driver_features_invalid (0/1), status, config_generation, isr (1 byte each), queue_select (2), live
+ * (0/1), a reserved zero byte: 40 bytes; then per queue 40 bytes: desc, driver, device (8 each),
+ * size, msix_vector, vq.last_avail_idx, vq.used_idx, vq.signalled_used (2 each), a flags byte
+ * (enabled | ready << 1 | broken_reported << 2 | vq.broken << 3, other bits 0) and 5 zero bytes.
+ * Whether the transport could have reached the values is virtio_pci_restore's to judge.
+ */
+extern const struct codec_table virtio_pci_state_codec;
 
 void virtio_pci_save(struct virtio_pci *t, struct virtio_pci_state *st);
 
@@ -248,8 +250,5 @@ void virtio_pci_save(struct virtio_pci *t, struct virtio_pci_state *st);
  */
 int virtio_pci_restore(struct virtio_pci *t, const struct virtio_pci_state *st, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
-void virtio_pci_state_encode(const struct virtio_pci_state *st, struct snap_enc *e);
-int virtio_pci_state_decode(struct virtio_pci_state *st, const void *data, size_t len, uint32_t version,
-			    char *err, size_t err_size) __attribute__((warn_unused_result));
 
 #endif
