@@ -4,7 +4,7 @@
  * below 4 GiB, held by one of several backends (enum guest_memory_kind, memory_backend.c): a shared
  * memfd (the default: pages allocated on first touch, shareable with a snapshot writer or another
  * process), a MAP_PRIVATE mapping of a snapshot's memory file, private anonymous memory, or a hugetlb
- * memfd. What each supports is in docs/memory.md.
+ * memfd. What each supports is in docs/design.md "Guest memory".
  *
  * Offsets ("RAM offsets") count bytes from the start of the mapping: the memfd's and the snapshot memory
  * file's layout, in which the region above 4 GiB follows the one below the hole.

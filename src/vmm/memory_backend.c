@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The guest-memory backends (memory_backend.h): how RAM is mapped, given back, shared, populated and saved
- * for each enum guest_memory_kind. What combines with what is in docs/memory.md.
+ * for each enum guest_memory_kind. What combines with what is in docs/design.md "Guest memory".
  */
 #include "vmm/memory_backend.h"
 
