@@ -23,6 +23,17 @@ unsigned int vm_device_count_one(const struct vm_config *cfg)
 	return 1;
 }
 
+static int register_ports(const struct vm_device_type *type, void *dev, struct bus *pio)
+{
+	for (const struct vm_device_ports *p = type->ports; p && p->len; p++) {
+		int ret = bus_register(pio, p->base, p->len, p->handler, dev, type->name);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int vm_devices_create(struct vm_devices *d, const struct vm_device_type *const *types, unsigned int nr,
 		      const struct vm_device_ctx *ctx)
 {
@@ -39,11 +50,12 @@ int vm_devices_create(struct vm_devices *d, const struct vm_device_type *const *
 
 		for (unsigned int i = 0; i < n; i++) {
 			void *dev = types[t]->create(ctx, i);
+			int ret = dev ? register_ports(types[t], dev, ctx->pio_bus) : (errno ? -errno : -ENOMEM);
 
-			if (!dev) {
-				int ret = errno ? -errno : -ENOMEM;
-
+			if (ret) {
 				pr_err("cannot create %s device %u: %s", types[t]->name, i, strerror(-ret));
+				if (dev)
+					types[t]->destroy(dev);
 				return ret;
 			}
 			d->list[d->nr++] = (struct vm_device){ .type = types[t], .dev = dev, .index = i };

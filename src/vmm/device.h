@@ -50,6 +50,13 @@ struct vm_device_ctx {
 	struct vm_device_events events;
 };
 
+/* I/O ports a device answers: registered on the PIO bus for each instance, `dev` as the handler's opaque. */
+struct vm_device_ports {
+	uint16_t base;
+	uint16_t len;                   /* 0 ends a list */
+	bus_handler_fn handler;
+};
+
 /*
  * A device type. `dev` is what create() returned. Every callback but count, create and destroy may
  * be NULL.
@@ -60,10 +67,11 @@ struct vm_device_type {
 	/* Instances `cfg` asks for. */
 	unsigned int (*count)(const struct vm_config *cfg);
 	/*
-	 * Instance `index` of `ctx->cfg`, registered on the buses; logs why it cannot be made (naming the
-	 * config entry) and returns NULL with errno.
+	 * Instance `index` of `ctx->cfg` (a virtio device on PCI bus 0); logs why it cannot be made (naming
+	 * the config entry) and returns NULL with errno.
 	 */
 	void *(*create)(const struct vm_device_ctx *ctx, unsigned int index);
+	const struct vm_device_ports *ports; /* its I/O ports, or NULL */
 	/* After the vCPUs have stopped, the loop is destroyed and the PCI bus is gone (virtio_pci.h). */
 	void (*destroy)(void *dev);
 	/* A virtio device's transport: its MSIX and VIRT sections come with it, it is frozen for a snapshot. */
@@ -101,7 +109,7 @@ struct vm_devices {
 /* count() of a device every VM has exactly one of. */
 unsigned int vm_device_count_one(const struct vm_config *cfg);
 
-/* Adapters from a device's typed save/restore to a vm_device_type's (void *) slots. */
+/* Adapters from a device's typed destroy/save/restore to a vm_device_type's (void *) slots. */
 #define VM_DEVICE_SAVE_FN(name, fn) \
 	static void name(void *dev, void *st) { fn(dev, st); }
 #define VM_DEVICE_RESTORE_FN(name, fn) /* fn returns nothing: it takes any state its codec decoded */ \
@@ -112,6 +120,12 @@ unsigned int vm_device_count_one(const struct vm_config *cfg);
 		fn(dev, st); \
 		return 0; \
 	}
+
+/* prefix##_destroy_dev, prefix##_save_dev and prefix##_restore_dev over a device's own three. */
+#define VM_DEVICE_ADAPTERS(prefix, destroy_fn, save_fn, restore_fn) \
+	static void prefix##_destroy_dev(void *dev) { destroy_fn(dev); } \
+	VM_DEVICE_SAVE_FN(prefix##_save_dev, save_fn) \
+	VM_DEVICE_RESTORE_FN(prefix##_restore_dev, restore_fn)
 
 /* The types kiln builds VMs from, in creation order (vmm/device_table.c). */
 extern const struct vm_device_type *const vm_device_types[];

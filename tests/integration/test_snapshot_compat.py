@@ -7,36 +7,17 @@ where it stopped (count 36 at the snapshot) as if nothing had happened; and a sn
 written in today's format, must restore as well."""
 import lzma
 import os
-import re
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 
 from conftest import KILN, ROOT, is_pvm_host, text
+from test_snapshot import counts, wait_counts
 
 FIXTURE = ROOT / "tests" / "fixtures" / "snapshot-8d1a722"
 LAST_COUNT = 36
-
-
-def counts(path):
-    try:
-        with open(path, "rb") as f:
-            return [int(n) for n in re.findall(rb"count (\d+)", f.read())]
-    except FileNotFoundError:
-        return []
-
-
-def wait_counts(path, n, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        c = counts(path)
-        if len(c) >= n:
-            return c
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {n} counts in {path}; it holds {counts(path)}")
 
 
 @pytest.fixture

@@ -260,37 +260,24 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 static void *acpi_pm_new(const struct vm_device_ctx *ctx, unsigned int index)
 {
 	struct irq_line sci = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = ACPI_SCI_IRQ };
-	struct acpi_pm *pm = acpi_pm_create(sci, ctx->events.poweroff, ctx->events.opaque, NULL, NULL);
-	int ret;
 
-	if (!pm)
-		return NULL;
-	ret = bus_register(ctx->pio_bus, ACPI_PM_BASE_PORT, ACPI_PM_NR_PORTS, acpi_pm_io, pm, "acpi-pm");
-	if (ret) {
-		acpi_pm_destroy(pm);
-		errno = -ret;
-		return NULL;
-	}
-	return pm;
+	return acpi_pm_create(sci, ctx->events.poweroff, ctx->events.opaque, NULL, NULL);
 }
 
-static void acpi_pm_free(void *dev)
-{
-	acpi_pm_destroy(dev);
-}
+VM_DEVICE_ADAPTERS(acpi_pm, acpi_pm_destroy, acpi_pm_save, acpi_pm_restore)
 
-VM_DEVICE_SAVE_FN(acpi_pm_save_fn, acpi_pm_save)
-VM_DEVICE_RESTORE_FN(acpi_pm_restore_fn, acpi_pm_restore)
+static const struct vm_device_ports acpi_pm_ports[] = { { ACPI_PM_BASE_PORT, ACPI_PM_NR_PORTS, acpi_pm_io }, { 0 } };
 
 const struct vm_device_type acpi_pm_device_type = {
 	.name = "acpi-pm",
 	.count = vm_device_count_one,
 	.create = acpi_pm_new,
-	.destroy = acpi_pm_free,
+	.ports = acpi_pm_ports,
+	.destroy = acpi_pm_destroy_dev,
 	.section = SNAP_ID_ACPI,
 	.codec = &acpi_pm_state_codec,
-	.save = acpi_pm_save_fn,
-	.restore = acpi_pm_restore_fn,
+	.save = acpi_pm_save_dev,
+	.restore = acpi_pm_restore_dev,
 };
 
 /* ---- snapshot state ---- */

@@ -380,38 +380,28 @@ static void *i8042_new(const struct vm_device_ctx *ctx, unsigned int index)
 {
 	struct irq_line kbd = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = I8042_KBD_IRQ };
 	struct irq_line aux = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = I8042_AUX_IRQ };
-	struct i8042 *dev = i8042_create(kbd, aux, ctx->events.reset, ctx->events.opaque);
-	int ret;
 
-	if (!dev)
-		return NULL;
-	ret = bus_register(ctx->pio_bus, I8042_DATA_PORT, 1, i8042_data_io, dev, "i8042");
-	ret = ret ?: bus_register(ctx->pio_bus, I8042_COMMAND_PORT, 1, i8042_command_io, dev, "i8042");
-	if (ret) {
-		i8042_destroy(dev);
-		errno = -ret;
-		return NULL;
-	}
-	return dev;
+	return i8042_create(kbd, aux, ctx->events.reset, ctx->events.opaque);
 }
 
-static void i8042_free(void *dev)
-{
-	i8042_destroy(dev);
-}
+VM_DEVICE_ADAPTERS(i8042, i8042_destroy, i8042_save, i8042_restore)
 
-VM_DEVICE_SAVE_FN(i8042_save_fn, i8042_save)
-VM_DEVICE_RESTORE_FN(i8042_restore_fn, i8042_restore)
+static const struct vm_device_ports i8042_ports[] = {
+	{ I8042_DATA_PORT, 1, i8042_data_io },
+	{ I8042_COMMAND_PORT, 1, i8042_command_io },
+	{ 0 },
+};
 
 const struct vm_device_type i8042_device_type = {
 	.name = "i8042",
 	.count = vm_device_count_one,
 	.create = i8042_new,
-	.destroy = i8042_free,
+	.ports = i8042_ports,
+	.destroy = i8042_destroy_dev,
 	.section = SNAP_ID_I8042,
 	.codec = &i8042_state_codec,
-	.save = i8042_save_fn,
-	.restore = i8042_restore_fn,
+	.save = i8042_save_dev,
+	.restore = i8042_restore_dev,
 };
 
 /* Common entry for both ports; `port` says which (I8042_DATA_PORT or I8042_COMMAND_PORT). */

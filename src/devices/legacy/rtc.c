@@ -351,37 +351,23 @@ void rtc_destroy(struct rtc *rtc)
 
 static void *rtc_new(const struct vm_device_ctx *ctx, unsigned int index)
 {
-	struct rtc *rtc = rtc_create(guest_memory_low_size(ctx->mem), guest_memory_high_size(ctx->mem), NULL, NULL);
-	int ret;
-
-	if (!rtc)
-		return NULL;
-	ret = bus_register(ctx->pio_bus, RTC_INDEX_PORT, RTC_NR_PORTS, rtc_io, rtc, "rtc");
-	if (ret) {
-		rtc_destroy(rtc);
-		errno = -ret;
-		return NULL;
-	}
-	return rtc;
+	return rtc_create(guest_memory_low_size(ctx->mem), guest_memory_high_size(ctx->mem), NULL, NULL);
 }
 
-static void rtc_free(void *dev)
-{
-	rtc_destroy(dev);
-}
+VM_DEVICE_ADAPTERS(rtc, rtc_destroy, rtc_save, rtc_restore)
 
-VM_DEVICE_SAVE_FN(rtc_save_fn, rtc_save)
-VM_DEVICE_RESTORE_FN(rtc_restore_fn, rtc_restore)
+static const struct vm_device_ports rtc_ports[] = { { RTC_INDEX_PORT, RTC_NR_PORTS, rtc_io }, { 0 } };
 
 const struct vm_device_type rtc_device_type = {
 	.name = "rtc",
 	.count = vm_device_count_one,
 	.create = rtc_new,
-	.destroy = rtc_free,
+	.ports = rtc_ports,
+	.destroy = rtc_destroy_dev,
 	.section = SNAP_ID_RTC,
 	.codec = &rtc_state_codec,
-	.save = rtc_save_fn,
-	.restore = rtc_restore_fn,
+	.save = rtc_save_dev,
+	.restore = rtc_restore_dev,
 };
 
 void rtc_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)

@@ -341,37 +341,24 @@ void serial_destroy(struct serial *s)
 static void *serial_new(const struct vm_device_ctx *ctx, unsigned int index)
 {
 	struct irq_line irq = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = SERIAL_COM1_IRQ };
-	struct serial *s = serial_create(irq, ctx->events.console_out, ctx->events.opaque);
-	int ret;
 
-	if (!s)
-		return NULL;
-	ret = bus_register(ctx->pio_bus, SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io, s, "serial");
-	if (ret) {
-		serial_destroy(s);
-		errno = -ret;
-		return NULL;
-	}
-	return s;
+	return serial_create(irq, ctx->events.console_out, ctx->events.opaque);
 }
 
-static void serial_free(void *dev)
-{
-	serial_destroy(dev);
-}
+VM_DEVICE_ADAPTERS(serial, serial_destroy, serial_save, serial_restore)
 
-VM_DEVICE_SAVE_FN(serial_save_fn, serial_save)
-VM_DEVICE_RESTORE_FN(serial_restore_fn, serial_restore)
+static const struct vm_device_ports serial_ports[] = { { SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io }, { 0 } };
 
 const struct vm_device_type serial_device_type = {
 	.name = "serial",
 	.count = vm_device_count_one,
 	.create = serial_new,
-	.destroy = serial_free,
+	.ports = serial_ports,
+	.destroy = serial_destroy_dev,
 	.section = SNAP_ID_UART,
 	.codec = &serial_state_codec,
-	.save = serial_save_fn,
-	.restore = serial_restore_fn,
+	.save = serial_save_dev,
+	.restore = serial_restore_dev,
 };
 
 void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)

@@ -710,11 +710,6 @@ static void *net_new(const struct vm_device_ctx *ctx, unsigned int index)
 	return net;
 }
 
-static void net_free(void *dev)
-{
-	virtio_net_destroy(dev);
-}
-
 static struct virtio_pci *net_transport(void *dev)
 {
 	return virtio_net_transport(dev);
@@ -732,20 +727,19 @@ static void net_thaw(void *dev)
 	virtio_net_resume(dev);
 }
 
-VM_DEVICE_SAVE_FN(net_save_fn, virtio_net_save)
-VM_DEVICE_RESTORE_FN(net_restore_fn, virtio_net_restore)
+VM_DEVICE_ADAPTERS(net, virtio_net_destroy, virtio_net_save, virtio_net_restore)
 
 const struct vm_device_type virtio_net_device_type = {
 	.name = "virtio-net",
 	.config_section = "network-interfaces",
 	.count = net_count,
 	.create = net_new,
-	.destroy = net_free,
+	.destroy = net_destroy_dev,
 	.transport = net_transport,
 	.section = SNAP_ID_VNET,
 	.codec = &virtio_net_state_codec,
-	.save = net_save_fn,
-	.restore = net_restore_fn,
+	.save = net_save_dev,
+	.restore = net_restore_dev,
 	.quiesce = net_quiesce,
 	.thaw = net_thaw,
 };

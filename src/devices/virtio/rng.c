@@ -153,30 +153,24 @@ static void *rng_new(const struct vm_device_ctx *ctx, unsigned int index)
 	return virtio_rng_create(&ctx->virtio);
 }
 
-static void rng_free(void *dev)
-{
-	virtio_rng_destroy(dev);
-}
-
 static struct virtio_pci *rng_transport(void *dev)
 {
 	return virtio_rng_transport(dev);
 }
 
-VM_DEVICE_SAVE_FN(rng_save_fn, virtio_rng_save)
-VM_DEVICE_RESTORE_FN(rng_restore_fn, virtio_rng_restore)
+VM_DEVICE_ADAPTERS(rng, virtio_rng_destroy, virtio_rng_save, virtio_rng_restore)
 
 const struct vm_device_type virtio_rng_device_type = {
 	.name = "virtio-rng",
 	.config_section = "entropy",
 	.count = rng_count,
 	.create = rng_new,
-	.destroy = rng_free,
+	.destroy = rng_destroy_dev,
 	.transport = rng_transport,
 	.section = SNAP_ID_VRNG,
 	.codec = &virtio_rng_state_codec,
-	.save = rng_save_fn,
-	.restore = rng_restore_fn,
+	.save = rng_save_dev,
+	.restore = rng_restore_dev,
 };
 
 void virtio_rng_set_source(struct virtio_rng *rng, virtio_rng_source_fn fn, void *opaque)
