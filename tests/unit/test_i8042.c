@@ -229,9 +229,45 @@ static void test_irq1_only_when_enabled(void **state)
 	assert_int_equal(f->aux_edges, 0);
 }
 
+/* A byte written to the keyboard and the bytes it answers, read back one by one. */
+struct kbd_exchange {
+	uint8_t send;
+	uint8_t nr_reply;
+	uint8_t reply[3];
+};
+
+static void kbd_exchanges(struct fake *f, const struct kbd_exchange *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		wdata(f, x[i].send);
+		for (unsigned int j = 0; j < x[i].nr_reply; j++)
+			assert_int_equal(rdata(f), x[i].reply[j]);
+	}
+}
+
+#define KBD_EXCHANGES(f, x) kbd_exchanges((f), (x), sizeof(x) / sizeof((x)[0]))
+
 /* The keyboard's answers to what atkbd sends while probing and activating it: all at once. */
 static void test_keyboard_commands(void **state)
 {
+	/* SETLEDS and its parameter, typematic rate and its parameter: an ACK each. */
+	static const struct kbd_exchange probe[] = {
+		{ 0xed, 1, { 0xfa } }, { 0x00, 1, { 0xfa } }, { 0xf3, 1, { 0xfa } }, { 0x20, 1, { 0xfa } },
+	};
+	static const struct kbd_exchange activate[] = {
+		/* Enable, disable, defaults: ACK. Echo: echoed. Reset: ACK and the self-test's 0xAA. */
+		{ 0xf4, 1, { 0xfa } }, { 0xf5, 1, { 0xfa } }, { 0xf6, 1, { 0xfa } },
+		{ 0xee, 1, { 0xee } },
+		{ 0xff, 2, { 0xfa, 0xaa } },
+		/* Resend: the last byte again. */
+		{ 0xfe, 1, { 0xaa } },
+		/* Which scan code set: 2. */
+		{ 0xf0, 1, { 0xfa } }, { 0x00, 2, { 0xfa, 0x02 } },
+		/* Not a command: "resend" (0xFE), as a real keyboard answers. */
+		{ 0xef, 1, { 0xfe } }, { 0x5a, 1, { 0xfe } },
+	};
+	static const struct kbd_exchange untranslated[] = { { 0xf2, 3, { 0xfa, 0xab, 0x83 } } };
+	static const struct kbd_exchange cut_short[] = { { 0xf2, 0, { 0 } }, { 0xee, 1, { 0xee } } };
 	struct fake *f = *state;
 
 	/* GETID: ACK and an MF2 keyboard's ID, its 0x83 translated to 0x41 (the firmware's CTR translates). */
@@ -241,50 +277,14 @@ static void test_keyboard_commands(void **state)
 	assert_int_equal(rdata(f), 0xab);
 	assert_int_equal(rdata(f), 0x41);
 	assert_int_equal(status(f) & STR_OBF, 0);
-	/* SETLEDS and its parameter, typematic rate and its parameter: an ACK each. */
-	wdata(f, 0xed);
-	assert_int_equal(rdata(f), 0xfa);
-	wdata(f, 0x00);
-	assert_int_equal(rdata(f), 0xfa);
-	wdata(f, 0xf3);
-	assert_int_equal(rdata(f), 0xfa);
-	wdata(f, 0x20);
-	assert_int_equal(rdata(f), 0xfa);
+	KBD_EXCHANGES(f, probe);
 	assert_int_equal(status(f) & STR_OBF, 0);
-	/* Enable, disable, defaults: ACK. Echo: echoed. Reset: ACK and the self-test's 0xAA. */
-	for (unsigned int c = 0xf4; c <= 0xf6; c++) {
-		wdata(f, (uint8_t)c);
-		assert_int_equal(rdata(f), 0xfa);
-	}
-	wdata(f, 0xee);
-	assert_int_equal(rdata(f), 0xee);
-	wdata(f, 0xff);
-	assert_int_equal(rdata(f), 0xfa);
-	assert_int_equal(rdata(f), 0xaa);
-	/* Resend: the last byte again. */
-	wdata(f, 0xfe);
-	assert_int_equal(rdata(f), 0xaa);
-	/* Which scan code set: 2. */
-	wdata(f, 0xf0);
-	assert_int_equal(rdata(f), 0xfa);
-	wdata(f, 0x00);
-	assert_int_equal(rdata(f), 0xfa);
-	assert_int_equal(rdata(f), 0x02);
-	/* Not a command: "resend" (0xFE), as a real keyboard answers. */
-	wdata(f, 0xef);
-	assert_int_equal(rdata(f), 0xfe);
-	wdata(f, 0x5a);
-	assert_int_equal(rdata(f), 0xfe);
+	KBD_EXCHANGES(f, activate);
 	/* Without translation, the ID comes as the keyboard sends it. */
 	write_ctr(f, 0x05);
-	wdata(f, 0xf2);
-	assert_int_equal(rdata(f), 0xfa);
-	assert_int_equal(rdata(f), 0xab);
-	assert_int_equal(rdata(f), 0x83);
+	KBD_EXCHANGES(f, untranslated);
 	/* A command cuts short an answer not yet read. */
-	wdata(f, 0xf2);
-	wdata(f, 0xee);
-	assert_int_equal(rdata(f), 0xee);
+	KBD_EXCHANGES(f, cut_short);
 	assert_int_equal(status(f) & STR_OBF, 0);
 	/* 0xD2 echoes a byte as if the keyboard had sent it. */
 	cmd(f, 0xd2);
