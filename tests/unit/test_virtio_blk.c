@@ -922,16 +922,31 @@ static struct raw_disk *raw_open_test(const char *path, bool ro, enum raw_engine
 	return raw_open(&p, err, err_size);
 }
 
+/* A 1 MiB image made from the mkstemp() template `path` (which it completes): its fd, or -1 if none could be made. */
+static int raw_tmp_image(char *path)
+{
+	int fd = mkstemp(path);
+
+	if (fd >= 0)
+		assert_int_equal(ftruncate(fd, MIB), 0);
+	return fd;
+}
+
+static void raw_tmp_image_remove(int fd, const char *path)
+{
+	close(fd);
+	unlink(path);
+}
+
 static void test_raw_lock_messages(void **state)
 {
 	char path[] = "/tmp/kiln-raw-lock-XXXXXX", err[256];
 	struct raw_done done = { 0 };
 	struct raw_disk *a, *b;
-	int fd = mkstemp(path);
+	int fd = raw_tmp_image(path);
 
 	(void)state;
 	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, MIB), 0);
 	a = raw_open_test(path, false, RAW_ENGINE_SYNC, &done, err, sizeof(err));
 	assert_non_null(a);
 	assert_int_equal(raw_size(a), MIB);
@@ -959,8 +974,15 @@ static void test_raw_lock_messages(void **state)
 	assert_non_null(strstr(err, "/nonexistent/disk.img"));
 	assert_null(raw_open_test("/tmp", true, RAW_ENGINE_SYNC, &done, err, sizeof(err)));
 	assert_int_equal(errno, EINVAL);
-	close(fd);
-	unlink(path);
+	raw_tmp_image_remove(fd, path);
+}
+
+/* Submit one request, push it to the engine and wait for it: each step must succeed. */
+static void raw_run(struct raw_disk *d, struct raw_request *req)
+{
+	assert_int_equal(raw_submit(d, req), 0);
+	raw_commit(d);
+	assert_int_equal(raw_drain(d), 0);
 }
 
 /* Write a pattern, read it back, write zeroes without unmap, read zeroes: through the raw API. */
@@ -979,31 +1001,23 @@ static void raw_roundtrip(const char *path, enum raw_engine engine)
 	memset(&req, 0, sizeof(req));
 	iov = (struct iovec){ wbuf, sizeof(wbuf) };
 	req = (struct raw_request){ .op = RAW_OP_WRITE, .offset = 4096, .iov = &iov, .iovcnt = 1 };
-	assert_int_equal(raw_submit(d, &req), 0);
-	raw_commit(d);
-	assert_int_equal(raw_drain(d), 0);
+	raw_run(d, &req);
 	assert_int_equal(done.calls, 1);
 	assert_int_equal(done.last, 0);
 
 	iov = (struct iovec){ rbuf, sizeof(rbuf) };
 	req = (struct raw_request){ .op = RAW_OP_READ, .offset = 4096, .iov = &iov, .iovcnt = 1 };
-	assert_int_equal(raw_submit(d, &req), 0);
-	raw_commit(d);
-	assert_int_equal(raw_drain(d), 0);
+	raw_run(d, &req);
 	assert_int_equal(done.last, 0);
 	assert_memory_equal(rbuf, wbuf, sizeof(wbuf));
 
 	/* 200 KiB of zeroes in the middle, without unmap. */
 	req = (struct raw_request){ .op = RAW_OP_WRITE_ZEROES, .offset = 4096 + 8192, .len = 200 * 1024 };
-	assert_int_equal(raw_submit(d, &req), 0);
-	raw_commit(d);
-	assert_int_equal(raw_drain(d), 0);
+	raw_run(d, &req);
 	assert_int_equal(done.last, 0);
 	iov = (struct iovec){ rbuf, sizeof(rbuf) };
 	req = (struct raw_request){ .op = RAW_OP_READ, .offset = 4096, .iov = &iov, .iovcnt = 1 };
-	assert_int_equal(raw_submit(d, &req), 0);
-	raw_commit(d);
-	assert_int_equal(raw_drain(d), 0);
+	raw_run(d, &req);
 	assert_memory_equal(rbuf, wbuf, 8192);
 	assert_true(all_zero(rbuf + 8192, 200 * 1024));
 	assert_memory_equal(rbuf + 8192 + 200 * 1024, wbuf + 8192 + 200 * 1024, sizeof(wbuf) - 8192 - 200 * 1024);
@@ -1020,40 +1034,34 @@ static void raw_roundtrip(const char *path, enum raw_engine engine)
 	req = (struct raw_request){ .op = RAW_OP_WRITE, .offset = 0, .iov = &iov, .iovcnt = 1 };
 	assert_int_equal(raw_submit(d, &req), -EROFS);
 	req = (struct raw_request){ .op = RAW_OP_FLUSH };
-	assert_int_equal(raw_submit(d, &req), 0);
-	raw_commit(d);
-	assert_int_equal(raw_drain(d), 0);
+	raw_run(d, &req);
 	raw_close(d);
 }
 
 static void test_raw_engines(void **state)
 {
 	char path[] = "/tmp/kiln-raw-XXXXXX";
-	int fd = mkstemp(path);
+	int fd = raw_tmp_image(path);
 
 	(void)state;
 	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, MIB), 0);
 	raw_roundtrip(path, RAW_ENGINE_SYNC);
 	raw_roundtrip(path, RAW_ENGINE_IO_URING);
-	close(fd);
-	unlink(path);
+	raw_tmp_image_remove(fd, path);
 }
 
 /* tmpfs has PUNCH_HOLE but no ZERO_RANGE: write-zeroes falls back to writing zeroes. */
 static void test_raw_tmpfs_fallbacks(void **state)
 {
 	char path[] = "/dev/shm/kiln-raw-XXXXXX";
-	int fd = mkstemp(path);
+	int fd = raw_tmp_image(path);
 
 	(void)state;
 	if (fd < 0)
 		skip();
-	assert_int_equal(ftruncate(fd, MIB), 0);
 	raw_roundtrip(path, RAW_ENGINE_IO_URING);
 	raw_roundtrip(path, RAW_ENGINE_SYNC);
-	close(fd);
-	unlink(path);
+	raw_tmp_image_remove(fd, path);
 }
 
 /*
@@ -1063,12 +1071,11 @@ static void test_raw_tmpfs_fallbacks(void **state)
 static void test_raw_io_uring_fallback(void **state)
 {
 	char path[] = "/tmp/kiln-raw-seccomp-XXXXXX";
-	int fd = mkstemp(path), wstatus;
+	int fd = raw_tmp_image(path), wstatus;
 	pid_t pid;
 
 	(void)state;
 	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, MIB), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -1095,8 +1102,7 @@ static void test_raw_io_uring_fallback(void **state)
 	assert_int_equal(waitpid(pid, &wstatus, 0), pid);
 	assert_true(WIFEXITED(wstatus));
 	assert_int_equal(WEXITSTATUS(wstatus), 0);
-	close(fd);
-	unlink(path);
+	raw_tmp_image_remove(fd, path);
 }
 
 /* ---- the variants ---- */
