@@ -14,37 +14,11 @@
 #include "arch/x86/layout.h"
 #include "arch/x86/pvm.h"
 
-#define MIB (1ull << 20)
-
-struct fixture {
-	struct guest_memory mem;
-	struct kernel_image img;
-	uint8_t elf[8192];
-};
+#include "kernel_fixture.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_int_equal(guest_memory_init(&f->mem, 64 * MIB, X86_MMIO_HOLE_START), 0);
-	memset(f->elf, 0xcc, sizeof(f->elf));
-	f->img.elf = f->elf;
-	f->img.elf_size = sizeof(f->elf);
-	f->img.nr_segments = 1;
-	f->img.segments[0] = (struct kernel_segment){ .paddr = 16 * MIB, .filesz = 4096, .memsz = 3 * MIB, .offset = 4096 };
-	f->img.load_start = 16 * MIB;
-	f->img.load_end = 19 * MIB;
-	f->img.entry = 16 * MIB + 0x40;
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	guest_memory_destroy(&f->mem);
-	free(f);
+	*state = kernel_fixture_create(16 * MIB, 3 * MIB, 16 * MIB + 0x40);
 	return 0;
 }
 

@@ -13,39 +13,15 @@
 #include "arch/x86/layout.h"
 #include "arch/x86/pvh.h"
 
-#define MIB (1ull << 20)
-
-struct fixture {
-	struct guest_memory mem;
-	struct kernel_image img;
-	uint8_t elf[8192];
-};
+#include "kernel_fixture.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct fixture *f = kernel_fixture_create(2 * MIB, MIB, 2 * MIB);
 
-	assert_int_equal(guest_memory_init(&f->mem, 64 * MIB, X86_MMIO_HOLE_START), 0);
-	memset(f->elf, 0xcc, sizeof(f->elf));
-	f->img.elf = f->elf;
-	f->img.elf_size = sizeof(f->elf);
-	f->img.nr_segments = 1;
-	f->img.segments[0] = (struct kernel_segment){ .paddr = 2 * MIB, .filesz = 4096, .memsz = MIB, .offset = 4096 };
-	f->img.load_start = 2 * MIB;
-	f->img.load_end = 3 * MIB;
-	f->img.entry = 2 * MIB;
 	f->img.has_pvh_entry = true;
 	f->img.pvh_entry = 2 * MIB + 0x1e68;
 	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	guest_memory_destroy(&f->mem);
-	free(f);
 	return 0;
 }
 
