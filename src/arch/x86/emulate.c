@@ -146,6 +146,26 @@ static int emu_fetch(struct x86_emu *emu, uint8_t *buf, bool *next_fault)
 	return ZYDIS_MAX_INSTRUCTION_LENGTH;
 }
 
+/*
+ * emu_fetch() into ei for decoding. False when there is nothing to decode, with *res the step's result: the
+ * fetch's page fault queued, or unsupported for code outside RAM.
+ */
+static bool emu_fetch_insn(struct x86_emu *emu, struct emu_insn *ei, bool *next_fault, enum x86_emu_result *res)
+{
+	int ret = emu_fetch(emu, ei->bytes, next_fault);
+
+	if (ret == -EFAULT) {
+		*res = emu_span_failed(emu, ret);
+		return false;
+	}
+	if (ret < 0) {
+		*res = emu_unsupported(emu, "instruction is not in guest RAM");
+		return false;
+	}
+	ei->nr_bytes = (size_t)ret;
+	return true;
+}
+
 static const ZydisDecoder *emu_decoder(const struct x86_emu *emu, const struct x86_emu_cpu *cpu)
 {
 	switch (emu_cpu_code_bits(cpu)) {
@@ -306,23 +326,14 @@ enum x86_emu_result x86_emu_step(struct x86_emu *emu, struct x86_emu_cpu *cpu, c
 	if (insn && insn_len) {
 		ei.nr_bytes = insn_len < sizeof(ei.bytes) ? insn_len : sizeof(ei.bytes);
 		memcpy(ei.bytes, insn, ei.nr_bytes);
-	} else {
-		ret = emu_fetch(emu, ei.bytes, &next_fault);
-		if (ret == -EFAULT)
-			return emu_span_failed(emu, ret);
-		if (ret < 0)
-			return emu_unsupported(emu, "instruction is not in guest RAM");
-		ei.nr_bytes = (size_t)ret;
+	} else if (!emu_fetch_insn(emu, &ei, &next_fault, &res)) {
+		return res;
 	}
 	ret = emu_decode(emu, cpu, &ei);
 	if (ret == -EAGAIN && insn && insn_len) {
 		/* KVM reported fewer bytes than the instruction has: read them from guest memory. */
-		ret = emu_fetch(emu, ei.bytes, &next_fault);
-		if (ret == -EFAULT)
-			return emu_span_failed(emu, ret);
-		if (ret < 0)
-			return emu_unsupported(emu, "instruction is not in guest RAM");
-		ei.nr_bytes = (size_t)ret;
+		if (!emu_fetch_insn(emu, &ei, &next_fault, &res))
+			return res;
 		insn = NULL;
 		insn_len = 0;
 		ret = emu_decode(emu, cpu, &ei);
