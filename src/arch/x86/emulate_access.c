@@ -160,9 +160,13 @@ int emu_span_get(struct x86_emu *emu, uint64_t gva, size_t len, enum emu_access 
 	return 0;
 }
 
-void emu_span_read(const struct guest_span *span, size_t off, void *buf, size_t len)
+/*
+ * Copy between the span and a buffer, piece by piece: a load into `out`, or a store from `in`, which with
+ * `in` NULL only announces the store. One walk, so that loads and stores split the span alike.
+ */
+static void span_copy(const struct guest_span *span, size_t off, bool load, uint8_t *out, const uint8_t *in,
+		      size_t len)
 {
-	uint8_t *out = buf;
 	unsigned int i;
 
 	for (i = 0; i < span->nr && len; i++) {
@@ -175,48 +179,36 @@ void emu_span_read(const struct guest_span *span, size_t off, void *buf, size_t 
 		n = span->len[i] - off;
 		if (n > len)
 			n = len;
-		memcpy(out, span->hva[i] + off, n);
-		out += n;
+		if (load) {
+			memcpy(out, span->hva[i] + off, n);
+			out += n;
+		} else {
+			if (in) {
+				memcpy(span->hva[i] + off, in, n);
+				in += n;
+			}
+			/* After the store: a write tracker that sees the page must see the bytes. */
+			if (span->mem && span->mem->written)
+				span->mem->written(span->mem->opaque, span->gpa[i] + off, n);
+		}
 		len -= n;
 		off = 0;
 	}
 }
 
-/* Copy into the span (buf) or only announce the store (buf NULL), piece by piece. */
-static void span_store(const struct guest_span *span, size_t off, const uint8_t *in, size_t len)
+void emu_span_read(const struct guest_span *span, size_t off, void *buf, size_t len)
 {
-	unsigned int i;
-
-	for (i = 0; i < span->nr && len; i++) {
-		size_t n;
-
-		if (off >= span->len[i]) {
-			off -= span->len[i];
-			continue;
-		}
-		n = span->len[i] - off;
-		if (n > len)
-			n = len;
-		if (in) {
-			memcpy(span->hva[i] + off, in, n);
-			in += n;
-		}
-		/* After the store: a write tracker that sees the page must see the bytes. */
-		if (span->mem && span->mem->written)
-			span->mem->written(span->mem->opaque, span->gpa[i] + off, n);
-		len -= n;
-		off = 0;
-	}
+	span_copy(span, off, true, buf, NULL, len);
 }
 
 void emu_span_write(const struct guest_span *span, size_t off, const void *buf, size_t len)
 {
-	span_store(span, off, buf, len);
+	span_copy(span, off, false, NULL, buf, len);
 }
 
 void emu_span_written(const struct guest_span *span, size_t off, size_t len)
 {
-	span_store(span, off, NULL, len);
+	span_copy(span, off, false, NULL, NULL, len);
 }
 
 /* Turn a emu_span_get() failure into the step's result. */
