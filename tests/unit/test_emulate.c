@@ -305,13 +305,11 @@ static void test_popcnt(void **state)
 	assert_int_equal(f->cpu.regs.rcx, 0x1111111111110010ull);
 }
 
-static void test_cmpxchg16b_success(void **state)
+/* lock cmpxchg16b [rdi] on memory hi:lo, RDX:RAX expecting 0x2222:0x1111 and RCX:RBX offering 0xbbbb:0xaaaa. */
+static void cmpxchg16b_step(struct fixture *f, uint64_t lo, uint64_t hi)
 {
-	struct fixture *f = *state;
-
-	/* lock cmpxchg16b [rdi] */
-	store64(f, DATA, 0x1111);
-	store64(f, DATA + 8, 0x2222);
+	store64(f, DATA, lo);
+	store64(f, DATA + 8, hi);
 	f->cpu.regs.rdi = DATA;
 	f->cpu.regs.rax = 0x1111;
 	f->cpu.regs.rdx = 0x2222;
@@ -319,6 +317,13 @@ static void test_cmpxchg16b_success(void **state)
 	f->cpu.regs.rcx = 0xbbbb;
 	assert_int_equal(STEP(f, 0xf0, 0x48, 0x0f, 0xc7, 0x0f), X86_EMU_OK);
 	assert_no_exception(&f->cpu);
+}
+
+static void test_cmpxchg16b_success(void **state)
+{
+	struct fixture *f = *state;
+
+	cmpxchg16b_step(f, 0x1111, 0x2222);
 	assert_int_equal(load64(f, DATA), 0xaaaa);
 	assert_int_equal(load64(f, DATA + 8), 0xbbbb);
 	assert_int_equal(f->cpu.regs.rax, 0x1111);
@@ -331,16 +336,8 @@ static void test_cmpxchg16b_failure(void **state)
 {
 	struct fixture *f = *state;
 
-	store64(f, DATA, 0x1234);
-	store64(f, DATA + 8, 0x5678);
-	f->cpu.regs.rdi = DATA;
-	f->cpu.regs.rax = 0x1111;
-	f->cpu.regs.rdx = 0x2222;
-	f->cpu.regs.rbx = 0xaaaa;
-	f->cpu.regs.rcx = 0xbbbb;
 	f->cpu.regs.rflags |= RFLAGS_ZF | RFLAGS_CF;
-	assert_int_equal(STEP(f, 0xf0, 0x48, 0x0f, 0xc7, 0x0f), X86_EMU_OK);
-	assert_no_exception(&f->cpu);
+	cmpxchg16b_step(f, 0x1234, 0x5678);
 	assert_int_equal(load64(f, DATA), 0x1234);
 	assert_int_equal(load64(f, DATA + 8), 0x5678);
 	assert_int_equal(f->cpu.regs.rax, 0x1234);
