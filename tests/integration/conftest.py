@@ -1,4 +1,5 @@
-"""Shared fixtures for kiln's integration tests: paths, KVM detection, running kiln."""
+"""Shared fixtures for kiln's integration tests: paths, KVM detection, running kiln, its API."""
+import json
 import os
 import pathlib
 import subprocess
@@ -62,6 +63,16 @@ def run_kiln(args, timeout=120, input_bytes=None, cwd=None):
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def api(sock, method, path, body=None, timeout=60):
+    """One request to a kiln API socket (through curl, as an operator would); returns (HTTP status, body)."""
+    cmd = ["curl", "-s", "--unix-socket", sock, "-X", method, f"http://localhost{path}", "-w", "\n%{http_code}"]
+    if body is not None:
+        cmd += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    out = subprocess.run(cmd, capture_output=True, timeout=timeout, check=True).stdout.decode()
+    payload, _, code = out.rpartition("\n")
+    return int(code), payload
 
 
 def text(b):

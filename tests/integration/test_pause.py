@@ -12,16 +12,7 @@ import time
 
 import pytest
 
-from conftest import KILN, text
-
-
-def api(sock, method, path, body=None):
-    cmd = ["curl", "-s", "--unix-socket", sock, "-X", method, f"http://localhost{path}", "-w", "\n%{http_code}"]
-    if body is not None:
-        cmd += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
-    out = subprocess.run(cmd, capture_output=True, timeout=30, check=True).stdout.decode()
-    payload, _, code = out.rpartition("\n")
-    return int(code), payload
+from conftest import KILN, api, text
 
 
 class Reader:

@@ -15,16 +15,7 @@ import time
 
 import pytest
 
-from conftest import KILN, text
-
-
-def api(sock, method, path, body=None):
-    cmd = ["curl", "-s", "--unix-socket", sock, "-X", method, f"http://localhost{path}", "-w", "\n%{http_code}"]
-    if body is not None:
-        cmd += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
-    out = subprocess.run(cmd, capture_output=True, timeout=60, check=True).stdout.decode()
-    payload, _, code = out.rpartition("\n")
-    return int(code), payload
+from conftest import KILN, api, run_kiln, text
 
 
 def counts(path):
@@ -96,12 +87,20 @@ def env(kiln, kvm, hello_elf):
     subprocess.run(["rm", "-rf", d])
 
 
-def start_counter(d, procs, hello_elf, name="vm", memory=32, cmdline="count"):
+def start_counter(d, procs, hello_elf, name="vm", memory=32, cmdline="count", extra=()):
     sock = os.path.join(d, f"{name}.sock")
     console = os.path.join(d, f"{name}.console")
     p = procs.start(["run", "--kernel", hello_elf, "--memory", memory, "--cmdline", cmdline, "--api-sock", sock,
-                     "--console", console])
+                     "--console", console] + list(extra))
     wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+    return p, sock, console
+
+
+def start_waiting(d, procs, name):
+    """kiln run --api-sock with nothing configured, waiting for a snapshot to load: (process, socket, console)."""
+    sock, console = os.path.join(d, f"{name}.sock"), os.path.join(d, f"{name}.console")
+    p = procs.start(["run", "--api-sock", sock, "--console", console])
+    wait_for(lambda: os.path.exists(sock), 10, "the waiting kiln's socket")
     return p, sock, console
 
 
@@ -278,10 +277,7 @@ def test_load_over_the_api_as_firecracker_does(env):
     state, mem, last = snapshot_paused(d, sock, console)
     orig.terminate()
 
-    sock2 = os.path.join(d, "fresh.sock")
-    console2 = os.path.join(d, "fresh.console")
-    p = procs.start(["run", "--api-sock", sock2, "--console", console2])
-    wait_for(lambda: os.path.exists(sock2), 10, "the waiting kiln's socket")
+    _, sock2, console2 = start_waiting(d, procs, "fresh")
     code, body = api(sock2, "GET", "/")
     assert code == 200 and json.loads(body)["state"] == "Not started"
     code, body = api(sock2, "PATCH", "/vm", {"state": "Paused"})
@@ -311,9 +307,7 @@ def test_no_load_into_a_configured_instance(env):
     wait_counts(console, 1)
     state, mem, last = snapshot_paused(d, sock, console)
     orig.terminate()
-    sock2 = os.path.join(d, "configured.sock")
-    procs.start(["run", "--api-sock", sock2, "--console", os.path.join(d, "configured.console")])
-    wait_for(lambda: os.path.exists(sock2), 10, "the waiting kiln's socket")
+    _, sock2, _ = start_waiting(d, procs, "configured")
     assert api(sock2, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64})[0] == 204
     code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": state, "mem_backend": {
         "backend_type": "File", "backend_path": mem}})
@@ -328,10 +322,7 @@ def test_drives_are_recorded_and_checked(env):
     for path in (ro, rw):
         with open(path, "wb") as f:
             f.truncate(1 << 20)
-    sock, console = os.path.join(d, "disk.sock"), os.path.join(d, "disk.console")
-    orig = procs.start(["run", "--kernel", hello, "--memory", "32", "--cmdline", "count", "--api-sock", sock,
-                        "--console", console, "--disk", f"{ro},ro", "--disk", rw])
-    wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+    orig, sock, console = start_counter(d, procs, hello, "disk", extra=["--disk", f"{ro},ro", "--disk", rw])
     wait_counts(console, 1)
     state, mem, last = snapshot_paused(d, sock, console)
     orig.terminate()
@@ -346,12 +337,10 @@ def test_drives_are_recorded_and_checked(env):
 
     with open(rw, "ab") as f:
         f.truncate(2 << 20)
-    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--console", "/dev/null"],
-                       capture_output=True, timeout=60)
+    r = run_kiln(["run", "--restore", state, "--mem", mem, "--console", "/dev/null"], timeout=60)
     assert r.returncode == 2 and "rw.img is 2097152 bytes, the snapshot's was 1048576" in text(r.stderr)
     os.unlink(ro)
-    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--console", "/dev/null"],
-                       capture_output=True, timeout=60)
+    r = run_kiln(["run", "--restore", state, "--mem", mem, "--console", "/dev/null"], timeout=60)
     assert r.returncode == 2 and "ro.img" in text(r.stderr)
 
 
@@ -362,20 +351,15 @@ def test_network_interface_on_another_tap(env):
     if not os.path.exists("/dev/net/tun") or os.geteuid() != 0:
         pytest.skip("needs /dev/net/tun and root to create TAP devices")
     tag = f"ks{os.getpid() % 10000}"
-    sock, console = os.path.join(d, "net.sock"), os.path.join(d, "net.console")
-    orig = procs.start(["run", "--kernel", hello, "--memory", "32", "--cmdline", "count", "--api-sock", sock,
-                        "--console", console, "--net", f"{tag}a"])
-    wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+    orig, sock, console = start_counter(d, procs, hello, "net", extra=["--net", f"{tag}a"])
     wait_counts(console, 1)
     state, mem, last = snapshot_paused(d, sock, console)
     assert b"VNET" in open(state, "rb").read()
 
     # The original still holds its TAP: the same one cannot be opened again.
-    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--console", "/dev/null"],
-                       capture_output=True, timeout=60)
+    r = run_kiln(["run", "--restore", state, "--mem", mem, "--console", "/dev/null"], timeout=60)
     assert r.returncode != 0 and f"{tag}a" in text(r.stderr)
-    r = subprocess.run([str(KILN), "run", "--restore", state, "--mem", mem, "--net-override", "eth9=x"],
-                       capture_output=True, timeout=60)
+    r = run_kiln(["run", "--restore", state, "--mem", mem, "--net-override", "eth9=x"], timeout=60)
     assert r.returncode == 2 and 'no network interface "eth9"' in text(r.stderr)
     p, console2 = restore(procs, d, state, mem, "other-tap", "--net-override", f"net0={tag}b")
     assert wait_counts(console2, 1)[0] == last + 1
@@ -407,9 +391,7 @@ def test_cli_verbs(env):
     assert max(counts(console)) == last
     orig.terminate()
 
-    sock2, console2 = os.path.join(d, "into.sock"), os.path.join(d, "into.console")
-    procs.start(["run", "--api-sock", sock2, "--console", console2])
-    wait_for(lambda: os.path.exists(sock2), 10, "the waiting kiln's socket")
+    _, sock2, console2 = start_waiting(d, procs, "into")
     r = subprocess.run([str(KILN), "restore", "--into", sock2, state, mem, "--resume"], capture_output=True,
                        timeout=60)
     assert r.returncode == 0, text(r.stderr)
