@@ -59,6 +59,16 @@ def test_console_to_file_and_verbose_stats(kiln, kvm, hello_elf, tmp_path):
     assert "process start to first KVM_RUN" in text(r.stderr)
 
 
+def start_hello(hello_elf, cmdline, stdin=subprocess.DEVNULL):
+    """kiln running the hello guest (32 MiB) in the mode `cmdline` names, its stdout and stderr piped."""
+    return subprocess.Popen(
+        [str(KILN), "run", "--kernel", str(hello_elf), "--memory", "32", "--cmdline", cmdline],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def read_until(p, marker, timeout=60):
     """Read the process's stdout until `marker` appears; returns everything read."""
     buf = b""
@@ -74,12 +84,7 @@ def read_until(p, marker, timeout=60):
 def test_serial_input(kiln, kvm, hello_elf):
     # Input typed before the guest's UART driver starts is dropped by its FIFO reset, as on hardware:
     # type once the guest says it is ready.
-    p = subprocess.Popen(
-        [str(KILN), "run", "--kernel", str(hello_elf), "--memory", "32", "--cmdline", "echo"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    p = start_hello(hello_elf, "echo", stdin=subprocess.PIPE)
     buf = read_until(p, b"echo: ready")
     assert b"echo: ready" in buf
     p.stdin.write(b"kiln abc\nq")
@@ -92,12 +97,7 @@ def test_serial_input(kiln, kvm, hello_elf):
 
 
 def test_sigterm_stops_cleanly(kiln, kvm, hello_elf):
-    p = subprocess.Popen(
-        [str(KILN), "run", "--kernel", str(hello_elf), "--memory", "32", "--cmdline", "spin"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    p = start_hello(hello_elf, "spin")
     assert b"spinning" in read_until(p, b"spinning")
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=20)
