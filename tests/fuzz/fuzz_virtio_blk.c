@@ -243,22 +243,19 @@ static bool dma_may_hit_rings(uint16_t qsize)
 /* The used ring as the device left it: heads below the queue size, lengths a chain can hold. */
 static void check_used(uint16_t qsize)
 {
-	const uint8_t *used = fuzz->vm.mem.regions[0].hva + USED_GPA;
 	uint16_t idx;
 	unsigned int n;
 
 	if (fuzz->dma_to_rings)
 		return;
-	memcpy(&idx, used + 2, 2);
+	idx = fake_vq_used_idx(&fuzz->vm.mem, USED_GPA);
 	n = idx < qsize ? idx : qsize;
 	for (unsigned int i = 0; i < n; i++) {
-		uint32_t id, len;
+		struct virtq_used_elem u = fake_vq_used_elem(&fuzz->vm.mem, USED_GPA, qsize, (uint16_t)i);
 
-		memcpy(&id, used + 4 + 8 * i, 4);
-		memcpy(&len, used + 8 + 8 * i, 4);
-		CHECK_MSG(id < qsize, "used ring entry %u: head %u, queue size %u", i, id, qsize);
+		CHECK_MSG(u.id < qsize, "used ring entry %u: head %u, queue size %u", i, u.id, qsize);
 		/* Data read into the guest plus the status byte: never more than the disk, never nothing. */
-		CHECK_MSG(len >= 1 && len <= IMAGE_SIZE + 1, "used ring entry %u: length %u", i, len);
+		CHECK_MSG(u.len >= 1 && u.len <= IMAGE_SIZE + 1, "used ring entry %u: length %u", i, u.len);
 	}
 }
 

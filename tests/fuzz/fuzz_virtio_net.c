@@ -190,20 +190,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void check_used(unsigned int q, uint16_t qsize)
 {
-	const uint8_t *used = fuzz->vm.mem.regions[0].hva + used_gpa[q];
-	uint16_t idx;
-	unsigned int n;
+	uint16_t idx = fake_vq_used_idx(&fuzz->vm.mem, used_gpa[q]);
+	unsigned int n = idx < qsize ? idx : qsize;
 
-	memcpy(&idx, used + 2, 2);
-	n = idx < qsize ? idx : qsize;
 	for (unsigned int i = 0; i < n; i++) {
-		uint32_t id, len;
+		struct virtq_used_elem u = fake_vq_used_elem(&fuzz->vm.mem, used_gpa[q], qsize, (uint16_t)i);
 
-		memcpy(&id, used + 4 + 8 * i, 4);
-		memcpy(&len, used + 8 + 8 * i, 4);
-		CHECK_MSG(id < qsize, "queue %u: used ring entry %u: head %u, queue size %u", q, i, id, qsize);
-		CHECK_MSG(q == VIRTIO_NET_RXQ ? len <= HDR + VIRTIO_NET_MAX_FRAME : len == 0,
-			  "queue %u: used ring entry %u: length %u", q, i, len);
+		CHECK_MSG(u.id < qsize, "queue %u: used ring entry %u: head %u, queue size %u", q, i, u.id, qsize);
+		CHECK_MSG(q == VIRTIO_NET_RXQ ? u.len <= HDR + VIRTIO_NET_MAX_FRAME : u.len == 0,
+			  "queue %u: used ring entry %u: length %u", q, i, u.len);
 	}
 }
 
