@@ -18,20 +18,15 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <lzma.h>
-#include <zlib.h>
 
 #include "arch/x86/kernel_image.h"
 #include "arch/x86/payload.h"
 
+#include "payload_fixture.h"
+
 #define ELF_LEN 0x1400
 #define NOTE_OFF 0x1300
 #define ENTRY 0x100020
-
-struct buf {
-	uint8_t *p;
-	size_t len;
-};
 
 static Elf64_Ehdr *ehdr(struct buf *b)
 {
@@ -306,36 +301,12 @@ static void test_elf_segment_count(void **state)
 	}
 }
 
-static struct buf gzip_buf(const struct buf *in)
-{
-	struct buf c = { malloc(compressBound(in->len) + 64), 0 };
-	z_stream zs = { 0 };
-
-	assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-	zs.next_in = in->p;
-	zs.avail_in = (uInt)in->len;
-	zs.next_out = c.p;
-	zs.avail_out = (uInt)(compressBound(in->len) + 64);
-	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
-	c.len = zs.total_out;
-	deflateEnd(&zs);
-	return c;
-}
-
 /* xz as the kernel builds it (BCJ x86 + LZMA2, CRC32), followed by the 4-byte size trailer. */
 static struct buf xz_buf(const struct buf *in)
 {
-	size_t cap = lzma_stream_buffer_bound(in->len) + 4;
-	struct buf c = { malloc(cap), 0 };
-	lzma_options_lzma opt;
-	lzma_filter f[3] = { { LZMA_FILTER_X86, NULL }, { LZMA_FILTER_LZMA2, &opt }, { LZMA_VLI_UNKNOWN, NULL } };
+	struct buf c = compress_xz(in, true);
 
-	assert_false(lzma_lzma_preset(&opt, 6));
-	opt.dict_size = 1u << 20;
-	assert_int_equal(lzma_stream_buffer_encode(f, LZMA_CHECK_CRC32, NULL, in->p, in->len, c.p, &c.len, cap),
-			 LZMA_OK);
-	memcpy(c.p + c.len, &(uint32_t){ (uint32_t)in->len }, 4);
-	c.len += 4;
+	append_size(&c, in->len);
 	return c;
 }
 
@@ -370,7 +341,7 @@ static struct setup_header *bz_hdr(struct buf *b)
 static void test_bzimage(void **state)
 {
 	struct buf elf = make_elf();
-	struct buf payloads[2] = { gzip_buf(&elf), xz_buf(&elf) };
+	struct buf payloads[2] = { compress_gzip(&elf), xz_buf(&elf) };
 	struct kernel_image img;
 	char err[160];
 
@@ -399,7 +370,7 @@ static void test_bzimage(void **state)
 
 static void test_bzimage_errors(void **state)
 {
-	struct buf elf = make_elf(), gz = gzip_buf(&elf), b;
+	struct buf elf = make_elf(), gz = compress_gzip(&elf), b;
 	struct buf bz2 = { (uint8_t *)"BZh91AY&SY\x01\x02\x03\x04", 15 };
 	struct buf not_elf = { (uint8_t *)"\x1f\x8b\x08\0\0\0\0\0\0\x03\x03\0\0\0\0\0\0\0\0\0", 20 }; /* gzip of "" */
 
@@ -465,7 +436,7 @@ static void fuzz_one(const struct buf *orig, uint64_t seed, int iters)
 
 static void test_fuzz(void **state)
 {
-	struct buf elf = make_elf(), gz = gzip_buf(&elf), xz = xz_buf(&elf);
+	struct buf elf = make_elf(), gz = compress_gzip(&elf), xz = xz_buf(&elf);
 	struct buf bz_gz = make_bzimage(&gz, 4), bz_xz = make_bzimage(&xz, 4);
 
 	fuzz_one(&elf, 0x1234567, 20000);
