@@ -117,6 +117,16 @@ def snapshot_paused(d, sock, console, name="snap"):
     return state, mem, last
 
 
+def snapshot_counter(d, procs, hello_elf, counts_first=1, name="vm", extra=()):
+    """A counting VM snapshotted (paused) after `counts_first` counts, then stopped: (state, mem, last count)."""
+    orig, sock, console = start_counter(d, procs, hello_elf, name, extra=extra)
+    wait_counts(console, counts_first)
+    state, mem, last = snapshot_paused(d, sock, console)
+    orig.terminate()
+    orig.wait(timeout=20)
+    return state, mem, last
+
+
 def restore(procs, d, state, mem, name, *extra):
     console = os.path.join(d, f"{name}.console")
     p = procs.start(["run", "--restore", state, "--mem", mem, "--console", console] + list(extra))
@@ -126,11 +136,7 @@ def restore(procs, d, state, mem, name, *extra):
 @pytest.mark.parametrize("copy", [False, True], ids=["mapped", "copied"])
 def test_restore_continues_the_count(env, copy):
     d, procs, hello = env
-    orig, sock, console = start_counter(d, procs, hello)
-    wait_counts(console, 3)
-    state, mem, last = snapshot_paused(d, sock, console)
-    orig.terminate()
-    orig.wait(timeout=20)
+    state, mem, last = snapshot_counter(d, procs, hello, 3)
 
     p, console2 = restore(procs, d, state, mem, "restored", *(["--copy"] if copy else []))
     got = wait_counts(console2, 3)
@@ -143,10 +149,7 @@ def test_restore_continues_the_count(env, copy):
 def test_snapshot_of_a_restored_vm(env):
     """A VM restored MAP_PRIVATE is snapshotted again (its RAM is a private file mapping, not a memfd)."""
     d, procs, hello = env
-    orig, sock, console = start_counter(d, procs, hello)
-    wait_counts(console, 2)
-    state, mem, _ = snapshot_paused(d, sock, console)
-    orig.terminate()
+    state, mem, _ = snapshot_counter(d, procs, hello, 2)
     sock2 = os.path.join(d, "second.sock")
     p, console2 = restore(procs, d, state, mem, "second", "--api-sock", sock2)
     wait_for(lambda: os.path.exists(sock2), 10, "the restored VM's API socket")
@@ -163,10 +166,7 @@ def test_snapshot_of_a_restored_vm(env):
 
 def test_two_clones_count_independently(env):
     d, procs, hello = env
-    orig, sock, console = start_counter(d, procs, hello)
-    wait_counts(console, 2)
-    state, mem, last = snapshot_paused(d, sock, console)
-    orig.terminate()
+    state, mem, last = snapshot_counter(d, procs, hello, 2)
 
     prefix = os.path.join(d, "clone")
     r = subprocess.run([str(KILN), "clone", state, mem, "-n", "2", "--api-sock-prefix", prefix, "--console-prefix",
@@ -272,10 +272,7 @@ def test_kill_during_snapshot_keeps_the_previous_one(env):
 def test_load_over_the_api_as_firecracker_does(env):
     """kiln run --api-sock alone waits for PUT /snapshot/load (Firecracker's body), then runs the VM."""
     d, procs, hello = env
-    orig, sock, console = start_counter(d, procs, hello)
-    wait_counts(console, 1)
-    state, mem, last = snapshot_paused(d, sock, console)
-    orig.terminate()
+    state, mem, last = snapshot_counter(d, procs, hello)
 
     _, sock2, console2 = start_waiting(d, procs, "fresh")
     code, body = api(sock2, "GET", "/")
@@ -303,10 +300,7 @@ def test_load_over_the_api_as_firecracker_does(env):
 def test_no_load_into_a_configured_instance(env):
     """Firecracker's rule: a snapshot loads only into a kiln nothing was configured in."""
     d, procs, hello = env
-    orig, sock, console = start_counter(d, procs, hello)
-    wait_counts(console, 1)
-    state, mem, last = snapshot_paused(d, sock, console)
-    orig.terminate()
+    state, mem, last = snapshot_counter(d, procs, hello)
     _, sock2, _ = start_waiting(d, procs, "configured")
     assert api(sock2, "PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64})[0] == 204
     code, body = api(sock2, "PUT", "/snapshot/load", {"snapshot_path": state, "mem_backend": {
@@ -322,10 +316,7 @@ def test_drives_are_recorded_and_checked(env):
     for path in (ro, rw):
         with open(path, "wb") as f:
             f.truncate(1 << 20)
-    orig, sock, console = start_counter(d, procs, hello, "disk", extra=["--disk", f"{ro},ro", "--disk", rw])
-    wait_counts(console, 1)
-    state, mem, last = snapshot_paused(d, sock, console)
-    orig.terminate()
+    state, mem, last = snapshot_counter(d, procs, hello, name="disk", extra=["--disk", f"{ro},ro", "--disk", rw])
     assert open(state, "rb").read().count(b"DISK") == 2
 
     p, console2 = restore(procs, d, state, mem, "disks")
