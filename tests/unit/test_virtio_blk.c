@@ -285,6 +285,15 @@ static bool sector_original(const uint8_t *p, uint64_t s)
 	return true;
 }
 
+/* Sector `s` of the image file still holds what make_image() wrote there. */
+static void check_sector_original(struct fixture *f, uint64_t s)
+{
+	uint8_t buf[512];
+
+	assert_int_equal(pread(f->fd, buf, 512, (off_t)(s * 512)), 512);
+	assert_true(sector_original(buf, s));
+}
+
 static bool all_zero(const uint8_t *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -400,10 +409,8 @@ static void test_read_write(void **state)
 	}
 	assert_int_equal(pread(f->fd, buf, 8192, 100 * 512), 8192);
 	assert_memory_equal(buf, hva(f, DATA_GPA + MIB, 8192), 8192);
-	assert_int_equal(pread(f->fd, buf, 512, 99 * 512), 512);
-	assert_true(sector_original(buf, 99));
-	assert_int_equal(pread(f->fd, buf, 512, 116 * 512), 512);
-	assert_true(sector_original(buf, 116));
+	check_sector_original(f, 99);
+	check_sector_original(f, 116);
 
 	/* Read it back through the device, into three buffers with the header and status sharing none. */
 	memset(hva(f, DATA_GPA + 2 * MIB, 8192), 0, 8192);
@@ -577,7 +584,6 @@ static void test_discard(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t before, after;
-	uint8_t buf[512];
 
 	driver_init(f);
 	assert_int_equal(fsync(f->fd), 0);
@@ -588,10 +594,8 @@ static void test_discard(void **state)
 	after = allocated_bytes(f);
 	assert_true(after + MIB - SLACK <= before);
 	/* The neighbours are intact. */
-	assert_int_equal(pread(f->fd, buf, 512, 2047 * 512), 512);
-	assert_true(sector_original(buf, 2047));
-	assert_int_equal(pread(f->fd, buf, 512, 4096 * 512), 512);
-	assert_true(sector_original(buf, 4096));
+	check_sector_original(f, 2047);
+	check_sector_original(f, 4096);
 	/* s5.2.6.2: unmap (or any flag) on a discard is UNSUPP; beyond the disk is IOERR; 0 sectors is fine. */
 	assert_int_equal(discard_like(f, VIRTIO_BLK_T_DISCARD, 0, 8, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP),
 			 VIRTIO_BLK_S_UNSUPP);
@@ -621,10 +625,8 @@ static void test_write_zeroes(void **state)
 	assert_int_equal(pread(f->fd, buf, 65536, 300 * 512), 65536);
 	assert_true(all_zero(buf, 65536));
 	assert_true(allocated_bytes(f) + SLACK >= before);
-	assert_int_equal(pread(f->fd, buf, 512, 299 * 512), 512);
-	assert_true(sector_original(buf, 299));
-	assert_int_equal(pread(f->fd, buf, 512, 428 * 512), 512);
-	assert_true(sector_original(buf, 428));
+	check_sector_original(f, 299);
+	check_sector_original(f, 428);
 	/* With unmap: zeroes, and the range deallocated. */
 	assert_int_equal(discard_like(f, VIRTIO_BLK_T_WRITE_ZEROES, 4096, 2048, VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP),
 			 VIRTIO_BLK_S_OK);
