@@ -216,6 +216,15 @@ static void host_send(struct fixture *f, const uint8_t *buf, size_t len)
 	assert_int_equal(send(f->peer, buf, len, 0), (ssize_t)len);
 }
 
+/* Used ring entry `i` of the receive queue: receive buffer i (descriptor i), `len` bytes written into it. */
+static void check_rx_used(struct fixture *f, uint16_t i, uint32_t len)
+{
+	struct virtq_used_elem u = used_elem(f, RXQ, i);
+
+	assert_int_equal(u.id, i);
+	assert_int_equal(u.len, len);
+}
+
 /* Post receive buffer `i` (one descriptor of `len` bytes at RXBUF_GPA + i * 64 KiB) as descriptor i. */
 static void post_rx(struct fixture *f, unsigned int i, uint32_t len)
 {
@@ -448,8 +457,7 @@ static void test_rx_one_buffer(void **state)
 	frame[0] = VIRTIO_NET_HDR_F_DATA_VALID; /* cleared: no GUEST_CSUM */
 	host_send(f, frame, sizeof(frame));
 	WAIT_UNTIL(used_idx(f, RXQ) == 1);
-	assert_int_equal(used_elem(f, RXQ, 0).id, 0);
-	assert_int_equal(used_elem(f, RXQ, 0).len, sizeof(frame));
+	check_rx_used(f, 0, sizeof(frame));
 	frame[0] = 0;
 	fake_le_put(frame + 10, 1, 2); /* num_buffers */
 	assert_memory_equal(rxbuf(f, 0, sizeof(frame)), frame, sizeof(frame));
@@ -495,8 +503,7 @@ static void test_rx_mergeable(void **state)
 	make_frame(frame, 40, 1);
 	host_send(f, frame, HDR + 40);
 	WAIT_UNTIL(used_idx(f, RXQ) == 5);
-	assert_int_equal(used_elem(f, RXQ, 4).id, 4);
-	assert_int_equal(used_elem(f, RXQ, 4).len, HDR + 40);
+	check_rx_used(f, 4, HDR + 40);
 	assert_int_equal(stats(f).rx_packets, 2);
 	assert_int_equal(stats(f).rx_drops, 0);
 }
@@ -519,8 +526,7 @@ static void test_rx_too_small_without_mrg(void **state)
 	make_frame(frame, 30, 4);
 	host_send(f, frame, HDR + 30);
 	WAIT_UNTIL(used_idx(f, RXQ) == 1);
-	assert_int_equal(used_elem(f, RXQ, 0).id, 0);
-	assert_int_equal(used_elem(f, RXQ, 0).len, HDR + 30);
+	check_rx_used(f, 0, HDR + 30);
 	assert_int_equal(stats(f).rx_packets, 1);
 	assert_int_equal(fake_virtio_status(&f->drv.fv), STATUS_LIVE);
 }
