@@ -285,6 +285,22 @@ static void test_features(void **state)
 
 /* ---- hostile values ---- */
 
+/* Write the selected queue's size, descriptor address (low half) and enable, as a driver sets a queue up. */
+static void queue_fields_write(struct fixture *f, uint16_t size, uint32_t desc_lo, uint16_t enable)
+{
+	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, size, 2);
+	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_DESCLO, desc_lo, 4);
+	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_ENABLE, enable, 2);
+}
+
+/* The same three fields as the driver reads them back. */
+static void queue_fields_check(struct fixture *f, uint16_t size, uint32_t desc_lo, uint16_t enable)
+{
+	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), size);
+	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), desc_lo);
+	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), enable);
+}
+
 static void test_hostile_queue_select_and_size(void **state)
 {
 	/* Written in turn: an ignored write leaves queue_size at the maximum it starts from. */
@@ -301,17 +317,12 @@ static void test_hostile_queue_select_and_size(void **state)
 	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SELECT, 2), 1);
 	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
 	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_MSIX, 2), 0);
-	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, 4, 2);
-	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_DESCLO, 0x1234000, 4);
-	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
-	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	queue_fields_write(f, 4, 0x1234000, 1);
+	queue_fields_check(f, 0, 0, 0);
 	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SELECT, 0xffff, 2);
 	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
 	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
-	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), VIRTIO_RNG_QUEUE_SIZE);
-	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+	queue_fields_check(f, VIRTIO_RNG_QUEUE_SIZE, 0, 0);
 
 	/* queue_size: a power of 2 up to the maximum, or the write is ignored. */
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -330,12 +341,8 @@ static void test_hostile_queue_select_and_size(void **state)
 	/* Once enabled, the queue's setup is frozen; queue_enable 0 is ignored. */
 	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, 16, 2);
 	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
-	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, 8, 2);
-	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_DESCLO, 0x5000, 4);
-	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_ENABLE, 0, 2);
-	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_SIZE, 2), 16);
-	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_DESCLO, 4), 0);
-	assert_int_equal(fake_virtio_common_read(&f->drv.fv, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+	queue_fields_write(f, 8, 0x5000, 0);
+	queue_fields_check(f, 16, 0, 1);
 	/* Read-only fields stay so. */
 	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_NUMQ, 9, 2);
 	fake_virtio_common_write(&f->drv.fv, VIRTIO_PCI_COMMON_Q_NOFF, 9, 2);
