@@ -1139,44 +1139,38 @@ static double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
+/* Place the `len` instruction bytes at CODE and step them `n` times: the microseconds per step. */
+static double time_steps(struct fixture *f, const uint8_t *insn, size_t len, int n)
+{
+	double t0;
+
+	memcpy(f->ram + CODE, insn, len);
+	t0 = now_us();
+	for (int i = 0; i < n; i++) {
+		f->cpu.regs.rip = CODE;
+		cpu_reset_outputs(&f->cpu);
+		assert_int_equal(x86_emu_step(f->emu, &f->cpu, &f->mem, NULL, 0, &f->stats), X86_EMU_OK);
+	}
+	return (now_us() - t0) / n;
+}
+
 /* Measured, not asserted: the cost per emulated instruction, for the three paths. */
 static void test_timing(void **state)
 {
+	static const uint8_t ldmxcsr[] = { 0x0f, 0xae, 0x17 };            /* ldmxcsr [rdi] */
+	static const uint8_t popcnt[] = { 0xf3, 0x48, 0x0f, 0xb8, 0xc1 }; /* popcnt rax, rcx */
+	static const uint8_t clac[] = { 0x0f, 0x01, 0xca };
 	struct fixture *f = *state;
 	const int n = 10000;
 	uint32_t v = 0x1f80;
-	double t0, unicorn, direct, dedicated;
-	int i;
+	double unicorn, direct, dedicated;
 
 	memcpy(f->ram + DATA, &v, 4);
-	memcpy(f->ram + CODE, (const uint8_t[]){ 0x0f, 0xae, 0x17 }, 3); /* ldmxcsr [rdi] */
 	f->cpu.regs.rdi = DATA;
-	t0 = now_us();
-	for (i = 0; i < n; i++) {
-		f->cpu.regs.rip = CODE;
-		cpu_reset_outputs(&f->cpu);
-		assert_int_equal(x86_emu_step(f->emu, &f->cpu, &f->mem, NULL, 0, &f->stats), X86_EMU_OK);
-	}
-	unicorn = (now_us() - t0) / n;
+	unicorn = time_steps(f, ldmxcsr, sizeof(ldmxcsr), n);
 	assert_int_equal(f->cpu.regs.rip, CODE + 3);
-
-	memcpy(f->ram + CODE, (const uint8_t[]){ 0xf3, 0x48, 0x0f, 0xb8, 0xc1 }, 5); /* popcnt rax, rcx */
-	t0 = now_us();
-	for (i = 0; i < n; i++) {
-		f->cpu.regs.rip = CODE;
-		cpu_reset_outputs(&f->cpu);
-		assert_int_equal(x86_emu_step(f->emu, &f->cpu, &f->mem, NULL, 0, &f->stats), X86_EMU_OK);
-	}
-	direct = (now_us() - t0) / n;
-
-	memcpy(f->ram + CODE, (const uint8_t[]){ 0x0f, 0x01, 0xca }, 3); /* clac */
-	t0 = now_us();
-	for (i = 0; i < n; i++) {
-		f->cpu.regs.rip = CODE;
-		cpu_reset_outputs(&f->cpu);
-		assert_int_equal(x86_emu_step(f->emu, &f->cpu, &f->mem, NULL, 0, &f->stats), X86_EMU_OK);
-	}
-	dedicated = (now_us() - t0) / n;
+	direct = time_steps(f, popcnt, sizeof(popcnt), n);
+	dedicated = time_steps(f, clac, sizeof(clac), n);
 	printf("[ TIMING   ] per instruction over %d steps: ldmxcsr (Unicorn) %.2f us, popcnt (direct) %.2f us, "
 	       "clac (dedicated) %.2f us\n", n, unicorn, direct, dedicated);
 }
