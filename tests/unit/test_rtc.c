@@ -76,7 +76,9 @@ struct cmos_time {
 static void cmos_check_time(struct fake *f, struct cmos_time want)
 {
 	static const uint8_t index[] = { 0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x32 };
-	const uint8_t value[] = { want.sec, want.min, want.hour, want.wday, want.mday, want.mon, want.year, want.century };
+	const uint8_t value[] = {
+		want.sec, want.min, want.hour, want.wday, want.mday, want.mon, want.year, want.century,
+	};
 
 	for (size_t i = 0; i < sizeof(index); i++) {
 		uint8_t got = cmos_read(f, index[i]);
