@@ -5,7 +5,7 @@
  *
  * Firecracker's API server (src/firecracker/src/api_server/parsed_request.rs and the files in request/) is the
  * model for paths, bodies and fault messages; bodies are parsed by the config file's field engine
- * (config_parse_object, vm_config_parse_section), so the API and the file accept the same values with
+ * (json_fields_parse, vm_config_parse_section), so the API and the file accept the same values with
  * the same messages. Where kiln differs from Firecracker, docs/api.yaml says so.
  */
 #include "api/routes.h"
@@ -383,8 +383,8 @@ struct action_body {
 
 static const char *const action_types[] = { "FlushMetrics", "InstanceStart", "SendCtrlAltDel", NULL };
 
-static const struct config_field action_fields[] = {
-	{ .name = "action_type", .kind = CONFIG_FIELD_ENUM, .required = true, .values = action_types,
+static const struct json_field action_fields[] = {
+	{ .name = "action_type", .kind = JSON_FIELD_ENUM, .required = true, .values = action_types,
 	  .offset = offsetof(struct action_body, action_type) },
 };
 
@@ -395,7 +395,7 @@ static int route_actions(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	ret = config_parse_object("", action_fields, ARRAY_SIZE(action_fields), c->body, &a, sizeof(a), err, sizeof(err));
+	ret = json_fields_parse("", action_fields, ARRAY_SIZE(action_fields), c->body, &a, sizeof(a), err, sizeof(err));
 	if (ret)
 		return parse_failed(c->resp, ret, err);
 	c->req->op = ops[a.action_type];
@@ -409,8 +409,8 @@ struct vm_state_body {
 
 static const char *const vm_states[] = { "Paused", "Resumed", NULL };
 
-static const struct config_field vm_state_fields[] = {
-	{ .name = "state", .kind = CONFIG_FIELD_ENUM, .required = true, .values = vm_states,
+static const struct json_field vm_state_fields[] = {
+	{ .name = "state", .kind = JSON_FIELD_ENUM, .required = true, .values = vm_states,
 	  .offset = offsetof(struct vm_state_body, state) },
 };
 
@@ -420,7 +420,7 @@ static int route_vm_state(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	ret = config_parse_object("", vm_state_fields, ARRAY_SIZE(vm_state_fields), c->body, &s, sizeof(s), err,
+	ret = json_fields_parse("", vm_state_fields, ARRAY_SIZE(vm_state_fields), c->body, &s, sizeof(s), err,
 				  sizeof(err));
 	if (ret)
 		return parse_failed(c->resp, ret, err);
@@ -431,12 +431,12 @@ static int route_vm_state(struct route_call *c)
 /* SnapshotCreateParams. */
 static const char *const snapshot_types[] = { "Full", "Diff", NULL };
 
-static const struct config_field snapshot_create_fields[] = {
-	{ .name = "snapshot_type", .kind = CONFIG_FIELD_ENUM, .values = snapshot_types,
+static const struct json_field snapshot_create_fields[] = {
+	{ .name = "snapshot_type", .kind = JSON_FIELD_ENUM, .values = snapshot_types,
 	  .offset = offsetof(struct api_snapshot_create, snapshot_type) },
-	{ .name = "snapshot_path", .kind = CONFIG_FIELD_PATH, .required = true,
+	{ .name = "snapshot_path", .kind = JSON_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct api_snapshot_create, snapshot_path) },
-	{ .name = "mem_file_path", .kind = CONFIG_FIELD_PATH, .required = true,
+	{ .name = "mem_file_path", .kind = JSON_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct api_snapshot_create, mem_file_path) },
 };
 
@@ -446,7 +446,7 @@ static int route_snapshot_create(struct route_call *c)
 	int ret;
 
 	c->req->op = API_OP_SNAPSHOT_CREATE;
-	ret = config_parse_object("", snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), c->body,
+	ret = json_fields_parse("", snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), c->body,
 				  &c->req->snapshot_create, sizeof(c->req->snapshot_create), err, sizeof(err));
 	return ret ? parse_failed(c->resp, ret, err) : 0;
 }
@@ -461,23 +461,23 @@ struct snapshot_load_body {
 	bool clock_realtime;
 };
 
-static const struct config_field snapshot_load_fields[] = {
-	{ .name = "snapshot_path", .kind = CONFIG_FIELD_PATH, .required = true,
+static const struct json_field snapshot_load_fields[] = {
+	{ .name = "snapshot_path", .kind = JSON_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct snapshot_load_body, snapshot_path) },
-	{ .name = "mem_backend", .kind = CONFIG_FIELD_OBJECT, .nullable = true },
-	{ .name = "mem_file_path", .kind = CONFIG_FIELD_PATH, .nullable = true,
+	{ .name = "mem_backend", .kind = JSON_FIELD_OBJECT, .nullable = true },
+	{ .name = "mem_file_path", .kind = JSON_FIELD_PATH, .nullable = true,
 	  .offset = offsetof(struct snapshot_load_body, mem_file_path) },
-	{ .name = "enable_diff_snapshots", .kind = CONFIG_FIELD_BOOL,
+	{ .name = "enable_diff_snapshots", .kind = JSON_FIELD_BOOL,
 	  .offset = offsetof(struct snapshot_load_body, enable_diff_snapshots) },
-	{ .name = "track_dirty_pages", .kind = CONFIG_FIELD_BOOL,
+	{ .name = "track_dirty_pages", .kind = JSON_FIELD_BOOL,
 	  .offset = offsetof(struct snapshot_load_body, track_dirty_pages) },
-	{ .name = "resume_vm", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct snapshot_load_body, resume_vm) },
-	{ .name = "network_overrides", .kind = CONFIG_FIELD_LATER },
-	{ .name = "vsock_override", .kind = CONFIG_FIELD_LATER, .nullable = true },
-	{ .name = "clock_realtime", .kind = CONFIG_FIELD_BOOL,
+	{ .name = "resume_vm", .kind = JSON_FIELD_BOOL, .offset = offsetof(struct snapshot_load_body, resume_vm) },
+	{ .name = "network_overrides", .kind = JSON_FIELD_LATER },
+	{ .name = "vsock_override", .kind = JSON_FIELD_LATER, .nullable = true },
+	{ .name = "clock_realtime", .kind = JSON_FIELD_BOOL,
 	  .offset = offsetof(struct snapshot_load_body, clock_realtime) },
-	{ .name = "disk_overrides", .kind = CONFIG_FIELD_ARRAY, .nullable = true }, /* kiln */
-	{ .name = "disk_copies", .kind = CONFIG_FIELD_ARRAY, .nullable = true },    /* kiln */
+	{ .name = "disk_overrides", .kind = JSON_FIELD_ARRAY, .nullable = true }, /* kiln */
+	{ .name = "disk_copies", .kind = JSON_FIELD_ARRAY, .nullable = true },    /* kiln */
 };
 
 /* kiln's DiskOverride. */
@@ -486,10 +486,10 @@ struct disk_override_body {
 	char *path_on_host;
 };
 
-static const struct config_field disk_override_fields[] = {
-	{ .name = "drive_id", .kind = CONFIG_FIELD_ID, .required = true,
+static const struct json_field disk_override_fields[] = {
+	{ .name = "drive_id", .kind = JSON_FIELD_ID, .required = true,
 	  .offset = offsetof(struct disk_override_body, drive_id) },
-	{ .name = "path_on_host", .kind = CONFIG_FIELD_PATH, .required = true,
+	{ .name = "path_on_host", .kind = JSON_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct disk_override_body, path_on_host) },
 };
 
@@ -522,12 +522,12 @@ static int parse_disk_options(struct route_call *c, struct api_disk_options *out
 		struct disk_override_body b = { 0 };
 
 		snprintf(where, sizeof(where), "disk_overrides[%zu]", i);
-		ret = config_parse_object(where, disk_override_fields, ARRAY_SIZE(disk_override_fields), v, &b, sizeof(b),
+		ret = json_fields_parse(where, disk_override_fields, ARRAY_SIZE(disk_override_fields), v, &b, sizeof(b),
 					  err, sizeof(err));
 		if (!ret && asprintf(&out->overrides[out->nr_overrides], "%s=%s", b.drive_id, b.path_on_host) < 0)
 			ret = -ENOMEM;
 		out->nr_overrides += !ret;
-		config_free_strings(disk_override_fields, ARRAY_SIZE(disk_override_fields), &b);
+		json_fields_free(disk_override_fields, ARRAY_SIZE(disk_override_fields), &b);
 		if (ret)
 			break;
 	}
@@ -553,10 +553,10 @@ static int parse_disk_options(struct route_call *c, struct api_disk_options *out
 static const char *const mem_backend_types[] = { "File", NULL };
 static const char *const mem_backend_types_later[] = { "Uffd", NULL };
 
-static const struct config_field mem_backend_fields[] = {
-	{ .name = "backend_type", .kind = CONFIG_FIELD_ENUM, .required = true, .values = mem_backend_types,
+static const struct json_field mem_backend_fields[] = {
+	{ .name = "backend_type", .kind = JSON_FIELD_ENUM, .required = true, .values = mem_backend_types,
 	  .later = mem_backend_types_later, .offset = offsetof(struct api_snapshot_load, mem_backend_type) },
-	{ .name = "backend_path", .kind = CONFIG_FIELD_PATH, .required = true,
+	{ .name = "backend_path", .kind = JSON_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct api_snapshot_load, mem_backend_path) },
 };
 
@@ -569,7 +569,7 @@ static int route_snapshot_load(struct route_call *c)
 	int ret;
 
 	c->req->op = API_OP_SNAPSHOT_LOAD;
-	ret = config_parse_object("", snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), c->body, &b, sizeof(b), err,
+	ret = json_fields_parse("", snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), c->body, &b, sizeof(b), err,
 				  sizeof(err));
 	if (ret)
 		return parse_failed(c->resp, ret, err);
@@ -588,7 +588,7 @@ static int route_snapshot_load(struct route_call *c)
 		goto out;
 	}
 	if (backend) {
-		ret = config_parse_object("mem_backend", mem_backend_fields, ARRAY_SIZE(mem_backend_fields), backend,
+		ret = json_fields_parse("mem_backend", mem_backend_fields, ARRAY_SIZE(mem_backend_fields), backend,
 					  load, sizeof(*load), err, sizeof(err));
 		if (ret) {
 			ret = parse_failed(c->resp, ret, err);
@@ -609,19 +609,19 @@ static int route_snapshot_load(struct route_call *c)
 	load->clock_realtime = b.clock_realtime;
 	ret = parse_disk_options(c, &load->disks);
 out:
-	config_free_strings(snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), &b);
+	json_fields_free(snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), &b);
 	return ret;
 }
 
 /* kiln's VmClone. */
-static const struct config_field vm_clone_fields[] = {
-	{ .name = "clone_id", .kind = CONFIG_FIELD_INSTANCE_ID, .required = true,
+static const struct json_field vm_clone_fields[] = {
+	{ .name = "clone_id", .kind = JSON_FIELD_INSTANCE_ID, .required = true,
 	  .offset = offsetof(struct api_vm_clone, clone_id) },
-	{ .name = "api_socket", .kind = CONFIG_FIELD_PATH, .required = true,
+	{ .name = "api_socket", .kind = JSON_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct api_vm_clone, api_socket) },
-	{ .name = "resume_vm", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct api_vm_clone, resume_vm) },
-	{ .name = "disk_overrides", .kind = CONFIG_FIELD_ARRAY, .nullable = true },
-	{ .name = "disk_copies", .kind = CONFIG_FIELD_ARRAY, .nullable = true },
+	{ .name = "resume_vm", .kind = JSON_FIELD_BOOL, .offset = offsetof(struct api_vm_clone, resume_vm) },
+	{ .name = "disk_overrides", .kind = JSON_FIELD_ARRAY, .nullable = true },
+	{ .name = "disk_copies", .kind = JSON_FIELD_ARRAY, .nullable = true },
 };
 
 static int route_vm_clone(struct route_call *c)
@@ -630,7 +630,7 @@ static int route_vm_clone(struct route_call *c)
 	int ret;
 
 	c->req->op = API_OP_VM_CLONE;
-	ret = config_parse_object("", vm_clone_fields, ARRAY_SIZE(vm_clone_fields), c->body, &c->req->clone,
+	ret = json_fields_parse("", vm_clone_fields, ARRAY_SIZE(vm_clone_fields), c->body, &c->req->clone,
 				  sizeof(c->req->clone), err, sizeof(err));
 	return ret ? parse_failed(c->resp, ret, err) : parse_disk_options(c, &c->req->clone.disks);
 }
@@ -651,7 +651,7 @@ void api_request_free(struct api_request *req)
 		vm_net_config_free(&req->net);
 		break;
 	case API_OP_SNAPSHOT_CREATE:
-		config_free_strings(snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), &req->snapshot_create);
+		json_fields_free(snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), &req->snapshot_create);
 		break;
 	case API_OP_SNAPSHOT_LOAD:
 		free(req->snapshot_load.snapshot_path);
@@ -659,7 +659,7 @@ void api_request_free(struct api_request *req)
 		api_disk_options_free(&req->snapshot_load.disks);
 		break;
 	case API_OP_VM_CLONE:
-		config_free_strings(vm_clone_fields, ARRAY_SIZE(vm_clone_fields), &req->clone);
+		json_fields_free(vm_clone_fields, ARRAY_SIZE(vm_clone_fields), &req->clone);
 		api_disk_options_free(&req->clone.disks);
 		break;
 	default:
