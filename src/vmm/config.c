@@ -87,6 +87,47 @@ static const struct json_field entropy_fields[] = {
 	{ .name = "rate_limiter", .kind = JSON_FIELD_LATER, .nullable = true },
 };
 
+int vm_config_apply_machine(struct vm_config *cfg, const struct vm_config *values, unsigned int set, char *err,
+			    size_t err_size)
+{
+	struct vm_config next = *cfg;
+	int ret;
+
+	if (set & VM_MACHINE_VCPU_COUNT)
+		next.vcpus = values->vcpus;
+	if (set & VM_MACHINE_MEM_SIZE_MIB)
+		next.mem_mib = values->mem_mib;
+	if (set & VM_MACHINE_SMT)
+		next.smt = values->smt;
+	if (set & VM_MACHINE_TRACK_DIRTY_PAGES)
+		next.track_dirty_pages = values->track_dirty_pages;
+	ret = vm_config_check_machine(&next, err, err_size);
+	if (!ret)
+		*cfg = next; /* only scalars changed: the strings are the same pointers */
+	return ret;
+}
+
+int vm_config_apply_boot_source(struct vm_config *cfg, const struct vm_config *boot)
+{
+	char *kernel = NULL, *initrd = NULL, *cmdline = NULL;
+
+	if ((boot->kernel_path && !(kernel = strdup(boot->kernel_path))) ||
+	    (boot->initrd_path && !(initrd = strdup(boot->initrd_path))) ||
+	    (boot->cmdline && !(cmdline = strdup(boot->cmdline)))) {
+		free(kernel);
+		free(initrd);
+		free(cmdline);
+		return -ENOMEM;
+	}
+	free(cfg->kernel_path);
+	free(cfg->initrd_path);
+	free(cfg->cmdline);
+	cfg->kernel_path = kernel;
+	cfg->initrd_path = initrd;
+	cfg->cmdline = cmdline;
+	return 0;
+}
+
 static int check_machine_config(struct json_fields_ctx *ctx);
 static int check_entropy(struct json_fields_ctx *ctx);
 static int parse_drive_list(struct json_fields_ctx *ctx, json_t *array);

@@ -93,6 +93,29 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t err_size) 
  */
 int vm_config_check_machine(const struct vm_config *cfg, char *err, size_t err_size) __attribute__((warn_unused_result));
 
+/* Bits of a machine-config update (PUT or PATCH /machine-config): the fields it gives. */
+enum {
+	VM_MACHINE_VCPU_COUNT = 1u << 0,
+	VM_MACHINE_MEM_SIZE_MIB = 1u << 1,
+	VM_MACHINE_SMT = 1u << 2,
+	VM_MACHINE_TRACK_DIRTY_PAGES = 1u << 3,
+	VM_MACHINE_ALL = (1u << 4) - 1,
+};
+
+/*
+ * Set the machine-config fields of `values` named in `set` (VM_MACHINE_*) in `cfg` and check Firecracker's
+ * rules on the result (vm_config_check_machine): -EINVAL with a message, `cfg` unchanged.
+ */
+int vm_config_apply_machine(struct vm_config *cfg, const struct vm_config *values, unsigned int set, char *err,
+			    size_t err_size) __attribute__((warn_unused_result));
+
+/*
+ * Replace the boot-source fields of `cfg` (kernel_path, initrd_path, cmdline) by copies of those of `boot`
+ * (NULL ones clear), as PUT /boot-source does. All or nothing; -ENOMEM.
+ */
+int vm_config_apply_boot_source(struct vm_config *cfg, const struct vm_config *boot)
+	__attribute__((warn_unused_result));
+
 /*
  * src/vmm/config_json.c. Serialise to Firecracker-style JSON (for GET /vm/config and logging), with "drives",
  * "network-interfaces" and the "kiln" object; vm_config_parse_json of the result over a fresh config

@@ -67,7 +67,7 @@ static unsigned int call(struct fixture *f, const char *method, const char *path
 	unsigned int status;
 	json_t *obj;
 
-	api_handle(&instance_api_ops, &f->inst, method, path, body, body ? strlen(body) : 0, &resp);
+	api_handle(instance_handle, &f->inst, method, path, body, body ? strlen(body) : 0, &resp);
 	status = resp.status;
 	msg[0] = '\0';
 	if (resp.body) {
