@@ -302,6 +302,23 @@ static void test_get_info(void **state)
 	api_response_free(&resp);
 }
 
+/* GET /vcpus (kiln): the backend's list as JSON, a thread not started yet with a null tid. */
+static void test_get_vcpus(void **state)
+{
+	struct rec *r = *state;
+
+	expect(r, "GET", "/vcpus", NULL, 200, "[{\"index\":0,\"tid\":101},{\"index\":1,\"tid\":null}]");
+	assert_string_equal(r->last, "get_vcpus");
+	r->ret = -EBUSY;
+	r->msg = "The requested operation is not supported before starting the microVM.";
+	expect(r, "GET", "/vcpus", NULL, 400,
+	       "{\"fault_message\":\"The requested operation is not supported before starting the microVM.\"}");
+	r->ret = 0;
+	r->msg = NULL;
+	rejects(r, "GET", "/vcpus", "{}", 400, "GET request cannot have a body.");
+	rejects(r, "PUT", "/vcpus", "{}", 405, "PUT /vcpus: method not allowed (allowed: GET)");
+}
+
 static void test_get_version(void **state)
 {
 	expect(*state, "GET", "/version", NULL, 200,
@@ -1116,6 +1133,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_info, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_get_version, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_get_config, rec_setup, rec_teardown),
+		cmocka_unit_test_setup_teardown(test_get_vcpus, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_put_boot_source, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_machine_config, rec_setup, rec_teardown),
 		cmocka_unit_test(test_machine_config_apply),
