@@ -39,6 +39,32 @@ static const char *option_value(const char *opt, const char *name)
 	return !strncmp(opt, name, n) && opt[n] == '=' ? opt + n + 1 : NULL;
 }
 
+/* An "id=NAME" option into `*id`: 0, -EINVAL with a message naming the flag, or -ENOMEM. */
+static int take_id(const char *flag, const char *spec, const char *v, char **id, char *err, size_t err_size)
+{
+	if (!config_id_valid(v)) {
+		errmsg_set(err, err_size, "%s %s: id: expected 1..%d letters, digits or '_', got '%s'", flag, spec,
+			   CONFIG_MAX_ID, v);
+		return -EINVAL;
+	}
+	free(*id);
+	*id = strdup(v);
+	return *id ? 0 : -ENOMEM;
+}
+
+/* The device's main string (the path, the TAP) and its id, "<prefix><n>" unless one was given. 0 or -ENOMEM. */
+static int take_name(char **field, const char *value, char **id, const char *prefix, unsigned int n)
+{
+	*field = strdup(value);
+	if (!*field)
+		return -ENOMEM;
+	if (!*id && asprintf(id, "%s%u", prefix, n) < 0) {
+		*id = NULL; /* asprintf leaves it undefined */
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int vm_config_add_disk_flag(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
 {
 	struct vm_drive_config d = { 0 };
@@ -60,21 +86,14 @@ int vm_config_add_disk_flag(struct vm_config *cfg, const char *spec, char *err, 
 		errmsg_set(err, err_size, "--disk: the path is not valid UTF-8 (a JSON config cannot hold it)");
 		goto out;
 	}
-	while ((opt = next_option(&rest))) {
+	ret = 0;
+	while (!ret && (opt = next_option(&rest))) {
 		if (!strcmp(opt, "ro")) {
 			d.is_read_only = true;
 		} else if (!strcmp(opt, "root")) {
 			d.is_root_device = true;
 		} else if ((v = option_value(opt, "id"))) {
-			if (!config_id_valid(v)) {
-				errmsg_set(err, err_size, "--disk %s: id: expected 1..%d letters, digits or '_', got '%s'", spec,
-					CONFIG_MAX_ID, v);
-				goto out;
-			}
-			free(d.drive_id);
-			d.drive_id = strdup(v);
-			if (!d.drive_id)
-				goto nomem;
+			ret = take_id("--disk", spec, v, &d.drive_id, err, err_size);
 		} else if ((v = option_value(opt, "cache")) && (!strcmp(v, "unsafe") || !strcmp(v, "writeback"))) {
 			d.cache_type = strcmp(v, "unsafe") ? VM_DRIVE_CACHE_WRITEBACK : VM_DRIVE_CACHE_UNSAFE;
 		} else if ((v = option_value(opt, "io")) && (!strcmp(v, "sync") || !strcmp(v, "async"))) {
@@ -82,28 +101,16 @@ int vm_config_add_disk_flag(struct vm_config *cfg, const char *spec, char *err, 
 		} else {
 			errmsg_set(err, err_size, "--disk %s: unknown option '%s' (ro, root, id=, cache=unsafe|writeback, "
 				"io=sync|async)", spec, opt);
-			goto out;
+			ret = -EINVAL;
 		}
 	}
-	d.path_on_host = strdup(path);
-	if (!d.path_on_host)
-		goto nomem;
-	if (!d.drive_id) {
-		d.drive_id = malloc(16);
-		if (!d.drive_id)
-			goto nomem;
-		snprintf(d.drive_id, 16, "disk%u", cfg->nr_drives);
-	}
-	ret = vm_config_put_drive(cfg, "--disk", &d, err, err_size);
-	if (!ret)
-		goto out_keep;
-	goto out;
-nomem:
-	errmsg_set(err, err_size, "out of memory");
-	ret = -ENOMEM;
+	ret = ret ?: take_name(&d.path_on_host, path, &d.drive_id, "disk", cfg->nr_drives);
+	ret = ret ?: vm_config_put_drive(cfg, "--disk", &d, err, err_size);
 out:
-	vm_drive_config_free(&d);
-out_keep:
+	if (ret == -ENOMEM)
+		errmsg_set(err, err_size, "out of memory");
+	if (ret)
+		vm_drive_config_free(&d); /* on success the config owns the strings */
 	free(copy);
 	return ret;
 }
@@ -129,23 +136,16 @@ int vm_config_add_net_flag(struct vm_config *cfg, const char *spec, char *err, s
 		errmsg_set(err, err_size, "--net: the TAP name is not valid UTF-8 (a JSON config cannot hold it)");
 		goto out;
 	}
-	while ((opt = next_option(&rest))) {
+	ret = 0;
+	while (!ret && (opt = next_option(&rest))) {
 		if ((v = option_value(opt, "mac"))) {
-			if (!json_mac_parse(v, strlen(v), n.guest_mac.bytes)) {
+			n.guest_mac.set = json_mac_parse(v, strlen(v), n.guest_mac.bytes);
+			if (!n.guest_mac.set) {
 				errmsg_set(err, err_size, "--net %s: mac: expected xx:xx:xx:xx:xx:xx, got '%s'", spec, v);
-				goto out;
+				ret = -EINVAL;
 			}
-			n.guest_mac.set = true;
 		} else if ((v = option_value(opt, "id"))) {
-			if (!config_id_valid(v)) {
-				errmsg_set(err, err_size, "--net %s: id: expected 1..%d letters, digits or '_', got '%s'", spec,
-					CONFIG_MAX_ID, v);
-				goto out;
-			}
-			free(n.iface_id);
-			n.iface_id = strdup(v);
-			if (!n.iface_id)
-				goto nomem;
+			ret = take_id("--net", spec, v, &n.iface_id, err, err_size);
 		} else if ((v = option_value(opt, "mtu"))) {
 			unsigned long mtu;
 
@@ -153,33 +153,21 @@ int vm_config_add_net_flag(struct vm_config *cfg, const char *spec, char *err, s
 			mtu = strtoul(v, &end, 10);
 			if (errno || end == v || *end || v[0] == '-' || mtu < 68 || mtu > 65535) {
 				errmsg_set(err, err_size, "--net %s: mtu: expected an integer 68..65535, got '%s'", spec, v);
-				goto out;
+				ret = -EINVAL;
 			}
 			n.mtu = (unsigned int)mtu;
 		} else {
 			errmsg_set(err, err_size, "--net %s: unknown option '%s' (mac=, id=, mtu=)", spec, opt);
-			goto out;
+			ret = -EINVAL;
 		}
 	}
-	n.host_dev_name = strdup(tap);
-	if (!n.host_dev_name)
-		goto nomem;
-	if (!n.iface_id) {
-		n.iface_id = malloc(16);
-		if (!n.iface_id)
-			goto nomem;
-		snprintf(n.iface_id, 16, "net%u", cfg->nr_nets);
-	}
-	ret = vm_config_put_net(cfg, "--net", &n, err, err_size);
-	if (!ret)
-		goto out_keep;
-	goto out;
-nomem:
-	errmsg_set(err, err_size, "out of memory");
-	ret = -ENOMEM;
+	ret = ret ?: take_name(&n.host_dev_name, tap, &n.iface_id, "net", cfg->nr_nets);
+	ret = ret ?: vm_config_put_net(cfg, "--net", &n, err, err_size);
 out:
-	vm_net_config_free(&n);
-out_keep:
+	if (ret == -ENOMEM)
+		errmsg_set(err, err_size, "out of memory");
+	if (ret)
+		vm_net_config_free(&n);
 	free(copy);
 	return ret;
 }

@@ -24,52 +24,47 @@ static json_t *string_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *drives_to_json(const struct vm_config *cfg)
+static void drive_to_json(json_t *o, const void *elem, bool *ok)
 {
-	json_t *a = json_array();
-	bool ok = a != NULL;
+	const struct vm_drive_config *d = elem;
 
-	for (unsigned int i = 0; ok && i < cfg->nr_drives; i++) {
-		const struct vm_drive_config *d = &cfg->drives[i];
-		json_t *o = json_object();
-
-		put(o, "drive_id", json_string(d->drive_id), &ok);
-		put(o, "path_on_host", json_string(d->path_on_host), &ok);
-		put(o, "is_root_device", json_boolean(d->is_root_device), &ok);
-		put(o, "is_read_only", json_boolean(d->is_read_only), &ok);
-		if (d->partuuid)
-			put(o, "partuuid", json_string(d->partuuid), &ok);
-		put(o, "cache_type", json_string(vm_drive_cache_names[d->cache_type]), &ok);
-		put(o, "io_engine", json_string(vm_drive_io_engine_names[d->io_engine]), &ok);
-		if (!o || json_array_append_new(a, o))
-			ok = false;
-	}
-	if (!ok) {
-		json_decref(a);
-		return NULL;
-	}
-	return a;
+	put(o, "drive_id", json_string(d->drive_id), ok);
+	put(o, "path_on_host", json_string(d->path_on_host), ok);
+	put(o, "is_root_device", json_boolean(d->is_root_device), ok);
+	put(o, "is_read_only", json_boolean(d->is_read_only), ok);
+	if (d->partuuid)
+		put(o, "partuuid", json_string(d->partuuid), ok);
+	put(o, "cache_type", json_string(vm_drive_cache_names[d->cache_type]), ok);
+	put(o, "io_engine", json_string(vm_drive_io_engine_names[d->io_engine]), ok);
 }
 
-static json_t *nets_to_json(const struct vm_config *cfg)
+static void net_to_json(json_t *o, const void *elem, bool *ok)
+{
+	const struct vm_net_config *n = elem;
+
+	put(o, "iface_id", json_string(n->iface_id), ok);
+	put(o, "host_dev_name", json_string(n->host_dev_name), ok);
+	if (n->guest_mac.set) {
+		const uint8_t *m = n->guest_mac.bytes;
+
+		put(o, "guest_mac", json_sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]), ok);
+	}
+	if (n->mtu)
+		put(o, "mtu", json_integer(n->mtu), ok);
+}
+
+/* A device list as a JSON array of objects, each filled by `fill`; NULL when out of memory. */
+static json_t *list_to_json(const void *array, unsigned int n, size_t elem_size,
+			    void (*fill)(json_t *o, const void *elem, bool *ok))
 {
 	json_t *a = json_array();
 	bool ok = a != NULL;
 
-	for (unsigned int i = 0; ok && i < cfg->nr_nets; i++) {
-		const struct vm_net_config *n = &cfg->nets[i];
+	for (unsigned int i = 0; ok && i < n; i++) {
 		json_t *o = json_object();
 
-		put(o, "iface_id", json_string(n->iface_id), &ok);
-		put(o, "host_dev_name", json_string(n->host_dev_name), &ok);
-		if (n->guest_mac.set) {
-			const uint8_t *b = n->guest_mac.bytes;
-
-			put(o, "guest_mac", json_sprintf("%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]),
-			    &ok);
-		}
-		if (n->mtu)
-			put(o, "mtu", json_integer(n->mtu), &ok);
+		if (o)
+			fill(o, (const char *)array + i * elem_size, &ok);
 		if (!o || json_array_append_new(a, o))
 			ok = false;
 	}
@@ -105,9 +100,10 @@ char *vm_config_to_json(const struct vm_config *cfg)
 
 	/* put() takes the reference even when it fails, so each object is handed over exactly once. */
 	put(root, "boot-source", boot, &ok);
-	put(root, "drives", drives_to_json(cfg), &ok);
+	put(root, "drives", list_to_json(cfg->drives, cfg->nr_drives, sizeof(*cfg->drives), drive_to_json), &ok);
 	put(root, "machine-config", machine, &ok);
-	put(root, "network-interfaces", nets_to_json(cfg), &ok);
+	put(root, "network-interfaces", list_to_json(cfg->nets, cfg->nr_nets, sizeof(*cfg->nets), net_to_json),
+	    &ok);
 	if (cfg->entropy)
 		put(root, "entropy", json_object(), &ok);
 	put(root, "kiln", kiln, &ok);

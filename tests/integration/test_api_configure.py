@@ -202,6 +202,15 @@ def test_wrong_state_and_bad_requests(start_kiln, hello_elf, tmp_path):
     assert k.stop() == 0
 
 
+def fix_and_start(k, hello_elf):
+    """After a failed InstanceStart: still "Not started", and a good kernel then boots."""
+    assert k.info()["state"] == "Not started"
+    k.ok("PUT", "/boot-source", boot_source(hello_elf, "count"))
+    k.ok("PUT", "/actions", {"action_type": "InstanceStart"})
+    k.wait_output(r"count 1\b")
+    assert k.stop() == 0
+
+
 def test_failed_start_keeps_configuring(start_kiln, hello_elf, tmp_path):
     """A start the VMM cannot carry out (not a kernel) answers 400 and the instance can be fixed and started."""
     not_a_kernel = tmp_path / "vmlinux"
@@ -211,11 +220,7 @@ def test_failed_start_keeps_configuring(start_kiln, hello_elf, tmp_path):
     k.ok("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 32})
     status, msg = k.fault("PUT", "/actions", {"action_type": "InstanceStart"})
     assert status == 400 and msg.startswith("Cannot start microvm: cannot create the VM"), msg
-    assert k.info()["state"] == "Not started"
-    k.ok("PUT", "/boot-source", boot_source(hello_elf, "count"))
-    k.ok("PUT", "/actions", {"action_type": "InstanceStart"})
-    k.wait_output(r"count 1\b")
-    assert k.stop() == 0
+    fix_and_start(k, hello_elf)
 
 
 def test_cli_verbs(start_kiln, hello_elf):
@@ -357,11 +362,7 @@ def test_start_fault_names_the_cause(start_kiln, hello_elf, tmp_path, case):
         assert msg == "boot-source.kernel_image_path: %s: No such file or directory" % kernel, msg
     for errno_text in ("No space left on device", "Invalid argument", "kiln's log says more"):
         assert errno_text not in msg, msg
-    assert k.info()["state"] == "Not started"
-    k.ok("PUT", "/boot-source", boot_source(hello_elf, "count"))
-    k.ok("PUT", "/actions", {"action_type": "InstanceStart"})
-    k.wait_output(r"count 1\b")
-    assert k.stop() == 0
+    fix_and_start(k, hello_elf)
 
 
 def test_get_vcpus(start_kiln, hello_elf):
