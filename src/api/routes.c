@@ -901,8 +901,8 @@ void api_dispatch(ctl_handler_fn handle, void *ctx, const struct ctl_request *re
 		if (ret)
 			backend_result(resp, ret, err);
 		else
-			json_answer(resp, json_pack("{s:s, s:i, s:s}", "id", req->clone.clone_id, "pid", reply.clone_pid,
-						    "api_socket", req->clone.api_socket));
+			json_answer(resp, json_pack("{s:s, s:i, s:s}", "id", req->clone.clone_id, "pid",
+						    reply.clone_pid, "api_socket", req->clone.api_socket));
 		break;
 	default:
 		backend_result(resp, ret, err);

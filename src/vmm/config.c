@@ -77,9 +77,11 @@ static const struct json_field machine_config_fields[] = {
 const char *const vm_boot_protocol_names[] = { "linux64", "pvh", NULL };
 
 static const struct json_field kiln_fields[] = {
-	{ .name = "console", .kind = JSON_FIELD_PATH, .null_word = "stdio", .offset = offsetof(struct vm_config, console_path) },
+	{ .name = "console", .kind = JSON_FIELD_PATH, .null_word = "stdio",
+	  .offset = offsetof(struct vm_config, console_path) },
 	{ .name = "pvm_tuning", .kind = JSON_FIELD_BOOL, .offset = offsetof(struct vm_config, pvm_tuning) },
-	{ .name = "boot", .kind = JSON_FIELD_ENUM, .values = vm_boot_protocol_names, .offset = offsetof(struct vm_config, boot) },
+	{ .name = "boot", .kind = JSON_FIELD_ENUM, .values = vm_boot_protocol_names,
+	  .offset = offsetof(struct vm_config, boot) },
 };
 
 /* Firecracker's EntropyDeviceConfig (vmm_config/entropy.rs): its only field is the rate limiter. */
@@ -250,8 +252,8 @@ static int parse_object_section(struct json_fields_ctx *ctx, const struct sectio
 static int check_smt(char *err, size_t err_size, const struct vm_config *cfg)
 {
 	if (cfg->smt && cfg->vcpus > 1 && cfg->vcpus % 2) {
-		errmsg_set(err, err_size, "machine-config.vcpu_count: expected 1 or an even number when smt is true, got %u",
-			cfg->vcpus);
+		errmsg_set(err, err_size,
+			   "machine-config.vcpu_count: expected 1 or an even number when smt is true, got %u", cfg->vcpus);
 		return -EINVAL;
 	}
 	return 0;
@@ -285,8 +287,8 @@ static int parse_section(struct json_fields_ctx *ctx, const struct section *sec,
 	switch (sec->kind) {
 	case SECTION_OBJECT:
 		if (!json_is_object(v))
-			return json_fields_fail(ctx, "%s: expected an object%s, got %s", sec->name, sec->nullable ? " or null" : "",
-				    got);
+			return json_fields_fail(ctx, "%s: expected an object%s, got %s", sec->name,
+						sec->nullable ? " or null" : "", got);
 		return parse_object_section(ctx, sec, v);
 	case SECTION_EMPTY_ARRAY:
 		if (!json_is_array(v))

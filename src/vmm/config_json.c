@@ -47,7 +47,8 @@ static void net_to_json(json_t *o, const void *elem, bool *ok)
 	if (n->guest_mac.set) {
 		const uint8_t *m = n->guest_mac.bytes;
 
-		put(o, "guest_mac", json_sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]), ok);
+		put(o, "guest_mac", json_sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]),
+		    ok);
 	}
 	if (n->mtu)
 		put(o, "mtu", json_integer(n->mtu), ok);

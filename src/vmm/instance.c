@@ -385,7 +385,8 @@ static int snapshot_load_request(struct instance *inst, const struct ctl_snapsho
 	int ret;
 
 	if (req->track_dirty_pages || req->clock_realtime) {
-		errmsg_set(err, err_size, "%s: not supported yet", req->track_dirty_pages ? "track_dirty_pages" : "clock_realtime");
+		errmsg_set(err, err_size, "%s: not supported yet",
+			   req->track_dirty_pages ? "track_dirty_pages" : "clock_realtime");
 		return -EOPNOTSUPP;
 	}
 	ret = need_state(inst, true, err, err_size);
@@ -466,8 +467,9 @@ int instance_start(struct instance *inst, struct vm *vm, uint64_t start_ns, char
 	return ret;
 }
 
-int instance_restore(struct instance *inst, struct vm *vm, const char *state_path, const struct vm_restore_options *opts,
-		     const struct vm_restore_overrides *ov, uint64_t start_ns, char *err, size_t err_size)
+int instance_restore(struct instance *inst, struct vm *vm, const char *state_path,
+		     const struct vm_restore_options *opts, const struct vm_restore_overrides *ov, uint64_t start_ns,
+		     char *err, size_t err_size)
 {
 	int ret = vm_restore_file(vm, inst->cfg, state_path, opts, ov, start_ns, err, err_size);
 

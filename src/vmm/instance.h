@@ -108,8 +108,9 @@ int instance_start(struct instance *inst, struct vm *vm, uint64_t start_ns, char
  * (vm_restore_file: inst->cfg becomes the snapshot's config, with inst->cfg's console), and the instance
  * running. 0, or -errno with a message: see cli_restore_status for which errnos mean a refused snapshot.
  */
-int instance_restore(struct instance *inst, struct vm *vm, const char *state_path, const struct vm_restore_options *opts,
-		     const struct vm_restore_overrides *ov, uint64_t start_ns, char *err, size_t err_size)
+int instance_restore(struct instance *inst, struct vm *vm, const char *state_path,
+		     const struct vm_restore_options *opts, const struct vm_restore_overrides *ov, uint64_t start_ns,
+		     char *err, size_t err_size)
 	__attribute__((warn_unused_result));
 
 /*

@@ -387,8 +387,8 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 	else
 		ret = guest_memory_init(&vm->mem, cfg->mem_mib * MIB, X86_MMIO_HOLE_START);
 	if (ret) {
-		errmsg_set(err, err_size, "cannot allocate %llu MiB of guest memory: %s", (unsigned long long)cfg->mem_mib,
-			   strerror(-ret));
+		errmsg_set(err, err_size, "cannot allocate %llu MiB of guest memory: %s",
+			   (unsigned long long)cfg->mem_mib, strerror(-ret));
 		goto fail;
 	}
 	ret = create_kvm_vm(vm, err, err_size);

@@ -29,7 +29,8 @@ void vm_api_vcpus(const struct vm *vm, struct ctl_reply *reply)
 {
 	reply->nr_vcpus = 0;
 	for (unsigned int i = 0; i < vm->nr_vcpus && i < CONFIG_MAX_VCPUS; i++)
-		reply->vcpus[reply->nr_vcpus++] = (struct ctl_vcpu){ .index = i, .tid = atomic_load(&vm->vcpus[i]->tid) };
+		reply->vcpus[reply->nr_vcpus++] =
+			(struct ctl_vcpu){ .index = i, .tid = atomic_load(&vm->vcpus[i]->tid) };
 }
 
 int vm_api_send_ctrl_alt_del(struct vm *vm, char *err, size_t err_size)

@@ -438,7 +438,8 @@ static void test_machine_config_apply(void **state __attribute__((unused)))
 	vm_config_init(&cfg);
 	cfg.kernel_path = strdup("k");
 	parse_ok("PUT", "/machine-config", "{\"vcpu_count\": 3, \"mem_size_mib\": 256, \"track_dirty_pages\": true}", &req);
-	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)), 0);
+	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)),
+			 0);
 	api_request_free(&req);
 	assert_int_equal(cfg.vcpus, 3);
 	assert_int_equal(cfg.mem_mib, 256);
@@ -455,14 +456,16 @@ static void test_machine_config_apply(void **state __attribute__((unused)))
 
 	/* A PUT resets what it does not give. */
 	parse_ok("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": true}", &req);
-	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)), 0);
+	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)),
+			 0);
 	api_request_free(&req);
 	assert_true(cfg.smt);
 	assert_false(cfg.track_dirty_pages);
 
 	/* PATCH: the rest stays. */
 	parse_ok("PATCH", "/machine-config", "{\"mem_size_mib\": 4096}", &req);
-	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)), 0);
+	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)),
+			 0);
 	api_request_free(&req);
 	assert_int_equal(cfg.vcpus, 2);
 	assert_true(cfg.smt);

@@ -156,8 +156,8 @@ static int add_load(const Elf64_Phdr *ph, unsigned int idx, size_t len, struct k
 		return -EINVAL;
 	}
 	if (!range_ok(ph->p_offset, ph->p_filesz, len)) {
-		errmsg_set(err, err_size, "ELF program header %u: file range past end of file (bytes 0x%llx-0x%llx of %zu: "
-			   "truncated)", idx, (unsigned long long)ph->p_offset,
+		errmsg_set(err, err_size,
+			   "ELF program header %u: file range past end of file (bytes 0x%llx-0x%llx of %zu: truncated)", idx, (unsigned long long)ph->p_offset,
 			   (unsigned long long)(ph->p_offset + ph->p_filesz), len);
 		return -EINVAL;
 	}
@@ -314,7 +314,8 @@ static int parse_bzimage(const uint8_t *data, size_t len, struct kernel_image *i
 		return -EINVAL;
 	}
 	if (hdr->payload_length == 0 || hdr->payload_length > len - payload) {
-		errmsg_set(err, err_size, "bzImage: payload_length %u past end of file (truncated)", hdr->payload_length);
+		errmsg_set(err, err_size, "bzImage: payload_length %u past end of file (truncated)",
+			   hdr->payload_length);
 		return -EINVAL;
 	}
 	fmt = payload_detect(data + payload, hdr->payload_length);
