@@ -5,7 +5,7 @@
  *
  * Firecracker's API server (src/firecracker/src/api_server/parsed_request.rs and the files in request/) is the
  * model for paths, bodies and fault messages; bodies are parsed by the config file's field engine
- * (config_parse_object, vm_config_parse_section), so the API and the file accept the same values with
+ * (json_fields_parse, vm_config_parse_section), so the API and the file accept the same values with
  * the same messages. Where kiln differs from Firecracker, docs/api.yaml says so.
  */
 #include "api/routes.h"
@@ -37,7 +37,7 @@ struct route_call {
 	const struct route *r;
 	const char *id;             /* the id in the path (validated), or NULL */
 	json_t *body;               /* the body, a JSON object; NULL for GET */
-	struct api_request *req;    /* to fill */
+	struct ctl_request *req;    /* to fill */
 	struct api_response *resp;  /* the error answer */
 };
 
@@ -47,7 +47,7 @@ struct route {
 	const char *method;
 	const char *pattern;  /* segments; "*" matches one segment: the resource id */
 	route_parse_fn parse; /* NULL: a Firecracker endpoint kiln does not implement yet */
-	enum api_op op;       /* when `parse` is route_no_body */
+	enum ctl_op op;       /* when `parse` is route_no_body */
 	const char *id_field; /* the body field that must equal the id in the path */
 };
 
@@ -65,7 +65,7 @@ static int route_vm_clone(struct route_call *c);
 
 /* Every path and method the API knows, Firecracker's order (firecracker.yaml paths). */
 static const struct route routes[] = {
-	{ "GET", "/", route_no_body, API_OP_GET_INFO, NULL },
+	{ "GET", "/", route_no_body, CTL_OP_GET_INFO, NULL },
 	{ "PUT", "/actions", route_actions, 0, NULL },
 	{ "GET", "/balloon", NULL, 0, NULL },
 	{ "PUT", "/balloon", NULL, 0, NULL },
@@ -82,7 +82,7 @@ static const struct route routes[] = {
 	{ "PUT", "/pmem/*", NULL, 0, NULL },
 	{ "PATCH", "/pmem/*", NULL, 0, NULL },
 	{ "PUT", "/logger", NULL, 0, NULL },
-	{ "GET", "/machine-config", route_no_body, API_OP_GET_MACHINE_CONFIG, NULL },
+	{ "GET", "/machine-config", route_no_body, CTL_OP_GET_MACHINE_CONFIG, NULL },
 	{ "PUT", "/machine-config", route_machine_config, 0, NULL },
 	{ "PATCH", "/machine-config", route_machine_config, 0, NULL },
 	{ "PUT", "/metrics", NULL, 0, NULL },
@@ -99,21 +99,22 @@ static const struct route routes[] = {
 	{ "PATCH", "/network-interfaces/*", NULL, 0, NULL },
 	{ "PUT", "/snapshot/create", route_snapshot_create, 0, NULL },
 	{ "PUT", "/snapshot/load", route_snapshot_load, 0, NULL },
-	{ "GET", "/version", route_no_body, API_OP_GET_VERSION, NULL },
+	{ "GET", "/vcpus", route_no_body, CTL_OP_GET_VCPUS, NULL }, /* kiln */
+	{ "GET", "/version", route_no_body, CTL_OP_GET_VERSION, NULL },
 	{ "PATCH", "/vm", route_vm_state, 0, NULL },
-	{ "GET", "/vm/config", route_no_body, API_OP_GET_VM_CONFIG, NULL },
+	{ "GET", "/vm/config", route_no_body, CTL_OP_GET_VM_CONFIG, NULL },
 	{ "PUT", "/vm/clone", route_vm_clone, 0, NULL }, /* kiln */
 	{ "PUT", "/vsock", NULL, 0, NULL },
 };
 
-const char *api_vm_state_name(enum api_vm_state state)
+const char *api_vm_state_name(enum ctl_vm_state state)
 {
 	switch (state) {
-	case API_VM_NOT_STARTED:
+	case CTL_VM_NOT_STARTED:
 		return "Not started";
-	case API_VM_RUNNING:
+	case CTL_VM_RUNNING:
 		return "Running";
-	case API_VM_PAUSED:
+	case CTL_VM_PAUSED:
 		return "Paused";
 	}
 	return "Not started";
@@ -266,7 +267,7 @@ static int route_boot_source(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	c->req->op = API_OP_PUT_BOOT_SOURCE;
+	c->req->op = CTL_OP_PUT_BOOT_SOURCE;
 	vm_config_init(&c->req->boot_source);
 	ret = vm_config_parse_section(&c->req->boot_source, "boot-source", c->body, err, sizeof(err));
 	if (ret)
@@ -285,17 +286,17 @@ static int route_machine_config(struct route_call *c)
 		const char *name;
 		unsigned int bit;
 	} bits[] = {
-		{ "vcpu_count", API_MC_VCPU_COUNT },
-		{ "mem_size_mib", API_MC_MEM_SIZE_MIB },
-		{ "smt", API_MC_SMT },
-		{ "track_dirty_pages", API_MC_TRACK_DIRTY_PAGES },
+		{ "vcpu_count", VM_MACHINE_VCPU_COUNT },
+		{ "mem_size_mib", VM_MACHINE_MEM_SIZE_MIB },
+		{ "smt", VM_MACHINE_SMT },
+		{ "track_dirty_pages", VM_MACHINE_TRACK_DIRTY_PAGES },
 	};
-	struct api_machine_config *mc = &c->req->machine;
+	struct ctl_machine_config *mc = &c->req->machine;
 	bool patch = !strcmp(c->r->method, "PATCH");
 	char err[API_ERR_SIZE];
 	int ret;
 
-	c->req->op = API_OP_PUT_MACHINE_CONFIG;
+	c->req->op = CTL_OP_PUT_MACHINE_CONFIG;
 	mc->patch = patch;
 	vm_config_init(&mc->values);
 	if (patch && !json_object_size(c->body)) {
@@ -313,7 +314,7 @@ static int route_machine_config(struct route_call *c)
 				return -EINVAL;
 			}
 		}
-		mc->set = API_MC_ALL;
+		mc->set = VM_MACHINE_ALL;
 	} else {
 		for (size_t i = 0; i < ARRAY_SIZE(bits); i++)
 			if (json_object_get(c->body, bits[i].name))
@@ -343,7 +344,7 @@ static int route_drive(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	c->req->op = API_OP_PUT_DRIVE;
+	c->req->op = CTL_OP_PUT_DRIVE;
 	ret = vm_drive_config_parse(&c->req->drive, "", c->body, err, sizeof(err));
 	if (ret)
 		return parse_failed(c->resp, ret, err);
@@ -355,7 +356,7 @@ static int route_net(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	c->req->op = API_OP_PUT_NET;
+	c->req->op = CTL_OP_PUT_NET;
 	ret = vm_net_config_parse(&c->req->net, "", c->body, err, sizeof(err));
 	if (ret)
 		return parse_failed(c->resp, ret, err);
@@ -369,7 +370,7 @@ static int route_entropy(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	c->req->op = API_OP_PUT_ENTROPY;
+	c->req->op = CTL_OP_PUT_ENTROPY;
 	vm_config_init(&cfg);
 	ret = vm_config_parse_section(&cfg, "entropy", c->body, err, sizeof(err));
 	vm_config_free(&cfg);
@@ -383,19 +384,19 @@ struct action_body {
 
 static const char *const action_types[] = { "FlushMetrics", "InstanceStart", "SendCtrlAltDel", NULL };
 
-static const struct config_field action_fields[] = {
-	{ .name = "action_type", .kind = CONFIG_FIELD_ENUM, .required = true, .values = action_types,
+static const struct json_field action_fields[] = {
+	{ .name = "action_type", .kind = JSON_FIELD_ENUM, .required = true, .values = action_types,
 	  .offset = offsetof(struct action_body, action_type) },
 };
 
 static int route_actions(struct route_call *c)
 {
-	static const enum api_op ops[] = { API_OP_FLUSH_METRICS, API_OP_INSTANCE_START, API_OP_SEND_CTRL_ALT_DEL };
+	static const enum ctl_op ops[] = { CTL_OP_FLUSH_METRICS, CTL_OP_INSTANCE_START, CTL_OP_SEND_CTRL_ALT_DEL };
 	struct action_body a = { 0 };
 	char err[API_ERR_SIZE];
 	int ret;
 
-	ret = config_parse_object("", action_fields, ARRAY_SIZE(action_fields), c->body, &a, sizeof(a), err, sizeof(err));
+	ret = json_fields_parse("", action_fields, ARRAY_SIZE(action_fields), c->body, &a, sizeof(a), err, sizeof(err));
 	if (ret)
 		return parse_failed(c->resp, ret, err);
 	c->req->op = ops[a.action_type];
@@ -409,8 +410,8 @@ struct vm_state_body {
 
 static const char *const vm_states[] = { "Paused", "Resumed", NULL };
 
-static const struct config_field vm_state_fields[] = {
-	{ .name = "state", .kind = CONFIG_FIELD_ENUM, .required = true, .values = vm_states,
+static const struct json_field vm_state_fields[] = {
+	{ .name = "state", .kind = JSON_FIELD_ENUM, .required = true, .values = vm_states,
 	  .offset = offsetof(struct vm_state_body, state) },
 };
 
@@ -420,24 +421,24 @@ static int route_vm_state(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	ret = config_parse_object("", vm_state_fields, ARRAY_SIZE(vm_state_fields), c->body, &s, sizeof(s), err,
+	ret = json_fields_parse("", vm_state_fields, ARRAY_SIZE(vm_state_fields), c->body, &s, sizeof(s), err,
 				  sizeof(err));
 	if (ret)
 		return parse_failed(c->resp, ret, err);
-	c->req->op = s.state == 0 ? API_OP_PAUSE : API_OP_RESUME;
+	c->req->op = s.state == 0 ? CTL_OP_PAUSE : CTL_OP_RESUME;
 	return 0;
 }
 
 /* SnapshotCreateParams. */
 static const char *const snapshot_types[] = { "Full", "Diff", NULL };
 
-static const struct config_field snapshot_create_fields[] = {
-	{ .name = "snapshot_type", .kind = CONFIG_FIELD_ENUM, .values = snapshot_types,
-	  .offset = offsetof(struct api_snapshot_create, snapshot_type) },
-	{ .name = "snapshot_path", .kind = CONFIG_FIELD_PATH, .required = true,
-	  .offset = offsetof(struct api_snapshot_create, snapshot_path) },
-	{ .name = "mem_file_path", .kind = CONFIG_FIELD_PATH, .required = true,
-	  .offset = offsetof(struct api_snapshot_create, mem_file_path) },
+static const struct json_field snapshot_create_fields[] = {
+	{ .name = "snapshot_type", .kind = JSON_FIELD_ENUM, .values = snapshot_types,
+	  .offset = offsetof(struct ctl_snapshot_create, snapshot_type) },
+	{ .name = "snapshot_path", .kind = JSON_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct ctl_snapshot_create, snapshot_path) },
+	{ .name = "mem_file_path", .kind = JSON_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct ctl_snapshot_create, mem_file_path) },
 };
 
 static int route_snapshot_create(struct route_call *c)
@@ -445,8 +446,8 @@ static int route_snapshot_create(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	c->req->op = API_OP_SNAPSHOT_CREATE;
-	ret = config_parse_object("", snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), c->body,
+	c->req->op = CTL_OP_SNAPSHOT_CREATE;
+	ret = json_fields_parse("", snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), c->body,
 				  &c->req->snapshot_create, sizeof(c->req->snapshot_create), err, sizeof(err));
 	return ret ? parse_failed(c->resp, ret, err) : 0;
 }
@@ -461,23 +462,23 @@ struct snapshot_load_body {
 	bool clock_realtime;
 };
 
-static const struct config_field snapshot_load_fields[] = {
-	{ .name = "snapshot_path", .kind = CONFIG_FIELD_PATH, .required = true,
+static const struct json_field snapshot_load_fields[] = {
+	{ .name = "snapshot_path", .kind = JSON_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct snapshot_load_body, snapshot_path) },
-	{ .name = "mem_backend", .kind = CONFIG_FIELD_OBJECT, .nullable = true },
-	{ .name = "mem_file_path", .kind = CONFIG_FIELD_PATH, .nullable = true,
+	{ .name = "mem_backend", .kind = JSON_FIELD_OBJECT, .nullable = true },
+	{ .name = "mem_file_path", .kind = JSON_FIELD_PATH, .nullable = true,
 	  .offset = offsetof(struct snapshot_load_body, mem_file_path) },
-	{ .name = "enable_diff_snapshots", .kind = CONFIG_FIELD_BOOL,
+	{ .name = "enable_diff_snapshots", .kind = JSON_FIELD_BOOL,
 	  .offset = offsetof(struct snapshot_load_body, enable_diff_snapshots) },
-	{ .name = "track_dirty_pages", .kind = CONFIG_FIELD_BOOL,
+	{ .name = "track_dirty_pages", .kind = JSON_FIELD_BOOL,
 	  .offset = offsetof(struct snapshot_load_body, track_dirty_pages) },
-	{ .name = "resume_vm", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct snapshot_load_body, resume_vm) },
-	{ .name = "network_overrides", .kind = CONFIG_FIELD_LATER },
-	{ .name = "vsock_override", .kind = CONFIG_FIELD_LATER, .nullable = true },
-	{ .name = "clock_realtime", .kind = CONFIG_FIELD_BOOL,
+	{ .name = "resume_vm", .kind = JSON_FIELD_BOOL, .offset = offsetof(struct snapshot_load_body, resume_vm) },
+	{ .name = "network_overrides", .kind = JSON_FIELD_LATER },
+	{ .name = "vsock_override", .kind = JSON_FIELD_LATER, .nullable = true },
+	{ .name = "clock_realtime", .kind = JSON_FIELD_BOOL,
 	  .offset = offsetof(struct snapshot_load_body, clock_realtime) },
-	{ .name = "disk_overrides", .kind = CONFIG_FIELD_ARRAY, .nullable = true }, /* kiln */
-	{ .name = "disk_copies", .kind = CONFIG_FIELD_ARRAY, .nullable = true },    /* kiln */
+	{ .name = "disk_overrides", .kind = JSON_FIELD_ARRAY, .nullable = true }, /* kiln */
+	{ .name = "disk_copies", .kind = JSON_FIELD_ARRAY, .nullable = true },    /* kiln */
 };
 
 /* kiln's DiskOverride. */
@@ -486,14 +487,14 @@ struct disk_override_body {
 	char *path_on_host;
 };
 
-static const struct config_field disk_override_fields[] = {
-	{ .name = "drive_id", .kind = CONFIG_FIELD_ID, .required = true,
+static const struct json_field disk_override_fields[] = {
+	{ .name = "drive_id", .kind = JSON_FIELD_ID, .required = true,
 	  .offset = offsetof(struct disk_override_body, drive_id) },
-	{ .name = "path_on_host", .kind = CONFIG_FIELD_PATH, .required = true,
+	{ .name = "path_on_host", .kind = JSON_FIELD_PATH, .required = true,
 	  .offset = offsetof(struct disk_override_body, path_on_host) },
 };
 
-static void api_disk_options_free(struct api_disk_options *d)
+static void ctl_disk_options_free(struct ctl_disk_options *d)
 {
 	for (unsigned int i = 0; i < d->nr_overrides; i++)
 		free(d->overrides[i]);
@@ -503,7 +504,7 @@ static void api_disk_options_free(struct api_disk_options *d)
 }
 
 /* The body's "disk_overrides" and "disk_copies" (their types already checked: arrays or null). */
-static int parse_disk_options(struct route_call *c, struct api_disk_options *out)
+static int parse_disk_options(struct route_call *c, struct ctl_disk_options *out)
 {
 	json_t *overrides = json_object_get(c->body, "disk_overrides");
 	json_t *copies = json_object_get(c->body, "disk_copies");
@@ -512,22 +513,22 @@ static int parse_disk_options(struct route_call *c, struct api_disk_options *out
 	size_t i;
 	int ret = 0;
 
-	if (json_array_size(overrides) > API_MAX_DISK_OPTIONS || json_array_size(copies) > API_MAX_DISK_OPTIONS) {
+	if (json_array_size(overrides) > CTL_MAX_DISK_OPTIONS || json_array_size(copies) > CTL_MAX_DISK_OPTIONS) {
 		api_response_error(c->resp, 400, "%s: at most %d entries",
-				   json_array_size(copies) > API_MAX_DISK_OPTIONS ? "disk_copies" : "disk_overrides",
-				   API_MAX_DISK_OPTIONS);
+				   json_array_size(copies) > CTL_MAX_DISK_OPTIONS ? "disk_copies" : "disk_overrides",
+				   CTL_MAX_DISK_OPTIONS);
 		return -EINVAL;
 	}
 	json_array_foreach(overrides, i, v) {
 		struct disk_override_body b = { 0 };
 
 		snprintf(where, sizeof(where), "disk_overrides[%zu]", i);
-		ret = config_parse_object(where, disk_override_fields, ARRAY_SIZE(disk_override_fields), v, &b, sizeof(b),
+		ret = json_fields_parse(where, disk_override_fields, ARRAY_SIZE(disk_override_fields), v, &b, sizeof(b),
 					  err, sizeof(err));
 		if (!ret && asprintf(&out->overrides[out->nr_overrides], "%s=%s", b.drive_id, b.path_on_host) < 0)
 			ret = -ENOMEM;
 		out->nr_overrides += !ret;
-		config_free_strings(disk_override_fields, ARRAY_SIZE(disk_override_fields), &b);
+		json_fields_free(disk_override_fields, ARRAY_SIZE(disk_override_fields), &b);
 		if (ret)
 			break;
 	}
@@ -543,7 +544,7 @@ static int parse_disk_options(struct route_call *c, struct api_disk_options *out
 		}
 	}
 	if (ret) {
-		api_disk_options_free(out);
+		ctl_disk_options_free(out);
 		return parse_failed(c->resp, ret, ret == -ENOMEM ? "out of memory" : err);
 	}
 	return 0;
@@ -553,23 +554,23 @@ static int parse_disk_options(struct route_call *c, struct api_disk_options *out
 static const char *const mem_backend_types[] = { "File", NULL };
 static const char *const mem_backend_types_later[] = { "Uffd", NULL };
 
-static const struct config_field mem_backend_fields[] = {
-	{ .name = "backend_type", .kind = CONFIG_FIELD_ENUM, .required = true, .values = mem_backend_types,
-	  .later = mem_backend_types_later, .offset = offsetof(struct api_snapshot_load, mem_backend_type) },
-	{ .name = "backend_path", .kind = CONFIG_FIELD_PATH, .required = true,
-	  .offset = offsetof(struct api_snapshot_load, mem_backend_path) },
+static const struct json_field mem_backend_fields[] = {
+	{ .name = "backend_type", .kind = JSON_FIELD_ENUM, .required = true, .values = mem_backend_types,
+	  .later = mem_backend_types_later, .offset = offsetof(struct ctl_snapshot_load, mem_backend_type) },
+	{ .name = "backend_path", .kind = JSON_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct ctl_snapshot_load, mem_backend_path) },
 };
 
 static int route_snapshot_load(struct route_call *c)
 {
-	struct api_snapshot_load *load = &c->req->snapshot_load;
+	struct ctl_snapshot_load *load = &c->req->snapshot_load;
 	struct snapshot_load_body b = { 0 };
 	char err[API_ERR_SIZE];
 	json_t *backend;
 	int ret;
 
-	c->req->op = API_OP_SNAPSHOT_LOAD;
-	ret = config_parse_object("", snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), c->body, &b, sizeof(b), err,
+	c->req->op = CTL_OP_SNAPSHOT_LOAD;
+	ret = json_fields_parse("", snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), c->body, &b, sizeof(b), err,
 				  sizeof(err));
 	if (ret)
 		return parse_failed(c->resp, ret, err);
@@ -588,14 +589,14 @@ static int route_snapshot_load(struct route_call *c)
 		goto out;
 	}
 	if (backend) {
-		ret = config_parse_object("mem_backend", mem_backend_fields, ARRAY_SIZE(mem_backend_fields), backend,
+		ret = json_fields_parse("mem_backend", mem_backend_fields, ARRAY_SIZE(mem_backend_fields), backend,
 					  load, sizeof(*load), err, sizeof(err));
 		if (ret) {
 			ret = parse_failed(c->resp, ret, err);
 			goto out;
 		}
 	} else {
-		load->mem_backend_type = API_MEM_BACKEND_FILE;
+		load->mem_backend_type = CTL_MEM_BACKEND_FILE;
 		load->mem_backend_path = b.mem_file_path;
 		b.mem_file_path = NULL;
 		c->req->deprecation = "PUT /snapshot/load: mem_file_path field is deprecated.";
@@ -609,19 +610,19 @@ static int route_snapshot_load(struct route_call *c)
 	load->clock_realtime = b.clock_realtime;
 	ret = parse_disk_options(c, &load->disks);
 out:
-	config_free_strings(snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), &b);
+	json_fields_free(snapshot_load_fields, ARRAY_SIZE(snapshot_load_fields), &b);
 	return ret;
 }
 
 /* kiln's VmClone. */
-static const struct config_field vm_clone_fields[] = {
-	{ .name = "clone_id", .kind = CONFIG_FIELD_INSTANCE_ID, .required = true,
-	  .offset = offsetof(struct api_vm_clone, clone_id) },
-	{ .name = "api_socket", .kind = CONFIG_FIELD_PATH, .required = true,
-	  .offset = offsetof(struct api_vm_clone, api_socket) },
-	{ .name = "resume_vm", .kind = CONFIG_FIELD_BOOL, .offset = offsetof(struct api_vm_clone, resume_vm) },
-	{ .name = "disk_overrides", .kind = CONFIG_FIELD_ARRAY, .nullable = true },
-	{ .name = "disk_copies", .kind = CONFIG_FIELD_ARRAY, .nullable = true },
+static const struct json_field vm_clone_fields[] = {
+	{ .name = "clone_id", .kind = JSON_FIELD_INSTANCE_ID, .required = true,
+	  .offset = offsetof(struct ctl_vm_clone, clone_id) },
+	{ .name = "api_socket", .kind = JSON_FIELD_PATH, .required = true,
+	  .offset = offsetof(struct ctl_vm_clone, api_socket) },
+	{ .name = "resume_vm", .kind = JSON_FIELD_BOOL, .offset = offsetof(struct ctl_vm_clone, resume_vm) },
+	{ .name = "disk_overrides", .kind = JSON_FIELD_ARRAY, .nullable = true },
+	{ .name = "disk_copies", .kind = JSON_FIELD_ARRAY, .nullable = true },
 };
 
 static int route_vm_clone(struct route_call *c)
@@ -629,38 +630,38 @@ static int route_vm_clone(struct route_call *c)
 	char err[API_ERR_SIZE];
 	int ret;
 
-	c->req->op = API_OP_VM_CLONE;
-	ret = config_parse_object("", vm_clone_fields, ARRAY_SIZE(vm_clone_fields), c->body, &c->req->clone,
+	c->req->op = CTL_OP_VM_CLONE;
+	ret = json_fields_parse("", vm_clone_fields, ARRAY_SIZE(vm_clone_fields), c->body, &c->req->clone,
 				  sizeof(c->req->clone), err, sizeof(err));
 	return ret ? parse_failed(c->resp, ret, err) : parse_disk_options(c, &c->req->clone.disks);
 }
 
-void api_request_free(struct api_request *req)
+void api_request_free(struct ctl_request *req)
 {
 	switch (req->op) {
-	case API_OP_PUT_BOOT_SOURCE:
+	case CTL_OP_PUT_BOOT_SOURCE:
 		vm_config_free(&req->boot_source);
 		break;
-	case API_OP_PUT_MACHINE_CONFIG:
+	case CTL_OP_PUT_MACHINE_CONFIG:
 		vm_config_free(&req->machine.values);
 		break;
-	case API_OP_PUT_DRIVE:
+	case CTL_OP_PUT_DRIVE:
 		vm_drive_config_free(&req->drive);
 		break;
-	case API_OP_PUT_NET:
+	case CTL_OP_PUT_NET:
 		vm_net_config_free(&req->net);
 		break;
-	case API_OP_SNAPSHOT_CREATE:
-		config_free_strings(snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), &req->snapshot_create);
+	case CTL_OP_SNAPSHOT_CREATE:
+		json_fields_free(snapshot_create_fields, ARRAY_SIZE(snapshot_create_fields), &req->snapshot_create);
 		break;
-	case API_OP_SNAPSHOT_LOAD:
+	case CTL_OP_SNAPSHOT_LOAD:
 		free(req->snapshot_load.snapshot_path);
 		free(req->snapshot_load.mem_backend_path);
-		api_disk_options_free(&req->snapshot_load.disks);
+		ctl_disk_options_free(&req->snapshot_load.disks);
 		break;
-	case API_OP_VM_CLONE:
-		config_free_strings(vm_clone_fields, ARRAY_SIZE(vm_clone_fields), &req->clone);
-		api_disk_options_free(&req->clone.disks);
+	case CTL_OP_VM_CLONE:
+		json_fields_free(vm_clone_fields, ARRAY_SIZE(vm_clone_fields), &req->clone);
+		ctl_disk_options_free(&req->clone.disks);
 		break;
 	default:
 		break;
@@ -668,7 +669,7 @@ void api_request_free(struct api_request *req)
 	memset(req, 0, sizeof(*req));
 }
 
-int api_parse_request(const char *method, const char *path, const char *body, size_t len, struct api_request *req,
+int api_parse_request(const char *method, const char *path, const char *body, size_t len, struct ctl_request *req,
 		      struct api_response *resp)
 {
 	struct route_call c = { .req = req, .resp = resp };
@@ -808,23 +809,12 @@ static void json_answer(struct api_response *resp, json_t *obj)
 	resp->status = 200;
 }
 
-static void get_config(const struct api_backend_ops *ops, void *ctx, bool machine_only, struct api_response *resp)
+/* GET /vm/config or, with `machine_only`, its "machine-config" section (GET /machine-config). */
+static void get_config(const struct ctl_reply *reply, bool machine_only, struct api_response *resp)
 {
 	json_t *root, *section;
-	char *text;
 
-	if (!ops->get_config_json) {
-		api_response_error(resp, 400, "GET %s: not supported yet", machine_only ? "/machine-config" : "/vm/config");
-		return;
-	}
-	errno = 0;
-	text = ops->get_config_json(ctx);
-	if (!text) {
-		api_response_error(resp, 500, "cannot read the VM's configuration: %s", strerror(errno ? errno : EIO));
-		return;
-	}
-	root = json_loads(text, 0, NULL);
-	free(text);
+	root = json_loads(reply->config_json, 0, NULL);
 	if (!root) {
 		api_response_error(resp, 500, "the VM's configuration is not valid JSON");
 		return;
@@ -843,158 +833,91 @@ static void get_config(const struct api_backend_ops *ops, void *ctx, bool machin
 	json_answer(resp, section);
 }
 
-static void get_info(const struct api_backend_ops *ops, void *ctx, struct api_response *resp)
+static void get_info(const struct ctl_info *info, struct api_response *resp)
 {
-	struct api_instance_info info = { .state = API_VM_NOT_STARTED };
-	json_t *obj;
-
-	snprintf(info.id, sizeof(info.id), "anonymous-instance");
-	if (ops->get_info)
-		ops->get_info(ctx, &info);
-	info.id[sizeof(info.id) - 1] = '\0';
-	obj = json_pack("{s:s, s:s, s:s, s:s}", "id", info.id, "state", api_vm_state_name(info.state),
-			"vmm_version", KILN_VERSION, "app_name", API_APP_NAME);
-	json_answer(resp, obj);
+	json_answer(resp, json_pack("{s:s, s:s, s:s, s:s}", "id", info->id, "state", api_vm_state_name(info->state),
+				    "vmm_version", KILN_VERSION, "app_name", API_APP_NAME));
 }
 
-void api_dispatch(const struct api_backend_ops *ops, void *ctx, const struct api_request *req,
-		  struct api_response *resp)
+/* GET /vcpus (kiln): [{"index": 0, "tid": 1234}, ...]; a thread not started yet has "tid": null. */
+static void get_vcpus(const struct ctl_reply *reply, struct api_response *resp)
 {
-	/* For a NULL op: what is not supported, in the request's words. */
-	static const char *const names[] = {
-		[API_OP_PUT_BOOT_SOURCE] = "boot-source",
-		[API_OP_PUT_MACHINE_CONFIG] = "machine-config",
-		[API_OP_PUT_DRIVE] = "drives",
-		[API_OP_PUT_NET] = "network-interfaces",
-		[API_OP_PUT_ENTROPY] = "entropy",
-		[API_OP_INSTANCE_START] = "InstanceStart",
-		[API_OP_SEND_CTRL_ALT_DEL] = "SendCtrlAltDel",
-		[API_OP_FLUSH_METRICS] = "FlushMetrics",
-		[API_OP_PAUSE] = "vm state \"Paused\"",
-		[API_OP_RESUME] = "vm state \"Resumed\"",
-		[API_OP_SNAPSHOT_CREATE] = "snapshot/create",
-		[API_OP_SNAPSHOT_LOAD] = "snapshot/load",
-		[API_OP_VM_CLONE] = "vm/clone",
-	};
+	json_t *list = json_array();
+
+	for (unsigned int i = 0; list && i < reply->nr_vcpus && i < CONFIG_MAX_VCPUS; i++) {
+		const struct ctl_vcpu *v = &reply->vcpus[i];
+
+		if (json_array_append_new(list, json_pack("{s:i, s:o}", "index", (int)v->index, "tid",
+							  v->tid > 0 ? json_integer(v->tid) : json_null()))) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	json_answer(resp, list);
+}
+
+void api_dispatch(ctl_handler_fn handle, void *ctx, const struct ctl_request *req, struct api_response *resp)
+{
+	struct ctl_reply reply = { .clone_pid = -1 };
 	char err[API_ERR_SIZE] = "";
-	struct api_clone_info clone = { .pid = -1 };
-	bool missing = false;
-	int ret = 0;
+	int ret;
 
 	memset(resp, 0, sizeof(*resp));
 	resp->deprecation = req->deprecation;
-
-#define CALL(op, ...) (ops->op ? ops->op(ctx, __VA_ARGS__) : (missing = true, -EOPNOTSUPP))
-	switch (req->op) {
-	case API_OP_GET_INFO:
-		get_info(ops, ctx, resp);
-		return;
-	case API_OP_GET_VERSION:
+	if (req->op == CTL_OP_GET_VERSION) {
 		json_answer(resp, json_pack("{s:s, s:s}", "firecracker_version", API_FIRECRACKER_VERSION, "kiln_version",
 					    KILN_VERSION));
 		return;
-	case API_OP_GET_VM_CONFIG:
-	case API_OP_GET_MACHINE_CONFIG:
-		get_config(ops, ctx, req->op == API_OP_GET_MACHINE_CONFIG, resp);
-		return;
-	case API_OP_PUT_BOOT_SOURCE:
-		ret = CALL(put_boot_source, &req->boot_source, err, sizeof(err));
+	}
+	/* GET /'s defaults: Firecracker's id, not started (a backend that does not say otherwise). */
+	snprintf(reply.info.id, sizeof(reply.info.id), "anonymous-instance");
+	reply.info.state = CTL_VM_NOT_STARTED;
+	ret = handle ? handle(ctx, req, &reply, err, sizeof(err)) : ctl_not_supported(req->op, err, sizeof(err));
+	reply.info.id[sizeof(reply.info.id) - 1] = '\0';
+
+	switch (req->op) {
+	case CTL_OP_GET_INFO:
+		get_info(&reply.info, resp); /* cannot fail: the defaults stand */
 		break;
-	case API_OP_PUT_MACHINE_CONFIG:
-		ret = CALL(put_machine_config, &req->machine, err, sizeof(err));
+	case CTL_OP_GET_VM_CONFIG:
+	case CTL_OP_GET_MACHINE_CONFIG:
+		if (!ret && !reply.config_json)
+			ret = -EIO;
+		if (ret == -EOPNOTSUPP)
+			backend_result(resp, ret, err);
+		else if (ret)
+			api_response_error(resp, 500, "cannot read the VM's configuration: %s",
+					   err[0] ? err : strerror(-ret));
+		else
+			get_config(&reply, req->op == CTL_OP_GET_MACHINE_CONFIG, resp);
 		break;
-	case API_OP_PUT_DRIVE:
-		ret = CALL(put_drive, &req->drive, err, sizeof(err));
+	case CTL_OP_GET_VCPUS:
+		if (ret)
+			backend_result(resp, ret, err);
+		else
+			get_vcpus(&reply, resp);
 		break;
-	case API_OP_PUT_NET:
-		ret = CALL(put_net, &req->net, err, sizeof(err));
+	case CTL_OP_VM_CLONE:
+		if (ret)
+			backend_result(resp, ret, err);
+		else
+			json_answer(resp, json_pack("{s:s, s:i, s:s}", "id", req->clone.clone_id, "pid",
+						    reply.clone_pid, "api_socket", req->clone.api_socket));
 		break;
-	case API_OP_PUT_ENTROPY:
-		ret = CALL(put_entropy, err, sizeof(err));
-		break;
-	case API_OP_INSTANCE_START:
-		ret = CALL(instance_start, err, sizeof(err));
-		break;
-	case API_OP_SEND_CTRL_ALT_DEL:
-		ret = CALL(send_ctrl_alt_del, err, sizeof(err));
-		break;
-	case API_OP_FLUSH_METRICS:
-		ret = CALL(flush_metrics, err, sizeof(err));
-		break;
-	case API_OP_PAUSE:
-		ret = CALL(pause, err, sizeof(err));
-		break;
-	case API_OP_RESUME:
-		ret = CALL(resume, err, sizeof(err));
-		break;
-	case API_OP_SNAPSHOT_CREATE:
-		ret = CALL(snapshot_create, &req->snapshot_create, err, sizeof(err));
-		break;
-	case API_OP_SNAPSHOT_LOAD:
-		ret = CALL(snapshot_load, &req->snapshot_load, err, sizeof(err));
-		break;
-	case API_OP_VM_CLONE:
-		ret = CALL(clone_vm, &req->clone, &clone, err, sizeof(err));
-		if (!ret) {
-			json_answer(resp, json_pack("{s:s, s:i, s:s}", "id", req->clone.clone_id, "pid", clone.pid,
-						    "api_socket", req->clone.api_socket));
-			return;
-		}
+	default:
+		backend_result(resp, ret, err);
 		break;
 	}
-#undef CALL
-	if (missing)
-		snprintf(err, sizeof(err), "%s: not supported yet", names[req->op] ? names[req->op] : "this request");
-	backend_result(resp, ret, err);
+	ctl_reply_free(&reply);
 }
 
-void api_handle(const struct api_backend_ops *ops, void *ctx, const char *method, const char *path, const char *body,
-		size_t len, struct api_response *resp)
+void api_handle(ctl_handler_fn handle, void *ctx, const char *method, const char *path, const char *body, size_t len,
+		struct api_response *resp)
 {
-	struct api_request req;
+	struct ctl_request req;
 
 	if (api_parse_request(method, path, body, len, &req, resp))
 		return;
-	api_dispatch(ops, ctx, &req, resp);
+	api_dispatch(handle, ctx, &req, resp);
 	api_request_free(&req);
-}
-
-int api_boot_source_apply(struct vm_config *cfg, const struct vm_config *boot)
-{
-	char *kernel = NULL, *initrd = NULL, *cmdline = NULL;
-
-	if ((boot->kernel_path && !(kernel = strdup(boot->kernel_path))) ||
-	    (boot->initrd_path && !(initrd = strdup(boot->initrd_path))) ||
-	    (boot->cmdline && !(cmdline = strdup(boot->cmdline)))) {
-		free(kernel);
-		free(initrd);
-		free(cmdline);
-		return -ENOMEM;
-	}
-	free(cfg->kernel_path);
-	free(cfg->initrd_path);
-	free(cfg->cmdline);
-	cfg->kernel_path = kernel;
-	cfg->initrd_path = initrd;
-	cfg->cmdline = cmdline;
-	return 0;
-}
-
-int api_machine_config_apply(struct vm_config *cfg, const struct api_machine_config *mc, char *err, size_t err_size)
-{
-	struct vm_config next = *cfg;
-	int ret;
-
-	if (mc->set & API_MC_VCPU_COUNT)
-		next.vcpus = mc->values.vcpus;
-	if (mc->set & API_MC_MEM_SIZE_MIB)
-		next.mem_mib = mc->values.mem_mib;
-	if (mc->set & API_MC_SMT)
-		next.smt = mc->values.smt;
-	if (mc->set & API_MC_TRACK_DIRTY_PAGES)
-		next.track_dirty_pages = mc->values.track_dirty_pages;
-	ret = vm_config_check_machine(&next, err, err_size);
-	if (!ret)
-		*cfg = next; /* only scalars changed: the strings are the same pointers */
-	return ret;
 }

@@ -5,7 +5,7 @@
  * method, path and body go to api_handle() (src/api/routes.c) and its answer comes back as status, JSON
  * and headers.
  *
- * Why one MHD thread rather than a thread per connection: the backend's ops are then called one at a
+ * Why one MHD thread rather than a thread per connection: the backend's handler is then called one at a
  * time, as Firecracker's API thread does, and a client cannot make kiln start threads. Polling
  * multiplexes the connections, so a client that stalls mid-request holds only its own connection until
  * the idle timeout closes it; bodies are bounded by API_MAX_BODY and headers by MHD's per-connection
@@ -37,7 +37,7 @@
 struct api_server {
 	struct MHD_Daemon *mhd;
 	char *socket_path;
-	const struct api_backend_ops *ops;
+	ctl_handler_fn handle;
 	void *ctx;
 };
 
@@ -169,7 +169,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				up->too_large = true;
 				up->total = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
 				up->answered = true;
-				api_handle(srv->ops, srv->ctx, method, url, NULL, up->total, &resp);
+				api_handle(srv->handle, srv->ctx, method, url, NULL, up->total, &resp);
 				return send_answer(conn, method, url, &resp);
 			}
 		}
@@ -185,7 +185,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	api_handle(srv->ops, srv->ctx, method, url, up->body, up->too_large ? up->total : up->len, &resp);
+	api_handle(srv->handle, srv->ctx, method, url, up->body, up->too_large ? up->total : up->len, &resp);
 	return send_answer(conn, method, url, &resp);
 }
 
@@ -284,7 +284,7 @@ fail:
 }
 
 int api_server_start(struct api_server **out, const char *socket_path, const struct api_server_options *opts,
-		     const struct api_backend_ops *ops, void *ctx, char *err, size_t err_size)
+		     ctl_handler_fn handle, void *ctx, char *err, size_t err_size)
 {
 	unsigned int timeout = opts && opts->idle_timeout_s ? opts->idle_timeout_s : API_DEFAULT_IDLE_TIMEOUT_S;
 	unsigned int conns = opts && opts->max_connections ? opts->max_connections : API_DEFAULT_MAX_CONNECTIONS;
@@ -299,7 +299,7 @@ int api_server_start(struct api_server **out, const char *socket_path, const str
 		errmsg_set(err, err_size, "out of memory");
 		return -ENOMEM;
 	}
-	srv->ops = ops;
+	srv->handle = handle;
 	srv->ctx = ctx;
 	fd = listen_unix(socket_path, err, err_size);
 	if (fd < 0) {

@@ -2,7 +2,7 @@
 /*
  * The per-VM control API server: HTTP/1.1 with JSON bodies on a UNIX socket (Firecracker's --api-sock),
  * served by libmicrohttpd on one thread of its own. Requests are handled one at a time on that thread,
- * which is also where the backend's ops run (src/api/routes.h): the VM's threads never wait for the API,
+ * which is also where the backend's handler runs (vmm/control.h): the VM's threads never wait for the API,
  * and a slow or stalled client does not stop the others (connections are multiplexed, idle ones closed).
  */
 #ifndef KILN_API_SERVER_H
@@ -20,14 +20,14 @@ struct api_server_options {
 };
 
 /*
- * Serve the API on the UNIX socket `socket_path` (at most 107 bytes), calling `ops` with `ctx` from the
+ * Serve the API on the UNIX socket `socket_path` (at most 107 bytes), calling `handle` with `ctx` from the
  * server's thread. The socket is created with mode 0600; a stale socket file at the path (one nobody
  * listens on) is replaced, anything else there is an error (-EADDRINUSE when a server answers on it,
  * -EEXIST when it is not a socket). `opts` may be NULL for the defaults. The server's thread blocks all
  * signals. Returns 0 with `*out` set, or -errno with a message in `err` (`err_size` bytes).
  */
 int api_server_start(struct api_server **out, const char *socket_path, const struct api_server_options *opts,
-		     const struct api_backend_ops *ops, void *ctx, char *err, size_t err_size)
+		     ctl_handler_fn handle, void *ctx, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
 
 /*

@@ -7,9 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct vm;
-struct vm_config;
-struct vm_restore_options;
 
 #define EXIT_USAGE 2
 
@@ -34,7 +31,7 @@ int cli_clone(int argc, char **argv, uint64_t start_ns);
 
 /*
  * What a restore changes in the snapshot's config (kiln run --restore, kiln restore, kiln clone), in the
- * order given: CLI_RESTORE_OPTIONS parsed by cli_restore_option.
+ * order given: CLI_RESTORE_OPTIONS parsed by cli_restore_option into a struct vm_restore_overrides.
  */
 enum {
 	CLI_OPT_NET_OVERRIDE = 0x1000, /* --net-override IFACE=TAP: the interface on another TAP (Firecracker's
@@ -55,36 +52,14 @@ enum {
 #define CLI_RESTORE_USAGE \
 	"[--net-override IFACE=TAP]... [--disk-override DRIVE_ID=PATH]... [--disk-copy DRIVE_ID]... [--disk-dir DIR]"
 
-/* In each value, "%d" becomes the clone index (kiln restore: 0): one TAP, one image per clone. */
-#define CLI_MAX_OVERRIDES 16
-
-struct cli_restore_override {
-	int opt;         /* CLI_OPT_NET_OVERRIDE, CLI_OPT_DISK_OVERRIDE or CLI_OPT_DISK_COPY */
-	const char *arg; /* "IFACE=TAP", "DRIVE_ID=PATH" or "DRIVE_ID" */
-};
-
-struct cli_restore_overrides {
-	struct cli_restore_override list[CLI_MAX_OVERRIDES];
-	unsigned int n;
-	const char *disk_dir; /* --disk-dir; NULL: the state file's directory */
-};
+struct vm_restore_overrides;
 
 /*
- * Take option `opt` (a CLI_OPT_*) with its `arg` into `ov`. 0, or -EINVAL after printing why to stderr,
- * prefixed with `verb` ("kiln clone").
+ * Take option `opt` (a CLI_OPT_*) with its `arg` into `ov` (vmm/restore.h). 0, or -EINVAL after printing why
+ * to stderr, prefixed with `verb` ("kiln clone").
  */
-int cli_restore_option(struct cli_restore_overrides *ov, int opt, const char *arg, const char *verb)
+int cli_restore_option(struct vm_restore_overrides *ov, int opt, const char *arg, const char *verb)
 	__attribute__((warn_unused_result));
-
-/*
- * For `kiln run --restore` and PUT /snapshot/load: replace `cfg` by the config of the snapshot at
- * `state_path` (keeping cfg's console: the new process's, not the snapshotted VM's), apply `ov` (may be
- * NULL; as clone 0: disk copies are "<drive_id>.clone0.img"), and restore the snapshot into `vm`
- * (vm_restore). Returns 0, or -errno with a message in `err`.
- */
-int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
-		   const struct vm_restore_options *opts, const struct cli_restore_overrides *ov, uint64_t start_ns,
-		   char *err, size_t err_size) __attribute__((warn_unused_result));
 
 /* The exit status for a restore that failed with `ret`: 2 when the snapshot was refused, else 1. */
 int cli_restore_status(int ret);

@@ -14,8 +14,8 @@
 #include "vmm/vm.h"
 #include "vmm/clone.h"
 #include "vmm/instance.h"
+#include "vmm/restore.h"
 #include "vmm/snapshot.h"
-#include "vmm/vm_api.h"
 #include "api/server.h"
 
 enum {
@@ -23,9 +23,6 @@ enum {
 	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_DISK, OPT_NET, OPT_RESTORE, OPT_MEM,
 	OPT_COPY, OPT_PAUSED, OPT_READY_FD,
 };
-
-/* PUT /snapshot/load's disk options all fit kiln run --restore's. */
-_Static_assert(2 * API_MAX_DISK_OPTIONS <= CLI_MAX_OVERRIDES, "API disk options exceed the CLI's");
 
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -150,65 +147,6 @@ static void print_run_stats(const struct vm *vm)
 	print_emulation_stats(vm);
 }
 
-/*
- * `kiln run --api-sock PATH` with no kernel: Firecracker's way. Wait for InstanceStart, then build the
- * VM from the configuration the API assembled; a VM that cannot be built is InstanceStart's error and
- * the API goes on taking configuration. Returns 0 with `vm` created, -EINTR when SIGINT/SIGTERM/SIGHUP
- * came first, or another -errno when waiting failed.
- */
-static int boot_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns, const char *profile_path,
-			 unsigned int profile_hz)
-{
-	char msg[API_ERR_SIZE];
-	int ret, signo;
-	bool load;
-
-	for (;;) {
-		ret = instance_wait_start(inst, &signo);
-		if (ret == -EINTR) {
-			pr_info("stopped by %s before InstanceStart", strsignal(signo));
-			return ret;
-		}
-		if (ret) {
-			pr_err("cannot wait for InstanceStart: %s", strerror(-ret));
-			return ret;
-		}
-		/* inst->cfg is ours to read: the API thread waits in InstanceStart until instance_start_done. */
-		load = inst->load != NULL;
-		if (load) {
-			/* PUT /snapshot/load: the VM, its config included, comes from the snapshot. */
-			struct vm_restore_options opts = { .mem_path = inst->load->mem_path, .paused = !inst->load->resume };
-			const struct api_disk_options *disks = inst->load->disks;
-			struct cli_restore_overrides ov = { .n = 0 };
-
-			/* kiln's disk_overrides and disk_copies: the CLI's --disk-override and --disk-copy. */
-			for (unsigned int i = 0; disks && i < disks->nr_overrides; i++)
-				ov.list[ov.n++] = (struct cli_restore_override){ CLI_OPT_DISK_OVERRIDE,
-										 disks->overrides[i] };
-			for (unsigned int i = 0; disks && i < disks->nr_copies; i++)
-				ov.list[ov.n++] = (struct cli_restore_override){ CLI_OPT_DISK_COPY, disks->copies[i] };
-			ret = cli_restore_vm(vm, inst->cfg, inst->load->snapshot_path, &opts, &ov, start_ns, msg,
-					     sizeof(msg));
-		} else {
-			ret = vm_create(vm, inst->cfg, start_ns);
-			if (ret)
-				snprintf(msg, sizeof(msg), "cannot create the VM: %s (kiln's log says more)", strerror(-ret));
-		}
-		if (!ret && profile_path && vm_enable_profiling(vm, profile_hz)) {
-			vm_destroy(vm);
-			ret = -ENOMEM;
-			snprintf(msg, sizeof(msg), "cannot enable profiling");
-		}
-		if (!ret) {
-			instance_start_done(inst, vm, 0, NULL);
-			return 0;
-		}
-		pr_err("%s: %s", load ? "snapshot/load" : "InstanceStart", msg);
-		/* A load refused for its snapshot answers 400, a kiln failure 500 (vm_api_snapshot_errno). */
-		instance_start_done(inst, NULL, load ? vm_api_snapshot_errno(ret) : ret, msg);
-	}
-}
-
 int cli_run(int argc, char **argv, uint64_t start_ns)
 {
 	struct vm_config cfg;
@@ -222,12 +160,12 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	bool wait_for_api, machine_flags = false;
 	const char *restore_path = NULL;
 	struct vm_restore_options restore = { 0 };
-	struct cli_restore_overrides overrides = { .n = 0 };
+	struct vm_restore_overrides overrides = { .n = 0 };
 	int ready_fd = -1;
 	uint64_t profile_hz = 100;
 	char err[512];
 	uint64_t n;
-	int opt, ret, status;
+	int opt, ret, status, signo;
 
 	vm_config_init(&cfg);
 	optind = 1;
@@ -401,31 +339,24 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		return 1;
 	}
 
+	inst.profile_hz = profile_path ? (unsigned int)profile_hz : 0;
 	if (restore_path) {
 		/* The machine and its state come from the snapshot; the console and the API are this process's. */
-		ret = cli_restore_vm(&vm, &cfg, restore_path, &restore, &overrides, start_ns, err, sizeof(err));
+		ret = instance_restore(&inst, &vm, restore_path, &restore, &overrides, start_ns, err, sizeof(err));
 		if (ret) {
 			fprintf(stderr, "kiln: cannot restore %s: %s\n", restore_path, err);
 			instance_destroy(&inst);
 			vm_config_free(&cfg);
 			return cli_restore_status(ret);
 		}
-		if (profile_path && vm_enable_profiling(&vm, (unsigned int)profile_hz)) {
-			pr_err("cannot enable profiling");
-			goto fail_vm;
-		}
-		instance_set_running(&inst, &vm);
 	} else if (!wait_for_api) {
-		ret = vm_create(&vm, &cfg, start_ns);
-		if (ret)
+		ret = instance_start(&inst, &vm, start_ns, err, sizeof(err));
+		if (ret) {
+			pr_err("%s", err);
 			goto fail;
-		if (profile_path && vm_enable_profiling(&vm, (unsigned int)profile_hz)) {
-			pr_err("cannot enable profiling");
-			goto fail_vm;
 		}
-		instance_set_running(&inst, &vm);
 	}
-	if (api_sock && api_server_start(&api, api_sock, NULL, &instance_api_ops, &inst, err, sizeof(err))) {
+	if (api_sock && api_server_start(&api, api_sock, NULL, instance_handle, &inst, err, sizeof(err))) {
 		pr_err("cannot serve the API on %s: %s", api_sock, err);
 		if (wait_for_api)
 			goto fail;
@@ -434,7 +365,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	if (wait_for_api) {
 		pr_info("waiting for the VM's configuration on %s (PUT /boot-source, /machine-config, ..., then PUT "
 			"/actions InstanceStart)", api_sock);
-		ret = boot_from_api(&inst, &vm, start_ns, profile_path, (unsigned int)profile_hz);
+		ret = instance_boot_from_api(&inst, &vm, start_ns, &signo);
 		if (ret) {
 			api_server_stop(api);
 			instance_destroy(&inst);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * `kiln snapshot SOCK STATE MEM`, `kiln restore STATE MEM`, `kiln clone STATE MEM -n N`, and the
- * restore side of `kiln run` (--restore, or waiting for PUT /snapshot/load).
+ * `kiln snapshot SOCK STATE MEM`, `kiln restore STATE MEM`, `kiln clone STATE MEM -n N`: argument parsing
+ * and printing; the restore itself is src/vmm/restore.c's.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "lib/log.h"
 #include "vmm/clone.h"
+#include "vmm/restore.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
@@ -42,183 +43,31 @@ static double ms_since(uint64_t start_ns)
 	return (double)(time_now_ns() - start_ns) / 1e6;
 }
 
-static const char *override_flag(int opt)
+/* The override a getopt value of CLI_RESTORE_OPTIONS gives. */
+static enum vm_override_kind override_kind(int opt)
 {
-	return opt == CLI_OPT_NET_OVERRIDE ? "--net-override" : opt == CLI_OPT_DISK_OVERRIDE ? "--disk-override"
-											       : "--disk-copy";
+	return opt == CLI_OPT_NET_OVERRIDE ? VM_OVERRIDE_NET : opt == CLI_OPT_DISK_OVERRIDE ? VM_OVERRIDE_DISK
+											       : VM_OVERRIDE_DISK_COPY;
 }
 
-int cli_restore_option(struct cli_restore_overrides *ov, int opt, const char *arg, const char *verb)
+int cli_restore_option(struct vm_restore_overrides *ov, int opt, const char *arg, const char *verb)
 {
 	/* Each ends up in the VM's config, which GET /vm/config and snapshots write as JSON. */
 	if (!config_text_valid(arg)) {
 		fprintf(stderr, "%s: %s: the argument is not valid UTF-8 (a JSON config cannot hold it)\n", verb,
-			opt == CLI_OPT_DISK_DIR ? "--disk-dir" : override_flag(opt));
+			opt == CLI_OPT_DISK_DIR ? "--disk-dir" : vm_override_flag(override_kind(opt)));
 		return -EINVAL;
 	}
 	if (opt == CLI_OPT_DISK_DIR) {
 		ov->disk_dir = arg;
 		return 0;
 	}
-	if (ov->n == CLI_MAX_OVERRIDES) {
+	if (ov->n == VM_RESTORE_MAX_OVERRIDES) {
 		fprintf(stderr, "%s: at most %d --net-override, --disk-override and --disk-copy in all\n", verb,
-			CLI_MAX_OVERRIDES);
+			VM_RESTORE_MAX_OVERRIDES);
 		return -EINVAL;
 	}
-	ov->list[ov->n++] = (struct cli_restore_override){ .opt = opt, .arg = arg };
-	return 0;
-}
-
-/* The argument of the first `opt` in `ov` about `id` ("ID=..." for overrides, "ID" for copies), or NULL. */
-static const char *find_override(const struct cli_restore_overrides *ov, int opt, const char *id)
-{
-	size_t len = strlen(id);
-
-	for (unsigned int k = 0; k < ov->n; k++) {
-		const char *arg = ov->list[k].arg;
-
-		if (ov->list[k].opt == opt && !strncmp(arg, id, len) &&
-		    arg[len] == (opt == CLI_OPT_DISK_COPY ? '\0' : '='))
-			return arg;
-	}
-	return NULL;
-}
-
-/* "IFACE=TAP" onto the snapshot's config: the interface's host_dev_name. 0 or -EINVAL with a message. */
-static int apply_net_override(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
-{
-	const char *eq = strchr(spec, '=');
-	size_t id_len = eq ? (size_t)(eq - spec) : 0;
-	char *tap;
-
-	if (!eq || !id_len || !eq[1] || strlen(eq + 1) > 15) {
-		errmsg_set(err, err_size, "expected IFACE=TAP (a TAP name of 1 to 15 bytes)");
-		return -EINVAL;
-	}
-	for (unsigned int i = 0; i < cfg->nr_nets; i++) {
-		if (strlen(cfg->nets[i].iface_id) != id_len || strncmp(cfg->nets[i].iface_id, spec, id_len))
-			continue;
-		tap = strdup(eq + 1);
-		if (!tap)
-			return -ENOMEM;
-		free(cfg->nets[i].host_dev_name);
-		cfg->nets[i].host_dev_name = tap;
-		return 0;
-	}
-	errmsg_set(err, err_size, "the snapshot has no network interface \"%.*s\"", (int)id_len, spec);
-	return -EINVAL;
-}
-
-/* The overrides of one clone, as its `kiln run --restore` takes them: "ID=VALUE" strings. */
-struct resolved_overrides {
-	char *net[CLI_MAX_OVERRIDES];
-	char *disk[CLI_MAX_OVERRIDES];
-	unsigned int nr_net, nr_disk;
-};
-
-static void resolved_overrides_free(struct resolved_overrides *res)
-{
-	for (unsigned int k = 0; k < res->nr_net; k++)
-		free(res->net[k]);
-	for (unsigned int k = 0; k < res->nr_disk; k++)
-		free(res->disk[k]);
-	memset(res, 0, sizeof(*res));
-}
-
-/*
- * `ov` for clone `index` onto the snapshot's config `cfg` (reader `r`, state file `state_path`): "%d"
- * in each value becomes the index, each --disk-copy makes its copy (vm_clone_copy_disk) and becomes
- * a --disk-override of it, and each override is applied to `cfg` (and so checked). The resolved
- * values go to `res` (the caller frees them with resolved_overrides_free, also after a failure).
- * 0, or -errno with a message naming the option.
- */
-static int resolve_overrides(struct snap_reader *r, struct vm_config *cfg, const struct cli_restore_overrides *ov,
-			     const char *state_path, unsigned long index, struct resolved_overrides *res, char *err,
-			     size_t err_size)
-{
-	char value[SNAP_DISK_MAX_PATH + CONFIG_MAX_ID + 2], copy[SNAP_DISK_MAX_PATH + 1], msg[640];
-	int ret = 0;
-
-	memset(res, 0, sizeof(*res));
-	for (unsigned int k = 0; k < ov->n && !ret; k++) {
-		const struct cli_restore_override *o = &ov->list[k];
-		bool net = o->opt == CLI_OPT_NET_OVERRIDE;
-		char **slot = net ? &res->net[res->nr_net++] : &res->disk[res->nr_disk++];
-
-		ret = vm_clone_expand_index(value, sizeof(value), o->arg, index);
-		if (ret)
-			snprintf(msg, sizeof(msg), "too long");
-		if (!ret && o->opt == CLI_OPT_DISK_COPY) {
-			size_t used = strlen(value);
-
-			ret = vm_clone_disk_path(copy, sizeof(copy), ov->disk_dir, state_path, value, index);
-			if (ret)
-				snprintf(msg, sizeof(msg), "the copy's path is too long");
-			ret = ret ?: vm_clone_copy_disk(r, cfg, value, copy, msg, sizeof(msg));
-			if (!ret && (size_t)snprintf(value + used, sizeof(value) - used, "=%s", copy) >= sizeof(value) - used) {
-				snprintf(msg, sizeof(msg), "the copy's path is too long");
-				ret = -ENAMETOOLONG;
-			}
-		}
-		if (!ret)
-			ret = net ? apply_net_override(cfg, value, msg, sizeof(msg))
-				  : vm_clone_apply_disk_override(r, cfg, value, msg, sizeof(msg));
-		if (!ret && !(*slot = strdup(value)))
-			ret = -ENOMEM;
-		if (ret)
-			errmsg_set(err, err_size, "%s %s: %s", override_flag(o->opt), o->arg,
-				   ret == -ENOMEM ? "out of memory" : msg);
-	}
-	return ret;
-}
-
-int cli_restore_vm(struct vm *vm, struct vm_config *cfg, const char *state_path,
-		   const struct vm_restore_options *opts, const struct cli_restore_overrides *ov, uint64_t start_ns,
-		   char *err, size_t err_size)
-{
-	struct snap_reader *reader = NULL;
-	struct resolved_overrides res;
-	struct vm_config next, old;
-	int ret;
-
-	vm_config_init(&next);
-	ret = vm_snapshot_open(state_path, &reader, &next, err, err_size);
-	if (ret) {
-		vm_config_free(&next);
-		return ret;
-	}
-	/* This process's console, not the snapshotted VM's (whose file another process may still write). */
-	free(next.console_path);
-	next.console_path = cfg->console_path ? strdup(cfg->console_path) : NULL;
-	if (cfg->console_path && !next.console_path) {
-		snap_reader_close(reader);
-		vm_config_free(&next);
-		return -ENOMEM;
-	}
-	if (ov) {
-		/* A restore is clone 0: its copies are "<drive_id>.clone0.img". */
-		ret = resolve_overrides(reader, &next, ov, state_path, 0, &res, err, err_size);
-		resolved_overrides_free(&res);
-		if (ret) {
-			snap_reader_close(reader);
-			vm_config_free(&next);
-			return ret;
-		}
-	}
-	/* The VM keeps a pointer to *cfg: the snapshot's config goes there, the old one back on failure. */
-	old = *cfg;
-	*cfg = next;
-	ret = vm_restore(vm, reader, cfg, opts, start_ns, err, err_size);
-	snap_reader_close(reader);
-	if (ret) {
-		vm_config_free(cfg);
-		*cfg = old;
-		return ret;
-	}
-	vm_config_free(&old);
-	pr_info("restored %s (%llu MiB of RAM %s %s) in %.1f ms since process start", state_path,
-		(unsigned long long)cfg->mem_mib, opts->copy ? "copied from" : "mapped from", opts->mem_path,
-		ms_since(start_ns));
+	ov->list[ov->n++] = (struct vm_restore_override){ .kind = override_kind(opt), .arg = arg };
 	return 0;
 }
 
@@ -335,13 +184,13 @@ int cli_restore(int argc, char **argv, uint64_t start_ns)
  * interface gets a TAP per clone, and no writable drive may be shared by the clones (with each other,
  * or with the snapshotted VM): each is copied or overridden, with an image per clone when N > 1.
  */
-static int check_clonable(const struct vm_config *cfg, unsigned long count, const struct cli_restore_overrides *ov)
+static int check_clonable(const struct vm_config *cfg, unsigned long count, const struct vm_restore_overrides *ov)
 {
 	int ret = 0;
 
 	/* Two processes cannot have one TAP: with several clones every interface needs a TAP per clone. */
 	for (unsigned int i = 0; i < cfg->nr_nets && count > 1; i++) {
-		const char *o = find_override(ov, CLI_OPT_NET_OVERRIDE, cfg->nets[i].iface_id);
+		const char *o = vm_restore_override_find(ov, VM_OVERRIDE_NET, cfg->nets[i].iface_id);
 
 		if (!o || !strstr(o, "%d")) {
 			fprintf(stderr, "kiln clone: interface %s is on TAP %s, which only one clone can open: give each its "
@@ -352,9 +201,9 @@ static int check_clonable(const struct vm_config *cfg, unsigned long count, cons
 	}
 	for (unsigned int i = 0; i < cfg->nr_drives; i++) {
 		const struct vm_drive_config *drive = &cfg->drives[i];
-		const char *o = find_override(ov, CLI_OPT_DISK_OVERRIDE, drive->drive_id);
+		const char *o = vm_restore_override_find(ov, VM_OVERRIDE_DISK, drive->drive_id);
 
-		if (drive->is_read_only || find_override(ov, CLI_OPT_DISK_COPY, drive->drive_id) ||
+		if (drive->is_read_only || vm_restore_override_find(ov, VM_OVERRIDE_DISK_COPY, drive->drive_id) ||
 		    (o && (count == 1 || strstr(o, "%d"))))
 			continue;
 		fprintf(stderr, "kiln clone: drive %s (%s) is writable: the clones would share it; give each an image "
@@ -385,8 +234,8 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		"  --disk-copy copies the drive's image to DIR/<drive_id>.clone<i>.img (a reflink where the\n"
 		"  filesystem can, else a sparse copy; DIR: --disk-dir, or the state file's directory)\n";
 	const char *api_prefix = NULL, *console_prefix = NULL;
-	struct cli_restore_overrides ov = { .n = 0 };
-	struct resolved_overrides res;
+	struct vm_restore_overrides ov = { .n = 0 };
+	struct vm_resolved_overrides res;
 	struct vm_clone_spec spec = { 0 };
 	struct snap_reader *reader = NULL;
 	struct vm_clone *clones = NULL;
@@ -470,13 +319,13 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 		spec.console_path = console_prefix ? console : NULL;
 		spec.log_path = console_prefix ? log : NULL;
 		/* Its TAPs and images, checked here (the clone checks them again): its copies made now. */
-		ret = resolve_overrides(reader, &cfg, &ov, spec.state_path, i, &res, err, sizeof(err));
+		ret = vm_restore_overrides_resolve(reader, &cfg, &ov, spec.state_path, i, &res, err, sizeof(err));
 		spec.net_overrides = (const char *const *)res.net;
 		spec.nr_net_overrides = res.nr_net;
 		spec.disk_overrides = (const char *const *)res.disk;
 		spec.nr_disk_overrides = res.nr_disk;
 		ret = ret ?: vm_clone_start(&spec, &clones[i], err, sizeof(err));
-		resolved_overrides_free(&res);
+		vm_resolved_overrides_free(&res);
 		if (ret) {
 			fprintf(stderr, "kiln clone: clone %lu: %s\n", i, err);
 			status = i == 0 ? cli_restore_status(ret) : 1; /* nothing started: maybe a refused option */

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct json_t; /* jansson's json_t, for the parsers below that take a parsed JSON value */
+#include "lib/json_fields.h"
 
 #define CONFIG_MAX_VCPUS 32
 #define CONFIG_MAX_CMDLINE 4096              /* bytes, with the terminating NUL */
@@ -93,62 +93,38 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t err_size) 
  */
 int vm_config_check_machine(const struct vm_config *cfg, char *err, size_t err_size) __attribute__((warn_unused_result));
 
+/* Bits of a machine-config update (PUT or PATCH /machine-config): the fields it gives. */
+enum {
+	VM_MACHINE_VCPU_COUNT = 1u << 0,
+	VM_MACHINE_MEM_SIZE_MIB = 1u << 1,
+	VM_MACHINE_SMT = 1u << 2,
+	VM_MACHINE_TRACK_DIRTY_PAGES = 1u << 3,
+	VM_MACHINE_ALL = (1u << 4) - 1,
+};
+
 /*
- * Serialise to Firecracker-style JSON (for GET /vm/config and logging), with "drives",
+ * Set the machine-config fields of `values` named in `set` (VM_MACHINE_*) in `cfg` and check Firecracker's
+ * rules on the result (vm_config_check_machine): -EINVAL with a message, `cfg` unchanged.
+ */
+int vm_config_apply_machine(struct vm_config *cfg, const struct vm_config *values, unsigned int set, char *err,
+			    size_t err_size) __attribute__((warn_unused_result));
+
+/*
+ * Replace the boot-source fields of `cfg` (kernel_path, initrd_path, cmdline) by copies of those of `boot`
+ * (NULL ones clear), as PUT /boot-source does. All or nothing; -ENOMEM.
+ */
+int vm_config_apply_boot_source(struct vm_config *cfg, const struct vm_config *boot)
+	__attribute__((warn_unused_result));
+
+/*
+ * src/vmm/config_json.c. Serialise to Firecracker-style JSON (for GET /vm/config and logging), with "drives",
  * "network-interfaces" and the "kiln" object; vm_config_parse_json of the result over a fresh config
  * gives back the same config. Caller frees. NULL with errno ENOMEM.
  */
 char *vm_config_to_json(const struct vm_config *cfg);
 
-/*
- * Table-driven parsing of one JSON object into a C struct: what the config file's sections are made of,
- * public so that the control API (src/api/routes.c) parses its request bodies with the same rules and the
- * same messages. A message names the field by its JSON path ("<where>.<field>", or "<field>" when `where`
- * is empty) and says what was expected and what came.
- */
-enum config_field_kind {
-	CONFIG_FIELD_PATH,     /* char *: non-empty string without NUL bytes */
-	CONFIG_FIELD_CMDLINE,  /* char *: string, at most CONFIG_MAX_CMDLINE - 1 bytes */
-	CONFIG_FIELD_STRING,   /* char *: any string without NUL bytes, at most `max` bytes (0: no limit) */
-	CONFIG_FIELD_ID,       /* char *: a resource id (drive_id, iface_id): see config_id_valid() */
-	CONFIG_FIELD_INSTANCE_ID, /* char *: a VM id (Firecracker's --id): see config_instance_id_valid() */
-	CONFIG_FIELD_CONSOLE,  /* char *: "stdio" (stored as NULL) or a path */
-	CONFIG_FIELD_U32,      /* unsigned int in [min, max] */
-	CONFIG_FIELD_U64,      /* uint64_t in [min, max] */
-	CONFIG_FIELD_BOOL,     /* bool */
-	CONFIG_FIELD_ENUM,     /* unsigned int: index of the string in `values` */
-	CONFIG_FIELD_MAC,      /* struct config_mac: "xx:xx:xx:xx:xx:xx" */
-	CONFIG_FIELD_OBJECT,   /* a nested object the caller parses with its own table: only its type is
-	                          checked here; nothing stored */
-	CONFIG_FIELD_ARRAY,    /* an array the caller parses itself: only its type is checked here;
-	                          nothing stored */
-	CONFIG_FIELD_NONE,     /* a Firecracker enum of which kiln implements only "None"; nothing stored */
-	CONFIG_FIELD_LATER,    /* a Firecracker field kiln does not implement yet: only null (when nullable)
-	                          or an empty array or object, which configure nothing, are accepted */
-	CONFIG_FIELD_RENAMED,  /* an old Firecracker name: rejected with `hint` */
-};
-
-struct config_field {
-	const char *name;
-	enum config_field_kind kind;
-	bool nullable;               /* JSON null accepted: clears a string, no-op otherwise */
-	bool required;               /* absent is an error ("<path>: missing (required)") */
-	size_t offset;               /* into the destination struct */
-	uint64_t min, max;           /* CONFIG_FIELD_U32, CONFIG_FIELD_U64; max also CONFIG_FIELD_STRING */
-	const char *const *values;   /* CONFIG_FIELD_ENUM: accepted strings, NULL-terminated */
-	const char *const *later;    /* CONFIG_FIELD_ENUM, CONFIG_FIELD_NONE: Firecracker values kiln does not
-	                                implement yet, NULL-terminated (rejected with "not supported yet") */
-	const char *hint;            /* CONFIG_FIELD_RENAMED */
-};
-
-/* A MAC address field; `set` is false when the JSON did not give one. */
-struct config_mac {
-	bool set;
-	uint8_t bytes[6];
-};
-
 /* Longest resource id (drive_id, iface_id) and VM id, in bytes without the NUL. */
-#define CONFIG_MAX_ID 64
+#define CONFIG_MAX_ID JSON_ID_MAX
 
 /* Firecracker's resource id rule (parsed_request.rs, checked_id), ASCII only: 1..CONFIG_MAX_ID bytes of
  * letters, digits and '_'. */
@@ -161,20 +137,6 @@ bool config_instance_id_valid(const char *id);
  * vm_config_to_json (GET /vm/config, a snapshot's CONF section) could not write the config.
  */
 bool config_text_valid(const char *s);
-
-/*
- * Parse the JSON object `obj` into the struct at `dst` (`dst_size` bytes, holding defaults or earlier
- * values) through `fields` (`nr_fields` entries). Unknown keys, wrong types, out-of-range values and
- * missing required fields are errors: -EINVAL with a message naming the field. All or nothing: on error
- * `dst` is unchanged. String fields that appear replace (and free) the old string. -ENOMEM when out of
- * memory. `where` is the JSON path of `obj` for messages ("" at the top of a document).
- */
-int config_parse_object(const char *where, const struct config_field *fields, size_t nr_fields,
-			struct json_t *obj, void *dst, size_t dst_size, char *err, size_t err_size)
-	__attribute__((warn_unused_result));
-
-/* Free the string fields of `dst` named in `fields` and set them to NULL. */
-void config_free_strings(const struct config_field *fields, size_t nr_fields, void *dst);
 
 /*
  * Parse one section of the config file from a jansson value over `cfg`: "boot-source", "machine-config"
@@ -191,6 +153,11 @@ int vm_config_parse_section(struct vm_config *cfg, const char *section, struct j
 enum vm_drive_cache { VM_DRIVE_CACHE_UNSAFE, VM_DRIVE_CACHE_WRITEBACK };
 enum vm_drive_io_engine { VM_DRIVE_IO_SYNC, VM_DRIVE_IO_ASYNC };
 
+/* Firecracker's names of the enums above and of enum vm_boot_protocol, indexed by them, NULL-terminated. */
+extern const char *const vm_drive_cache_names[];
+extern const char *const vm_drive_io_engine_names[];
+extern const char *const vm_boot_protocol_names[];
+
 struct vm_drive_config {
 	char *drive_id;       /* drive_id: required, config_id_valid() */
 	char *path_on_host;   /* path_on_host: required (kiln has no vhost-user-block, whose "socket" replaces it) */
@@ -201,7 +168,7 @@ struct vm_drive_config {
 	unsigned int io_engine;  /* io_engine: enum vm_drive_io_engine, "Sync" (default) or "Async" (io_uring) */
 };
 
-/* Parse a Drive object over a zeroed or earlier `drive` (same conventions as config_parse_object). */
+/* Parse a Drive object over a zeroed or earlier `drive` (same conventions as json_fields_parse). */
 int vm_drive_config_parse(struct vm_drive_config *drive, const char *where, struct json_t *obj, char *err,
 			  size_t err_size) __attribute__((warn_unused_result));
 /* Free the strings of `drive` and set them to NULL; the struct belongs to the caller. */
@@ -211,11 +178,11 @@ void vm_drive_config_free(struct vm_drive_config *drive);
 struct vm_net_config {
 	char *iface_id;          /* iface_id: required, config_id_valid() */
 	char *host_dev_name;     /* host_dev_name: required, the TAP device (at most 15 bytes: IFNAMSIZ - 1) */
-	struct config_mac guest_mac; /* guest_mac: optional */
+	struct json_mac guest_mac;   /* guest_mac: optional */
 	unsigned int mtu;        /* mtu: 68..65535, 0 when absent (VIRTIO_NET_F_MTU not offered) */
 };
 
-/* Parse a NetworkInterface object over a zeroed or earlier `net` (same conventions as config_parse_object). */
+/* Parse a NetworkInterface object over a zeroed or earlier `net` (same conventions as json_fields_parse). */
 int vm_net_config_parse(struct vm_net_config *net, const char *where, struct json_t *obj, char *err,
 			size_t err_size) __attribute__((warn_unused_result));
 /* Free the strings of `net` and set them to NULL. */
@@ -237,6 +204,8 @@ int vm_config_put_drive(struct vm_config *cfg, const char *where, struct vm_driv
  */
 int vm_config_put_net(struct vm_config *cfg, const char *where, struct vm_net_config *net, char *err,
 		      size_t err_size) __attribute__((warn_unused_result));
+
+/* src/vmm/config_flags.c: the CLI's flag syntax for one device. */
 
 /*
  * `kiln run --disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]`: one drive, as

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * One microVM's lifecycle behind the control API: configuration before InstanceStart, the hand-over
- * to the main thread that boots it, then every call forwarded to the running VM's ops (vm_api.c).
+ * One microVM's lifecycle, for the CLI and a host daemon alike: configuration before InstanceStart, the
+ * start (from a config, or from a snapshot file), the hand-over of InstanceStart and PUT /snapshot/load to
+ * the main thread that builds the VM, the runtime requests (vm_api.c), and the stop. instance_handle is
+ * the control interface (vmm/control.h) the API server calls.
  *
  * Threads: the API server calls the ops below from its one thread, one at a time; the main thread
  * waits in instance_wait_start() and answers through instance_start_done(). InstanceStart blocks the
@@ -24,6 +26,8 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "vmm/restore.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 #include "vmm/vm_api.h"
 
@@ -148,8 +152,8 @@ void instance_start_done(struct instance *inst, struct vm *vm, int ret, const ch
 }
 
 /*
- * The gate of every op, lock held: 0 when the instance is in the state the op needs (pre-boot ops:
- * configuring; runtime ops: running), else -EBUSY with Firecracker's message.
+ * The gate of every request, lock held: 0 when the instance is in the state the request needs (pre-boot:
+ * configuring; runtime: running), else -EBUSY with Firecracker's message.
  */
 static int need_state(struct instance *inst, bool pre_boot, char *err, size_t err_size)
 {
@@ -172,44 +176,8 @@ static int need_state(struct instance *inst, bool pre_boot, char *err, size_t er
 	return -EBUSY;
 }
 
-/* An op kiln's running VM does not have (yet): the API's usual answer. */
-static int not_supported(const char *what, char *err, size_t err_size)
+static int put_boot_source(struct instance *inst, const struct vm_config *boot, char *err, size_t err_size)
 {
-	errmsg_set(err, err_size, "%s: not supported yet", what);
-	return -EOPNOTSUPP;
-}
-
-static void inst_get_info(void *ctx, struct api_instance_info *out)
-{
-	struct instance *inst = ctx;
-
-	pthread_mutex_lock(&inst->lock);
-	if (inst->state == INSTANCE_RUNNING && vm_api_ops.get_info) {
-		vm_api_ops.get_info(inst->vm, out);
-	} else {
-		snprintf(out->id, sizeof(out->id), "anonymous-instance");
-		out->state = API_VM_NOT_STARTED;
-	}
-	pthread_mutex_unlock(&inst->lock);
-}
-
-static char *inst_get_config_json(void *ctx)
-{
-	struct instance *inst = ctx;
-	char *json;
-
-	pthread_mutex_lock(&inst->lock);
-	if (inst->state == INSTANCE_RUNNING && vm_api_ops.get_config_json)
-		json = vm_api_ops.get_config_json(inst->vm);
-	else
-		json = vm_config_to_json(inst->cfg);
-	pthread_mutex_unlock(&inst->lock);
-	return json;
-}
-
-static int inst_put_boot_source(void *ctx, const struct vm_config *boot, char *err, size_t err_size)
-{
-	struct instance *inst = ctx;
 	struct vm_config check;
 	int ret;
 
@@ -218,31 +186,12 @@ static int inst_put_boot_source(void *ctx, const struct vm_config *boot, char *e
 	check.kernel_path = boot->kernel_path;
 	check.initrd_path = boot->initrd_path;
 	check.cmdline = boot->cmdline;
-	pthread_mutex_lock(&inst->lock);
-	ret = need_state(inst, true, err, err_size);
-	if (!ret)
-		ret = vm_config_validate(&check, err, err_size);
+	ret = vm_config_validate(&check, err, err_size);
 	if (!ret) {
-		ret = api_boot_source_apply(inst->cfg, boot);
+		ret = vm_config_apply_boot_source(inst->cfg, boot);
 		if (ret)
 			errmsg_set(err, err_size, "boot-source: out of memory");
 	}
-	inst->configured |= ret == 0;
-	pthread_mutex_unlock(&inst->lock);
-	return ret;
-}
-
-static int inst_put_machine_config(void *ctx, const struct api_machine_config *mc, char *err, size_t err_size)
-{
-	struct instance *inst = ctx;
-	int ret;
-
-	pthread_mutex_lock(&inst->lock);
-	ret = need_state(inst, true, err, err_size);
-	if (!ret)
-		ret = api_machine_config_apply(inst->cfg, mc, err, err_size);
-	inst->configured |= ret == 0;
-	pthread_mutex_unlock(&inst->lock);
 	return ret;
 }
 
@@ -265,32 +214,22 @@ static int drive_copy(struct vm_drive_config *dst, const struct vm_drive_config 
  * the whole list are vm_config_put_drive's, shared with the config file), and the backing file opens as
  * the drive will use it (Firecracker opens it when the drive is PUT).
  */
-static int inst_put_drive(void *ctx, const struct vm_drive_config *d, char *err, size_t err_size)
+static int put_drive(struct instance *inst, const struct vm_drive_config *d, char *err, size_t err_size)
 {
-	struct instance *inst = ctx;
 	struct vm_drive_config copy;
 	int ret;
 
-	pthread_mutex_lock(&inst->lock);
-	ret = need_state(inst, true, err, err_size);
-	if (ret)
-		goto out;
 	if (access(d->path_on_host, d->is_read_only ? R_OK : R_OK | W_OK) < 0) {
 		errmsg_set(err, err_size, "drives.path_on_host: %s: %s", d->path_on_host, strerror(errno));
-		ret = -EINVAL;
-		goto out;
+		return -EINVAL;
 	}
-	ret = drive_copy(&copy, d);
-	if (ret) {
+	if (drive_copy(&copy, d)) {
 		errmsg_set(err, err_size, "drives: out of memory");
-		goto out;
+		return -ENOMEM;
 	}
 	ret = vm_config_put_drive(inst->cfg, "drives", &copy, err, err_size);
 	if (ret)
 		vm_drive_config_free(&copy); /* the config took nothing */
-	inst->configured |= ret == 0;
-out:
-	pthread_mutex_unlock(&inst->lock);
 	return ret;
 }
 
@@ -307,42 +246,78 @@ static int net_copy(struct vm_net_config *dst, const struct vm_net_config *src)
 }
 
 /* NetworkInterfaceConfig: a known id replaces that interface; no shared TAP or MAC (vm_config_put_net). */
-static int inst_put_net(void *ctx, const struct vm_net_config *n, char *err, size_t err_size)
+static int put_net(struct instance *inst, const struct vm_net_config *n, char *err, size_t err_size)
 {
-	struct instance *inst = ctx;
 	struct vm_net_config copy;
 	int ret;
 
-	pthread_mutex_lock(&inst->lock);
-	ret = need_state(inst, true, err, err_size);
-	if (ret)
-		goto out;
-	ret = net_copy(&copy, n);
-	if (ret) {
+	if (net_copy(&copy, n)) {
 		errmsg_set(err, err_size, "network-interfaces: out of memory");
-		goto out;
+		return -ENOMEM;
 	}
 	ret = vm_config_put_net(inst->cfg, "network-interfaces", &copy, err, err_size);
 	if (ret)
 		vm_net_config_free(&copy);
-	inst->configured |= ret == 0;
-out:
-	pthread_mutex_unlock(&inst->lock);
 	return ret;
 }
 
-static int inst_put_entropy(void *ctx, char *err, size_t err_size)
+/* The configuration requests, before InstanceStart; lock held. */
+static int configure(struct instance *inst, const struct ctl_request *req, char *err, size_t err_size)
 {
-	struct instance *inst = ctx;
-	int ret;
+	int ret = need_state(inst, true, err, err_size);
 
-	pthread_mutex_lock(&inst->lock);
-	ret = need_state(inst, true, err, err_size);
-	if (!ret)
+	if (ret)
+		return ret;
+	switch (req->op) {
+	case CTL_OP_PUT_BOOT_SOURCE:
+		ret = put_boot_source(inst, &req->boot_source, err, err_size);
+		break;
+	case CTL_OP_PUT_MACHINE_CONFIG:
+		ret = vm_config_apply_machine(inst->cfg, &req->machine.values, req->machine.set, err, err_size);
+		break;
+	case CTL_OP_PUT_DRIVE:
+		ret = put_drive(inst, &req->drive, err, err_size);
+		break;
+	case CTL_OP_PUT_NET:
+		ret = put_net(inst, &req->net, err, err_size);
+		break;
+	case CTL_OP_PUT_ENTROPY:
+		/* Firecracker's entropy device; its rate_limiter is not implemented, so the request carries nothing. */
 		inst->cfg->entropy = true;
+		break;
+	default:
+		return ctl_not_supported(req->op, err, err_size);
+	}
 	inst->configured |= ret == 0;
-	pthread_mutex_unlock(&inst->lock);
 	return ret;
+}
+
+/* The requests a running VM carries out (vm_api.c); lock held, so the VM cannot go away under the call
+ * (the main thread destroys it only after the API server has stopped). */
+static int run_op(struct instance *inst, const struct ctl_request *req, struct ctl_reply *reply, char *err,
+		  size_t err_size)
+{
+	int ret = need_state(inst, false, err, err_size);
+
+	if (ret)
+		return ret;
+	switch (req->op) {
+	case CTL_OP_GET_VCPUS:
+		vm_api_vcpus(inst->vm, reply);
+		return 0;
+	case CTL_OP_SEND_CTRL_ALT_DEL:
+		return vm_api_send_ctrl_alt_del(inst->vm, err, err_size);
+	case CTL_OP_PAUSE:
+		return vm_api_pause(inst->vm, err, err_size);
+	case CTL_OP_RESUME:
+		return vm_api_resume(inst->vm, err, err_size);
+	case CTL_OP_SNAPSHOT_CREATE:
+		return vm_api_snapshot_create(inst->vm, &req->snapshot_create, err, err_size);
+	case CTL_OP_VM_CLONE:
+		return vm_api_clone(inst->vm, &req->clone, &reply->clone_pid, err, err_size);
+	default:
+		return ctl_not_supported(req->op, err, err_size);
+	}
 }
 
 /* What InstanceStart checks before the main thread builds anything: what a config file gets. Lock held. */
@@ -376,125 +351,188 @@ static int hand_over(struct instance *inst, char *err, size_t err_size)
 	return inst->start_ret;
 }
 
-static int inst_instance_start(void *ctx, char *err, size_t err_size)
+/* InstanceStart; lock held. */
+static int instance_start_request(struct instance *inst, char *err, size_t err_size)
 {
-	struct instance *inst = ctx;
-	int ret;
+	int ret = need_state(inst, true, err, err_size);
 
-	pthread_mutex_lock(&inst->lock);
-	ret = need_state(inst, true, err, err_size);
-	if (!ret)
-		ret = check_startable(inst, err, err_size);
+	ret = ret ?: check_startable(inst, err, err_size);
 	if (ret)
-		goto out;
+		return ret;
 	ret = hand_over(inst, err, err_size);
 	if (ret) {
+		/* The main thread's reason: the loader's, KVM's, the device's (instance_boot_from_api). */
 		errmsg_set(err, err_size, "Cannot start microvm: %s", inst->start_err[0] ? inst->start_err : strerror(-ret));
 		/* The VM could not be built from a valid configuration (KVM, memory, a kernel it cannot load):
 		 * Firecracker answers 400 for every StartMicrovm error. */
 		ret = -EINVAL;
 	}
-out:
-	pthread_mutex_unlock(&inst->lock);
 	return ret;
 }
 
 /*
  * PUT /snapshot/load: Firecracker's rule, only into an instance nothing was configured in; then, as
  * InstanceStart, the main thread builds the VM (by restoring the snapshot) while this thread waits.
+ * Lock held.
  */
-static int inst_snapshot_load(void *ctx, const struct api_snapshot_load *req, char *err, size_t err_size)
+static int snapshot_load_request(struct instance *inst, const struct ctl_snapshot_load *req, char *err,
+				 size_t err_size)
 {
-	struct instance *inst = ctx;
-	struct instance_load load = { .resume = req->resume_vm, .disks = &req->disks };
+	struct instance_load load = {
+		.snapshot_path = req->snapshot_path, .mem_path = req->mem_backend_path, .resume = req->resume_vm,
+		.disks = &req->disks,
+	};
 	int ret;
 
-	if (req->track_dirty_pages || req->clock_realtime)
-		return not_supported(req->track_dirty_pages ? "track_dirty_pages" : "clock_realtime", err, err_size);
-	load.snapshot_path = strdup(req->snapshot_path);
-	load.mem_path = strdup(req->mem_backend_path);
-	pthread_mutex_lock(&inst->lock);
+	if (req->track_dirty_pages || req->clock_realtime) {
+		errmsg_set(err, err_size, "%s: not supported yet",
+			   req->track_dirty_pages ? "track_dirty_pages" : "clock_realtime");
+		return -EOPNOTSUPP;
+	}
 	ret = need_state(inst, true, err, err_size);
-	if (!ret && inst->configured) {
-		errmsg_set(err, err_size, INSTANCE_ERR_LOAD_CONFIGURED);
-		ret = -EBUSY;
-	}
-	if (!ret && (!load.snapshot_path || !load.mem_path)) {
-		errmsg_set(err, err_size, "snapshot/load: out of memory");
-		ret = -ENOMEM;
-	}
 	if (ret)
-		goto out;
+		return ret;
+	if (inst->configured) {
+		errmsg_set(err, err_size, INSTANCE_ERR_LOAD_CONFIGURED);
+		return -EBUSY;
+	}
+	/* The request outlives the hand-over: this thread waits in it. */
 	inst->load = &load;
 	ret = hand_over(inst, err, err_size);
 	inst->load = NULL;
 	if (ret)
 		errmsg_set(err, err_size, "%s", inst->start_err[0] ? inst->start_err : strerror(-ret));
-out:
-	pthread_mutex_unlock(&inst->lock);
-	free(load.snapshot_path);
-	free(load.mem_path);
 	return ret;
 }
 
-/*
- * The runtime ops: forwarded to the running VM's ops while the lock is held, so the VM cannot go away
- * under the call (the main thread destroys it only after the API server has stopped).
- */
-#define FORWARD(op, what, ...)                                                                         \
-	do {                                                                                           \
-		struct instance *inst = ctx;                                                           \
-		int ret;                                                                               \
-                                                                                                       \
-		pthread_mutex_lock(&inst->lock);                                                       \
-		ret = need_state(inst, false, err, err_size);                                          \
-		if (!ret)                                                                              \
-			ret = vm_api_ops.op ? vm_api_ops.op(inst->vm, __VA_ARGS__)                     \
-					    : not_supported(what, err, err_size);                      \
-		pthread_mutex_unlock(&inst->lock);                                                     \
-		return ret;                                                                            \
-	} while (0)
-
-static int inst_send_ctrl_alt_del(void *ctx, char *err, size_t err_size)
+int instance_handle(void *ctx, const struct ctl_request *req, struct ctl_reply *reply, char *err, size_t err_size)
 {
-	FORWARD(send_ctrl_alt_del, "SendCtrlAltDel", err, err_size);
+	struct instance *inst = ctx;
+	int ret = 0;
+
+	pthread_mutex_lock(&inst->lock);
+	switch (req->op) {
+	case CTL_OP_GET_INFO:
+		snprintf(reply->info.id, sizeof(reply->info.id), "anonymous-instance");
+		reply->info.state = inst->state == INSTANCE_RUNNING ? vm_api_state(inst->vm) : CTL_VM_NOT_STARTED;
+		break;
+	case CTL_OP_GET_VM_CONFIG:
+	case CTL_OP_GET_MACHINE_CONFIG:
+		reply->config_json = vm_config_to_json(inst->state == INSTANCE_RUNNING ? inst->vm->cfg : inst->cfg);
+		if (!reply->config_json)
+			ret = -errno;
+		break;
+	case CTL_OP_PUT_BOOT_SOURCE:
+	case CTL_OP_PUT_MACHINE_CONFIG:
+	case CTL_OP_PUT_DRIVE:
+	case CTL_OP_PUT_NET:
+	case CTL_OP_PUT_ENTROPY:
+		ret = configure(inst, req, err, err_size);
+		break;
+	case CTL_OP_INSTANCE_START:
+		ret = instance_start_request(inst, err, err_size);
+		break;
+	case CTL_OP_SNAPSHOT_LOAD:
+		ret = snapshot_load_request(inst, &req->snapshot_load, err, err_size);
+		break;
+	case CTL_OP_FLUSH_METRICS: /* kiln has no metrics, in any state */
+	case CTL_OP_GET_VERSION:   /* the API layer's own */
+		ret = ctl_not_supported(req->op, err, err_size);
+		break;
+	default:
+		ret = run_op(inst, req, reply, err, err_size);
+		break;
+	}
+	pthread_mutex_unlock(&inst->lock);
+	return ret;
 }
 
-static int inst_pause(void *ctx, char *err, size_t err_size)
+/* Profiling, when asked for, once the VM exists: 0, or -ENOMEM with a message and the VM destroyed. */
+static int enable_profiling(struct instance *inst, struct vm *vm, char *err, size_t err_size)
 {
-	FORWARD(pause, "vm state \"Paused\"", err, err_size);
+	if (!inst->profile_hz || !vm_enable_profiling(vm, inst->profile_hz))
+		return 0;
+	vm_destroy(vm);
+	errmsg_set(err, err_size, "cannot enable profiling");
+	return -ENOMEM;
 }
 
-static int inst_resume(void *ctx, char *err, size_t err_size)
+int instance_start(struct instance *inst, struct vm *vm, uint64_t start_ns, char *err, size_t err_size)
 {
-	FORWARD(resume, "vm state \"Resumed\"", err, err_size);
+	int ret = vm_create(vm, inst->cfg, start_ns, err, err_size);
+
+	ret = ret ?: enable_profiling(inst, vm, err, err_size);
+	if (!ret)
+		instance_set_running(inst, vm);
+	return ret;
 }
 
-static int inst_snapshot_create(void *ctx, const struct api_snapshot_create *req, char *err, size_t err_size)
+int instance_restore(struct instance *inst, struct vm *vm, const char *state_path,
+		     const struct vm_restore_options *opts, const struct vm_restore_overrides *ov, uint64_t start_ns,
+		     char *err, size_t err_size)
 {
-	FORWARD(snapshot_create, "snapshot/create", req, err, err_size);
+	int ret = vm_restore_file(vm, inst->cfg, state_path, opts, ov, start_ns, err, err_size);
+
+	ret = ret ?: enable_profiling(inst, vm, err, err_size);
+	if (!ret)
+		instance_set_running(inst, vm);
+	return ret;
 }
 
-static int inst_clone_vm(void *ctx, const struct api_vm_clone *req, struct api_clone_info *out, char *err,
-			 size_t err_size)
+/* PUT /snapshot/load's request as a restore: kiln's disk_overrides and disk_copies are --disk-override and
+ * --disk-copy. inst->cfg is the main thread's to change: the API thread waits in the load. */
+static int load_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns, char *err, size_t err_size)
 {
-	FORWARD(clone_vm, "vm/clone", req, out, err, err_size);
+	const struct instance_load *load = inst->load;
+	struct vm_restore_options opts = { .mem_path = load->mem_path, .paused = !load->resume };
+	struct vm_restore_overrides ov = { .n = 0 };
+
+	_Static_assert(2 * CTL_MAX_DISK_OPTIONS <= VM_RESTORE_MAX_OVERRIDES, "API disk options exceed the overrides");
+	for (unsigned int i = 0; i < load->disks->nr_overrides; i++)
+		ov.list[ov.n++] = (struct vm_restore_override){ VM_OVERRIDE_DISK, load->disks->overrides[i] };
+	for (unsigned int i = 0; i < load->disks->nr_copies; i++)
+		ov.list[ov.n++] = (struct vm_restore_override){ VM_OVERRIDE_DISK_COPY, load->disks->copies[i] };
+	return vm_restore_file(vm, inst->cfg, load->snapshot_path, &opts, &ov, start_ns, err, err_size);
 }
 
-/* FlushMetrics (kiln has no metrics) stays NULL: the API answers "not supported yet". */
-const struct api_backend_ops instance_api_ops = {
-	.get_info = inst_get_info,
-	.get_config_json = inst_get_config_json,
-	.put_boot_source = inst_put_boot_source,
-	.put_machine_config = inst_put_machine_config,
-	.put_drive = inst_put_drive,
-	.put_net = inst_put_net,
-	.put_entropy = inst_put_entropy,
-	.instance_start = inst_instance_start,
-	.send_ctrl_alt_del = inst_send_ctrl_alt_del,
-	.pause = inst_pause,
-	.resume = inst_resume,
-	.snapshot_create = inst_snapshot_create,
-	.snapshot_load = inst_snapshot_load,
-	.clone_vm = inst_clone_vm,
-};
+int instance_boot_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns, int *signo)
+{
+	char msg[CTL_ERR_SIZE], why[CTL_ERR_SIZE - 32];
+	bool load;
+	int ret;
+
+	for (;;) {
+		ret = instance_wait_start(inst, signo);
+		if (ret == -EINTR) {
+			pr_info("stopped by %s before InstanceStart", strsignal(*signo));
+			return ret;
+		}
+		if (ret) {
+			pr_err("cannot wait for InstanceStart: %s", strerror(-ret));
+			return ret;
+		}
+		/* inst->cfg is ours to read: the API thread waits in InstanceStart until instance_start_done. */
+		load = inst->load != NULL;
+		why[0] = '\0';
+		ret = load ? load_from_api(inst, vm, start_ns, why, sizeof(why))
+			   : vm_create(vm, inst->cfg, start_ns, why, sizeof(why));
+		ret = ret ?: enable_profiling(inst, vm, why, sizeof(why));
+		if (!ret) {
+			instance_start_done(inst, vm, 0, NULL);
+			return 0;
+		}
+		snprintf(msg, sizeof(msg), "%s%s", load ? "" : "cannot create the VM: ", why);
+		pr_err("%s: %s", load ? "snapshot/load" : "InstanceStart", msg);
+		/* A load refused for its snapshot answers 400, a kiln failure 500 (vm_api_snapshot_errno). */
+		instance_start_done(inst, NULL, load ? vm_api_snapshot_errno(ret) : ret, msg);
+	}
+}
+
+void instance_stop(struct instance *inst, const char *why)
+{
+	pthread_mutex_lock(&inst->lock);
+	if (inst->state == INSTANCE_RUNNING)
+		vm_stop(inst->vm, VM_STOP_SIGNAL, "%s", why);
+	stop_locked(inst);
+	pthread_mutex_unlock(&inst->lock);
+}

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The microVM behind `kiln run --api-sock`, with Firecracker's lifecycle (firecracker.yaml, "InstanceInfo";
- * docs/api.yaml): before InstanceStart the API configures it (boot source, machine config, drives,
- * network interfaces, entropy); PUT /actions InstanceStart checks the configuration as
- * vm_config_validate() does and hands it to the main thread, which creates and boots the VM; from then
- * on the API's calls go to the running VM (vm_api_ops), and the pre-boot-only ones are refused with
- * Firecracker's 400 "The requested operation is not supported after starting the microVM.".
- *
- * A VM booted at once (a config file or --kernel) is an instance that is running from the start.
+ * One microVM's lifecycle, with Firecracker's rules (firecracker.yaml, "InstanceInfo"; docs/api.yaml), as
+ * functions the CLI (src/cli/run.c) and a host daemon call: configure (the control requests before
+ * InstanceStart: boot source, machine config, drives, network interfaces, entropy), start (instance_start,
+ * or InstanceStart handed to the main thread: instance_boot_from_api), restore (instance_restore, or PUT
+ * /snapshot/load), snapshot and clone (control requests to the running VM), stop (instance_stop). Once
+ * running, the pre-boot-only requests are refused with Firecracker's 400 "The requested operation is not
+ * supported after starting the microVM.".
  */
 #ifndef KILN_VMM_INSTANCE_H
 #define KILN_VMM_INSTANCE_H
@@ -15,10 +14,14 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "api/routes.h"
+#include <stdint.h>
+
 #include "vmm/config.h"
+#include "vmm/control.h"
 
 struct vm;
+struct vm_restore_options;
+struct vm_restore_overrides;
 
 enum instance_state {
 	INSTANCE_CONFIGURING, /* "Not started": taking configuration, waiting for InstanceStart */
@@ -33,10 +36,10 @@ enum instance_state {
 
 /* PUT /snapshot/load being handed to the main thread (instead of a boot). */
 struct instance_load {
-	char *snapshot_path;
-	char *mem_path;
+	const char *snapshot_path; /* the request's strings, valid while the load is handed over */
+	const char *mem_path;
 	bool resume;             /* resume_vm: running after the load, else paused */
-	const struct api_disk_options *disks; /* the request's, valid while the load is handed over */
+	const struct ctl_disk_options *disks;
 };
 
 /* Firecracker's message for a load into an instance that was configured (rpc_interface.rs). */
@@ -51,9 +54,10 @@ struct instance {
 	struct vm *vm;           /* INSTANCE_RUNNING */
 	int start_fd;            /* eventfd, readable once InstanceStart has been accepted */
 	int start_ret;           /* the main thread's answer to InstanceStart */
-	char start_err[API_ERR_SIZE];
+	char start_err[CTL_ERR_SIZE];
 	bool configured;         /* a resource was PUT: no snapshot load from now on */
 	struct instance_load *load; /* set while a PUT /snapshot/load is INSTANCE_STARTING */
+	unsigned int profile_hz; /* set before the start: sample guest RIPs this often (kiln run --profile); 0: no */
 };
 
 /*
@@ -83,7 +87,43 @@ int instance_wait_start(struct instance *inst, int *signo) __attribute__((warn_u
  */
 void instance_start_done(struct instance *inst, struct vm *vm, int ret, const char *msg);
 
-/* The control API over an instance (ctx: struct instance). */
-extern const struct api_backend_ops instance_api_ops;
+/*
+ * The control interface (vmm/control.h, a ctl_handler_fn; ctx: struct instance): GET / and the config at any
+ * time; configuration only while INSTANCE_CONFIGURING; InstanceStart and PUT /snapshot/load handed to the
+ * main thread (instance_boot_from_api), this thread waiting for its answer, whose fault message is the
+ * builder's own ("Cannot start microvm: cannot boot K: kernel occupies ..."); the runtime requests (GET
+ * /vcpus, pause, resume, SendCtrlAltDel, snapshot, clone) only once running, carried out by vm_api.c.
+ */
+int instance_handle(void *ctx, const struct ctl_request *req, struct ctl_reply *reply, char *err, size_t err_size);
+
+/*
+ * Boot now from inst->cfg (already checked with vm_config_validate: a config file or flags): vm_create into
+ * `vm`, profiling when inst->profile_hz, and the instance running. 0, or -errno with the reason in `err`.
+ */
+int instance_start(struct instance *inst, struct vm *vm, uint64_t start_ns, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/*
+ * Restore the snapshot at `state_path` (memory file and options `opts`, overrides `ov` or NULL) into `vm`
+ * (vm_restore_file: inst->cfg becomes the snapshot's config, with inst->cfg's console), and the instance
+ * running. 0, or -errno with a message: see cli_restore_status for which errnos mean a refused snapshot.
+ */
+int instance_restore(struct instance *inst, struct vm *vm, const char *state_path,
+		     const struct vm_restore_options *opts, const struct vm_restore_overrides *ov, uint64_t start_ns,
+		     char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+/*
+ * `kiln run --api-sock` with no kernel, Firecracker's way, on the main thread once the API server serves
+ * `inst`: wait for InstanceStart (then build `vm` from inst->cfg) or PUT /snapshot/load (then restore it);
+ * a VM that cannot be built is that request's error, with the reason, and the wait goes on. Returns 0 with
+ * `vm` created and the instance running, -EINTR when SIGINT/SIGTERM/SIGHUP came first (`*signo`), or
+ * another -errno when waiting failed.
+ */
+int instance_boot_from_api(struct instance *inst, struct vm *vm, uint64_t start_ns, int *signo)
+	__attribute__((warn_unused_result));
+
+/* Stop: a running VM stops (vm_stop, VM_STOP_SIGNAL, `why`), a pending start is refused, later requests too. */
+void instance_stop(struct instance *inst, const char *why);
 
 #endif

@@ -33,7 +33,7 @@ bool kvm_host_is_pvm(void)
 	return stat("/sys/module/kvm_pvm", &st) == 0;
 }
 
-int kvm_host_open(struct kvm_host *kvm)
+int kvm_host_open(struct kvm_host *kvm, char *err, size_t err_size)
 {
 	int version, size, ret;
 	size_t i;
@@ -42,27 +42,27 @@ int kvm_host_open(struct kvm_host *kvm)
 	kvm->fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm->fd < 0) {
 		ret = -errno;
-		pr_err("cannot open /dev/kvm: %s%s", strerror(errno),
+		errmsg_set(err, err_size, "cannot open /dev/kvm: %s%s", strerror(errno),
 		       errno == ENOENT ? " (KVM is not available on this host: load kvm_intel/kvm_amd, or run on a host with virtualization)"
 		       : errno == EACCES ? " (add yourself to the kvm group, or run as root)" : "");
 		return ret;
 	}
 	version = ioctl(kvm->fd, KVM_GET_API_VERSION, 0);
 	if (version != KVM_API_VERSION) {
-		pr_err("/dev/kvm has API version %d, kiln needs %d", version, KVM_API_VERSION);
+		errmsg_set(err, err_size, "/dev/kvm has API version %d, kiln needs %d", version, KVM_API_VERSION);
 		ret = -ENOTSUP;
 		goto err;
 	}
 	for (i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
 		if (ioctl(kvm->fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0) {
-			pr_err("/dev/kvm lacks %s, which kiln needs", required_caps[i].name);
+			errmsg_set(err, err_size, "/dev/kvm lacks %s, which kiln needs", required_caps[i].name);
 			ret = -ENOTSUP;
 			goto err;
 		}
 	}
 	size = ioctl(kvm->fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (size < (int)sizeof(struct kvm_run)) {
-		pr_err("KVM_GET_VCPU_MMAP_SIZE returned %d", size);
+		errmsg_set(err, err_size, "KVM_GET_VCPU_MMAP_SIZE returned %d", size);
 		ret = -ENOTSUP;
 		goto err;
 	}

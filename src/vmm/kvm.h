@@ -16,9 +16,9 @@ struct kvm_host {
 /*
  * Open /dev/kvm and check API version 12 and every capability kiln needs (user memory, in-kernel
  * irqchip, PIT2, TSS address, extended CPUID, immediate exit, ...). Returns 0, or -errno with a message
- * on stderr naming what is missing.
+ * in `err` (`err_size` bytes) naming what is missing.
  */
-int kvm_host_open(struct kvm_host *kvm) __attribute__((warn_unused_result));
+int kvm_host_open(struct kvm_host *kvm, char *err, size_t err_size) __attribute__((warn_unused_result));
 void kvm_host_close(struct kvm_host *kvm);
 
 /* True when /dev/kvm is provided by kvm_pvm (checks /sys/module/kvm_pvm). */

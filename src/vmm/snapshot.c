@@ -496,6 +496,7 @@ int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg
 	struct snap_header_info hdr;
 	struct snap_memo memo;
 	uint64_t clock = 0, t_open, t_created;
+	char why[256];
 	int fd, ret;
 
 	snap_reader_header(r, &hdr);
@@ -507,11 +508,11 @@ int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg
 	if (fd < 0)
 		return fd;
 	t_open = time_now_ns();
-	ret = vm_create_restored(vm, cfg, start_ns, fd, opts->copy);
+	ret = vm_create_restored(vm, cfg, start_ns, fd, opts->copy, why, sizeof(why));
 	close(fd);
 	t_created = time_now_ns();
 	if (ret) {
-		errmsg_set(err, err_size, "cannot create the VM: %s", strerror(-ret));
+		errmsg_set(err, err_size, "cannot create the VM: %s", why);
 		return ret == -EINVAL ? -EIO : ret;
 	}
 	ret = restore_vcpus(vm, r, err, err_size);

@@ -439,6 +439,7 @@ static void *vcpu_thread(void *arg)
 	char name[16];
 	sigset_t set;
 
+	atomic_store(&vcpu->tid, (int)gettid());
 	snprintf(name, sizeof(name), "kiln-vcpu%u", vcpu->id);
 	pthread_setname_np(pthread_self(), name);
 	sigemptyset(&set);

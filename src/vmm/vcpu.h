@@ -31,6 +31,7 @@ struct vcpu {
 	struct pvm_vcpu_state pvm;     /* SYSCALL completion on PVM hosts */
 	struct profile *profile;       /* RIP samples, when profiling */
 	atomic_bool sample_pending;    /* the main loop asked for a sample */
+	_Atomic int tid;               /* the thread's host id (gettid), 0 until it runs: GET /vcpus, for pinning */
 };
 
 /* Signal that kicks a vCPU thread out of KVM_RUN. */

@@ -230,7 +230,7 @@ static int start_loop(struct vm *vm)
 	return ret;
 }
 
-static int create_kvm_vm(struct vm *vm)
+static int create_kvm_vm(struct vm *vm, char *err, size_t err_size)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = X86_KVM_IDENTITY_MAP_GPA;
@@ -238,20 +238,20 @@ static int create_kvm_vm(struct vm *vm)
 
 	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0) {
-		pr_err("KVM_CREATE_VM: %s", strerror(errno));
+		errmsg_set(err, err_size, "KVM_CREATE_VM: %s", strerror(errno));
 		return -errno;
 	}
 	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0 ||
 	    ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)X86_KVM_TSS_GPA) < 0) {
-		pr_err("cannot place KVM's TSS/identity map: %s", strerror(errno));
+		errmsg_set(err, err_size, "cannot place KVM's TSS/identity map: %s", strerror(errno));
 		return -errno;
 	}
 	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		pr_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		errmsg_set(err, err_size, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 		return -errno;
 	}
 	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
-		pr_err("KVM_CREATE_PIT2: %s", strerror(errno));
+		errmsg_set(err, err_size, "KVM_CREATE_PIT2: %s", strerror(errno));
 		return -errno;
 	}
 	for (i = 0; i < vm->mem.nr_regions; i++) {
@@ -261,15 +261,15 @@ static int create_kvm_vm(struct vm *vm)
 		};
 
 		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-			pr_err("KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
+			errmsg_set(err, err_size, "KVM_SET_USER_MEMORY_REGION slot %u: %s", i, strerror(errno));
 			return -errno;
 		}
 	}
 	return 0;
 }
 
-/* Kernel, initrd and command line into guest RAM; the boot vCPU's registers. */
-static int load_guest(struct vm *vm)
+/* Kernel, initrd and command line into guest RAM; the boot vCPU's registers. 0 or -errno with a message. */
+static int load_guest(struct vm *vm, char *err, size_t err_size)
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct kernel_image img;
@@ -278,29 +278,32 @@ static int load_guest(struct vm *vm)
 	uint8_t *file = NULL, *initrd = NULL;
 	size_t file_len = 0, initrd_len = 0;
 	char *cmdline = NULL, *user_cmdline = NULL;
-	char err[256];
+	char why[256];
 	int ret;
 
 	ret = kernel_image_read_file(cfg->kernel_path, KERNEL_IMAGE_MAX_SIZE, &file, &file_len);
 	if (ret) {
-		pr_err("cannot read kernel %s: %s", cfg->kernel_path, strerror(-ret));
+		errmsg_set(err, err_size, "cannot read kernel %s: %s", cfg->kernel_path,
+			   ret == -EFBIG ? "larger than a kernel kiln loads" : strerror(-ret));
 		return ret;
 	}
-	ret = kernel_image_parse(file, file_len, &img, err, sizeof(err));
+	ret = kernel_image_parse(file, file_len, &img, why, sizeof(why));
 	free(file);
 	if (ret) {
-		pr_err("kernel %s: %s", cfg->kernel_path, err);
+		errmsg_set(err, err_size, "kernel %s: %s", cfg->kernel_path, why);
 		return ret;
 	}
 	if (cfg->initrd_path) {
 		ret = kernel_image_read_file(cfg->initrd_path, guest_memory_low_size(&vm->mem), &initrd, &initrd_len);
 		if (ret) {
-			pr_err("cannot read initrd %s: %s", cfg->initrd_path, strerror(-ret));
+			errmsg_set(err, err_size, "cannot read initrd %s: %s", cfg->initrd_path,
+				   ret == -EFBIG ? "larger than guest RAM below 4 GiB" : strerror(-ret));
 			goto out;
 		}
 	}
 	user_cmdline = vm_config_root_cmdline(cfg, cfg->cmdline);
 	if (!user_cmdline) {
+		errmsg_set(err, err_size, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -309,16 +312,17 @@ static int load_guest(struct vm *vm)
 	else
 		cmdline = strdup(user_cmdline);
 	if (!cmdline) {
+		errmsg_set(err, err_size, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
 	pr_debug("kernel command line: %s", cmdline);
 	if (cfg->boot == VM_BOOT_PVH)
-		ret = pvh_boot_load(&vm->mem, &img, initrd, initrd_len, cmdline, vm->nr_vcpus, &pvh, err, sizeof(err));
+		ret = pvh_boot_load(&vm->mem, &img, initrd, initrd_len, cmdline, vm->nr_vcpus, &pvh, why, sizeof(why));
 	else
-		ret = x86_boot_load(&vm->mem, &img, initrd, initrd_len, cmdline, vm->nr_vcpus, &info, err, sizeof(err));
+		ret = x86_boot_load(&vm->mem, &img, initrd, initrd_len, cmdline, vm->nr_vcpus, &info, why, sizeof(why));
 	if (ret) {
-		pr_err("cannot boot %s: %s", cfg->kernel_path, err);
+		errmsg_set(err, err_size, "cannot boot %s: %s", cfg->kernel_path, why);
 		goto out;
 	}
 	if (cfg->boot == VM_BOOT_PVH)
@@ -326,7 +330,7 @@ static int load_guest(struct vm *vm)
 	else
 		ret = x86_boot_setup_vcpu(vm->vcpus[0]->fd, &info);
 	if (ret)
-		pr_err("cannot set the boot vCPU's registers: %s", strerror(-ret));
+		errmsg_set(err, err_size, "cannot set the boot vCPU's registers: %s", strerror(-ret));
 out:
 	free(cmdline);
 	free(user_cmdline);
@@ -340,7 +344,8 @@ out:
  * file (a snapshot's; mapped privately, or copied with `copy`), kiln writes nothing into it, and no
  * kernel is loaded: the caller loads the snapshot's state.
  */
-static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy)
+static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy, char *err,
+		  size_t err_size)
 {
 	unsigned int i;
 	int ret;
@@ -359,20 +364,22 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 	bus_init(&vm->mmio_bus, "mmio");
 	vm->mem.memfd = -1;
 
-	ret = kvm_host_open(&vm->kvm);
+	ret = kvm_host_open(&vm->kvm, err, err_size);
 	if (ret)
 		goto fail;
 	if (vm->kvm.pvm)
 		pr_info("note: this host's KVM is PVM (no VT-x/AMD-V): guest kernel code runs emulated at about 1 M "
 			"instructions/s, so a Linux boot takes minutes here");
 	if ((int)vm->nr_vcpus > vm->kvm.max_vcpus) {
-		pr_err("%u vCPUs requested; this host's KVM allows %d", vm->nr_vcpus, vm->kvm.max_vcpus);
+		errmsg_set(err, err_size, "%u vCPUs requested; this host's KVM allows %d", vm->nr_vcpus,
+			   vm->kvm.max_vcpus);
 		ret = -EINVAL;
 		goto fail;
 	}
 	vm->stop_eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_eventfd < 0) {
 		ret = -errno;
+		errmsg_set(err, err_size, "eventfd: %s", strerror(-ret));
 		goto fail;
 	}
 	if (mem_fd >= 0)
@@ -380,10 +387,11 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 	else
 		ret = guest_memory_init(&vm->mem, cfg->mem_mib * MIB, X86_MMIO_HOLE_START);
 	if (ret) {
-		pr_err("cannot allocate %llu MiB of guest memory: %s", (unsigned long long)cfg->mem_mib, strerror(-ret));
+		errmsg_set(err, err_size, "cannot allocate %llu MiB of guest memory: %s",
+			   (unsigned long long)cfg->mem_mib, strerror(-ret));
 		goto fail;
 	}
-	ret = create_kvm_vm(vm);
+	ret = create_kvm_vm(vm, err, err_size);
 	if (ret)
 		goto fail;
 	if (vm->kvm.pvm) {
@@ -396,22 +404,24 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 	}
 	ret = start_loop(vm);
 	if (ret) {
-		pr_err("cannot start the device event loop: %s", strerror(-ret));
+		errmsg_set(err, err_size, "cannot start the device event loop: %s", strerror(-ret));
 		goto fail;
 	}
 	ret = console_open(&vm->console, cfg->console_path);
 	if (ret) {
-		pr_err("cannot open console %s: %s", cfg->console_path ? cfg->console_path : "stdio", strerror(-ret));
+		errmsg_set(err, err_size, "cannot open console %s: %s", cfg->console_path ? cfg->console_path : "stdio",
+			   strerror(-ret));
 		goto fail;
 	}
 	ret = create_pci(vm);
 	ret = ret ?: create_devices(vm);
 	if (ret) {
-		pr_err("cannot create devices: %s", strerror(-ret));
+		errmsg_set(err, err_size, "cannot create devices: %s (kiln's log names the device)", strerror(-ret));
 		goto fail;
 	}
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
+		errmsg_set(err, err_size, "out of memory");
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -419,12 +429,12 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 		vm->vcpus[i] = vcpu_create(vm, i);
 		if (!vm->vcpus[i]) {
 			ret = -errno;
-			pr_err("cannot create vCPU %u: %s", i, strerror(errno));
+			errmsg_set(err, err_size, "cannot create vCPU %u: %s", i, strerror(errno));
 			goto fail;
 		}
 	}
 	if (mem_fd < 0) {
-		ret = load_guest(vm);
+		ret = load_guest(vm, err, err_size);
 		if (ret)
 			goto fail;
 	}
@@ -434,16 +444,19 @@ fail:
 	return ret;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns)
+int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, char *err, size_t err_size)
 {
-	return create(vm, cfg, start_ns, -1, false);
+	return create(vm, cfg, start_ns, -1, false, err, err_size);
 }
 
-int vm_create_restored(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy)
+int vm_create_restored(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy,
+		       char *err, size_t err_size)
 {
-	if (mem_fd < 0)
+	if (mem_fd < 0) {
+		errmsg_set(err, err_size, "no memory file");
 		return -EBADF;
-	return create(vm, cfg, start_ns, mem_fd, copy);
+	}
+	return create(vm, cfg, start_ns, mem_fd, copy, err, err_size);
 }
 
 /* Bytes typed on the host go to the UART while it has room; the rest waits in the pipe. */

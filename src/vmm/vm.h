@@ -74,10 +74,12 @@ struct vm {
 
 /*
  * Create the VM described by `cfg`: KVM VM, guest RAM, irqchip, PIT, legacy devices, vCPUs, and the
- * kernel/initrd/command line loaded per the Linux boot protocol. Messages go to stderr. Returns 0 or
- * -errno; on failure everything created is released.
+ * kernel/initrd/command line loaded per the Linux boot protocol. Returns 0, or -errno with the reason in
+ * `err` (`err_size` bytes: the loader's own words, e.g. "cannot boot K: kernel occupies 0x1000-0x2000:
+ * outside guest RAM below 4 GiB (1 MiB-0x4000000)"); on failure everything created is released.
  */
-int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns) __attribute__((warn_unused_result));
+int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
 
 /*
  * Run until the VM stops: start the vCPU threads, serve the console and signals on this thread, join.
@@ -95,10 +97,10 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...) __
  * vm_create for a snapshot restore (src/vmm/snapshot.h): the same machine for `cfg`, its guest RAM
  * from the memory file `mem_fd` (guest_memory_init_from_file: mapped MAP_PRIVATE, or copied with
  * `copy`; the fd may be closed afterwards), devices and vCPUs in their reset state, no kernel loaded.
- * Returns 0 or -errno.
+ * Returns 0 or -errno with a message, as vm_create.
  */
-int vm_create_restored(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy)
-	__attribute__((warn_unused_result));
+int vm_create_restored(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, int mem_fd, bool copy,
+		       char *err, size_t err_size) __attribute__((warn_unused_result));
 
 void vm_destroy(struct vm *vm);
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+/* The control requests a running VM carries out (vmm/vm_api.h), called by src/vmm/instance.c. */
 #include "vmm/vm_api.h"
 
 #include <errno.h>
@@ -11,37 +12,29 @@
 #include "lib/log.h"
 #include "vmm/clone.h"
 #include "vmm/snapshot.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-static void vm_api_get_info(void *ctx, struct api_instance_info *out)
+enum ctl_vm_state vm_api_state(struct vm *vm)
 {
-	struct vm *vm = ctx;
+	enum ctl_vm_state state;
 
-	memset(out, 0, sizeof(*out));
-	snprintf(out->id, sizeof(out->id), "anonymous-instance");
 	pthread_mutex_lock(&vm->lock);
-	out->state = vm->paused ? API_VM_PAUSED : API_VM_RUNNING;
+	state = vm->paused ? CTL_VM_PAUSED : CTL_VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
+	return state;
 }
 
-static char *vm_api_get_config_json(void *ctx)
+void vm_api_vcpus(const struct vm *vm, struct ctl_reply *reply)
 {
-	struct vm *vm = ctx;
-
-	return vm_config_to_json(vm->cfg);
+	reply->nr_vcpus = 0;
+	for (unsigned int i = 0; i < vm->nr_vcpus && i < CONFIG_MAX_VCPUS; i++)
+		reply->vcpus[reply->nr_vcpus++] =
+			(struct ctl_vcpu){ .index = i, .tid = atomic_load(&vm->vcpus[i]->tid) };
 }
 
-static int vm_api_instance_start(void *ctx, char *err, size_t err_size)
+int vm_api_send_ctrl_alt_del(struct vm *vm, char *err, size_t err_size)
 {
-	(void)ctx;
-	errmsg_set(err, err_size, "The requested operation is not supported after starting the microVM.");
-	return -EBUSY;
-}
-
-/* Firecracker's SendCtrlAltDel (x86): the keys typed on the i8042's keyboard. */
-static int vm_api_send_ctrl_alt_del(void *ctx, char *err, size_t err_size)
-{
-	struct vm *vm = ctx;
 	int ret = i8042_send_ctrl_alt_del(vm_device(vm, &i8042_device_type, 0));
 
 	if (ret == -ENOSPC) {
@@ -52,9 +45,9 @@ static int vm_api_send_ctrl_alt_del(void *ctx, char *err, size_t err_size)
 	return ret;
 }
 
-static int vm_api_pause(void *ctx, char *err, size_t err_size)
+int vm_api_pause(struct vm *vm, char *err, size_t err_size)
 {
-	int ret = vm_pause(ctx);
+	int ret = vm_pause(vm);
 
 	if (ret == -EALREADY)
 		return 0; /* Firecracker answers 204 to pausing a paused VM */
@@ -63,9 +56,9 @@ static int vm_api_pause(void *ctx, char *err, size_t err_size)
 	return ret == -ESHUTDOWN ? -EBUSY : ret;
 }
 
-static int vm_api_resume(void *ctx, char *err, size_t err_size)
+int vm_api_resume(struct vm *vm, char *err, size_t err_size)
 {
-	int ret = vm_resume(ctx);
+	int ret = vm_resume(vm);
 
 	if (ret == -EALREADY)
 		return 0;
@@ -83,7 +76,7 @@ int vm_api_snapshot_errno(int ret)
 }
 
 /* Does the request give drive `id` an image of its own (disk_overrides or disk_copies)? */
-static bool clone_has_own_disk(const struct api_disk_options *disks, const char *id)
+static bool clone_has_own_disk(const struct ctl_disk_options *disks, const char *id)
 {
 	size_t len = strlen(id);
 
@@ -100,7 +93,7 @@ static bool clone_has_own_disk(const struct api_disk_options *disks, const char 
  * A VM whose copy would share a TAP, or a writable disk the request does not give the copy an image of
  * its own for, cannot be cloned over the API: -EOPNOTSUPP with a message.
  */
-static int clone_check_resources(const struct vm_config *cfg, const struct api_disk_options *disks, char *err,
+static int clone_check_resources(const struct vm_config *cfg, const struct ctl_disk_options *disks, char *err,
 				 size_t err_size)
 {
 	if (cfg->nr_nets) {
@@ -123,10 +116,10 @@ static int clone_check_resources(const struct vm_config *cfg, const struct api_d
  * against the drive's DISK record, and each drive of disk_copies copied to
  * "<api_socket>.<drive_id>.img"; all as "DRIVE_ID=PATH" in `out` (`*nr` of them, the caller frees).
  */
-static int clone_disks(const char *state, const struct api_vm_clone *req, char **out, unsigned int *nr, char *err,
+static int clone_disks(const char *state, const struct ctl_vm_clone *req, char **out, unsigned int *nr, char *err,
 		       size_t err_size)
 {
-	const struct api_disk_options *disks = &req->disks;
+	const struct ctl_disk_options *disks = &req->disks;
 	struct snap_reader *r = NULL;
 	struct vm_config cfg;
 	char *path = NULL;
@@ -156,24 +149,18 @@ static int clone_disks(const char *state, const struct api_vm_clone *req, char *
 	return ret;
 }
 
-static int vm_api_snapshot_create(void *ctx, const struct api_snapshot_create *req, char *err, size_t err_size)
+int vm_api_snapshot_create(struct vm *vm, const struct ctl_snapshot_create *req, char *err, size_t err_size)
 {
-	if (req->snapshot_type != API_SNAPSHOT_FULL) {
+	if (req->snapshot_type != CTL_SNAPSHOT_FULL) {
 		errmsg_set(err, err_size, "snapshot_type \"Diff\": not supported yet");
 		return -EOPNOTSUPP;
 	}
-	return vm_api_snapshot_errno(vm_snapshot_save(ctx, req->snapshot_path, req->mem_file_path, err, err_size));
+	return vm_api_snapshot_errno(vm_snapshot_save(vm, req->snapshot_path, req->mem_file_path, err, err_size));
 }
 
-/*
- * PUT /vm/clone: a snapshot next to the clone's socket ("<api_socket>.snap", "<api_socket>.mem"), then
- * a kiln process restoring it (its console "<api_socket>.console", its messages "<api_socket>.log"),
- * detached from this one.
- */
-static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_clone_info *out, char *err,
-			size_t err_size)
+int vm_api_clone(struct vm *vm, const struct ctl_vm_clone *req, int *pid_out, char *err, size_t err_size)
 {
-	char state[4200], mem[4200], console[4200], log[4200], *disks[2 * API_MAX_DISK_OPTIONS] = { NULL };
+	char state[4200], mem[4200], console[4200], log[4200], *disks[2 * CTL_MAX_DISK_OPTIONS] = { NULL };
 	struct vm_clone_spec spec;
 	unsigned int nr_disks = 0;
 	pid_t pid;
@@ -186,8 +173,8 @@ static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_cl
 		errmsg_set(err, err_size, "api_socket: path too long");
 		return -ENAMETOOLONG;
 	}
-	ret = clone_check_resources(((struct vm *)ctx)->cfg, &req->disks, err, err_size);
-	ret = ret ?: vm_snapshot_save(ctx, state, mem, err, err_size);
+	ret = clone_check_resources(vm->cfg, &req->disks, err, err_size);
+	ret = ret ?: vm_snapshot_save(vm, state, mem, err, err_size);
 	/* The snapshot quiesced and synced the disks, and the VM stays paused: the copies are consistent. */
 	ret = ret ?: clone_disks(state, req, disks, &nr_disks, err, err_size);
 	if (ret) {
@@ -203,20 +190,9 @@ static int vm_api_clone(void *ctx, const struct api_vm_clone *req, struct api_cl
 	if (pid < 0)
 		ret = pid == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
 	else
-		out->pid = (int)pid;
+		*pid_out = (int)pid;
 out:
 	for (unsigned int i = 0; i < nr_disks; i++)
 		free(disks[i]);
 	return ret;
 }
-
-const struct api_backend_ops vm_api_ops = {
-	.get_info = vm_api_get_info,
-	.get_config_json = vm_api_get_config_json,
-	.instance_start = vm_api_instance_start,
-	.send_ctrl_alt_del = vm_api_send_ctrl_alt_del,
-	.pause = vm_api_pause,
-	.resume = vm_api_resume,
-	.snapshot_create = vm_api_snapshot_create,
-	.clone_vm = vm_api_clone,
-};

@@ -30,7 +30,7 @@
 struct fake_vm {
 	pthread_mutex_t lock; /* the backend contract: ops may come from another thread than main's */
 	struct vm_config cfg;
-	enum api_vm_state state;
+	enum ctl_vm_state state;
 	bool configured;      /* something was PUT: a snapshot can no longer be loaded */
 	char id[CONFIG_MAX_ID + 1];
 	char fail[16][32];    /* ops that fail with EIO */
@@ -73,14 +73,14 @@ static int begin(struct fake_vm *vm, const char *op, json_t *fields, char *err, 
 
 static int pre_boot_only(struct fake_vm *vm, const char *what, char *err, size_t err_size)
 {
-	if (vm->state != API_VM_NOT_STARTED) {
+	if (vm->state != CTL_VM_NOT_STARTED) {
 		snprintf(err, err_size, "%s: only before InstanceStart", what);
 		return -EBUSY;
 	}
 	return 0;
 }
 
-static void fake_get_info(void *ctx, struct api_instance_info *out)
+static void fake_get_info(void *ctx, struct ctl_info *out)
 {
 	struct fake_vm *vm = ctx;
 
@@ -114,14 +114,14 @@ static int fake_put_boot_source(void *ctx, const struct vm_config *boot, char *e
 	if (!ret)
 		ret = pre_boot_only(vm, "boot-source", err, err_size);
 	if (!ret)
-		ret = api_boot_source_apply(&vm->cfg, boot);
+		ret = vm_config_apply_boot_source(&vm->cfg, boot);
 	if (!ret)
 		vm->configured = true;
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
 
-static int fake_put_machine_config(void *ctx, const struct api_machine_config *mc, char *err, size_t err_size)
+static int fake_put_machine_config(void *ctx, const struct ctl_machine_config *mc, char *err, size_t err_size)
 {
 	static const char *const names[] = { "vcpu_count", "mem_size_mib", "smt", "track_dirty_pages" };
 	struct fake_vm *vm = ctx;
@@ -139,7 +139,7 @@ static int fake_put_machine_config(void *ctx, const struct api_machine_config *m
 	if (!ret)
 		ret = pre_boot_only(vm, "machine-config", err, err_size);
 	if (!ret)
-		ret = api_machine_config_apply(&vm->cfg, mc, err, err_size);
+		ret = vm_config_apply_machine(&vm->cfg, &mc->values, mc->set, err, err_size);
 	if (!ret)
 		vm->configured = true;
 	pthread_mutex_unlock(&vm->lock);
@@ -195,7 +195,7 @@ static int fake_instance_start(void *ctx, char *err, size_t err_size)
 
 	pthread_mutex_lock(&vm->lock);
 	ret = begin(vm, "instance_start", json_object(), err, err_size);
-	if (!ret && vm->state != API_VM_NOT_STARTED) {
+	if (!ret && vm->state != CTL_VM_NOT_STARTED) {
 		snprintf(err, err_size, "InstanceStart: the VM has already started");
 		ret = -EBUSY;
 	}
@@ -204,7 +204,7 @@ static int fake_instance_start(void *ctx, char *err, size_t err_size)
 		ret = -EINVAL;
 	}
 	if (!ret)
-		vm->state = API_VM_RUNNING;
+		vm->state = CTL_VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
@@ -216,7 +216,7 @@ static int fake_send_ctrl_alt_del(void *ctx, char *err, size_t err_size)
 
 	pthread_mutex_lock(&vm->lock);
 	ret = begin(vm, "send_ctrl_alt_del", json_object(), err, err_size);
-	if (!ret && vm->state != API_VM_RUNNING) {
+	if (!ret && vm->state != CTL_VM_RUNNING) {
 		snprintf(err, err_size, "SendCtrlAltDel: the VM is not running");
 		ret = -EBUSY;
 	}
@@ -231,12 +231,12 @@ static int fake_pause(void *ctx, char *err, size_t err_size)
 
 	pthread_mutex_lock(&vm->lock);
 	ret = begin(vm, "pause", json_object(), err, err_size);
-	if (!ret && vm->state == API_VM_NOT_STARTED) {
+	if (!ret && vm->state == CTL_VM_NOT_STARTED) {
 		snprintf(err, err_size, "vm: cannot pause a VM that has not started");
 		ret = -EBUSY;
 	}
 	if (!ret)
-		vm->state = API_VM_PAUSED;
+		vm->state = CTL_VM_PAUSED;
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
@@ -248,27 +248,27 @@ static int fake_resume(void *ctx, char *err, size_t err_size)
 
 	pthread_mutex_lock(&vm->lock);
 	ret = begin(vm, "resume", json_object(), err, err_size);
-	if (!ret && vm->state == API_VM_NOT_STARTED) {
+	if (!ret && vm->state == CTL_VM_NOT_STARTED) {
 		snprintf(err, err_size, "vm: cannot resume a VM that has not started");
 		ret = -EBUSY;
 	}
 	if (!ret)
-		vm->state = API_VM_RUNNING;
+		vm->state = CTL_VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
 
-static int fake_snapshot_create(void *ctx, const struct api_snapshot_create *req, char *err, size_t err_size)
+static int fake_snapshot_create(void *ctx, const struct ctl_snapshot_create *req, char *err, size_t err_size)
 {
 	struct fake_vm *vm = ctx;
 	int ret;
 
 	pthread_mutex_lock(&vm->lock);
 	ret = begin(vm, "snapshot_create",
-		    json_pack("{s:s, s:s, s:s}", "snapshot_type", req->snapshot_type == API_SNAPSHOT_DIFF ? "Diff" : "Full",
+		    json_pack("{s:s, s:s, s:s}", "snapshot_type", req->snapshot_type == CTL_SNAPSHOT_DIFF ? "Diff" : "Full",
 			      "snapshot_path", req->snapshot_path, "mem_file_path", req->mem_file_path),
 		    err, err_size);
-	if (!ret && vm->state != API_VM_PAUSED) {
+	if (!ret && vm->state != CTL_VM_PAUSED) {
 		snprintf(err, err_size, "snapshot/create: the VM must be Paused");
 		ret = -EBUSY;
 	}
@@ -276,7 +276,7 @@ static int fake_snapshot_create(void *ctx, const struct api_snapshot_create *req
 	return ret;
 }
 
-static int fake_snapshot_load(void *ctx, const struct api_snapshot_load *req, char *err, size_t err_size)
+static int fake_snapshot_load(void *ctx, const struct ctl_snapshot_load *req, char *err, size_t err_size)
 {
 	struct fake_vm *vm = ctx;
 	int ret;
@@ -287,18 +287,17 @@ static int fake_snapshot_load(void *ctx, const struct api_snapshot_load *req, ch
 			      "File", "mem_backend_path", req->mem_backend_path, "track_dirty_pages",
 			      req->track_dirty_pages, "resume_vm", req->resume_vm, "clock_realtime", req->clock_realtime),
 		    err, err_size);
-	if (!ret && (vm->state != API_VM_NOT_STARTED || vm->configured)) {
+	if (!ret && (vm->state != CTL_VM_NOT_STARTED || vm->configured)) {
 		snprintf(err, err_size, "snapshot/load: only into a fresh VM, before any configuration");
 		ret = -EBUSY;
 	}
 	if (!ret)
-		vm->state = req->resume_vm ? API_VM_RUNNING : API_VM_PAUSED;
+		vm->state = req->resume_vm ? CTL_VM_RUNNING : CTL_VM_PAUSED;
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
 
-static int fake_clone_vm(void *ctx, const struct api_vm_clone *req, struct api_clone_info *out, char *err,
-			 size_t err_size)
+static int fake_clone_vm(void *ctx, const struct ctl_vm_clone *req, int *pid, char *err, size_t err_size)
 {
 	struct fake_vm *vm = ctx;
 	int ret;
@@ -308,32 +307,53 @@ static int fake_clone_vm(void *ctx, const struct api_vm_clone *req, struct api_c
 		    json_pack("{s:s, s:s, s:b}", "clone_id", req->clone_id, "api_socket", req->api_socket, "resume_vm",
 			      req->resume_vm),
 		    err, err_size);
-	if (!ret && vm->state != API_VM_PAUSED) {
+	if (!ret && vm->state != CTL_VM_PAUSED) {
 		snprintf(err, err_size, "vm/clone: the VM must be Paused");
 		ret = -EBUSY;
 	}
 	if (!ret)
-		out->pid = (int)getpid(); /* a real clone is a new process */
+		*pid = (int)getpid(); /* a real clone is a new process */
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
 
-/* FlushMetrics stays NULL: the API answers "not supported yet", as kiln does until it has metrics. */
-static const struct api_backend_ops fake_ops = {
-	.get_info = fake_get_info,
-	.get_config_json = fake_get_config_json,
-	.put_boot_source = fake_put_boot_source,
-	.put_machine_config = fake_put_machine_config,
-	.put_drive = fake_put_drive,
-	.put_net = fake_put_net,
-	.instance_start = fake_instance_start,
-	.send_ctrl_alt_del = fake_send_ctrl_alt_del,
-	.pause = fake_pause,
-	.resume = fake_resume,
-	.snapshot_create = fake_snapshot_create,
-	.snapshot_load = fake_snapshot_load,
-	.clone_vm = fake_clone_vm,
-};
+/* Entropy, GET /vcpus and FlushMetrics: "not supported yet", as kiln answers FlushMetrics until it has metrics. */
+static int fake_handle(void *ctx, const struct ctl_request *req, struct ctl_reply *reply, char *err, size_t err_size)
+{
+	switch (req->op) {
+	case CTL_OP_GET_INFO:
+		fake_get_info(ctx, &reply->info);
+		return 0;
+	case CTL_OP_GET_VM_CONFIG:
+	case CTL_OP_GET_MACHINE_CONFIG:
+		reply->config_json = fake_get_config_json(ctx);
+		return reply->config_json ? 0 : -errno;
+	case CTL_OP_PUT_BOOT_SOURCE:
+		return fake_put_boot_source(ctx, &req->boot_source, err, err_size);
+	case CTL_OP_PUT_MACHINE_CONFIG:
+		return fake_put_machine_config(ctx, &req->machine, err, err_size);
+	case CTL_OP_PUT_DRIVE:
+		return fake_put_drive(ctx, &req->drive, err, err_size);
+	case CTL_OP_PUT_NET:
+		return fake_put_net(ctx, &req->net, err, err_size);
+	case CTL_OP_INSTANCE_START:
+		return fake_instance_start(ctx, err, err_size);
+	case CTL_OP_SEND_CTRL_ALT_DEL:
+		return fake_send_ctrl_alt_del(ctx, err, err_size);
+	case CTL_OP_PAUSE:
+		return fake_pause(ctx, err, err_size);
+	case CTL_OP_RESUME:
+		return fake_resume(ctx, err, err_size);
+	case CTL_OP_SNAPSHOT_CREATE:
+		return fake_snapshot_create(ctx, &req->snapshot_create, err, err_size);
+	case CTL_OP_SNAPSHOT_LOAD:
+		return fake_snapshot_load(ctx, &req->snapshot_load, err, err_size);
+	case CTL_OP_VM_CLONE:
+		return fake_clone_vm(ctx, &req->clone, &reply->clone_pid, err, err_size);
+	default:
+		return ctl_not_supported(req->op, err, err_size);
+	}
+}
 
 static void usage(FILE *f)
 {
@@ -354,7 +374,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct api_server_options opts = { 0 };
-	struct fake_vm vm = { .lock = PTHREAD_MUTEX_INITIALIZER, .state = API_VM_NOT_STARTED };
+	struct fake_vm vm = { .lock = PTHREAD_MUTEX_INITIALIZER, .state = CTL_VM_NOT_STARTED };
 	const char *sock = NULL;
 	struct api_server *srv;
 	char err[API_ERR_SIZE];
@@ -407,7 +427,7 @@ int main(int argc, char **argv)
 	sigaddset(&stop, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-	if (api_server_start(&srv, sock, &opts, &fake_ops, &vm, err, sizeof(err))) {
+	if (api_server_start(&srv, sock, &opts, fake_handle, &vm, err, sizeof(err))) {
 		fprintf(stderr, "api_fake_vm: %s\n", err);
 		return 1;
 	}

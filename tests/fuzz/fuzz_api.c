@@ -72,138 +72,59 @@ static int done(struct fuzz_backend *b, int ret)
 	return ret;
 }
 
-static void fb_get_info(void *ctx, struct api_instance_info *out)
-{
-	struct fuzz_backend *b = ctx;
-
-	b->calls++;
-	instance_api_ops.get_info(&b->inst, out);
-}
-
-static char *fb_get_config_json(void *ctx)
-{
-	struct fuzz_backend *b = ctx;
-	char err[8];
-
-	if (injected(b, err, sizeof(err))) {
-		errno = -b->last_ret;
-		return NULL;
-	}
-	return instance_api_ops.get_config_json(&b->inst);
-}
-
-#define FORWARD(op, ...)                                                               \
-	do {                                                                           \
-		struct fuzz_backend *b = ctx;                                          \
-		int ret = injected(b, err, err_size);                                  \
-                                                                                       \
-		return done(b, ret ? ret : instance_api_ops.op(&b->inst, __VA_ARGS__)); \
-	} while (0)
-
-static int fb_put_boot_source(void *ctx, const struct vm_config *boot, char *err, size_t err_size)
-{
-	FORWARD(put_boot_source, boot, err, err_size);
-}
-
-static int fb_put_machine_config(void *ctx, const struct api_machine_config *mc, char *err, size_t err_size)
-{
-	FORWARD(put_machine_config, mc, err, err_size);
-}
-
-static int fb_put_drive(void *ctx, const struct vm_drive_config *d, char *err, size_t err_size)
-{
-	FORWARD(put_drive, d, err, err_size);
-}
-
-static int fb_put_net(void *ctx, const struct vm_net_config *n, char *err, size_t err_size)
-{
-	FORWARD(put_net, n, err, err_size);
-}
-
-static int fb_put_entropy(void *ctx, char *err, size_t err_size)
-{
-	FORWARD(put_entropy, err, err_size);
-}
-
-static int fb_send_ctrl_alt_del(void *ctx, char *err, size_t err_size)
-{
-	FORWARD(send_ctrl_alt_del, err, err_size);
-}
-
-static int fb_pause(void *ctx, char *err, size_t err_size)
-{
-	FORWARD(pause, err, err_size);
-}
-
-static int fb_resume(void *ctx, char *err, size_t err_size)
-{
-	FORWARD(resume, err, err_size);
-}
-
-static int fb_snapshot_create(void *ctx, const struct api_snapshot_create *req, char *err, size_t err_size)
-{
-	FORWARD(snapshot_create, req, err, err_size);
-}
-
-static int fb_clone_vm(void *ctx, const struct api_vm_clone *req, struct api_clone_info *out, char *err,
-		       size_t err_size)
-{
-	FORWARD(clone_vm, req, out, err, err_size);
-}
-
 /*
  * InstanceStart: the instance's own refusals (no kernel) are real; a config that would start is what
  * the instance checks (vm_config_validate), and then the start fails as a VM that cannot be built does.
  */
-static int fb_instance_start(void *ctx, char *err, size_t err_size)
+static int fb_instance_start(struct fuzz_backend *b, const struct ctl_request *req, struct ctl_reply *reply, char *err,
+			     size_t err_size)
 {
-	struct fuzz_backend *b = ctx;
-	int ret = injected(b, err, err_size);
+	int ret;
 
-	if (ret)
-		return ret;
 	if (!b->inst.cfg->kernel_path)
-		return done(b, instance_api_ops.instance_start(&b->inst, err, err_size));
+		return instance_handle(&b->inst, req, reply, err, err_size);
 	ret = vm_config_validate(b->inst.cfg, err, err_size);
 	if (!ret) {
 		snprintf(err, err_size, "Cannot start microvm: no KVM in the fuzzer");
 		ret = -EINVAL;
 	}
-	return done(b, ret);
+	return ret;
 }
 
 /* PUT /snapshot/load: the instance's refusals are real; a load it would try fails as a missing file. */
-static int fb_snapshot_load(void *ctx, const struct api_snapshot_load *req, char *err, size_t err_size)
+static int fb_snapshot_load(struct fuzz_backend *b, const struct ctl_request *req, struct ctl_reply *reply, char *err,
+			    size_t err_size)
 {
-	struct fuzz_backend *b = ctx;
-	int ret = injected(b, err, err_size);
+	const struct ctl_snapshot_load *load = &req->snapshot_load;
 
-	if (ret)
-		return ret;
-	if (b->inst.configured || req->track_dirty_pages || req->clock_realtime)
-		return done(b, instance_api_ops.snapshot_load(&b->inst, req, err, err_size));
-	CHECK(req->snapshot_path && req->snapshot_path[0] && req->mem_backend_path && req->mem_backend_path[0]);
-	snprintf(err, err_size, "%s: no such snapshot in the fuzzer", req->snapshot_path);
-	return done(b, -ENOENT);
+	if (b->inst.configured || load->track_dirty_pages || load->clock_realtime)
+		return instance_handle(&b->inst, req, reply, err, err_size);
+	CHECK(load->snapshot_path && load->snapshot_path[0] && load->mem_backend_path && load->mem_backend_path[0]);
+	snprintf(err, err_size, "%s: no such snapshot in the fuzzer", load->snapshot_path);
+	return -ENOENT;
 }
 
-/* FlushMetrics stays NULL, as in instance_api_ops. */
-static const struct api_backend_ops fuzz_ops = {
-	.get_info = fb_get_info,
-	.get_config_json = fb_get_config_json,
-	.put_boot_source = fb_put_boot_source,
-	.put_machine_config = fb_put_machine_config,
-	.put_drive = fb_put_drive,
-	.put_net = fb_put_net,
-	.put_entropy = fb_put_entropy,
-	.instance_start = fb_instance_start,
-	.send_ctrl_alt_del = fb_send_ctrl_alt_del,
-	.pause = fb_pause,
-	.resume = fb_resume,
-	.snapshot_create = fb_snapshot_create,
-	.snapshot_load = fb_snapshot_load,
-	.clone_vm = fb_clone_vm,
-};
+/* The real instance's handler, behind the injected failure; GET / is never failed (it cannot fail). */
+static int fb_handle(void *ctx, const struct ctl_request *req, struct ctl_reply *reply, char *err, size_t err_size)
+{
+	struct fuzz_backend *b = ctx;
+	int ret;
+
+	if (req->op == CTL_OP_GET_INFO) {
+		b->calls++;
+		return instance_handle(&b->inst, req, reply, err, err_size);
+	}
+	ret = injected(b, err, err_size);
+	if (ret)
+		return ret;
+	if (req->op == CTL_OP_INSTANCE_START)
+		ret = fb_instance_start(b, req, reply, err, err_size);
+	else if (req->op == CTL_OP_SNAPSHOT_LOAD)
+		ret = fb_snapshot_load(b, req, reply, err, err_size);
+	else
+		ret = instance_handle(&b->inst, req, reply, err, err_size);
+	return done(b, ret);
+}
 
 /* The answer's body as JSON: an object for every status but 204. Caller decrefs (NULL for 204). */
 static json_t *check_response(const struct api_response *resp)
@@ -244,7 +165,7 @@ static bool status_400(int ret)
 /* One request, parsed then carried out, as api_handle does, checking each step. */
 static void one_request(struct fuzz_backend *b, const char *method, const char *path, const char *body, size_t len)
 {
-	struct api_request req;
+	struct ctl_request req;
 	struct api_response resp;
 	unsigned int calls = b->calls;
 	json_t *obj;
@@ -258,14 +179,14 @@ static void one_request(struct fuzz_backend *b, const char *method, const char *
 	}
 	CHECK(!resp.body);
 	b->last_ret = 0;
-	api_dispatch(&fuzz_ops, b, &req, &resp);
+	api_dispatch(fb_handle, b, &req, &resp);
 	obj = check_response(&resp);
-	if (b->calls > calls && b->last_ret && req.op != API_OP_GET_VM_CONFIG && req.op != API_OP_GET_MACHINE_CONFIG) {
+	if (b->calls > calls && b->last_ret && req.op != CTL_OP_GET_VM_CONFIG && req.op != CTL_OP_GET_MACHINE_CONFIG) {
 		/* A backend error: 400 for what the request asked wrongly, 500 for the VMM's failure. */
 		CHECK_MSG(resp.status == (status_400(b->last_ret) ? 400u : 500u), "errno %d answered %u", -b->last_ret,
 			  resp.status);
 	}
-	if (resp.status == 200 && req.op == API_OP_VM_CLONE)
+	if (resp.status == 200 && req.op == CTL_OP_VM_CLONE)
 		CHECK(json_is_string(json_object_get(obj, "id")) && json_is_integer(json_object_get(obj, "pid")));
 	json_decref(obj);
 	api_response_free(&resp);
@@ -281,7 +202,7 @@ static void check_gets(struct fuzz_backend *b)
 	char err[512];
 	int ret;
 
-	api_handle(&fuzz_ops, b, "GET", "/vm/config", NULL, 0, &resp);
+	api_handle(fb_handle, b, "GET", "/vm/config", NULL, 0, &resp);
 	CHECK_MSG(resp.status == 200, "GET /vm/config: %u %s", resp.status, resp.body ? resp.body : "");
 	json_decref(check_response(&resp));
 	vm_config_init(&cfg);
@@ -290,11 +211,11 @@ static void check_gets(struct fuzz_backend *b)
 	vm_config_free(&cfg);
 	api_response_free(&resp);
 
-	api_handle(&fuzz_ops, b, "GET", "/machine-config", NULL, 0, &resp);
+	api_handle(fb_handle, b, "GET", "/machine-config", NULL, 0, &resp);
 	CHECK(resp.status == 200);
 	json_decref(check_response(&resp));
 	api_response_free(&resp);
-	api_handle(&fuzz_ops, b, "GET", "/", NULL, 0, &resp);
+	api_handle(fb_handle, b, "GET", "/", NULL, 0, &resp);
 	CHECK(resp.status == 200);
 	json_decref(check_response(&resp));
 	api_response_free(&resp);

@@ -202,6 +202,15 @@ def test_wrong_state_and_bad_requests(start_kiln, hello_elf, tmp_path):
     assert k.stop() == 0
 
 
+def fix_and_start(k, hello_elf):
+    """After a failed InstanceStart: still "Not started", and a good kernel then boots."""
+    assert k.info()["state"] == "Not started"
+    k.ok("PUT", "/boot-source", boot_source(hello_elf, "count"))
+    k.ok("PUT", "/actions", {"action_type": "InstanceStart"})
+    k.wait_output(r"count 1\b")
+    assert k.stop() == 0
+
+
 def test_failed_start_keeps_configuring(start_kiln, hello_elf, tmp_path):
     """A start the VMM cannot carry out (not a kernel) answers 400 and the instance can be fixed and started."""
     not_a_kernel = tmp_path / "vmlinux"
@@ -211,11 +220,7 @@ def test_failed_start_keeps_configuring(start_kiln, hello_elf, tmp_path):
     k.ok("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 32})
     status, msg = k.fault("PUT", "/actions", {"action_type": "InstanceStart"})
     assert status == 400 and msg.startswith("Cannot start microvm: cannot create the VM"), msg
-    assert k.info()["state"] == "Not started"
-    k.ok("PUT", "/boot-source", boot_source(hello_elf, "count"))
-    k.ok("PUT", "/actions", {"action_type": "InstanceStart"})
-    k.wait_output(r"count 1\b")
-    assert k.stop() == 0
+    fix_and_start(k, hello_elf)
 
 
 def test_cli_verbs(start_kiln, hello_elf):
@@ -313,3 +318,76 @@ def test_sigterm_before_start(start_kiln):
     assert "stopped by Terminated before InstanceStart" in k.stderr()
     assert not os.path.exists(k.sock), "the socket outlived kiln"
     assert k.output() == ""
+
+
+def low_elf(path):
+    """A minimal x86-64 ELF executable whose one PT_LOAD sits at 0x1000, below the 1 MiB kiln loads at."""
+    import struct
+    code = b"\xf4"  # hlt
+    phoff, ehsize, phsize = 64, 64, 56
+    offset = ehsize + phsize
+    ehdr = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"\0" * 7,
+                       2, 62, 1, 0x1000, phoff, 0, 0, ehsize, phsize, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, offset, 0x1000, 0x1000, len(code), 0x1000, 0x1000)
+    path.write_bytes(ehdr + phdr + code)
+    return path
+
+
+@pytest.mark.parametrize("case", ["low_segment", "truncated", "missing"])
+def test_start_fault_names_the_cause(start_kiln, hello_elf, tmp_path, case):
+    """InstanceStart with a kernel kiln refuses: the fault_message carries the loader's reason, not an errno,
+    and the instance takes configuration again."""
+    kernel = tmp_path / "vmlinux"
+    if case == "low_segment":
+        low_elf(kernel)
+    else:
+        # The ELF and program headers survive, the segments do not: every PT_LOAD ends past the file.
+        kernel.write_bytes(hello_elf.read_bytes()[:256])
+    k = start_kiln()
+    k.ok("PUT", "/boot-source", {"kernel_image_path": str(kernel)})
+    k.ok("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 32})
+    if case == "missing":
+        kernel.unlink()  # after PUT /boot-source checked it
+    status, msg = k.fault("PUT", "/actions", {"action_type": "InstanceStart"})
+    assert status == 400, msg
+    if case == "low_segment":
+        # The kernel's range and the RAM range it must fit (32 MiB: up to 0x2000000).
+        assert "kernel occupies 0x1000-0x2000" in msg and "1 MiB-0x2000000" in msg, msg
+        assert msg.startswith("Cannot start microvm: cannot create the VM: cannot boot %s: " % kernel), msg
+    elif case == "truncated":
+        assert msg.startswith("Cannot start microvm: cannot create the VM: kernel %s: " % kernel), msg
+        assert "truncated" in msg and "past end of file" in msg, msg
+    else:
+        # InstanceStart checks the config as a config file is checked, before building anything.
+        assert msg == "boot-source.kernel_image_path: %s: No such file or directory" % kernel, msg
+    for errno_text in ("No space left on device", "Invalid argument", "kiln's log says more"):
+        assert errno_text not in msg, msg
+    fix_and_start(k, hello_elf)
+
+
+def test_get_vcpus(start_kiln, hello_elf):
+    """GET /vcpus (kiln's): 400 before InstanceStart, as Firecracker's runtime endpoints; then every vCPU with
+    the id of its thread, a thread of this kiln process named kiln-vcpu<index>."""
+    k = start_kiln()
+    assert k.fault("GET", "/vcpus") == (400, BEFORE_START)
+    k.ok("PUT", "/boot-source", boot_source(hello_elf, "count"))
+    k.ok("PUT", "/machine-config", {"vcpu_count": 2, "mem_size_mib": 32})
+    k.ok("PUT", "/actions", {"action_type": "InstanceStart"})
+    # The vCPU threads start right after InstanceStart's answer: each tid appears once its thread runs.
+    deadline = time.monotonic() + 10
+    while True:
+        status, out = k.curl("GET", "/vcpus")
+        assert status == 200, out
+        vcpus = json.loads(out)
+        if all(v["tid"] is not None for v in vcpus):
+            break
+        assert time.monotonic() < deadline, f"vCPU threads without a tid after 10 s: {out}"
+        time.sleep(0.02)
+    assert [v["index"] for v in vcpus] == [0, 1]
+    tids = [v["tid"] for v in vcpus]
+    assert len(set(tids)) == 2 and k.proc.pid not in tids
+    for v in vcpus:
+        task = pathlib.Path(f"/proc/{k.proc.pid}/task/{v['tid']}")
+        assert task.exists(), f"{task}: not a thread of kiln"
+        assert (task / "comm").read_text().strip() == f"kiln-vcpu{v['index']}"
+    assert k.stop() == 0

@@ -29,7 +29,7 @@ struct rec {
 	const char *last;          /* the op last called */
 	int ret;                   /* what every op returns */
 	const char *msg;           /* and the message it writes (NULL: none) */
-	struct api_instance_info info;
+	struct ctl_info info;
 	struct vm_config cfg;      /* for get_config_json */
 };
 
@@ -44,7 +44,7 @@ static int record(void *ctx, const char *op, char *err, size_t err_size)
 	return r->ret;
 }
 
-static void rec_get_info(void *ctx, struct api_instance_info *out)
+static void rec_get_info(void *ctx, struct ctl_info *out)
 {
 	struct rec *r = ctx;
 
@@ -72,7 +72,7 @@ static int rec_put_boot_source(void *ctx, const struct vm_config *boot, char *er
 	return record(ctx, "put_boot_source", err, err_size);
 }
 
-static int rec_put_machine_config(void *ctx, const struct api_machine_config *mc, char *err, size_t err_size)
+static int rec_put_machine_config(void *ctx, const struct ctl_machine_config *mc, char *err, size_t err_size)
 {
 	return record(ctx, mc->patch ? "patch_machine_config" : "put_machine_config", err, err_size);
 }
@@ -114,43 +114,69 @@ static int rec_resume(void *ctx, char *err, size_t err_size)
 	return record(ctx, "resume", err, err_size);
 }
 
-static int rec_snapshot_create(void *ctx, const struct api_snapshot_create *req, char *err, size_t err_size)
+static int rec_snapshot_create(void *ctx, const struct ctl_snapshot_create *req, char *err, size_t err_size)
 {
 	assert_non_null(req->snapshot_path);
 	return record(ctx, "snapshot_create", err, err_size);
 }
 
-static int rec_snapshot_load(void *ctx, const struct api_snapshot_load *req, char *err, size_t err_size)
+static int rec_snapshot_load(void *ctx, const struct ctl_snapshot_load *req, char *err, size_t err_size)
 {
 	assert_non_null(req->mem_backend_path);
 	return record(ctx, "snapshot_load", err, err_size);
 }
 
-static int rec_clone_vm(void *ctx, const struct api_vm_clone *req, struct api_clone_info *out, char *err,
-			size_t err_size)
+static int rec_clone_vm(void *ctx, const struct ctl_vm_clone *req, int *pid, char *err, size_t err_size)
 {
 	assert_non_null(req->api_socket);
-	out->pid = 4242;
+	*pid = 4242;
 	return record(ctx, "clone_vm", err, err_size);
 }
 
-/* Every op but flush_metrics, which kiln does not have yet. */
-static const struct api_backend_ops rec_ops = {
-	.get_info = rec_get_info,
-	.get_config_json = rec_get_config_json,
-	.put_boot_source = rec_put_boot_source,
-	.put_machine_config = rec_put_machine_config,
-	.put_drive = rec_put_drive,
-	.put_net = rec_put_net,
-	.put_entropy = rec_put_entropy,
-	.instance_start = rec_instance_start,
-	.send_ctrl_alt_del = rec_send_ctrl_alt_del,
-	.pause = rec_pause,
-	.resume = rec_resume,
-	.snapshot_create = rec_snapshot_create,
-	.snapshot_load = rec_snapshot_load,
-	.clone_vm = rec_clone_vm,
-};
+/* The recorder as a control handler: every op but flush_metrics, which kiln does not have yet. */
+static int rec_handle(void *ctx, const struct ctl_request *req, struct ctl_reply *reply, char *err, size_t err_size)
+{
+	switch (req->op) {
+	case CTL_OP_GET_INFO:
+		rec_get_info(ctx, &reply->info);
+		return 0;
+	case CTL_OP_GET_VM_CONFIG:
+	case CTL_OP_GET_MACHINE_CONFIG:
+		reply->config_json = rec_get_config_json(ctx);
+		return reply->config_json ? 0 : -errno;
+	case CTL_OP_GET_VCPUS:
+		reply->nr_vcpus = 2;
+		reply->vcpus[0] = (struct ctl_vcpu){ .index = 0, .tid = 101 };
+		reply->vcpus[1] = (struct ctl_vcpu){ .index = 1, .tid = 0 };
+		return record(ctx, "get_vcpus", err, err_size);
+	case CTL_OP_PUT_BOOT_SOURCE:
+		return rec_put_boot_source(ctx, &req->boot_source, err, err_size);
+	case CTL_OP_PUT_MACHINE_CONFIG:
+		return rec_put_machine_config(ctx, &req->machine, err, err_size);
+	case CTL_OP_PUT_DRIVE:
+		return rec_put_drive(ctx, &req->drive, err, err_size);
+	case CTL_OP_PUT_NET:
+		return rec_put_net(ctx, &req->net, err, err_size);
+	case CTL_OP_PUT_ENTROPY:
+		return rec_put_entropy(ctx, err, err_size);
+	case CTL_OP_INSTANCE_START:
+		return rec_instance_start(ctx, err, err_size);
+	case CTL_OP_SEND_CTRL_ALT_DEL:
+		return rec_send_ctrl_alt_del(ctx, err, err_size);
+	case CTL_OP_PAUSE:
+		return rec_pause(ctx, err, err_size);
+	case CTL_OP_RESUME:
+		return rec_resume(ctx, err, err_size);
+	case CTL_OP_SNAPSHOT_CREATE:
+		return rec_snapshot_create(ctx, &req->snapshot_create, err, err_size);
+	case CTL_OP_SNAPSHOT_LOAD:
+		return rec_snapshot_load(ctx, &req->snapshot_load, err, err_size);
+	case CTL_OP_VM_CLONE:
+		return rec_clone_vm(ctx, &req->clone, &reply->clone_pid, err, err_size);
+	default:
+		return ctl_not_supported(req->op, err, err_size);
+	}
+}
 
 static int rec_setup(void **state)
 {
@@ -160,7 +186,7 @@ static int rec_setup(void **state)
 		return -1;
 	vm_config_init(&r->cfg);
 	snprintf(r->info.id, sizeof(r->info.id), "vm-1");
-	r->info.state = API_VM_RUNNING;
+	r->info.state = CTL_VM_RUNNING;
 	*state = r;
 	return 0;
 }
@@ -191,7 +217,7 @@ static void expect(struct rec *r, const char *method, const char *path, const ch
 {
 	struct api_response resp;
 
-	api_handle(&rec_ops, r, method, path, body, body ? strlen(body) : 0, &resp);
+	api_handle(rec_handle, r, method, path, body, body ? strlen(body) : 0, &resp);
 	if (resp.status != status || (want_body ? !resp.body || strcmp(resp.body, want_body) : resp.body != NULL))
 		fail_msg("%s %s %s\n  got  %u %s\n  want %u %s", method, path, body ? body : "", resp.status,
 			 resp.body ? resp.body : "(no body)", status, want_body ? want_body : "(no body)");
@@ -230,7 +256,7 @@ static void rejects_prefix(struct rec *r, const char *method, const char *path, 
 	const char *msg;
 	int calls = r->calls;
 
-	api_handle(&rec_ops, r, method, path, body, strlen(body), &resp);
+	api_handle(rec_handle, r, method, path, body, strlen(body), &resp);
 	assert_int_equal(resp.status, status);
 	assert_non_null(resp.body);
 	obj = json_loads(resp.body, 0, NULL);
@@ -245,7 +271,7 @@ static void rejects_prefix(struct rec *r, const char *method, const char *path, 
 }
 
 /* Parse only; the request must be accepted. */
-static void parse_ok(const char *method, const char *path, const char *body, struct api_request *req)
+static void parse_ok(const char *method, const char *path, const char *body, struct ctl_request *req)
 {
 	struct api_response resp;
 
@@ -257,24 +283,40 @@ static void parse_ok(const char *method, const char *path, const char *body, str
 static void test_get_info(void **state)
 {
 	struct rec *r = *state;
-	static const struct api_backend_ops none = { 0 };
 	struct api_response resp;
 
 	expect(r, "GET", "/", NULL, 200,
 	       "{\"id\":\"vm-1\",\"state\":\"Running\",\"vmm_version\":\"" KILN_VERSION "\",\"app_name\":\"kiln\"}");
-	r->info.state = API_VM_PAUSED;
+	r->info.state = CTL_VM_PAUSED;
 	expect(r, "GET", "/", NULL, 200,
 	       "{\"id\":\"vm-1\",\"state\":\"Paused\",\"vmm_version\":\"" KILN_VERSION "\",\"app_name\":\"kiln\"}");
-	r->info.state = API_VM_NOT_STARTED;
+	r->info.state = CTL_VM_NOT_STARTED;
 	expect(r, "GET", "/", NULL, 200,
 	       "{\"id\":\"vm-1\",\"state\":\"Not started\",\"vmm_version\":\"" KILN_VERSION "\",\"app_name\":\"kiln\"}");
 
-	/* Without a get_info op: Firecracker's default id, not started. */
-	api_handle(&none, NULL, "GET", "/", NULL, 0, &resp);
+	/* Without a handler: Firecracker's default id, not started. */
+	api_handle(NULL, NULL, "GET", "/", NULL, 0, &resp);
 	assert_int_equal(resp.status, 200);
 	assert_string_equal(resp.body, "{\"id\":\"anonymous-instance\",\"state\":\"Not started\",\"vmm_version\":\""
 				       KILN_VERSION "\",\"app_name\":\"kiln\"}");
 	api_response_free(&resp);
+}
+
+/* GET /vcpus (kiln): the backend's list as JSON, a thread not started yet with a null tid. */
+static void test_get_vcpus(void **state)
+{
+	struct rec *r = *state;
+
+	expect(r, "GET", "/vcpus", NULL, 200, "[{\"index\":0,\"tid\":101},{\"index\":1,\"tid\":null}]");
+	assert_string_equal(r->last, "get_vcpus");
+	r->ret = -EBUSY;
+	r->msg = "The requested operation is not supported before starting the microVM.";
+	expect(r, "GET", "/vcpus", NULL, 400,
+	       "{\"fault_message\":\"The requested operation is not supported before starting the microVM.\"}");
+	r->ret = 0;
+	r->msg = NULL;
+	rejects(r, "GET", "/vcpus", "{}", 400, "GET request cannot have a body.");
+	rejects(r, "PUT", "/vcpus", "{}", 405, "PUT /vcpus: method not allowed (allowed: GET)");
 }
 
 static void test_get_version(void **state)
@@ -318,13 +360,13 @@ static void test_get_config(void **state)
 static void test_put_boot_source(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 
 	parse_ok("PUT", "/boot-source",
 		 "{\"kernel_image_path\": \"/boot/vmlinux\", \"initrd_path\": \"/boot/initrd\","
 		 " \"boot_args\": \"console=ttyS0 reboot=k panic=1 pci=off\"}",
 		 &req);
-	assert_int_equal(req.op, API_OP_PUT_BOOT_SOURCE);
+	assert_int_equal(req.op, CTL_OP_PUT_BOOT_SOURCE);
 	assert_string_equal(req.boot_source.kernel_path, "/boot/vmlinux");
 	assert_string_equal(req.boot_source.initrd_path, "/boot/initrd");
 	assert_string_equal(req.boot_source.cmdline, "console=ttyS0 reboot=k panic=1 pci=off");
@@ -345,13 +387,13 @@ static void test_put_boot_source(void **state)
 static void test_machine_config(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 
 	/* PUT: every field; the optional ones absent go back to Firecracker's defaults. */
 	parse_ok("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 1024}", &req);
-	assert_int_equal(req.op, API_OP_PUT_MACHINE_CONFIG);
+	assert_int_equal(req.op, CTL_OP_PUT_MACHINE_CONFIG);
 	assert_false(req.machine.patch);
-	assert_int_equal(req.machine.set, API_MC_ALL);
+	assert_int_equal(req.machine.set, VM_MACHINE_ALL);
 	assert_int_equal(req.machine.values.vcpus, 2);
 	assert_int_equal(req.machine.values.mem_mib, 1024);
 	assert_false(req.machine.values.smt);
@@ -372,11 +414,11 @@ static void test_machine_config(void **state)
 	/* PATCH: only the fields given. */
 	parse_ok("PATCH", "/machine-config", "{\"mem_size_mib\": 2048}", &req);
 	assert_true(req.machine.patch);
-	assert_int_equal(req.machine.set, API_MC_MEM_SIZE_MIB);
+	assert_int_equal(req.machine.set, VM_MACHINE_MEM_SIZE_MIB);
 	assert_int_equal(req.machine.values.mem_mib, 2048);
 	api_request_free(&req);
 	parse_ok("PATCH", "/machine-config", "{\"track_dirty_pages\": true, \"smt\": false}", &req);
-	assert_int_equal(req.machine.set, API_MC_TRACK_DIRTY_PAGES | API_MC_SMT);
+	assert_int_equal(req.machine.set, VM_MACHINE_TRACK_DIRTY_PAGES | VM_MACHINE_SMT);
 	api_request_free(&req);
 	/* Only a no-op field: accepted, changes nothing (Firecracker's MachineConfigUpdate is not empty). */
 	parse_ok("PATCH", "/machine-config", "{\"huge_pages\": \"None\"}", &req);
@@ -390,13 +432,14 @@ static void test_machine_config(void **state)
 static void test_machine_config_apply(void **state __attribute__((unused)))
 {
 	struct vm_config cfg;
-	struct api_request req;
+	struct ctl_request req;
 	char err[API_ERR_SIZE];
 
 	vm_config_init(&cfg);
 	cfg.kernel_path = strdup("k");
 	parse_ok("PUT", "/machine-config", "{\"vcpu_count\": 3, \"mem_size_mib\": 256, \"track_dirty_pages\": true}", &req);
-	assert_int_equal(api_machine_config_apply(&cfg, &req.machine, err, sizeof(err)), 0);
+	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)),
+			 0);
 	api_request_free(&req);
 	assert_int_equal(cfg.vcpus, 3);
 	assert_int_equal(cfg.mem_mib, 256);
@@ -405,7 +448,7 @@ static void test_machine_config_apply(void **state __attribute__((unused)))
 
 	/* A PATCH that breaks the SMT rule together with the current config fails and changes nothing. */
 	parse_ok("PATCH", "/machine-config", "{\"smt\": true}", &req);
-	assert_int_equal(api_machine_config_apply(&cfg, &req.machine, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "machine-config.vcpu_count: expected 1 or an even number when smt is true, got 3");
 	api_request_free(&req);
 	assert_false(cfg.smt);
@@ -413,14 +456,16 @@ static void test_machine_config_apply(void **state __attribute__((unused)))
 
 	/* A PUT resets what it does not give. */
 	parse_ok("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": true}", &req);
-	assert_int_equal(api_machine_config_apply(&cfg, &req.machine, err, sizeof(err)), 0);
+	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)),
+			 0);
 	api_request_free(&req);
 	assert_true(cfg.smt);
 	assert_false(cfg.track_dirty_pages);
 
 	/* PATCH: the rest stays. */
 	parse_ok("PATCH", "/machine-config", "{\"mem_size_mib\": 4096}", &req);
-	assert_int_equal(api_machine_config_apply(&cfg, &req.machine, err, sizeof(err)), 0);
+	assert_int_equal(vm_config_apply_machine(&cfg, &req.machine.values, req.machine.set, err, sizeof(err)),
+			 0);
 	api_request_free(&req);
 	assert_int_equal(cfg.vcpus, 2);
 	assert_true(cfg.smt);
@@ -439,7 +484,7 @@ static void test_boot_source_apply(void **state __attribute__((unused)))
 	vm_config_init(&boot);
 	boot.kernel_path = strdup("new");
 	boot.cmdline = strdup("console=ttyS0");
-	assert_int_equal(api_boot_source_apply(&cfg, &boot), 0);
+	assert_int_equal(vm_config_apply_boot_source(&cfg, &boot), 0);
 	assert_string_equal(cfg.kernel_path, "new");
 	assert_null(cfg.initrd_path);
 	assert_string_equal(cfg.cmdline, "console=ttyS0");
@@ -451,14 +496,14 @@ static void test_boot_source_apply(void **state __attribute__((unused)))
 static void test_put_drive(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 
 	parse_ok("PUT", "/drives/rootfs",
 		 "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/img/rootfs.ext4\", \"is_root_device\": true,"
 		 " \"is_read_only\": false, \"partuuid\": \"0eaa91a0-01\", \"cache_type\": \"Writeback\","
 		 " \"io_engine\": \"Sync\", \"rate_limiter\": null, \"socket\": null}",
 		 &req);
-	assert_int_equal(req.op, API_OP_PUT_DRIVE);
+	assert_int_equal(req.op, CTL_OP_PUT_DRIVE);
 	assert_string_equal(req.drive.drive_id, "rootfs");
 	assert_string_equal(req.drive.path_on_host, "/img/rootfs.ext4");
 	assert_true(req.drive.is_root_device);
@@ -486,14 +531,14 @@ static void test_put_drive(void **state)
 static void test_put_net(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 	static const uint8_t mac[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x02 };
 
 	parse_ok("PUT", "/network-interfaces/net1",
 		 "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\", \"host_dev_name\": \"tap0\","
 		 " \"mtu\": 9000, \"rx_rate_limiter\": null, \"tx_rate_limiter\": {}}",
 		 &req);
-	assert_int_equal(req.op, API_OP_PUT_NET);
+	assert_int_equal(req.op, CTL_OP_PUT_NET);
 	assert_string_equal(req.net.iface_id, "net1");
 	assert_string_equal(req.net.host_dev_name, "tap0");
 	assert_true(req.net.guest_mac.set);
@@ -513,10 +558,10 @@ static void test_put_net(void **state)
 static void test_put_entropy(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 
 	parse_ok("PUT", "/entropy", "{}", &req);
-	assert_int_equal(req.op, API_OP_PUT_ENTROPY);
+	assert_int_equal(req.op, CTL_OP_PUT_ENTROPY);
 	api_request_free(&req);
 	accepted(r, "PUT", "/entropy", "{}", "put_entropy");
 	/* A rate limiter that limits nothing configures nothing: accepted, as in the file. */
@@ -554,19 +599,19 @@ static void test_vm_state(void **state)
 static void test_snapshot_create(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 
 	parse_ok("PUT", "/snapshot/create", "{\"snapshot_path\": \"./snapshot_file\", \"mem_file_path\": \"./mem_file\"}",
 		 &req);
-	assert_int_equal(req.op, API_OP_SNAPSHOT_CREATE);
-	assert_int_equal(req.snapshot_create.snapshot_type, API_SNAPSHOT_FULL);
+	assert_int_equal(req.op, CTL_OP_SNAPSHOT_CREATE);
+	assert_int_equal(req.snapshot_create.snapshot_type, CTL_SNAPSHOT_FULL);
 	assert_string_equal(req.snapshot_create.snapshot_path, "./snapshot_file");
 	assert_string_equal(req.snapshot_create.mem_file_path, "./mem_file");
 	api_request_free(&req);
 
 	parse_ok("PUT", "/snapshot/create",
 		 "{\"snapshot_type\": \"Diff\", \"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}", &req);
-	assert_int_equal(req.snapshot_create.snapshot_type, API_SNAPSHOT_DIFF);
+	assert_int_equal(req.snapshot_create.snapshot_type, CTL_SNAPSHOT_DIFF);
 	api_request_free(&req);
 
 	accepted(r, "PUT", "/snapshot/create", "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}",
@@ -576,7 +621,7 @@ static void test_snapshot_create(void **state)
 static void test_snapshot_load(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 	struct api_response resp;
 	static const char old_style[] = "{\"snapshot_path\": \"./snapshot_file\", \"mem_file_path\": \"./mem_file\","
 					" \"enable_diff_snapshots\": true, \"resume_vm\": true}";
@@ -586,9 +631,9 @@ static void test_snapshot_load(void **state)
 		 " \"track_dirty_pages\": false, \"resume_vm\": false, \"network_overrides\": [], \"vsock_override\": null,"
 		 " \"clock_realtime\": true}",
 		 &req);
-	assert_int_equal(req.op, API_OP_SNAPSHOT_LOAD);
+	assert_int_equal(req.op, CTL_OP_SNAPSHOT_LOAD);
 	assert_string_equal(req.snapshot_load.snapshot_path, "s");
-	assert_int_equal(req.snapshot_load.mem_backend_type, API_MEM_BACKEND_FILE);
+	assert_int_equal(req.snapshot_load.mem_backend_type, CTL_MEM_BACKEND_FILE);
 	assert_string_equal(req.snapshot_load.mem_backend_path, "m");
 	assert_false(req.snapshot_load.track_dirty_pages);
 	assert_false(req.snapshot_load.resume_vm);
@@ -613,7 +658,7 @@ static void test_snapshot_load(void **state)
 	api_request_free(&req);
 
 	/* The deprecation goes out with the answer (a "Deprecation: true" header). */
-	api_handle(&rec_ops, r, "PUT", "/snapshot/load", old_style, strlen(old_style), &resp);
+	api_handle(rec_handle, r, "PUT", "/snapshot/load", old_style, strlen(old_style), &resp);
 	assert_int_equal(resp.status, 204);
 	assert_string_equal(resp.deprecation, "PUT /snapshot/load: mem_file_path field is deprecated.");
 	assert_string_equal(r->last, "snapshot_load");
@@ -623,10 +668,10 @@ static void test_snapshot_load(void **state)
 static void test_vm_clone(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 
 	parse_ok("PUT", "/vm/clone", "{\"clone_id\": \"vm-2\", \"api_socket\": \"/run/kiln/vm-2.sock\"}", &req);
-	assert_int_equal(req.op, API_OP_VM_CLONE);
+	assert_int_equal(req.op, CTL_OP_VM_CLONE);
 	assert_string_equal(req.clone.clone_id, "vm-2");
 	assert_string_equal(req.clone.api_socket, "/run/kiln/vm-2.sock");
 	assert_false(req.clone.resume_vm);
@@ -652,7 +697,7 @@ static void test_vm_clone(void **state)
 static void test_disk_options(void **state)
 {
 	struct rec *r = *state;
-	struct api_request req;
+	struct ctl_request req;
 	static const struct {
 		const char *path, *body, *want;
 	} cases[] = {
@@ -714,7 +759,7 @@ static void test_malformed_bodies(void **state)
 		static const char nul[] = "{\"action_type\": \"Instance\0Start\"}";
 		struct api_response resp;
 
-		api_handle(&rec_ops, r, "PUT", "/actions", nul, sizeof(nul) - 1, &resp);
+		api_handle(rec_handle, r, "PUT", "/actions", nul, sizeof(nul) - 1, &resp);
 		assert_int_equal(resp.status, 400);
 		assert_non_null(strstr(resp.body, "malformed JSON body"));
 		api_response_free(&resp);
@@ -933,7 +978,7 @@ static void test_unknown_paths_and_methods(void **state)
 	rejects(r, "GET", "/boot-source", NULL, 405, "GET /boot-source: method not allowed (allowed: PUT)");
 	rejects(r, "PUT", "/vm", "{\"state\": \"Paused\"}", 405, "PUT /vm: method not allowed (allowed: PATCH)");
 	rejects(r, "get", "/", NULL, 405, "get /: method not allowed (allowed: GET)");
-	api_handle(&rec_ops, r, "DELETE", "/machine-config", NULL, 0, &resp);
+	api_handle(rec_handle, r, "DELETE", "/machine-config", NULL, 0, &resp);
 	assert_int_equal(resp.status, 405);
 	assert_string_equal(resp.allow, "GET, PUT, PATCH");
 	api_response_free(&resp);
@@ -975,18 +1020,18 @@ static void test_oversized_body(void **state)
 	memset(big, ' ', API_MAX_BODY + 1);
 	memcpy(big, head, strlen(head));
 	big[API_MAX_BODY + 1] = '\0';
-	api_handle(&rec_ops, r, "PUT", "/actions", big, API_MAX_BODY, &resp);
+	api_handle(rec_handle, r, "PUT", "/actions", big, API_MAX_BODY, &resp);
 	assert_int_equal(resp.status, 204);
 	api_response_free(&resp);
 	assert_int_equal(r->calls, calls + 1);
 
 	/* One byte more: 400 before the body is looked at (the server may not even have kept it). */
-	api_handle(&rec_ops, r, "PUT", "/actions", big, API_MAX_BODY + 1, &resp);
+	api_handle(rec_handle, r, "PUT", "/actions", big, API_MAX_BODY + 1, &resp);
 	assert_int_equal(resp.status, 400);
 	assert_string_equal(resp.body,
 			    "{\"fault_message\":\"PUT /actions: a body of 51201 bytes is larger than the limit of 51200 bytes\"}");
 	api_response_free(&resp);
-	api_handle(&rec_ops, r, "PUT", "/nowhere", NULL, (size_t)1 << 40, &resp);
+	api_handle(rec_handle, r, "PUT", "/nowhere", NULL, (size_t)1 << 40, &resp);
 	assert_int_equal(resp.status, 400);
 	api_response_free(&resp);
 	assert_int_equal(r->calls, calls + 1);
@@ -1034,10 +1079,9 @@ static void test_backend_errors(void **state)
 	r->msg = NULL;
 }
 
-/* Every op left NULL: each request is answered "not supported yet" (400), nothing crashes. */
+/* No handler: each request is answered "not supported yet" (400), nothing crashes. */
 static void test_null_ops(void **state __attribute__((unused)))
 {
-	static const struct api_backend_ops none = { 0 };
 	static const struct {
 		const char *method, *path, *body, *want;
 	} cases[] = {
@@ -1059,7 +1103,7 @@ static void test_null_ops(void **state __attribute__((unused)))
 		struct api_response resp;
 		char *json = fault_json(cases[i].want);
 
-		api_handle(&none, NULL, cases[i].method, cases[i].path, cases[i].body,
+		api_handle(NULL, NULL, cases[i].method, cases[i].path, cases[i].body,
 			   cases[i].body ? strlen(cases[i].body) : 0, &resp);
 		assert_int_equal(resp.status, 400);
 		assert_string_equal(resp.body, json);
@@ -1092,6 +1136,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_info, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_get_version, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_get_config, rec_setup, rec_teardown),
+		cmocka_unit_test_setup_teardown(test_get_vcpus, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_put_boot_source, rec_setup, rec_teardown),
 		cmocka_unit_test_setup_teardown(test_machine_config, rec_setup, rec_teardown),
 		cmocka_unit_test(test_machine_config_apply),

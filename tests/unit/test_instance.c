@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests for src/vmm/instance.c through the API's routes (api_handle): configuration before
- * InstanceStart and every rule it enforces, calls in the wrong state with Firecracker's messages, and
- * the InstanceStart hand-over to the main thread (played here by the test: no KVM, no VM is built; a
+ * Unit tests for src/vmm/instance.c through the API's routes (api_handle) and its lifecycle functions:
+ * configuration before InstanceStart and every rule it enforces, calls in the wrong state with Firecracker's
+ * messages, GET /vcpus, instance_stop, instance_restore's refusal, and the InstanceStart hand-over to the
+ * main thread (played here by the test: no KVM, no VM is built; a
  * zeroed struct vm stands for the running one).
  */
 #include <errno.h>
@@ -23,6 +24,8 @@
 #include "api/routes.h"
 #include "vmm/config.h"
 #include "vmm/instance.h"
+#include "vmm/snapshot.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 /* Paths that exist in any test environment: the test binary itself stands for a kernel. */
@@ -67,7 +70,7 @@ static unsigned int call(struct fixture *f, const char *method, const char *path
 	unsigned int status;
 	json_t *obj;
 
-	api_handle(&instance_api_ops, &f->inst, method, path, body, body ? strlen(body) : 0, &resp);
+	api_handle(instance_handle, &f->inst, method, path, body, body ? strlen(body) : 0, &resp);
 	status = resp.status;
 	msg[0] = '\0';
 	if (resp.body) {
@@ -456,6 +459,103 @@ static void test_running_from_the_start(void **state)
 	refused(f, "PUT", "/boot-source", "{\"kernel_image_path\": \"/proc/self/exe\"}", INSTANCE_ERR_AFTER_START);
 }
 
+/* GET /vcpus: refused before InstanceStart (Firecracker's runtime rule), then each vCPU's index and tid. */
+static void test_vcpus(void **state)
+{
+	struct fixture *f = *state;
+	struct vcpu v0, v1, *vcpus[2] = { &v0, &v1 };
+	char msg[1024];
+
+	refused(f, "GET", "/vcpus", NULL, INSTANCE_ERR_BEFORE_START);
+	memset(&v0, 0, sizeof(v0));
+	memset(&v1, 0, sizeof(v1));
+	atomic_store(&v1.tid, 4321); /* vCPU 0's thread has not started yet */
+	f->vm.nr_vcpus = 2;
+	f->vm.vcpus = vcpus;
+	instance_set_running(&f->inst, &f->vm);
+	assert_int_equal(call(f, "GET", "/vcpus", NULL, msg, sizeof(msg)), 200);
+	assert_string_equal(msg, "[{\"index\":0,\"tid\":null},{\"index\":1,\"tid\":4321}]");
+	f->vm.vcpus = NULL;
+}
+
+/* instance_stop before the start: every later request is refused, GET / still answers. */
+static void test_stop(void **state)
+{
+	struct fixture *f = *state;
+
+	put_kernel(f, "x");
+	instance_stop(&f->inst, "test");
+	refused(f, "PUT", "/boot-source", "{\"kernel_image_path\": \"/proc/self/exe\"}", "kiln is stopping");
+	refused(f, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", "kiln is stopping");
+	assert_string_equal(state_of(f), "Not started");
+}
+
+/* instance_restore of a file that is not there: the reason names it, and nothing changed. */
+static void test_restore_missing_file(void **state)
+{
+	struct fixture *f = *state;
+	struct vm_restore_options opts = { .mem_path = "/nonexistent.mem" };
+	char err[512] = "";
+
+	put_kernel(f, "x");
+	assert_int_equal(instance_restore(&f->inst, &f->vm, "/nonexistent.snap", &opts, NULL, 0, err, sizeof(err)),
+			 -ENOENT);
+	if (!strstr(err, "/nonexistent.snap"))
+		fail_msg("the message does not name the file: \"%s\"", err);
+	assert_string_equal(f->cfg.kernel_path, kernel_path);
+	assert_string_equal(state_of(f), "Not started");
+}
+
+struct kicker {
+	struct pending_call *c;
+	pthread_t main;
+	pthread_t thread;
+};
+
+/* Once InstanceStart has its answer, stop the main thread's instance_boot_from_api. */
+static void *kick_after_answer(void *arg)
+{
+	struct kicker *k = arg;
+
+	pthread_join(k->c->thread, NULL);
+	pthread_kill(k->main, SIGTERM);
+	return NULL;
+}
+
+/*
+ * instance_boot_from_api builds the VM itself: a kernel it cannot load (this test binary, an ELF that is no
+ * executable; or, without KVM, /dev/kvm) answers InstanceStart with the builder's reason, not an errno, and the
+ * instance takes configuration again.
+ */
+static void test_boot_from_api_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct pending_call c;
+	struct kicker k;
+	sigset_t term, old;
+	int signo = 0;
+
+	assert_non_null(vm);
+	put_kernel(f, "x");
+	ok(f, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 32}");
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, &old);
+	instance_start_async(f, &c);
+	k = (struct kicker){ .c = &c, .main = pthread_self() };
+	assert_int_equal(pthread_create(&k.thread, NULL, kick_after_answer, &k), 0);
+	assert_int_equal(instance_boot_from_api(&f->inst, vm, 0, &signo), -EINTR);
+	pthread_join(k.thread, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	assert_int_equal(signo, SIGTERM);
+	assert_int_equal(c.status, 400);
+	if (strncmp(c.msg, "Cannot start microvm: cannot create the VM: ", 44) ||
+	    (!strstr(c.msg, "not an executable") && !strstr(c.msg, "/dev/kvm")) || strstr(c.msg, "log says more"))
+		fail_msg("InstanceStart's message lacks the reason: \"%s\"", c.msg);
+	free(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +568,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_signal_while_waiting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signal_during_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_running_from_the_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vcpus, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_boot_from_api_failure, setup, teardown),
 	};
 	ssize_t n = readlink("/proc/self/exe", kernel_path, sizeof(kernel_path) - 1);
 

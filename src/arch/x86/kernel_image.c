@@ -141,7 +141,7 @@ static int check_ehdr(const Elf64_Ehdr *eh, size_t len, char *err, size_t err_si
 		return -EINVAL;
 	}
 	if (!range_ok(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), len)) {
-		errmsg_set(err, err_size, "ELF: program header table past end of file");
+		errmsg_set(err, err_size, "ELF: program header table past end of file (truncated)");
 		return -EINVAL;
 	}
 	return 0;
@@ -156,7 +156,9 @@ static int add_load(const Elf64_Phdr *ph, unsigned int idx, size_t len, struct k
 		return -EINVAL;
 	}
 	if (!range_ok(ph->p_offset, ph->p_filesz, len)) {
-		errmsg_set(err, err_size, "ELF program header %u: file range past end of file", idx);
+		errmsg_set(err, err_size,
+			   "ELF program header %u: file range past end of file (bytes 0x%llx-0x%llx of %zu: truncated)", idx, (unsigned long long)ph->p_offset,
+			   (unsigned long long)(ph->p_offset + ph->p_filesz), len);
 		return -EINVAL;
 	}
 	if (ph->p_paddr + ph->p_memsz < ph->p_paddr || ph->p_vaddr + ph->p_memsz < ph->p_vaddr) {
@@ -227,7 +229,7 @@ static int parse_elf(struct kernel_image *img, char *err, size_t err_size)
 
 	if (len < sizeof(eh)) {
 		errmsg_set(err, err_size, "%s", len >= SELFMAG && memcmp(data, ELFMAG, SELFMAG) == 0 ?
-			"ELF: file too short for the ELF header" : "not an ELF file or bzImage");
+			"ELF: file too short for the ELF header (truncated)" : "not an ELF file or bzImage");
 		return -EINVAL;
 	}
 	memcpy(&eh, data, sizeof(eh));
@@ -288,7 +290,7 @@ static int parse_bzimage(const uint8_t *data, size_t len, struct kernel_image *i
 	int ret;
 
 	if (len < SETUP_HEADER_OFFSET + sizeof(*hdr)) {
-		errmsg_set(err, err_size, "bzImage: file too short for the setup header");
+		errmsg_set(err, err_size, "bzImage: file too short for the setup header (truncated)");
 		return -EINVAL;
 	}
 	memcpy(hdr, data + SETUP_HEADER_OFFSET, sizeof(*hdr));
@@ -302,16 +304,18 @@ static int parse_bzimage(const uint8_t *data, size_t len, struct kernel_image *i
 	/* setup_sects == 0 means 4 (boot.rst "setup_sects"); the boot sector itself comes first. */
 	pm_start = ((uint64_t)(hdr->setup_sects ? hdr->setup_sects : 4) + 1) * 512;
 	if (pm_start >= len) {
-		errmsg_set(err, err_size, "bzImage: setup_sects %u: setup code past end of file", hdr->setup_sects);
+		errmsg_set(err, err_size, "bzImage: setup_sects %u: setup code past end of file (truncated)",
+			   hdr->setup_sects);
 		return -EINVAL;
 	}
 	payload = pm_start + hdr->payload_offset;
 	if (payload >= len) {
-		errmsg_set(err, err_size, "bzImage: payload_offset past end of file");
+		errmsg_set(err, err_size, "bzImage: payload_offset past end of file (truncated)");
 		return -EINVAL;
 	}
 	if (hdr->payload_length == 0 || hdr->payload_length > len - payload) {
-		errmsg_set(err, err_size, "bzImage: payload_length %u past end of file", hdr->payload_length);
+		errmsg_set(err, err_size, "bzImage: payload_length %u past end of file (truncated)",
+			   hdr->payload_length);
 		return -EINVAL;
 	}
 	fmt = payload_detect(data + payload, hdr->payload_length);
