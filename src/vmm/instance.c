@@ -3,10 +3,11 @@
  * One microVM's lifecycle behind the control API: configuration before InstanceStart, the hand-over
  * to the main thread that boots it, then every call forwarded to the running VM's ops (vm_api.c).
  *
- * Threads: the API server calls the ops below from its one thread, one at a time; the main thread
- * waits in instance_wait_start() and answers through instance_start_done(). InstanceStart blocks the
- * API thread until that answer (as Firecracker's API answers once the vCPUs are started), so nothing
- * else reaches the instance while the main thread reads inst->cfg to build the VM.
+ * Threads: the API server calls the ops below from a thread per connection (api/server.c); the lock
+ * serialises them on the instance. The main thread waits in instance_wait_start() and answers through
+ * instance_start_done(). InstanceStart waits for that answer (as Firecracker's API answers once the
+ * vCPUs are started) in INSTANCE_STARTING, where every other call is refused, so nothing changes
+ * inst->cfg while the main thread builds the VM from it. The runtime ops run without the lock (FORWARD).
  *
  * Rules and messages follow Firecracker (vmm/src/rpc_interface.rs, vmm_config/drive.rs, net.rs) where
  * it has them.
@@ -20,10 +21,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "vmm/loop.h"
 #include "vmm/vm.h"
 #include "vmm/vm_api.h"
 
@@ -68,67 +69,60 @@ static void stop_locked(struct instance *inst)
 	pthread_cond_broadcast(&inst->cond);
 }
 
-int instance_wait_start(struct instance *inst, int *signo)
+/* instance_wait_start's loop: what ended it. */
+struct start_wait {
+	struct loop loop;
+	struct instance *inst;
+	int signo;
+	bool started;
+};
+
+static void on_start(void *opaque, int fd, uint32_t events)
 {
-	enum { EV_START = 1, EV_SIGNAL };
-	struct epoll_event ev, events[2];
-	struct signalfd_siginfo si;
-	sigset_t sigs;
-	int epfd = -1, sfd = -1, ret = 0;
+	struct start_wait *w = opaque;
 	uint64_t n;
 
-	*signo = 0;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (sfd < 0 || epfd < 0) {
-		ret = -errno;
-		goto out;
+	(void)events;
+	if (read(fd, &n, sizeof(n)) == sizeof(n)) {
+		w->started = true;
+		loop_quit(&w->loop);
 	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_START };
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, inst->start_fd, &ev) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SIGNAL };
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	for (;;) {
-		int nr = epoll_wait(epfd, events, 2, -1);
+}
 
-		if (nr < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			goto out;
-		}
-		/* A signal wins over a start that arrived at the same time: the user asked kiln to stop. */
-		if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			*signo = (int)si.ssi_signo;
-			ret = -EINTR;
-			goto out;
-		}
-		if (read(inst->start_fd, &n, sizeof(n)) == sizeof(n)) {
-			ret = 0;
-			goto out;
-		}
+static void on_start_signal(void *opaque, int signo)
+{
+	struct start_wait *w = opaque;
+
+	w->signo = signo;
+	loop_quit(&w->loop);
+}
+
+int instance_wait_start(struct instance *inst, int *signo)
+{
+	struct start_wait w = { .inst = inst };
+	int ret;
+
+	*signo = 0;
+	ret = loop_init(&w.loop);
+	if (ret)
+		return ret;
+	loop_on_error(&w.loop, "the wait for InstanceStart", NULL, NULL);
+	ret = loop_add_stop_signals(&w.loop, on_start_signal, &w);
+	ret = ret ?: loop_add(&w.loop, inst->start_fd, EPOLLIN, on_start, &w);
+	ret = ret ?: loop_run(&w.loop);
+	/* A signal wins over a start that arrived at the same time: the user asked kiln to stop. */
+	if (!ret && !w.signo && loop_run_once(&w.loop, 0) < 0)
+		ret = -EIO;
+	if (!ret && w.signo) {
+		*signo = w.signo;
+		ret = -EINTR;
 	}
-out:
 	if (ret) {
 		pthread_mutex_lock(&inst->lock);
 		stop_locked(inst);
 		pthread_mutex_unlock(&inst->lock);
 	}
-	if (epfd >= 0)
-		close(epfd);
-	if (sfd >= 0)
-		close(sfd);
+	loop_destroy(&w.loop);
 	return ret;
 }
 
@@ -164,7 +158,9 @@ static int need_state(struct instance *inst, bool pre_boot, char *err, size_t er
 			return 0;
 		errmsg_set(err, err_size, INSTANCE_ERR_AFTER_START);
 		return -EBUSY;
-	case INSTANCE_STARTING: /* not reachable from the API thread, which is the one waiting */
+	case INSTANCE_STARTING: /* another connection's InstanceStart or load is under way */
+		errmsg_set(err, err_size, "the microVM is being started");
+		return -EBUSY;
 	case INSTANCE_STOPPED:
 		break;
 	}
@@ -438,20 +434,25 @@ out:
 }
 
 /*
- * The runtime ops: forwarded to the running VM's ops while the lock is held, so the VM cannot go away
- * under the call (the main thread destroys it only after the API server has stopped).
+ * The runtime ops: the state checked under the lock, then forwarded to the running VM's ops without
+ * it, because they may wait for vCPUs (a pause waits for each to leave its exit) and GET / must still
+ * answer meanwhile. The VM cannot go away under the call: the main thread destroys it only after the
+ * API server, and every call in it, has stopped; the VM serialises its own pause, resume and
+ * snapshot (vm_control_begin).
  */
 #define FORWARD(op, what, ...)                                                                         \
 	do {                                                                                           \
 		struct instance *inst = ctx;                                                           \
+		struct vm *vm;                                                                         \
 		int ret;                                                                               \
                                                                                                        \
 		pthread_mutex_lock(&inst->lock);                                                       \
 		ret = need_state(inst, false, err, err_size);                                          \
-		if (!ret)                                                                              \
-			ret = vm_api_ops.op ? vm_api_ops.op(inst->vm, __VA_ARGS__)                     \
-					    : not_supported(what, err, err_size);                      \
+		vm = inst->vm;                                                                         \
 		pthread_mutex_unlock(&inst->lock);                                                     \
+		if (!ret)                                                                              \
+			ret = vm_api_ops.op ? vm_api_ops.op(vm, __VA_ARGS__)                           \
+					    : not_supported(what, err, err_size);                      \
 		return ret;                                                                            \
 	} while (0)
 
