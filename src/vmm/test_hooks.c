@@ -70,6 +70,8 @@ void test_hooks_slow_exit(const struct test_hooks *h, bool pending)
 
 	if (!h->slow_exit_ms || !pending)
 		return;
+	/* The tests wait for this line: from here on, whoever posted the request is waiting. */
+	pr_warn("test hook: a vCPU holds a request for %u ms", h->slow_exit_ms);
 	ts = (struct timespec){ .tv_sec = h->slow_exit_ms / 1000, .tv_nsec = (long)(h->slow_exit_ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		continue; /* a kick: this vCPU is busy, it takes the request afterwards */
