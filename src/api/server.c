@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
  * The control API's HTTP side: a UNIX socket kiln creates itself, handed to libmicrohttpd
- * (MHD_OPTION_LISTEN_SOCKET) running one internal polling thread. This file only moves bytes: a request's
+ * (MHD_OPTION_LISTEN_SOCKET) with a thread per connection. This file only moves bytes: a request's
  * method, path and body go to api_handle() (src/api/routes.c) and its answer comes back as status, JSON
  * and headers.
  *
- * Why one MHD thread rather than a thread per connection: the backend's handler is then called one at a
- * time, as Firecracker's API thread does, and a client cannot make kiln start threads. Polling
- * multiplexes the connections, so a client that stalls mid-request holds only its own connection until
- * the idle timeout closes it; bodies are bounded by API_MAX_BODY and headers by MHD's per-connection
- * memory limit.
+ * Why a thread per connection rather than one MHD thread: some calls wait for the VM (a pause waits
+ * for every vCPU to leave its exit, which a slow device can make long), and GET / and the other calls
+ * must still answer meanwhile. The backend serialises what must not run at once (the instance's lock,
+ * the VM's vm_control_begin); the threads are bounded by the connection limit (16 by default), so a
+ * client cannot make kiln start threads without bound. A client that stalls mid-request holds only its
+ * own connection until the idle timeout closes it; bodies are bounded by API_MAX_BODY and headers by
+ * MHD's per-connection memory limit.
  */
 #include "api/server.h"
 
@@ -307,10 +309,11 @@ int api_server_start(struct api_server **out, const char *socket_path, const str
 		goto fail;
 	}
 
-	/* The MHD thread inherits this mask: signals are for the VMM's own threads. */
+	/* MHD's threads inherit this mask: signals are for the VMM's own threads. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	srv->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO |
+					    MHD_USE_ERROR_LOG, 0, NULL, NULL,
 				    on_request, srv,
 				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				    MHD_OPTION_LISTEN_SOCKET, fd,

@@ -96,7 +96,7 @@ static uint32_t section_instance(const struct vm_device *v)
 	return t ? (uint32_t)virtio_pci_device(t)->slot : v->index;
 }
 
-int vm_devices_freeze(struct vm_devices *d, char *err, size_t err_size)
+int vm_devices_pause(struct vm_devices *d, char *err, size_t err_size)
 {
 	for (unsigned int i = 0; i < d->nr; i++) {
 		struct virtio_pci *t = transport_of(&d->list[i]);
@@ -109,15 +109,15 @@ int vm_devices_freeze(struct vm_devices *d, char *err, size_t err_size)
 		int ret = v->type->quiesce ? v->type->quiesce(v->dev) : 0;
 
 		if (ret) {
-			errmsg_set(err, err_size, "%s: cannot complete its requests in flight (or sync its backend): %s",
-				   v->type->name, strerror(-ret));
+			errmsg_set(err, err_size, "%s: cannot complete its requests in flight: %s", v->type->name,
+				   strerror(-ret));
 			return ret;
 		}
 	}
 	return 0;
 }
 
-void vm_devices_thaw(struct vm_devices *d)
+void vm_devices_resume(struct vm_devices *d)
 {
 	for (unsigned int i = 0; i < d->nr; i++) {
 		const struct vm_device *v = &d->list[i];
@@ -128,6 +128,20 @@ void vm_devices_thaw(struct vm_devices *d)
 		if (v->type->thaw)
 			v->type->thaw(v->dev);
 	}
+}
+
+int vm_devices_sync(struct vm_devices *d, char *err, size_t err_size)
+{
+	for (unsigned int i = 0; i < d->nr; i++) {
+		const struct vm_device *v = &d->list[i];
+		int ret = v->type->sync ? v->type->sync(v->dev) : 0;
+
+		if (ret) {
+			errmsg_set(err, err_size, "%s: cannot sync its backend: %s", v->type->name, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
 }
 
 /* A state struct of `codec`'s size, filled by `save`, written as section (id, instance). */

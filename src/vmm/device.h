@@ -5,7 +5,7 @@
  * devices as a list of instances (`struct vm_devices`), created from its config by walking that
  * table, and everything that treats devices alike goes through the list: creation and teardown,
  * snapshot save and restore of each device's state section (and, for virtio devices, of their
- * transport's sections), quiescing before a snapshot.
+ * transport's sections), pausing and resuming with the VM, syncing before a snapshot.
  *
  * Adding a device type costs its file (the device, its state struct with a codec table, its row),
  * one line in vm_device_types[], its config fields, and a test.
@@ -87,12 +87,14 @@ struct vm_device_type {
 	void (*save)(void *dev, void *st);
 	int (*restore)(void *dev, const void *st, char *err, size_t err_size);
 	/*
-	 * With the transport frozen (no queue processing), finish what is in flight so that guest RAM and
-	 * the device state stay still (a disk's requests complete and the image is synced); 0 or -errno.
-	 * thaw() undoes it after the snapshot.
+	 * A pause (vm_devices_pause), with the transport frozen (no queue processing): finish what is in
+	 * flight and stop, so that guest RAM and the device state stay still until thaw() (a disk's
+	 * requests complete, a NIC reads no frame from its TAP); 0 or -errno.
 	 */
 	int (*quiesce)(void *dev);
 	void (*thaw)(void *dev);
+	/* Before a snapshot of the paused VM: its backend on stable storage (a disk's image synced). */
+	int (*sync)(void *dev);
 };
 
 struct vm_device {
@@ -145,11 +147,17 @@ void vm_devices_destroy(struct vm_devices *d);
 void *vm_devices_find(const struct vm_devices *d, const struct vm_device_type *type, unsigned int index);
 
 /*
- * Before a snapshot of a paused VM: every virtio transport frozen, then each device quiesced.
- * Returns 0 or -errno with a message; vm_devices_thaw is owed either way.
+ * The VM pauses (vm_pause, once its vCPUs are paused): every virtio transport frozen (queue
+ * notifications wait), then each device quiesced (what is in flight completes; nothing more is
+ * written into guest RAM). Returns 0 or -errno with a message; vm_devices_resume is owed either way.
  */
-int vm_devices_freeze(struct vm_devices *d, char *err, size_t err_size) __attribute__((warn_unused_result));
-void vm_devices_thaw(struct vm_devices *d);
+int vm_devices_pause(struct vm_devices *d, char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/* Undo vm_devices_pause: devices thawed, notifications that waited handled. */
+void vm_devices_resume(struct vm_devices *d);
+
+/* Before a snapshot of the paused VM: each device's backend synced. 0 or -errno with a message. */
+int vm_devices_sync(struct vm_devices *d, char *err, size_t err_size) __attribute__((warn_unused_result));
 
 /*
  * Write every device's sections: for a virtio device MSIX and VIRT (instance = slot), then its own;

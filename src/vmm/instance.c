@@ -5,10 +5,11 @@
  * the main thread that builds the VM, the runtime requests (vm_api.c), and the stop. instance_handle is
  * the control interface (vmm/control.h) the API server calls.
  *
- * Threads: the API server calls the ops below from its one thread, one at a time; the main thread
- * waits in instance_wait_start() and answers through instance_start_done(). InstanceStart blocks the
- * API thread until that answer (as Firecracker's API answers once the vCPUs are started), so nothing
- * else reaches the instance while the main thread reads inst->cfg to build the VM.
+ * Threads: the API server calls the ops below from a thread per connection (api/server.c); the lock
+ * serialises them on the instance. The main thread waits in instance_wait_start() and answers through
+ * instance_start_done(). InstanceStart waits for that answer (as Firecracker's API answers once the
+ * vCPUs are started) in INSTANCE_STARTING, where every other call is refused, so nothing changes
+ * inst->cfg while the main thread builds the VM from it. The runtime requests run without the lock (run_op).
  *
  * Rules and messages follow Firecracker (vmm/src/rpc_interface.rs, vmm_config/drive.rs, net.rs) where
  * it has them.
@@ -22,10 +23,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "vmm/loop.h"
 #include "vmm/restore.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -72,67 +73,60 @@ static void stop_locked(struct instance *inst)
 	pthread_cond_broadcast(&inst->cond);
 }
 
-int instance_wait_start(struct instance *inst, int *signo)
+/* instance_wait_start's loop: what ended it. */
+struct start_wait {
+	struct loop loop;
+	struct instance *inst;
+	int signo;
+	bool started;
+};
+
+static void on_start(void *opaque, int fd, uint32_t events)
 {
-	enum { EV_START = 1, EV_SIGNAL };
-	struct epoll_event ev, events[2];
-	struct signalfd_siginfo si;
-	sigset_t sigs;
-	int epfd = -1, sfd = -1, ret = 0;
+	struct start_wait *w = opaque;
 	uint64_t n;
 
-	*signo = 0;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (sfd < 0 || epfd < 0) {
-		ret = -errno;
-		goto out;
+	(void)events;
+	if (read(fd, &n, sizeof(n)) == sizeof(n)) {
+		w->started = true;
+		loop_quit(&w->loop);
 	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_START };
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, inst->start_fd, &ev) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SIGNAL };
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	for (;;) {
-		int nr = epoll_wait(epfd, events, 2, -1);
+}
 
-		if (nr < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			goto out;
-		}
-		/* A signal wins over a start that arrived at the same time: the user asked kiln to stop. */
-		if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			*signo = (int)si.ssi_signo;
-			ret = -EINTR;
-			goto out;
-		}
-		if (read(inst->start_fd, &n, sizeof(n)) == sizeof(n)) {
-			ret = 0;
-			goto out;
-		}
+static void on_start_signal(void *opaque, int signo)
+{
+	struct start_wait *w = opaque;
+
+	w->signo = signo;
+	loop_quit(&w->loop);
+}
+
+int instance_wait_start(struct instance *inst, int *signo)
+{
+	struct start_wait w = { .inst = inst };
+	int ret;
+
+	*signo = 0;
+	ret = loop_init(&w.loop);
+	if (ret)
+		return ret;
+	loop_on_error(&w.loop, "the wait for InstanceStart", NULL, NULL);
+	ret = loop_add_stop_signals(&w.loop, on_start_signal, &w);
+	ret = ret ?: loop_add(&w.loop, inst->start_fd, EPOLLIN, on_start, &w);
+	ret = ret ?: loop_run(&w.loop);
+	/* A signal wins over a start that arrived at the same time: the user asked kiln to stop. */
+	if (!ret && !w.signo && loop_run_once(&w.loop, 0) < 0)
+		ret = -EIO;
+	if (!ret && w.signo) {
+		*signo = w.signo;
+		ret = -EINTR;
 	}
-out:
 	if (ret) {
 		pthread_mutex_lock(&inst->lock);
 		stop_locked(inst);
 		pthread_mutex_unlock(&inst->lock);
 	}
-	if (epfd >= 0)
-		close(epfd);
-	if (sfd >= 0)
-		close(sfd);
+	loop_destroy(&w.loop);
 	return ret;
 }
 
@@ -168,7 +162,9 @@ static int need_state(struct instance *inst, bool pre_boot, char *err, size_t er
 			return 0;
 		errmsg_set(err, err_size, INSTANCE_ERR_AFTER_START);
 		return -EBUSY;
-	case INSTANCE_STARTING: /* not reachable from the API thread, which is the one waiting */
+	case INSTANCE_STARTING: /* another connection's InstanceStart or load is under way */
+		errmsg_set(err, err_size, "the microVM is being started");
+		return -EBUSY;
 	case INSTANCE_STOPPED:
 		break;
 	}
@@ -294,27 +290,29 @@ static int configure(struct instance *inst, const struct ctl_request *req, char 
 
 /* The requests a running VM carries out (vm_api.c); lock held, so the VM cannot go away under the call
  * (the main thread destroys it only after the API server has stopped). */
-static int run_op(struct instance *inst, const struct ctl_request *req, struct ctl_reply *reply, char *err,
+/*
+ * A runtime request, on the running VM, without the instance lock: it may wait for vCPUs (a pause waits
+ * for each to leave its exit) and GET / must still answer meanwhile. The VM cannot go away under the
+ * call: the main thread destroys it only after the API server, and every call in it, has stopped; the
+ * VM serialises its own pause, resume and snapshot (vm_control_begin).
+ */
+static int run_op(struct vm *vm, const struct ctl_request *req, struct ctl_reply *reply, char *err,
 		  size_t err_size)
 {
-	int ret = need_state(inst, false, err, err_size);
-
-	if (ret)
-		return ret;
 	switch (req->op) {
 	case CTL_OP_GET_VCPUS:
-		vm_api_vcpus(inst->vm, reply);
+		vm_api_vcpus(vm, reply);
 		return 0;
 	case CTL_OP_SEND_CTRL_ALT_DEL:
-		return vm_api_send_ctrl_alt_del(inst->vm, err, err_size);
+		return vm_api_send_ctrl_alt_del(vm, err, err_size);
 	case CTL_OP_PAUSE:
-		return vm_api_pause(inst->vm, err, err_size);
+		return vm_api_pause(vm, err, err_size);
 	case CTL_OP_RESUME:
-		return vm_api_resume(inst->vm, err, err_size);
+		return vm_api_resume(vm, err, err_size);
 	case CTL_OP_SNAPSHOT_CREATE:
-		return vm_api_snapshot_create(inst->vm, &req->snapshot_create, err, err_size);
+		return vm_api_snapshot_create(vm, &req->snapshot_create, err, err_size);
 	case CTL_OP_VM_CLONE:
-		return vm_api_clone(inst->vm, &req->clone, &reply->clone_pid, err, err_size);
+		return vm_api_clone(vm, &req->clone, &reply->clone_pid, err, err_size);
 	default:
 		return ctl_not_supported(req->op, err, err_size);
 	}
@@ -439,9 +437,13 @@ int instance_handle(void *ctx, const struct ctl_request *req, struct ctl_reply *
 	case CTL_OP_GET_VERSION:   /* the API layer's own */
 		ret = ctl_not_supported(req->op, err, err_size);
 		break;
-	default:
-		ret = run_op(inst, req, reply, err, err_size);
-		break;
+	default: {
+		struct vm *vm = inst->vm;
+
+		ret = need_state(inst, false, err, err_size);
+		pthread_mutex_unlock(&inst->lock);
+		return ret ?: run_op(vm, req, reply, err, err_size);
+	}
 	}
 	pthread_mutex_unlock(&inst->lock);
 	return ret;

@@ -75,38 +75,58 @@ static int save_disks(const struct vm_config *cfg, struct snap_writer *w, char *
 	return ret;
 }
 
+#define VCPU_WHAT_SIZE 256 /* x86_vcpu_state_get/set's message */
+
+/* What save_vcpu, run on each vCPU's own thread, needs. */
+struct vcpu_save {
+	struct vm *vm;
+	struct snap_writer *w;
+	struct x86_msr_list *msrs;
+	uint32_t xsave_size;
+	struct x86_vcpu_state *st;
+	char what[VCPU_WHAT_SIZE];
+};
+
+/* A VCPU_REQ_CALL: the paused vCPU's registers into its sections, on its own thread (vcpu_control.h). */
+static int save_vcpu(void *owner, void *arg)
+{
+	struct vcpu *vcpu = owner;
+	struct vcpu_save *s = arg;
+	int ret = x86_vcpu_state_get(vcpu->fd, s->msrs, s->xsave_size, s->st, s->what, sizeof(s->what));
+
+	if (ret)
+		return ret;
+	snprintf(s->what, sizeof(s->what), "state file: cannot write its section");
+	ret = PUT_CODEC(s->w, SNAP_ID_VCPU, vcpu->id, &x86_vcpu_state_codec, s->st);
+	if (!ret && s->vm->pvm_syscall_trap)
+		ret = PUT_CODEC(s->w, SNAP_ID_PVM, vcpu->id, &pvm_vcpu_state_codec, &vcpu->pvm);
+	return ret;
+}
+
 static int save_vcpus(struct vm *vm, struct snap_writer *w, char *err, size_t err_size)
 {
-	struct x86_vcpu_state *st = malloc(sizeof(*st));
-	struct x86_msr_list *msrs = malloc(sizeof(*msrs));
+	struct vcpu_save s = { .vm = vm, .w = w, .st = malloc(sizeof(*s.st)), .msrs = malloc(sizeof(*s.msrs)) };
 	int xsave_size, ret = 0;
-	char what[256];
 
-	if (!st || !msrs) {
+	if (!s.st || !s.msrs) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = x86_msr_list_get(vm->kvm.fd, msrs);
+	ret = x86_msr_list_get(vm->kvm.fd, s.msrs);
 	if (ret) {
 		errmsg_set(err, err_size, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
 		goto out;
 	}
 	xsave_size = ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	s.xsave_size = xsave_size > 0 ? (uint32_t)xsave_size : 0;
 	for (unsigned int i = 0; i < vm->nr_vcpus && !ret; i++) {
-		struct vcpu *vcpu = vm->vcpus[i];
-
-		ret = x86_vcpu_state_get(vcpu->fd, msrs, xsave_size > 0 ? (uint32_t)xsave_size : 0, st, what, sizeof(what));
-		if (ret) {
-			errmsg_set(err, err_size, "vCPU %u: %s", i, what);
-			break;
-		}
-		ret = PUT_CODEC(w, SNAP_ID_VCPU, i, &x86_vcpu_state_codec, st);
-		if (!ret && vm->pvm_syscall_trap)
-			ret = PUT_CODEC(w, SNAP_ID_PVM, i, &pvm_vcpu_state_codec, &vcpu->pvm);
+		ret = vcpu_control_call(&vm->vcpus[i]->ctl, save_vcpu, &s);
+		if (ret)
+			errmsg_set(err, err_size, "vCPU %u: %s", i, ret == -ESHUTDOWN ? "the VM is stopping" : s.what);
 	}
 out:
-	free(st);
-	free(msrs);
+	free(s.st);
+	free(s.msrs);
 	return ret;
 }
 
@@ -207,7 +227,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 	uint8_t id[SNAP_ID_SIZE];
 	struct snap_writer *w = NULL;
 	struct snap_memo memo;
-	bool paused, mem_written = false;
+	bool mem_written = false;
 	int ret;
 
 	if (!tmp)
@@ -217,15 +237,21 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		errmsg_set(err, err_size, "the state file and the memory file must be two files (%s)", mem_path);
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&vm->lock);
-	paused = vm->paused;
-	pthread_mutex_unlock(&vm->lock);
-	if (!paused) {
+	/* One pause, resume or snapshot at a time: the VM stays paused until this one is written. */
+	ret = vm_control_begin(vm);
+	if (ret) {
+		free(tmp);
+		errmsg_set(err, err_size, "the VM is stopping");
+		return -EBUSY;
+	}
+	if (!vm_is_paused(vm)) {
+		vm_control_end(vm);
 		free(tmp);
 		errmsg_set(err, err_size, "the VM must be paused for a snapshot (PATCH /vm {\"state\": \"Paused\"})");
 		return -EBUSY;
 	}
-	ret = vm_devices_freeze(&vm->devices, err, err_size);
+	/* vm_pause quiesced the devices already: their backends only need to be on disk. */
+	ret = vm_devices_sync(&vm->devices, err, err_size);
 	if (ret)
 		goto out;
 	w = snap_writer_open(state_path);
@@ -274,7 +300,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 			   strerror(-ret), tmp);
 	mem_written = false; /* committed, or left for restore to roll forward */
 out:
-	vm_devices_thaw(&vm->devices);
+	vm_control_end(vm);
 	snap_writer_abort(w);
 	if (mem_written)
 		unlink(tmp);
@@ -358,11 +384,28 @@ int vm_snapshot_disk(struct snap_reader *r, const struct vm_config *cfg, const c
 	return -ENOENT;
 }
 
+struct vcpu_restore {
+	const struct x86_vcpu_state *st;
+	char *what; /* VCPU_WHAT_SIZE bytes */
+};
+
+/*
+ * A VCPU_REQ_CALL loading the vCPU's registers: before vm_run starts the vCPU threads, so it runs on
+ * the restoring thread, which owns the vCPUs then (vcpu_control.h).
+ */
+static int restore_vcpu(void *owner, void *arg)
+{
+	struct vcpu *vcpu = owner;
+	const struct vcpu_restore *r = arg;
+
+	return x86_vcpu_state_set(vcpu->fd, r->st, r->what, VCPU_WHAT_SIZE);
+}
+
 static int restore_vcpus(struct vm *vm, struct snap_reader *r, char *err, size_t err_size)
 {
 	struct x86_vcpu_state *st = malloc(sizeof(*st));
 	unsigned int n = snap_count_sections(r, SNAP_ID_VCPU), pvm = snap_count_sections(r, SNAP_ID_PVM);
-	char what[256];
+	char what[VCPU_WHAT_SIZE];
 	int ret = 0;
 
 	if (!st)
@@ -391,7 +434,7 @@ static int restore_vcpus(struct vm *vm, struct snap_reader *r, char *err, size_t
 			ret = GET_CODEC(r, SNAP_ID_PVM, i, &pvm_vcpu_state_codec, &vcpu->pvm, err, err_size);
 		if (ret)
 			break;
-		ret = x86_vcpu_state_set(vcpu->fd, st, what, sizeof(what));
+		ret = vcpu_control_call(&vcpu->ctl, restore_vcpu, &(struct vcpu_restore){ st, what });
 		if (ret)
 			errmsg_set(err, err_size, "vCPU %u: %s", i, what);
 	}
@@ -525,12 +568,16 @@ int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg
 		 (double)(t_open - start_ns) / 1e6, (double)(t_created - t_open) / 1e6,
 		 (double)(time_now_ns() - t_created) / 1e6);
 	if (opts->paused) {
-		/* vm_resume sets the clock; the vCPUs park before their first KVM_RUN. */
+		/*
+		 * Paused as vm_pause leaves a VM: the vCPUs (not started yet) wait in their slot before their
+		 * first KVM_RUN, the devices are quiesced; vm_resume sets the snapshot's clock.
+		 */
+		ret = vm_pause(vm);
+		if (ret) {
+			errmsg_set(err, err_size, "cannot leave the restored VM paused: %s", strerror(-ret));
+			goto fail;
+		}
 		vm->paused_clock.clock = clock;
-		vm->paused = true;
-		atomic_store(&vm->pause_requested, true);
-		for (unsigned int i = 0; i < vm->nr_vcpus; i++)
-			vcpu_kick(vm->vcpus[i]);
 	} else {
 		struct kvm_clock_data data = { .clock = clock };
 

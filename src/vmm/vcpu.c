@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arch/x86/cpuid.h"
+#include "arch/x86/vcpu_emulate.h"
 #include "lib/log.h"
 #include "vmm/vm.h"
 
@@ -38,6 +39,18 @@ void vcpu_signals_init(void)
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 }
 
+/*
+ * vcpu_control's kick, its lock held and the thread live (so vcpu->thread names a thread that has not
+ * been joined). immediate_exit covers a kick that lands before the thread enters KVM_RUN.
+ */
+static void vcpu_kick(void *owner)
+{
+	struct vcpu *vcpu = owner;
+
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
+}
+
 struct vcpu *vcpu_create(struct vm *vm, unsigned int id)
 {
 	struct kvm_cpuid2 *cpuid = NULL;
@@ -50,6 +63,7 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned int id)
 	vcpu->vm = vm;
 	vcpu->id = id;
 	vcpu->run = MAP_FAILED;
+	vcpu_control_init(&vcpu->ctl, vcpu_kick, vcpu);
 	vcpu->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (vcpu->fd < 0)
 		goto fail;
@@ -83,21 +97,14 @@ void vcpu_destroy(struct vcpu *vcpu)
 		munmap(vcpu->run, vcpu->vm->kvm.run_size);
 	if (vcpu->fd >= 0)
 		close(vcpu->fd);
+	vcpu_control_destroy(&vcpu->ctl);
 	free(vcpu);
-}
-
-void vcpu_kick(struct vcpu *vcpu)
-{
-	/* immediate_exit covers a kick that lands before the thread enters KVM_RUN. */
-	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (vcpu->thread_started)
-		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
 }
 
 void vcpu_request_sample(struct vcpu *vcpu)
 {
 	atomic_store(&vcpu->sample_pending, true);
-	vcpu_kick(vcpu);
+	vcpu_control_kick(&vcpu->ctl);
 }
 
 static void take_sample(struct vcpu *vcpu)
@@ -182,7 +189,7 @@ static enum exit_action handle_system_event(struct vcpu *vcpu)
 	return EXIT_STOP;
 }
 
-static void dump_registers(struct vcpu *vcpu)
+void vcpu_dump_registers(struct vcpu *vcpu)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
@@ -199,173 +206,24 @@ static void dump_registers(struct vcpu *vcpu)
 	pr_err("  r13=%016llx r14=%016llx r15=%016llx cr2=%016llx", r.r13, r.r14, r.r15, s.cr2);
 }
 
-static int emu_translate(void *opaque, uint64_t gva, uint64_t *gpa, bool *writeable)
-{
-	struct vcpu *vcpu = opaque;
-	struct kvm_translation tr = { .linear_address = gva };
-
-	if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
-		return -EFAULT;
-	*gpa = tr.physical_address;
-	*writeable = tr.writeable;
-	return 0;
-}
-
-static void *emu_gpa_to_hva(void *opaque, uint64_t gpa, size_t len)
-{
-	struct vcpu *vcpu = opaque;
-
-	return guest_memory_hva(&vcpu->vm->mem, gpa, len);
-}
-
-/* The emulator stored into guest RAM from userspace, where KVM's dirty log cannot see it. */
-static void emu_written(void *opaque, uint64_t gpa, size_t len)
-{
-	struct vcpu *vcpu = opaque;
-
-	guest_memory_mark_written(&vcpu->vm->mem, gpa, len);
-}
-
-#define XSAVE_MXCSR_OFFSET 24     /* legacy (FXSAVE) region, Intel SDM vol 1 s10.5.1 */
-#define XSAVE_XSTATE_BV_OFFSET 512 /* XSAVE header */
-#define XFEATURE_MASK_FPSSE 3ull
-
-/*
- * x87/SSE state for the emulator. KVM_GET_FPU/KVM_SET_FPU carry the x87 and XMM registers but not
- * MXCSR (KVM leaves struct kvm_fpu's mxcsr unused), so MXCSR travels through the XSAVE area.
- */
-static int emu_get_fpu(struct vcpu *vcpu, struct x86_emu_cpu *cpu)
-{
-	struct kvm_xsave xsave;
-	struct kvm_xcrs xcrs;
-
-	if (ioctl(vcpu->fd, KVM_GET_FPU, &cpu->fpu) < 0 || ioctl(vcpu->fd, KVM_GET_XSAVE, &xsave) < 0)
-		return -errno;
-	memcpy(&cpu->fpu.mxcsr, (uint8_t *)xsave.region + XSAVE_MXCSR_OFFSET, sizeof(cpu->fpu.mxcsr));
-	cpu->xcr0 = 0; /* unknown unless KVM reports it */
-	if (ioctl(vcpu->fd, KVM_GET_XCRS, &xcrs) == 0) {
-		for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
-			if (xcrs.xcrs[i].xcr == 0)
-				cpu->xcr0 = xcrs.xcrs[i].value;
-	}
-	return 0;
-}
-
-static int emu_set_fpu(struct vcpu *vcpu, const struct x86_emu_cpu *cpu)
-{
-	struct kvm_xsave xsave;
-	uint64_t xstate_bv;
-	uint8_t *region = (uint8_t *)xsave.region;
-
-	if (ioctl(vcpu->fd, KVM_SET_FPU, &cpu->fpu) < 0 || ioctl(vcpu->fd, KVM_GET_XSAVE, &xsave) < 0)
-		return -errno;
-	memcpy(region + XSAVE_MXCSR_OFFSET, &cpu->fpu.mxcsr, sizeof(cpu->fpu.mxcsr));
-	/* KVM loads MXCSR from the area only when the SSE (or AVX) component is marked present. */
-	memcpy(&xstate_bv, region + XSAVE_XSTATE_BV_OFFSET, sizeof(xstate_bv));
-	xstate_bv |= XFEATURE_MASK_FPSSE;
-	memcpy(region + XSAVE_XSTATE_BV_OFFSET, &xstate_bv, sizeof(xstate_bv));
-	return ioctl(vcpu->fd, KVM_SET_XSAVE, &xsave) < 0 ? -errno : 0;
-}
-
-/* Write back what the emulator changed, then inject the exception it queued. */
-static int emu_commit(struct vcpu *vcpu, struct x86_emu_cpu *cpu)
-{
-	if (cpu->sregs_dirty && ioctl(vcpu->fd, KVM_SET_SREGS, &cpu->sregs) < 0)
-		return -errno;
-	if (cpu->regs_dirty && ioctl(vcpu->fd, KVM_SET_REGS, &cpu->regs) < 0)
-		return -errno;
-	if (cpu->fpu_dirty) {
-		int ret = emu_set_fpu(vcpu, cpu);
-
-		if (ret)
-			return ret;
-	}
-	if (cpu->exception_pending) {
-		struct kvm_vcpu_events ev;
-
-		if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-			return -errno;
-		ev.exception.injected = 1;
-		ev.exception.nr = cpu->exception_vector;
-		ev.exception.has_error_code = cpu->exception_has_error_code;
-		ev.exception.error_code = cpu->exception_error_code;
-		ev.flags = 0;
-		if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
-			return -errno;
-	}
-	return 0;
-}
-
 /*
  * The host refused to emulate an instruction (PVM hosts run guest kernel code in an emulator).
- * Execute it here; anything kiln cannot execute ends the VM with the instruction and registers.
+ * arch/x86/vcpu_emulate.c executes it; anything kiln cannot execute ends the VM.
  */
 static enum exit_action handle_emulation_failure(struct vcpu *vcpu)
 {
-	struct kvm_run *run = vcpu->run;
-	const struct x86_emu_mem_ops mem = {
-		.translate = emu_translate, .gpa_to_hva = emu_gpa_to_hva, .written = emu_written, .opaque = vcpu,
+	const struct x86_vcpu_emu v = {
+		.vcpu_fd = vcpu->fd, .id = vcpu->id, .run = vcpu->run, .mem = &vcpu->vm->mem, .emu = &vcpu->emu,
+		.stats = &vcpu->emu_stats, .pvm = vcpu->vm->pvm_syscall_trap ? &vcpu->pvm : NULL,
 	};
-	const uint8_t *insn = NULL;
-	size_t insn_len = 0;
-	struct x86_emu_cpu cpu;
-	char text[96];
-	int ret;
+	char err[160];
+	int ret = x86_vcpu_emulate(&v, err, sizeof(err));
 
-	if (run->emulation_failure.ndata >= 3 &&
-	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) &&
-	    run->emulation_failure.insn_size <= sizeof(run->emulation_failure.insn_bytes)) {
-		insn = run->emulation_failure.insn_bytes;
-		insn_len = run->emulation_failure.insn_size;
-	}
-	if (!vcpu->emu) {
-		vcpu->emu = x86_emu_create();
-		if (!vcpu->emu) {
-			vm_stop(vcpu->vm, VM_STOP_ERROR, "cannot create the instruction emulator: %s", strerror(errno));
-			return EXIT_STOP;
-		}
-	}
-	memset(&cpu, 0, sizeof(cpu));
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &cpu.regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &cpu.sregs) < 0) {
-		vm_stop(vcpu->vm, VM_STOP_ERROR, "vCPU %u: cannot read state for emulation: %s", vcpu->id, strerror(errno));
-		return EXIT_STOP;
-	}
-	if (vcpu->vm->pvm_syscall_trap) {
-		ret = pvm_syscall_landing(vcpu->fd, &vcpu->pvm, &cpu.regs, &cpu.sregs);
-		if (ret == 1)
-			return EXIT_CONTINUE;
-		if (ret < 0) {
-			vm_stop(vcpu->vm, VM_STOP_ERROR, "vCPU %u: cannot complete a SYSCALL: %s", vcpu->id, strerror(-ret));
-			return EXIT_STOP;
-		}
-	}
-	ret = emu_get_fpu(vcpu, &cpu);
-	if (ret) {
-		vm_stop(vcpu->vm, VM_STOP_ERROR, "vCPU %u: cannot read FPU state: %s", vcpu->id, strerror(-ret));
-		return EXIT_STOP;
-	}
-	if (x86_emu_step(vcpu->emu, &cpu, &mem, insn, insn_len, &vcpu->emu_stats) == X86_EMU_OK) {
-		ret = emu_commit(vcpu, &cpu);
-		if (ret == 0)
-			return EXIT_CONTINUE;
-		vm_stop(vcpu->vm, VM_STOP_ERROR, "vCPU %u: cannot write emulated state: %s", vcpu->id, strerror(-ret));
-		return EXIT_STOP;
-	}
-	if (insn_len)
-		x86_emu_disasm(insn, insn_len, cpu.sregs.cs.l, cpu.regs.rip, text, sizeof(text));
-	else
-		snprintf(text, sizeof(text), "(instruction bytes not reported)");
-	{
-		char hex[3 * 16 + 1] = "";
-		size_t i;
-
-		for (i = 0; i < insn_len; i++)
-			snprintf(hex + 3 * i, sizeof(hex) - 3 * i, "%02x ", insn[i]);
-		pr_err("vCPU %u: the host cannot emulate the instruction at rip %016llx and kiln cannot either: %s [%s] (%s)",
-		       vcpu->id, cpu.regs.rip, text, hex, x86_emu_strerror(vcpu->emu));
-	}
-	dump_registers(vcpu);
-	vm_stop(vcpu->vm, VM_STOP_ERROR, "unemulated instruction at rip 0x%llx: %s", cpu.regs.rip, text);
+	if (ret == 0)
+		return EXIT_CONTINUE;
+	if (ret == -ENOEXEC)
+		vcpu_dump_registers(vcpu);
+	vm_stop(vcpu->vm, VM_STOP_ERROR, "%s", err);
 	return EXIT_STOP;
 }
 
@@ -380,7 +238,7 @@ static enum exit_action handle_internal_error(struct vcpu *vcpu)
 	       run->internal.ndata);
 	for (i = 0; i < run->internal.ndata && i < 16; i++)
 		pr_err("  data[%u] = 0x%llx", i, (unsigned long long)run->internal.data[i]);
-	dump_registers(vcpu);
+	vcpu_dump_registers(vcpu);
 	vm_stop(vcpu->vm, VM_STOP_ERROR, "KVM internal error (suberror %u)", run->internal.suberror);
 	return EXIT_STOP;
 }
@@ -389,7 +247,7 @@ static enum exit_action handle_fail_entry(struct vcpu *vcpu)
 {
 	pr_err("vCPU %u: KVM could not enter the guest (hardware reason 0x%llx)", vcpu->id,
 	       (unsigned long long)vcpu->run->fail_entry.hardware_entry_failure_reason);
-	dump_registers(vcpu);
+	vcpu_dump_registers(vcpu);
 	vm_stop(vcpu->vm, VM_STOP_ERROR, "vCPU entry failed");
 	return EXIT_STOP;
 }
@@ -446,7 +304,8 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-	while (!atomic_load(&vm->stopping)) {
+	/* Each turn: the request slot first (a paused vCPU waits in there), then the guest. */
+	while (vcpu_control_serve(&vcpu->ctl)) {
 		uint32_t reason;
 		exit_handler_fn handler;
 
@@ -457,11 +316,11 @@ static void *vcpu_thread(void *arg)
 		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				/* Cleared before the slot is looked at: a kick from now on is seen either way. */
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				if (vcpu->profile && atomic_load(&vcpu->sample_pending))
 					take_sample(vcpu);
-				if (atomic_load(&vm->pause_requested))
-					vm_vcpu_park(vm);
+				test_hooks_slow_exit(&vm->hooks, vcpu_control_pending(&vcpu->ctl));
 				continue;
 			}
 			vm_stop(vm, VM_STOP_ERROR, "vCPU %u: KVM_RUN failed: %s", vcpu->id, strerror(errno));
@@ -471,22 +330,31 @@ static void *vcpu_thread(void *arg)
 		reason = vcpu->run->exit_reason;
 		handler = reason < sizeof(exit_handlers) / sizeof(exit_handlers[0]) ? exit_handlers[reason] : NULL;
 		if (!handler) {
-			dump_registers(vcpu);
+			vcpu_dump_registers(vcpu);
 			vm_stop(vm, VM_STOP_ERROR, "vCPU %u: unhandled KVM exit reason %u", vcpu->id, reason);
 			break;
 		}
 		if (handler(vcpu) == EXIT_STOP)
 			break;
+		test_hooks_slow_exit(&vm->hooks, vcpu_control_pending(&vcpu->ctl));
 	}
+	vcpu_control_leave(&vcpu->ctl);
 	return NULL;
 }
 
-int vcpu_start(struct vcpu *vcpu)
+/* vcpu_control_start's spawn, its lock held: the thread's first serve waits for it. */
+static int spawn(void *arg)
 {
+	struct vcpu *vcpu = arg;
 	int ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
 
 	if (ret)
 		return -ret;
 	vcpu->thread_started = true;
 	return 0;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	return vcpu_control_start(&vcpu->ctl, spawn, vcpu);
 }

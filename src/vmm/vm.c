@@ -12,8 +12,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "arch/x86/boot.h"
@@ -44,45 +42,107 @@ void vm_set_irq_line(void *opaque, uint32_t gsi, int level)
 		pr_warn("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
 }
 
-int vm_pause(struct vm *vm)
+int vm_control_begin(struct vm *vm)
 {
-	unsigned int i;
+	int ret = 0;
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->stop_reason != VM_RUNNING) {
-		pthread_mutex_unlock(&vm->lock);
-		return -ESHUTDOWN;
-	}
-	if (atomic_load(&vm->pause_requested)) {
-		pthread_mutex_unlock(&vm->lock);
-		return -EALREADY;
-	}
-	atomic_store(&vm->pause_requested, true);
+	while (vm->control_busy && vm->stop_reason == VM_RUNNING)
+		pthread_cond_wait(&vm->control_cond, &vm->lock);
+	if (vm->stop_reason != VM_RUNNING)
+		ret = -ESHUTDOWN;
+	else
+		vm->control_busy = true;
 	pthread_mutex_unlock(&vm->lock);
-	for (i = 0; i < vm->nr_vcpus; i++)
-		vcpu_kick(vm->vcpus[i]);
+	return ret;
+}
+
+void vm_control_end(struct vm *vm)
+{
 	pthread_mutex_lock(&vm->lock);
-	while (vm->nr_parked < vm->nr_vcpus && vm->stop_reason == VM_RUNNING)
-		pthread_cond_wait(&vm->pause_cond, &vm->lock);
-	if (vm->stop_reason != VM_RUNNING) {
-		pthread_mutex_unlock(&vm->lock);
-		return -ESHUTDOWN;
+	vm->control_busy = false;
+	pthread_cond_broadcast(&vm->control_cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	bool paused;
+
+	pthread_mutex_lock(&vm->lock);
+	paused = vm->paused;
+	pthread_mutex_unlock(&vm->lock);
+	return paused;
+}
+
+/*
+ * Post `type` to every vCPU, then wait for each answer: the vCPUs leave KVM_RUN together, and the
+ * slowest one sets the time. 0, or the first error (-ESHUTDOWN: the VM stopped meanwhile).
+ */
+static int vcpus_request(struct vm *vm, enum vcpu_request_type type)
+{
+	const struct vcpu_request req = { .type = type };
+	unsigned int n = 0;
+	int ret;
+
+	while (n < vm->nr_vcpus && !(ret = vcpu_control_post(&vm->vcpus[n]->ctl, &req)))
+		n++;
+	if (n == vm->nr_vcpus)
+		ret = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		int r = vcpu_control_wait(&vm->vcpus[i]->ctl);
+
+		ret = ret ?: r;
 	}
-	/* With every vCPU parked, the guest's clock is read once, as QEMU does on "stop". */
+	return ret;
+}
+
+int vm_pause(struct vm *vm)
+{
+	char err[256];
+	int ret = vm_control_begin(vm);
+
+	if (ret)
+		return ret;
+	if (vm_is_paused(vm)) {
+		ret = -EALREADY;
+		goto out;
+	}
+	ret = vcpus_request(vm, VCPU_REQ_PAUSE);
+	if (ret)
+		goto out;
+	/* The vCPUs notify no more queues: what the devices have in flight completes, then they stop. */
+	ret = vm_devices_pause(&vm->devices, err, sizeof(err));
+	if (ret) {
+		pr_err("cannot pause: %s", err);
+		vm_devices_resume(&vm->devices);
+		if (vcpus_request(vm, VCPU_REQ_RESUME))
+			pr_warn("cannot resume the vCPUs after a failed pause: the VM is stopping");
+		goto out;
+	}
+	/* With every vCPU and device still, the guest's clock is read once, as QEMU does on "stop". */
 	memset(&vm->paused_clock, 0, sizeof(vm->paused_clock));
 	if (ioctl(vm->fd, KVM_GET_CLOCK, &vm->paused_clock) < 0)
 		pr_warn("KVM_GET_CLOCK: %s: the guest clock will include the pause", strerror(errno));
+	pthread_mutex_lock(&vm->lock);
 	vm->paused = true;
 	pthread_mutex_unlock(&vm->lock);
-	return 0;
+out:
+	vm_control_end(vm);
+	if (ret == -ESHUTDOWN || (ret && atomic_load(&vm->stopping)))
+		return -ESHUTDOWN; /* a stop overtook the pause */
+	return ret;
 }
 
 int vm_resume(struct vm *vm)
 {
-	pthread_mutex_lock(&vm->lock);
-	if (!vm->paused) {
-		pthread_mutex_unlock(&vm->lock);
-		return -EALREADY;
+	int ret = vm_control_begin(vm);
+
+	if (ret)
+		return ret;
+	if (!vm_is_paused(vm)) {
+		ret = -EALREADY;
+		goto out;
 	}
 	if (vm->paused_clock.clock) {
 		struct kvm_clock_data clock = { .clock = vm->paused_clock.clock };
@@ -90,22 +150,15 @@ int vm_resume(struct vm *vm)
 		if (ioctl(vm->fd, KVM_SET_CLOCK, &clock) < 0)
 			pr_warn("KVM_SET_CLOCK: %s: the guest clock jumps by the pause", strerror(errno));
 	}
-	vm->paused = false;
-	atomic_store(&vm->pause_requested, false);
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->lock);
-	return 0;
-}
-
-void vm_vcpu_park(struct vm *vm)
-{
+	/* Devices first: the guest's first notifications after the pause find them running. */
+	vm_devices_resume(&vm->devices);
+	ret = vcpus_request(vm, VCPU_REQ_RESUME);
 	pthread_mutex_lock(&vm->lock);
-	vm->nr_parked++;
-	pthread_cond_broadcast(&vm->pause_cond);
-	while (atomic_load(&vm->pause_requested) && vm->stop_reason == VM_RUNNING)
-		pthread_cond_wait(&vm->pause_cond, &vm->lock);
-	vm->nr_parked--;
+	vm->paused = false;
 	pthread_mutex_unlock(&vm->lock);
+out:
+	vm_control_end(vm);
+	return ret;
 }
 
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
@@ -125,15 +178,23 @@ void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
 	vsnprintf(vm->stop_message, sizeof(vm->stop_message), fmt, ap);
 	va_end(ap);
 	atomic_store(&vm->stopping, true);
-	/* Parked vCPUs and a waiting vm_pause() must see the stop. */
-	pthread_cond_broadcast(&vm->pause_cond);
+	/* Who waits to start a pause or a snapshot must see the stop. */
+	pthread_cond_broadcast(&vm->control_cond);
 	pthread_mutex_unlock(&vm->lock);
 
+	/* Each vCPU thread leaves (a paused one at once); who waits on one gets -ESHUTDOWN. */
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus && vm->vcpus[i])
-			vcpu_kick(vm->vcpus[i]);
+			vcpu_control_exit(&vm->vcpus[i]->ctl);
 	if (write(vm->stop_eventfd, &one, sizeof(one)) < 0)
 		pr_warn("cannot signal the VM stop: %s", strerror(errno));
+}
+
+/* Either event loop failed (loop_on_error): the VM cannot go on without it. */
+static void loop_failed(void *opaque, int err, const char *msg)
+{
+	(void)err;
+	vm_stop(opaque, VM_STOP_ERROR, "%s", msg);
 }
 
 static void i8042_reset(void *opaque)
@@ -210,24 +271,18 @@ static int create_devices(struct vm *vm)
 	return ret ?: quiet_ports_register(&vm->pio_bus);
 }
 
-/*
- * The device event loop thread, with every signal blocked: SIGINT/SIGTERM/SIGHUP are read from a
- * signalfd by vm_run's thread, which only works while no other thread can take them.
- */
+/* The device event loop thread (loop_start blocks every signal in it: they are the main thread's). */
 static int start_loop(struct vm *vm)
 {
-	sigset_t all, old;
 	int ret;
 
 	ret = loop_init(&vm->loop);
 	if (ret)
 		return ret;
 	vm->loop_ready = true;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	ret = loop_start(&vm->loop);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return ret;
+	loop_on_error(&vm->loop, "device event loop", loop_failed, vm);
+	ret = test_hooks_arm_loop(&vm->hooks, TEST_HOOK_LOOP_DEVICE, &vm->loop);
+	return ret ?: loop_start(&vm->loop);
 }
 
 static int create_kvm_vm(struct vm *vm, char *err, size_t err_size)
@@ -359,7 +414,8 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 	vm->nr_vcpus = cfg->vcpus;
 	vm->mmio_ratelimit = (struct ratelimit)RATELIMIT_INIT(5000, 5);
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->pause_cond, NULL);
+	pthread_cond_init(&vm->control_cond, NULL);
+	test_hooks_read(&vm->hooks);
 	bus_init(&vm->pio_bus, "pio");
 	bus_init(&vm->mmio_bus, "mmio");
 	vm->mem.memfd = -1;
@@ -459,38 +515,6 @@ int vm_create_restored(struct vm *vm, const struct vm_config *cfg, uint64_t star
 	return create(vm, cfg, start_ns, mem_fd, copy, err, err_size);
 }
 
-/* Bytes typed on the host go to the UART while it has room; the rest waits in the pipe. */
-static void console_input(struct vm *vm, int epfd, bool *input_paused)
-{
-	uint8_t in[256], out[256];
-	size_t space = serial_rx_space(vm_serial(vm));
-	ssize_t n;
-	bool quit;
-
-	if (space == 0) {
-		/* Stop polling the console until the guest drains the UART; polled again below. */
-		epoll_ctl(epfd, EPOLL_CTL_DEL, vm->console.in_fd, NULL);
-		*input_paused = true;
-		return;
-	}
-	n = read(vm->console.in_fd, in, space < sizeof(in) ? space : sizeof(in));
-	if (n <= 0) {
-		if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-			/* End of input: the guest keeps running without a keyboard. */
-			epoll_ctl(epfd, EPOLL_CTL_DEL, vm->console.in_fd, NULL);
-			vm->console.in_fd = -1;
-		}
-		return;
-	}
-	n = (ssize_t)console_filter_input(&vm->console, in, (size_t)n, out, &quit);
-	if (n > 0)
-		serial_receive(vm_serial(vm), out, (size_t)n);
-	if (quit)
-		vm_stop(vm, VM_STOP_SIGNAL, "stopped from the console (Ctrl-A x)");
-}
-
-enum { EV_STOP = 1, EV_SIGNAL, EV_CONSOLE, EV_PROFILE };
-
 int vm_enable_profiling(struct vm *vm, unsigned int hz)
 {
 	unsigned int i;
@@ -523,61 +547,140 @@ int vm_write_profile(const struct vm *vm, const char *path)
 	return ret;
 }
 
-/* A timerfd that fires `hz` times a second, for profiling. */
-static int profile_timer(unsigned int hz)
-{
-	struct itimerspec its = { 0 };
-	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+/* The main thread's event loop while the VM runs (vm_run). */
+struct main_loop {
+	struct vm *vm;
+	struct loop loop;
+	int console_retry_fd;  /* one-shot timer: look again at a console whose input waits */
+};
 
-	if (fd < 0)
-		return -errno;
-	its.it_interval.tv_nsec = 1000000000L / hz;
-	its.it_value = its.it_interval;
-	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
-		close(fd);
-		return -errno;
+#define CONSOLE_RETRY_NS 10000000ull /* 10 ms: how soon held console input is looked at again */
+
+/* Console input waits in its pipe (not polled) until the retry timer finds room for it. */
+static void console_hold(struct main_loop *m)
+{
+	if (loop_mod(&m->loop, m->vm->console.in_fd, 0) ||
+	    loop_timer_set(m->console_retry_fd, CONSOLE_RETRY_NS, 0))
+		loop_fail(&m->loop, -EIO, "cannot hold the console's input");
+}
+
+/*
+ * Bytes typed on the host go to the UART while it has room and the VM is not paused; the rest waits
+ * in the pipe.
+ */
+static void console_input(void *opaque, int fd, uint32_t events)
+{
+	struct main_loop *m = opaque;
+	struct vm *vm = m->vm;
+	uint8_t in[256], out[256];
+	size_t space = serial_rx_space(vm_serial(vm));
+	ssize_t n;
+	bool quit;
+
+	(void)events;
+	if (space == 0 || vm_is_paused(vm)) {
+		console_hold(m);
+		return;
 	}
-	return fd;
+	n = read(fd, in, space < sizeof(in) ? space : sizeof(in));
+	if (n <= 0) {
+		if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+			/* End of input: the guest keeps running without a keyboard. */
+			loop_del(&m->loop, fd);
+			vm->console.in_fd = -1;
+		}
+		return;
+	}
+	n = (ssize_t)console_filter_input(&vm->console, in, (size_t)n, out, &quit);
+	if (n > 0)
+		serial_receive(vm_serial(vm), out, (size_t)n);
+	if (quit)
+		vm_stop(vm, VM_STOP_SIGNAL, "stopped from the console (Ctrl-A x)");
+}
+
+static void console_retry(void *opaque, int fd, uint32_t events)
+{
+	struct main_loop *m = opaque;
+
+	(void)fd;
+	(void)events;
+	if (m->vm->console.in_fd < 0)
+		return;
+	if (!serial_rx_space(vm_serial(m->vm)) || vm_is_paused(m->vm))
+		console_hold(m);
+	else if (loop_mod(&m->loop, m->vm->console.in_fd, EPOLLIN))
+		loop_fail(&m->loop, -EIO, "cannot poll the console's input again");
+}
+
+static void on_stop_signal(void *opaque, int signo)
+{
+	vm_stop(opaque, VM_STOP_SIGNAL, "stopped by %s", strsignal(signo));
+}
+
+/* The VM stopped (vm_stop wrote its eventfd): the main loop is done. */
+static void on_vm_stopped(void *opaque, int fd, uint32_t events)
+{
+	(void)fd;
+	(void)events;
+	loop_quit(opaque);
+}
+
+static void on_profile_tick(void *opaque, int fd, uint32_t events)
+{
+	struct vm *vm = opaque;
+
+	(void)fd;
+	(void)events;
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+		vcpu_request_sample(vm->vcpus[i]);
+}
+
+/* The main loop's sources. Before the vCPU threads exist: they inherit the stop signals blocked. */
+static int main_loop_init(struct main_loop *m, struct vm *vm)
+{
+	int ret;
+
+	m->vm = vm;
+	m->console_retry_fd = -1;
+	ret = loop_init(&m->loop);
+	if (ret)
+		return ret;
+	loop_on_error(&m->loop, "main event loop", loop_failed, vm);
+	ret = loop_add_stop_signals(&m->loop, on_stop_signal, vm);
+	ret = ret ?: loop_add(&m->loop, vm->stop_eventfd, EPOLLIN, on_vm_stopped, &m->loop);
+	ret = ret ?: test_hooks_arm_loop(&vm->hooks, TEST_HOOK_LOOP_MAIN, &m->loop);
+	if (ret)
+		return ret;
+	if (vm->console.in_fd >= 0) {
+		m->console_retry_fd = loop_add_timer(&m->loop, console_retry, m);
+		if (m->console_retry_fd < 0)
+			return m->console_retry_fd;
+		if (loop_add(&m->loop, vm->console.in_fd, EPOLLIN, console_input, m))
+			vm->console.in_fd = -1; /* e.g. /dev/null: not pollable, no input */
+	}
+	if (vm->profile_hz) {
+		uint64_t period = 1000000000ull / vm->profile_hz;
+		int fd = loop_add_timer(&m->loop, on_profile_tick, vm);
+
+		if (fd < 0 || loop_timer_set(fd, period, period))
+			pr_warn("profiling disabled: cannot create its timer");
+	}
+	return 0;
 }
 
 int vm_run(struct vm *vm)
 {
-	struct epoll_event ev, events[8];
-	bool input_paused = false;
-	sigset_t sigs;
-	int epfd = -1, sfd = -1, tfd = -1, ret = 0;
+	struct main_loop m;
 	unsigned int i;
+	int ret;
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	/* Blocked before the vCPU threads exist, so they inherit the mask and only this thread takes them. */
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (sfd < 0 || epfd < 0) {
-		pr_err("cannot set up the event loop: %s", strerror(errno));
-		ret = 1;
-		goto out;
+	ret = main_loop_init(&m, vm);
+	if (ret) {
+		pr_err("cannot set up the event loop: %s", strerror(-ret));
+		loop_destroy(&m.loop);
+		loop_unblock_stop_signals();
+		return 1;
 	}
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_STOP };
-	epoll_ctl(epfd, EPOLL_CTL_ADD, vm->stop_eventfd, &ev);
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_SIGNAL };
-	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
-	if (vm->console.in_fd >= 0) {
-		ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_CONSOLE };
-		if (epoll_ctl(epfd, EPOLL_CTL_ADD, vm->console.in_fd, &ev) < 0)
-			vm->console.in_fd = -1; /* e.g. /dev/null: not pollable, no input */
-	}
-
-	if (vm->profile_hz) {
-		tfd = profile_timer(vm->profile_hz);
-		ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_PROFILE };
-		if (tfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev) < 0)
-			pr_warn("profiling disabled: cannot create its timer");
-	}
-
 	vcpu_signals_init();
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		int r = vcpu_start(vm->vcpus[i]);
@@ -587,45 +690,10 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
-
-	while (!atomic_load(&vm->stopping)) {
-		int n = epoll_wait(epfd, events, 8, input_paused ? 10 : -1);
-
-		if (n < 0 && errno != EINTR) {
-			vm_stop(vm, VM_STOP_ERROR, "epoll_wait: %s", strerror(errno));
-			break;
-		}
-		if (input_paused && vm->console.in_fd >= 0 && serial_rx_space(vm_serial(vm))) {
-			ev = (struct epoll_event){ .events = EPOLLIN, .data.u32 = EV_CONSOLE };
-			epoll_ctl(epfd, EPOLL_CTL_ADD, vm->console.in_fd, &ev);
-			input_paused = false;
-		}
-		for (int k = 0; k < n; k++) {
-			switch (events[k].data.u32) {
-			case EV_SIGNAL: {
-				struct signalfd_siginfo si;
-
-				if (read(sfd, &si, sizeof(si)) == sizeof(si))
-					vm_stop(vm, VM_STOP_SIGNAL, "stopped by %s", strsignal((int)si.ssi_signo));
-				break;
-			}
-			case EV_CONSOLE:
-				console_input(vm, epfd, &input_paused);
-				break;
-			case EV_PROFILE: {
-				uint64_t ticks;
-
-				if (read(tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
-					for (i = 0; i < vm->nr_vcpus; i++)
-						vcpu_request_sample(vm->vcpus[i]);
-				break;
-			}
-			default:
-				break;
-			}
-		}
-	}
-
+	/* Until the stop eventfd ends it, or it fails (loop_failed has stopped the VM then). */
+	ret = loop_run(&m.loop);
+	if (ret)
+		pr_debug("main event loop: ended by its failure: %s", strerror(-ret));
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *vcpu = vm->vcpus[i];
 
@@ -634,16 +702,9 @@ int vm_run(struct vm *vm)
 			vcpu->thread_started = false;
 		}
 	}
-	ret = vm->exit_status;
-out:
-	if (epfd >= 0)
-		close(epfd);
-	if (sfd >= 0)
-		close(sfd);
-	if (tfd >= 0)
-		close(tfd);
-	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
-	return ret;
+	loop_destroy(&m.loop);
+	loop_unblock_stop_signals();
+	return vm->exit_status;
 }
 
 void vm_destroy(struct vm *vm)

@@ -20,6 +20,7 @@
 #include "vmm/kvm.h"
 #include "vmm/loop.h"
 #include "vmm/memory.h"
+#include "vmm/test_hooks.h"
 
 struct vcpu;
 struct irq_routing;
@@ -46,7 +47,7 @@ struct vm {
 	struct vcpu **vcpus;
 	struct irq_routing *irq_routing; /* MSI routes and irqfds (MSI-X) */
 	struct pci_bus *pci;            /* bus 0: host bridge, virtio devices */
-	struct loop loop;               /* the device event loop thread (virtio queues) */
+	struct loop loop;               /* the device event loop thread (virtio queues, TAPs, completions) */
 	bool loop_ready;                /* loop_init succeeded: loop_destroy owed */
 	struct vm_devices devices;      /* every device, legacy and virtio (vmm/device.h) */
 	struct console console;
@@ -54,18 +55,18 @@ struct vm {
 
 	int stop_eventfd;               /* becomes readable when the VM stops */
 	atomic_bool stopping;
-	pthread_mutex_t lock;           /* guards the fields below */
+	pthread_mutex_t lock;           /* guards the fields below; never held across a wait for vCPUs */
 	enum vm_stop_reason stop_reason;
-	atomic_bool pause_requested;    /* vCPUs park until it clears (vm_pause/vm_resume) */
-	unsigned int nr_parked;         /* vCPU threads parked now */
-	bool paused;                    /* every vCPU parked and the clock saved */
-	pthread_cond_t pause_cond;      /* parked vCPUs and vm_pause() wait on it */
+	bool paused;                    /* every vCPU paused, the devices quiesced, the clock saved */
+	bool control_busy;              /* a pause, resume or snapshot is under way (vm_control_begin) */
+	pthread_cond_t control_cond;    /* control_busy cleared, or the VM stopping */
 	struct kvm_clock_data paused_clock; /* kvmclock at the pause, restored on resume */
 	int exit_status;
 	char stop_message[256];
 	struct x86_emu_stats emu_stats; /* summed over vCPUs when they exit */
 	struct ratelimit mmio_ratelimit; /* unemulated MMIO messages */
 
+	struct test_hooks hooks;        /* faults the tests inject (vmm/test_hooks.h); zero otherwise */
 	unsigned int profile_hz;        /* RIP samples per second per vCPU; 0 = not profiling */
 	uint64_t start_ns;              /* process start as kiln measured it */
 	_Atomic uint64_t first_run_ns;  /* first KVM_RUN on any vCPU */
@@ -82,8 +83,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns, cha
 	__attribute__((warn_unused_result));
 
 /*
- * Run until the VM stops: start the vCPU threads, serve the console and signals on this thread, join.
- * Returns kiln's exit status for the stop reason.
+ * Run until the VM stops: start the vCPU threads, run the main thread's event loop (vmm/loop.h: the
+ * console's input, SIGINT/SIGTERM/SIGHUP, the VM's stop eventfd, the profile timer) on this thread,
+ * join the vCPUs. A failure of the loop stops the VM (VM_STOP_ERROR). Returns kiln's exit status for
+ * the stop reason.
  */
 int vm_run(struct vm *vm);
 
@@ -111,17 +114,29 @@ int vm_enable_profiling(struct vm *vm, unsigned int hz) __attribute__((warn_unus
 int vm_write_profile(const struct vm *vm, const char *path) __attribute__((warn_unused_result));
 
 /*
- * Stop every vCPU between two instructions and freeze the guest's clock (KVM_GET_CLOCK), so that on
- * vm_resume() (KVM_SET_CLOCK) the guest does not see the paused time as a jump. Returns 0, -EALREADY when
- * paused already, -ESHUTDOWN when the VM is stopping. Call from the main loop or the API thread.
+ * Stop every vCPU between two instructions (a VCPU_REQ_PAUSE to each, vmm/vcpu_control.h), then the
+ * devices (vm_devices_pause: requests in flight complete, no queue is processed and nothing is
+ * written into guest RAM until vm_resume), and freeze the guest's clock (KVM_GET_CLOCK), so that on
+ * vm_resume() (KVM_SET_CLOCK) the guest does not see the paused time as a jump. Waits for the vCPUs
+ * without holding a lock (other threads read the VM meanwhile); one pause, resume or snapshot at a
+ * time (vm_control_begin). Returns 0, -EALREADY when paused already, -ESHUTDOWN when the VM is
+ * stopping, or -errno from a device that could not finish its requests (the VM then runs on).
+ * Any thread but a vCPU's.
  */
 int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
 
-/* Undo vm_pause(). Returns 0, -EALREADY when not paused. */
+/* Undo vm_pause(): devices first, then the vCPUs. Returns 0, -EALREADY when not paused, -ESHUTDOWN. */
 int vm_resume(struct vm *vm) __attribute__((warn_unused_result));
 
-/* Called by a vCPU thread between KVM_RUNs: parks it while a pause is requested. */
-void vm_vcpu_park(struct vm *vm);
+/*
+ * Start a pause, resume or snapshot: wait (no lock held) until the one under way is done. Returns 0
+ * (vm_control_end owed) or -ESHUTDOWN when the VM is stopping.
+ */
+int vm_control_begin(struct vm *vm) __attribute__((warn_unused_result));
+void vm_control_end(struct vm *vm);
+
+/* Whether vm_pause completed (and no vm_resume since). */
+bool vm_is_paused(struct vm *vm);
 
 /* The VM's instance `index` of device type `type` (vmm/device.h), or NULL. */
 void *vm_device(const struct vm *vm, const struct vm_device_type *type, unsigned int index);

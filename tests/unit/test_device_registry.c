@@ -2,7 +2,7 @@
 /*
  * The device registry (vmm/device.h) with a device type it has never seen: tests/lib/counter_device.c,
  * a test-only virtio device that is one file and, here, one table row. Its instances come from the
- * config, sit on PCI bus 0 of the fake VM, serve a driver, go through freeze, snapshot save and a
+ * config, sit on PCI bus 0 of the fake VM, serve a driver, go through pause, snapshot save and a
  * restore into a second VM, and go on counting there; a snapshot with a device the new VM lacks is
  * refused.
  */
@@ -99,7 +99,8 @@ static uint64_t count(struct fake_driver *d, struct vm_under_test *t, uint32_t n
 	return total;
 }
 
-/* Freeze, then every function's config space and every device's sections into `path`; thaw. */
+/* Pause and sync (as vm_pause, then vm_snapshot_save), every function's config space and every device's sections
+ * into `path`; resume. */
 static void snapshot(struct vm_under_test *t, const char *path)
 {
 	struct snap_writer *w = snap_writer_open(path);
@@ -107,7 +108,8 @@ static void snapshot(struct vm_under_test *t, const char *path)
 	char err[256] = "";
 
 	assert_non_null(w);
-	assert_int_equal(vm_devices_freeze(&t->devs, err, sizeof(err)), 0);
+	assert_int_equal(vm_devices_pause(&t->devs, err, sizeof(err)), 0);
+	assert_int_equal(vm_devices_sync(&t->devs, err, sizeof(err)), 0);
 	for (unsigned int i = 0; i < t->devs.nr; i++) {
 		struct pci_device *p = pdev_of(t, i);
 
@@ -116,7 +118,7 @@ static void snapshot(struct vm_under_test *t, const char *path)
 	}
 	assert_int_equal(vm_devices_save(&t->devs, w), 0);
 	assert_int_equal(snap_writer_commit(w), 0);
-	vm_devices_thaw(&t->devs);
+	vm_devices_resume(&t->devs);
 }
 
 /* vm_restore's order for these devices: config space, then the registry's two passes. */

@@ -633,13 +633,16 @@ static struct virtio_pci *blk_transport(void *dev)
 	return virtio_blk_transport(dev);
 }
 
-/*
- * Requests in flight completed, then the image synced: the snapshot is durable once committed, and the
- * disk it describes must be too (docs/snapshot-format.md "Disks").
- */
+/* A pause: the requests in flight complete into guest RAM before it; none starts until thaw. */
 static int blk_quiesce(void *dev)
 {
-	return virtio_blk_quiesce(dev) ?: virtio_blk_sync(dev);
+	return virtio_blk_quiesce(dev);
+}
+
+/* A snapshot is durable once committed, and the disk it describes must be too (docs/snapshot-format.md "Disks"). */
+static int blk_sync(void *dev)
+{
+	return virtio_blk_sync(dev);
 }
 
 VM_DEVICE_SAVE_FN(blk_save_fn, virtio_blk_save)
@@ -661,6 +664,7 @@ const struct vm_device_type virtio_blk_device_type = {
 	.save = blk_save_fn,
 	.restore = blk_restore_fn,
 	.quiesce = blk_quiesce,
+	.sync = blk_sync,
 };
 
 int virtio_blk_quiesce(struct virtio_blk *blk)
