@@ -6,6 +6,7 @@
 #include "vmm/device.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,7 @@ static int register_ports(const struct vm_device_type *type, void *dev, struct b
 }
 
 int vm_devices_create(struct vm_devices *d, const struct vm_device_type *const *types, unsigned int nr,
-		      const struct vm_device_ctx *ctx)
+		      const struct vm_device_ctx *ctx, char *err, size_t err_size)
 {
 	unsigned int total = 0;
 
@@ -49,11 +50,15 @@ int vm_devices_create(struct vm_devices *d, const struct vm_device_type *const *
 		unsigned int n = types[t]->count(ctx->cfg);
 
 		for (unsigned int i = 0; i < n; i++) {
-			void *dev = types[t]->create(ctx, i);
+			char why[400] = "";
+			void *dev = types[t]->create(ctx, i, why, sizeof(why));
 			int ret = dev ? register_ports(types[t], dev, ctx->pio_bus) : (errno ? -errno : -ENOMEM);
 
 			if (ret) {
-				pr_err("cannot create %s device %u: %s", types[t]->name, i, strerror(-ret));
+				if (!why[0])
+					snprintf(why, sizeof(why), "%s device %u: %s", types[t]->name, i, strerror(-ret));
+				pr_err("cannot create %s", why);
+				errmsg_set(err, err_size, "%s", why);
 				if (dev)
 					types[t]->destroy(dev);
 				return ret;

@@ -67,10 +67,10 @@ struct vm_device_type {
 	/* Instances `cfg` asks for. */
 	unsigned int (*count)(const struct vm_config *cfg);
 	/*
-	 * Instance `index` of `ctx->cfg` (a virtio device on PCI bus 0); logs why it cannot be made (naming
-	 * the config entry) and returns NULL with errno.
+	 * Instance `index` of `ctx->cfg` (a virtio device on PCI bus 0), or NULL with errno; then `err`
+	 * may say why, naming the config entry ("drive rootfs: rootfs.img is locked by another process").
 	 */
-	void *(*create)(const struct vm_device_ctx *ctx, unsigned int index);
+	void *(*create)(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size);
 	const struct vm_device_ports *ports; /* its I/O ports, or NULL */
 	/* After the vCPUs have stopped, the loop is destroyed and the PCI bus is gone (virtio_pci.h). */
 	void (*destroy)(void *dev);
@@ -135,10 +135,11 @@ extern const unsigned int vm_nr_device_types;
 
 /*
  * Create every instance `ctx->cfg` asks for of each of the `nr` types, in order, into `d` (zeroed by
- * the caller). Returns 0 or -errno; on failure what was created stays in `d` for vm_devices_destroy.
+ * the caller). Returns 0 or -errno with the reason in `err` (naming the device and its config entry);
+ * on failure what was created stays in `d` for vm_devices_destroy.
  */
 int vm_devices_create(struct vm_devices *d, const struct vm_device_type *const *types, unsigned int nr,
-		      const struct vm_device_ctx *ctx) __attribute__((warn_unused_result));
+		      const struct vm_device_ctx *ctx, char *err, size_t err_size) __attribute__((warn_unused_result));
 
 /* Destroy every instance, last created first, and empty `d`. */
 void vm_devices_destroy(struct vm_devices *d);

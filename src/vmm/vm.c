@@ -251,7 +251,7 @@ static int create_pci(struct vm *vm)
 }
 
 /* Every device the config asks for, from the type table (vmm/device.h), after bus 0 exists. */
-static int create_devices(struct vm *vm)
+static int create_devices(struct vm *vm, char *err, size_t err_size)
 {
 	struct vm_device_ctx ctx = {
 		.cfg = vm->cfg,
@@ -266,9 +266,11 @@ static int create_devices(struct vm *vm)
 		},
 		.events = { .console_out = serial_to_console, .reset = i8042_reset, .poweroff = acpi_poweroff, .opaque = vm },
 	};
-	int ret = vm_devices_create(&vm->devices, vm_device_types, vm_nr_device_types, &ctx);
+	int ret = vm_devices_create(&vm->devices, vm_device_types, vm_nr_device_types, &ctx, err, err_size);
 
-	return ret ?: quiet_ports_register(&vm->pio_bus);
+	if (!ret && (ret = quiet_ports_register(&vm->pio_bus)))
+		errmsg_set(err, err_size, "cannot register the quiet ports: %s", strerror(-ret));
+	return ret;
 }
 
 /* The device event loop thread (loop_start blocks every signal in it: they are the main thread's). */
@@ -470,11 +472,13 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 		goto fail;
 	}
 	ret = create_pci(vm);
-	ret = ret ?: create_devices(vm);
 	if (ret) {
-		errmsg_set(err, err_size, "cannot create devices: %s (kiln's log names the device)", strerror(-ret));
+		errmsg_set(err, err_size, "cannot create PCI bus 0: %s", strerror(-ret));
 		goto fail;
 	}
+	ret = create_devices(vm, err, err_size);
+	if (ret)
+		goto fail;
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		errmsg_set(err, err_size, "out of memory");

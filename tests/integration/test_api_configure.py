@@ -365,6 +365,26 @@ def test_start_fault_names_the_cause(start_kiln, hello_elf, tmp_path, case):
     fix_and_start(k, hello_elf)
 
 
+def test_start_fault_names_the_device(start_kiln, hello_elf, tmp_path):
+    """A device that cannot be made at InstanceStart (its image locked by another process) is named in the
+    fault_message with the backend's reason; once the lock is gone the same configuration starts."""
+    import fcntl
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * 65536)
+    k = start_kiln()
+    k.ok("PUT", "/boot-source", boot_source(hello_elf, "count"))
+    k.ok("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 32})
+    k.ok("PUT", "/drives/scratch", {"drive_id": "scratch", "path_on_host": str(disk), "is_root_device": False,
+                                    "is_read_only": False})
+    with open(disk, "r+b") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        status, msg = k.fault("PUT", "/actions", {"action_type": "InstanceStart"})
+    assert status == 400, msg
+    assert msg.startswith("Cannot start microvm: cannot create the VM: drive scratch: %s is locked" % disk), msg
+    assert "kiln's log" not in msg, msg
+    fix_and_start(k, hello_elf)
+
+
 def test_get_vcpus(start_kiln, hello_elf):
     """GET /vcpus (kiln's): 400 before InstanceStart, as Firecracker's runtime endpoints; then every vCPU with
     the id of its thread, a thread of this kiln process named kiln-vcpu<index>."""

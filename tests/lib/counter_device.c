@@ -67,7 +67,7 @@ static unsigned int counter_count(const struct vm_config *cfg)
 	return cfg->vcpus;
 }
 
-static void *counter_create(const struct vm_device_ctx *ctx, unsigned int index)
+static void *counter_create(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size)
 {
 	struct virtio_pci_params p = ctx->virtio;
 	struct counter *c = calloc(1, sizeof(*c));

@@ -64,7 +64,7 @@ static void vm_up(struct vm_under_test *t, unsigned int nr_counters)
 		.virtio = fake_vmm_virtio_params(&t->vm, 0),
 	};
 	ctx.virtio.slot = -1;
-	assert_int_equal(vm_devices_create(&t->devs, types, 1, &ctx), 0);
+	assert_int_equal(vm_devices_create(&t->devs, types, 1, &ctx, NULL, 0), 0);
 }
 
 static void vm_down(struct vm_under_test *t)

@@ -257,7 +257,7 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 
 #define SNAP_ID_ACPI SNAP_FOURCC('A', 'C', 'P', 'I') /* its snapshot section */
 
-static void *acpi_pm_new(const struct vm_device_ctx *ctx, unsigned int index)
+static void *acpi_pm_new(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size)
 {
 	struct irq_line sci = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = ACPI_SCI_IRQ };
 

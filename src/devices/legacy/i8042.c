@@ -376,7 +376,7 @@ void i8042_destroy(struct i8042 *dev)
 
 /* ---- the device type (vmm/device.h): the keyboard controller, always present ---- */
 
-static void *i8042_new(const struct vm_device_ctx *ctx, unsigned int index)
+static void *i8042_new(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size)
 {
 	struct irq_line kbd = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = I8042_KBD_IRQ };
 	struct irq_line aux = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = I8042_AUX_IRQ };

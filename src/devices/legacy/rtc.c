@@ -349,7 +349,7 @@ void rtc_destroy(struct rtc *rtc)
 
 /* ---- the device type (vmm/device.h): the CMOS RTC, always present ---- */
 
-static void *rtc_new(const struct vm_device_ctx *ctx, unsigned int index)
+static void *rtc_new(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size)
 {
 	return rtc_create(guest_memory_low_size(ctx->mem), guest_memory_high_size(ctx->mem), NULL, NULL);
 }

@@ -338,7 +338,7 @@ void serial_destroy(struct serial *s)
 
 /* ---- the device type (vmm/device.h): COM1, always present ---- */
 
-static void *serial_new(const struct vm_device_ctx *ctx, unsigned int index)
+static void *serial_new(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size)
 {
 	struct irq_line irq = { .set = ctx->set_irq, .opaque = ctx->irq_opaque, .gsi = SERIAL_COM1_IRQ };
 

@@ -4,6 +4,8 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -496,6 +498,20 @@ static void build_config(struct virtio_blk *blk)
 	blk->features = f;
 }
 
+/* Why virtio_blk_create failed: logged, and in bp->err when the caller gave one. */
+static void __attribute__((format(printf, 2, 3))) blk_create_failed(const struct virtio_blk_params *bp,
+								     const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pr_err("virtio-blk: %s", msg);
+	errmsg_set(bp->err, bp->err_size, "%s", msg);
+}
+
 struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const struct virtio_blk_params *bp)
 {
 	struct virtio_pci_params params = *p;
@@ -539,13 +555,13 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const st
 	blk->disk = raw_open(&rp, err, sizeof(err));
 	if (!blk->disk) {
 		ret = -errno;
-		pr_err("virtio-blk: %s", err);
+		blk_create_failed(bp, "%s", err);
 		goto fail;
 	}
 	size = raw_size(blk->disk);
 	blk->capacity = size / VIRTIO_BLK_SECTOR_SIZE;
 	if (!blk->capacity) {
-		pr_err("virtio-blk: %s: %llu bytes, less than one 512-byte sector", bp->path, (unsigned long long)size);
+		blk_create_failed(bp, "%s: %llu bytes, less than one 512-byte sector", bp->path, (unsigned long long)size);
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -560,7 +576,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const st
 	 * complete (and call blk_io_event) before the transport does. */
 	ret = loop_add(p->loop, raw_event_fd(blk->disk), EPOLLIN, blk_io_event, blk);
 	if (ret) {
-		pr_err("virtio-blk: %s: cannot watch its completions: %s", bp->path, strerror(-ret));
+		blk_create_failed(bp, "%s: cannot watch its completions: %s", bp->path, strerror(-ret));
 		goto fail;
 	}
 	params.ops = &blk_ops;
@@ -569,7 +585,7 @@ struct virtio_blk *virtio_blk_create(const struct virtio_pci_params *p, const st
 	blk->t = virtio_pci_create(&params);
 	if (!blk->t) {
 		ret = -errno;
-		pr_err("virtio-blk: %s: cannot create its PCI function: %s", bp->path, strerror(-ret));
+		blk_create_failed(bp, "%s: cannot create its PCI function: %s", bp->path, strerror(-ret));
 		loop_del(p->loop, raw_event_fd(blk->disk));
 		goto fail;
 	}
@@ -605,21 +621,25 @@ static unsigned int blk_count(const struct vm_config *cfg)
 }
 
 /* Drive `index` in vm_config_drive_order: the root drive first, so that it is /dev/vda. */
-static void *blk_new(const struct vm_device_ctx *ctx, unsigned int index)
+static void *blk_new(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size)
 {
 	const struct vm_drive_config *d = &ctx->cfg->drives[vm_config_drive_order(ctx->cfg, index)];
+	char why[400];
 	struct virtio_blk_params bp = {
 		.path = d->path_on_host,
 		.read_only = d->is_read_only,
 		.id = d->drive_id,
 		.cache = d->cache_type == VM_DRIVE_CACHE_WRITEBACK ? VIRTIO_BLK_CACHE_WRITEBACK : VIRTIO_BLK_CACHE_UNSAFE,
 		.engine = d->io_engine == VM_DRIVE_IO_ASYNC ? RAW_ENGINE_IO_URING : RAW_ENGINE_SYNC,
+		.err = why,
+		.err_size = sizeof(why),
 	};
-	struct virtio_blk *blk = virtio_blk_create(&ctx->virtio, &bp);
+	struct virtio_blk *blk;
 
-	/* virtio_blk_create said why, naming the image. */
+	why[0] = '\0';
+	blk = virtio_blk_create(&ctx->virtio, &bp);
 	if (!blk)
-		pr_err("drive %s: cannot create its virtio-blk device", d->drive_id);
+		errmsg_set(err, err_size, "drive %s: %s", d->drive_id, why[0] ? why : strerror(errno));
 	return blk;
 }
 

@@ -123,6 +123,8 @@ struct virtio_blk_params {
 	const char *id;       /* GET_ID's serial (Firecracker's drive_id); NULL or "": empty */
 	enum virtio_blk_cache cache;
 	enum raw_engine engine; /* RAW_ENGINE_IO_URING falls back to RAW_ENGINE_SYNC where it must (raw.h) */
+	char *err;            /* where a failure's reason is written too (it is logged), or NULL */
+	size_t err_size;
 };
 
 struct virtio_blk;

@@ -626,6 +626,7 @@ struct virtio_net *virtio_net_create(const struct virtio_pci_params *p, const st
 		ret = tap_open(&net->tap, np->tap_name, err, sizeof(err));
 		if (ret) {
 			pr_err("virtio-net: %s", err);
+			errmsg_set(np->err, np->err_size, "%s", err);
 			goto fail;
 		}
 	}
@@ -694,19 +695,20 @@ static unsigned int net_count(const struct vm_config *cfg)
 }
 
 /* One per "network-interfaces" entry, in order, each on its TAP. */
-static void *net_new(const struct vm_device_ctx *ctx, unsigned int index)
+static void *net_new(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size)
 {
 	const struct vm_net_config *nc = &ctx->cfg->nets[index];
+	char why[300] = "";
 	struct virtio_net_params np = {
 		.tap_name = nc->host_dev_name, .tap_fd = -1, .mac_set = nc->guest_mac.set, .mtu = nc->mtu,
+		.err = why, .err_size = sizeof(why),
 	};
 	struct virtio_net *net;
 
 	memcpy(np.mac, nc->guest_mac.bytes, sizeof(np.mac));
 	net = virtio_net_create(&ctx->virtio, &np);
-	/* virtio_net_create has said why when the TAP was the problem. */
 	if (!net)
-		pr_err("network interface \"%s\": cannot create its virtio-net device: %s", nc->iface_id, strerror(errno));
+		errmsg_set(err, err_size, "network interface \"%s\": %s", nc->iface_id, why[0] ? why : strerror(errno));
 	return net;
 }
 

@@ -99,6 +99,8 @@ struct virtio_net_params {
 	bool mac_set;
 	uint8_t mac[6];         /* when mac_set */
 	unsigned int mtu;       /* 68..65535; 0: VIRTIO_NET_F_MTU not offered */
+	char *err;              /* where a failure's reason is written too (it is logged), or NULL */
+	size_t err_size;
 };
 
 struct virtio_net_stats {

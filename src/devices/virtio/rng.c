@@ -148,7 +148,7 @@ static unsigned int rng_count(const struct vm_config *cfg)
 	return cfg->entropy ? 1 : 0;
 }
 
-static void *rng_new(const struct vm_device_ctx *ctx, unsigned int index)
+static void *rng_new(const struct vm_device_ctx *ctx, unsigned int index, char *err, size_t err_size)
 {
 	return virtio_rng_create(&ctx->virtio);
 }
