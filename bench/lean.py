@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import ROOT, BenchError, host_info, kiln_commit, read_smaps, run_vm  # noqa: E402
+from common import ROOT, BenchError, host_info, kiln_commit, loadavg, read_smaps, run_vm  # noqa: E402
 
 SETTLE_S = 0.3
 HELLO_FIRST = b"hello from a kiln guest"
@@ -79,8 +79,7 @@ def idle_figures(kiln, guest, mem, timeout):
     return seen
 
 
-def median_of(fn, runs):
-    vals = [fn() for _ in range(runs)]
+def summary(vals):
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals), "values": vals}
 
 
@@ -97,18 +96,25 @@ def main(argv):
 
     res = {"host": host_info(), "kiln_commit": kiln_commit(), "kiln": args.kiln, "runs": args.runs}
     hello = [args.kiln, "run", "--kernel", args.hello, "--memory", "64", "--cmdline", ""]
-    res["first_byte_ms"] = median_of(lambda: first_byte_ms(hello, HELLO_FIRST, args.timeout), args.runs)
-    if os.path.exists(args.floor):
-        res["floor_ms"] = median_of(lambda: first_byte_ms([args.floor], b"!", args.timeout), args.runs)
+    # kiln and the floor alternate run by run, so load that comes and goes on the host falls on both.
+    firsts, floors = [], []
+    for _ in range(args.runs):
+        firsts.append(first_byte_ms(hello, HELLO_FIRST, args.timeout))
+        if os.path.exists(args.floor):
+            floors.append(first_byte_ms([args.floor], b"!", args.timeout))
+    res["first_byte_ms"] = summary(firsts)
+    if floors:
+        res["floor_ms"] = summary(floors)
     idle = [idle_figures(args.kiln, args.exitloop, 64, args.timeout) for _ in range(args.runs)]
     for k in ("own_rss_kib", "own_file_rss_kib", "own_anon_rss_kib"):
-        vals = [i[k] for i in idle]
-        res[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+        res[k] = summary([i[k] for i in idle])
     res["mapped_libraries"] = idle[-1]["mapped"]
     ldd = subprocess.run(["ldd", args.kiln], capture_output=True, text=True)
     res["ldd"] = [ln.strip() for ln in ldd.stdout.splitlines() if ln.strip()]
 
-    print(f"kiln {args.kiln} at {res['kiln_commit']}, {args.runs} runs each")
+    res["loadavg_end"] = loadavg()
+    print(f"kiln {args.kiln} at {res['kiln_commit']}, {args.runs} runs each; load average "
+          f"{res['host']['loadavg']} at start, {res['loadavg_end']} at end")
     for k, unit in (("first_byte_ms", "ms"), ("floor_ms", "ms"), ("own_rss_kib", "KiB"),
                     ("own_file_rss_kib", "KiB"), ("own_anon_rss_kib", "KiB")):
         if k in res:
