@@ -28,6 +28,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define UC_STRINGIFY_(x) #x
@@ -239,6 +240,20 @@ int emu_uc_lib_load(struct x86_emu *emu)
 		emu->error = UNICORN_SONAME " lacks a function kiln needs";
 		return -ENOENT;
 	}
+	return 0;
+}
+
+int x86_emu_preload(char *err, size_t err_size)
+{
+	void *h = dlopen(UNICORN_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+
+	if (!h) {
+		snprintf(err, err_size, "cannot load %s: %s", UNICORN_SONAME, dlerror());
+		return -ENOENT;
+	}
+	/* Drops this call's reference only: RTLD_NODELETE keeps it mapped, and emu_uc_lib_load's dlopen
+	 * then finds it among the loaded objects by name without a lookup on the file system. */
+	dlclose(h);
 	return 0;
 }
 
