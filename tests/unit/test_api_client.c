@@ -103,83 +103,67 @@ static void test_request_without_body(void **state)
 	peer_close(&p);
 }
 
-static void test_chunked_answer(void **state)
+/* Each way an answer's body is framed, and an interim answer before the final one. */
+static void test_answers_framed(void **state)
 {
-	struct peer p;
-
-	peer_open(&p);
-	assert_int_equal(answer_and_close(&p, "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n"
-					      "5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: y\r\n\r\n"),
-			 0);
-	assert_int_equal(p.resp.status, 200);
-	assert_string_equal(p.resp.body, "hello 0123456789");
-	assert_int_equal(p.resp.len, 16);
-	peer_close(&p);
-}
-
-static void test_body_read_to_close_and_bare_lf(void **state)
-{
-	struct peer p;
-
-	peer_open(&p);
-	assert_int_equal(answer_and_close(&p, "HTTP/1.0 200 OK\nServer: x\n\n{\"state\": \"Running\"}"), 0);
-	assert_int_equal(p.resp.status, 200);
-	assert_string_equal(p.resp.body, "{\"state\": \"Running\"}");
-	peer_close(&p);
-}
-
-static void test_interim_answer_skipped(void **state)
-{
-	struct peer p;
-
-	peer_open(&p);
-	assert_int_equal(answer_and_close(&p, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
-					      "\r\nok"),
-			 0);
-	assert_int_equal(p.resp.status, 200);
-	assert_string_equal(p.resp.body, "ok");
-	peer_close(&p);
-}
-
-static void test_malformed_answers_refused(void **state)
-{
-	static const char *const bad[] = {
-		"",					/* closed before answering */
-		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", /* body cut short */
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", /* chunk cut short */
-	};
-	static const char *const proto[] = {
-		"HTTP/2 200 OK\r\n\r\n",
-		"HTTP/1.1 20 OK\r\n\r\n",
-		"HTTP/1.1 200OK\r\n\r\n",
-		"ICY 200 OK\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nBad Name: a\r\n\r\n",
-		"HTTP/1.1 200 OK\r\n: a\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
-		"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+	static const struct {
+		const char *answer, *body;
+		long status;
+	} cases[] = {
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n"
+		  "5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: y\r\n\r\n",
+		  "hello 0123456789", 200 },
+		{ "HTTP/1.0 201 Created\nServer: x\n\n{\"state\": \"Running\"}", "{\"state\": \"Running\"}", 201 },
+		{ "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", 200 },
+		{ "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", "", 304 },
 	};
 	struct peer p;
 
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		peer_open(&p);
-		assert_int_equal(answer_and_close(&p, bad[i]), -EIO);
-		assert_non_null(strstr(p.err, "closed before"));
-		assert_null(p.resp.body);
+		assert_int_equal(answer_and_close(&p, cases[i].answer), 0);
+		assert_int_equal(p.resp.status, cases[i].status);
+		assert_string_equal(p.resp.body, cases[i].body);
+		assert_int_equal(p.resp.len, strlen(cases[i].body));
 		peer_close(&p);
 	}
-	for (size_t i = 0; i < sizeof(proto) / sizeof(proto[0]); i++) {
+}
+
+/* Answers cut short (-EIO) or malformed (-EPROTO): an error with its reason, never a partial body. */
+static void test_malformed_answers_refused(void **state)
+{
+	static const struct {
+		const char *answer;
+		int err;
+		const char *msg;
+	} cases[] = {
+		{ "", -EIO, "closed before" }, /* closed before answering */
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", -EIO, "closed before" }, /* body cut short */
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", -EIO, "closed before" }, /* chunk cut short */
+		{ "HTTP/2 200 OK\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 20 OK\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200OK\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "ICY 200 OK\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nBad Name: a\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\n: a\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+		{ "HTTP/1.1 101 Switching Protocols\r\n\r\n", -EPROTO, "test.sock: malformed answer" },
+	};
+	struct peer p;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		peer_open(&p);
-		assert_int_equal(answer_and_close(&p, proto[i]), -EPROTO);
-		assert_non_null(strstr(p.err, "test.sock: malformed answer"));
+		assert_int_equal(answer_and_close(&p, cases[i].answer), cases[i].err);
+		assert_non_null(strstr(p.err, cases[i].msg));
 		assert_null(p.resp.body);
 		peer_close(&p);
 	}
@@ -341,9 +325,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request_and_content_length_answer),
 		cmocka_unit_test(test_request_without_body),
-		cmocka_unit_test(test_chunked_answer),
-		cmocka_unit_test(test_body_read_to_close_and_bare_lf),
-		cmocka_unit_test(test_interim_answer_skipped),
+		cmocka_unit_test(test_answers_framed),
 		cmocka_unit_test(test_malformed_answers_refused),
 		cmocka_unit_test(test_nul_in_head_refused),
 		cmocka_unit_test(test_sizes_bounded),
