@@ -4,6 +4,7 @@
  * "guest RAM" identity-mapped at GVA 0 (and again at KERNEL_BASE), one read-only page, one MMIO page,
  * everything else unmapped. Each test places instruction bytes at rip, steps once and checks the exact effect.
  */
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -535,6 +536,19 @@ static void test_sse_alu(void **state)
 	assert_int_equal(STEP(f, 0x66, 0x0f, 0x38, 0x00, 0xc1), X86_EMU_OK);
 	assert_memory_equal(f->cpu.fpu.xmm[0], want, 16);
 	assert_no_exception(&f->cpu);
+}
+
+/* A preloaded Unicorn stays mapped, and the next emulator's Unicorn instruction uses it. */
+static void test_preload_then_unicorn(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "";
+
+	assert_int_equal(x86_emu_preload(err, sizeof(err)), 0);
+	assert_int_equal(x86_emu_preload(err, sizeof(err)), 0);
+	assert_non_null(dlopen("libunicorn.so.2", RTLD_NOW | RTLD_NOLOAD));
+	assert_int_equal(STEP(f, 0xd9, 0xe8), X86_EMU_OK); /* fld1: Unicorn's */
+	assert_true(f->cpu.fpu_dirty);
 }
 
 static void test_x87_via_unicorn(void **state)
@@ -1190,6 +1204,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sse_moves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sse_alu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_x87_via_unicorn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_preload_then_unicorn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fxsave_fxrstor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xsave_xrstor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_fault_unmapped, setup, teardown),

@@ -86,6 +86,15 @@ struct x86_emu; /* opaque: decoder + emulator engine, one per vCPU (not thread-s
 struct x86_emu *x86_emu_create(void);
 void x86_emu_destroy(struct x86_emu *emu);
 
+/*
+ * Map Unicorn (libunicorn.so.2) into the process now, for good (RTLD_NODELETE), so that an emulator's
+ * first Unicorn instruction later finds it loaded and opens no file: what a process calls before a
+ * sandbox forbids opening files (PVM hosts only: elsewhere the host never refuses an instruction).
+ * Costs ~4 ms and ~6 MiB of RSS on the development host (docs/design.md, "The VMM process: libraries
+ * and start-up"). Returns 0, or -ENOENT with dlerror()'s reason in `err` (`err_size` bytes).
+ */
+int x86_emu_preload(char *err, size_t err_size) __attribute__((warn_unused_result));
+
 enum x86_emu_result {
 	X86_EMU_OK = 0,          /* instruction executed (or an exception queued); write the state back */
 	X86_EMU_UNSUPPORTED = 1, /* the emulator does not handle this instruction: the caller ends the VM */

@@ -28,6 +28,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define UC_STRINGIFY_(x) #x
@@ -242,6 +243,20 @@ int emu_uc_lib_load(struct x86_emu *emu)
 	return 0;
 }
 
+int x86_emu_preload(char *err, size_t err_size)
+{
+	void *h = dlopen(UNICORN_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+
+	if (!h) {
+		snprintf(err, err_size, "cannot load %s: %s", UNICORN_SONAME, dlerror());
+		return -ENOENT;
+	}
+	/* Drops this call's reference only: RTLD_NODELETE keeps it mapped, and emu_uc_lib_load's dlopen
+	 * then finds it among the loaded objects by name without a lookup on the file system. */
+	dlclose(h);
+	return 0;
+}
+
 void emu_uc_lib_release(struct x86_emu *emu)
 {
 	if (emu->uc)
@@ -287,6 +302,33 @@ static uint64_t *kvm_regs_slot(struct kvm_regs *r, unsigned int i)
 {
 	/* struct kvm_regs is rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8-r15, rip, rflags: all __u64. */
 	return (uint64_t *)r + i;
+}
+
+/*
+ * The x87 registers exchanged with Unicorn, in this order: FSW first, since its TOP field decides which
+ * physical registers ST0-ST7 name when they are written.
+ */
+static const int uc_x87_ids[] = {
+	UC_X86_REG_FPSW, UC_X86_REG_FPCW, UC_X86_REG_FPTAG, UC_X86_REG_ST0, UC_X86_REG_ST1,
+	UC_X86_REG_ST2,  UC_X86_REG_ST3,  UC_X86_REG_ST4,   UC_X86_REG_ST5, UC_X86_REG_ST6,
+	UC_X86_REG_ST7,  UC_X86_REG_FOP,  UC_X86_REG_FIP,   UC_X86_REG_FDP,
+};
+#define UC_NR_X87 (sizeof(uc_x87_ids) / sizeof(uc_x87_ids[0]))
+
+/* Where each of uc_x87_ids is read from or written to, for reg_read_batch/reg_write_batch. */
+static void uc_x87_ptrs(void **ptrs, uint16_t *fsw, uint16_t *fcw, uint16_t *tag, uint8_t (*fpr)[16], uint16_t *fop,
+			uint64_t *fip, uint64_t *fdp)
+{
+	unsigned int i;
+
+	ptrs[0] = fsw;
+	ptrs[1] = fcw;
+	ptrs[2] = tag;
+	for (i = 0; i < 8; i++)
+		ptrs[3 + i] = fpr[i];
+	ptrs[11] = fop;
+	ptrs[12] = fip;
+	ptrs[13] = fdp;
 }
 
 /* Full x87 tag word from the abridged one (FXSAVE format); only empty (11b) vs not matters to Unicorn. */
@@ -347,21 +389,12 @@ static int emu_uc_load(struct x86_emu *emu, const struct x86_emu_cpu *cpu, bool 
 		uint16_t fop = cpu->fpu.last_opcode;
 		uint64_t fip = cpu->fpu.last_ip, fdp = cpu->fpu.last_dp;
 
-		/* FSW first: its TOP field decides which physical registers ST0-ST7 name. */
-		err = emu->uc_lib.reg_write(uc, UC_X86_REG_FPSW, &fsw);
-		if (!err)
-			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FPCW, &fcw);
+		void *x87_ptrs[UC_NR_X87];
+
 		/* kvm_fpu's ftwx is by physical register, like Unicorn's tag word. */
-		if (!err)
-			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FPTAG, &tag);
-		for (i = 0; i < 8 && !err; i++)
-			err = emu->uc_lib.reg_write(uc, UC_X86_REG_ST0 + (int)i, cpu->fpu.fpr[i]);
-		if (!err)
-			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FOP, &fop);
-		if (!err)
-			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FIP, &fip);
-		if (!err)
-			err = emu->uc_lib.reg_write(uc, UC_X86_REG_FDP, &fdp);
+		/* The cast drops const only: reg_write_batch reads through the pointers. */
+		uc_x87_ptrs(x87_ptrs, &fsw, &fcw, &tag, (uint8_t (*)[16])cpu->fpu.fpr, &fop, &fip, &fdp);
+		err = emu->uc_lib.reg_write_batch(uc, (int *)uc_x87_ids, x87_ptrs, UC_NR_X87);
 	}
 	return err == UC_ERR_OK ? 0 : -EIO;
 }
@@ -391,19 +424,10 @@ static int emu_uc_save(struct x86_emu *emu, struct x86_emu_cpu *out, bool x87)
 		uint16_t tag = 0, fop = 0;
 		uint64_t fip = 0, fdp = 0;
 
-		err = emu->uc_lib.reg_read(uc, UC_X86_REG_FPSW, &out->fpu.fsw);
-		if (!err)
-			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FPCW, &out->fpu.fcw);
-		if (!err)
-			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FPTAG, &tag);
-		for (i = 0; i < 8 && !err; i++)
-			err = emu->uc_lib.reg_read(uc, UC_X86_REG_ST0 + (int)i, out->fpu.fpr[i]);
-		if (!err)
-			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FOP, &fop);
-		if (!err)
-			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FIP, &fip);
-		if (!err)
-			err = emu->uc_lib.reg_read(uc, UC_X86_REG_FDP, &fdp);
+		void *x87_ptrs[UC_NR_X87];
+
+		uc_x87_ptrs(x87_ptrs, &out->fpu.fsw, &out->fpu.fcw, &tag, out->fpu.fpr, &fop, &fip, &fdp);
+		err = emu->uc_lib.reg_read_batch(uc, (int *)uc_x87_ids, x87_ptrs, UC_NR_X87);
 		out->fpu.ftwx = x87_abridged_tag(tag);
 		out->fpu.last_opcode = fop;
 		out->fpu.last_ip = fip;
