@@ -236,25 +236,24 @@ def test_corrupt_or_mismatched_snapshots_are_refused(env):
     assert r.returncode == 2
 
 
-def test_kill_during_snapshot_keeps_the_previous_one(env):
-    """kill -9 while the memory file is being written: the previous snapshot at the same paths still loads."""
-    d, procs, hello = env
+def kill_mid_snapshot(d, procs, hello):
+    """A counting VM killed (-9) while writing its second snapshot to the paths of its first: (state, mem,
+    last count of the first snapshot, name of the memory temp file left behind)."""
     orig, sock, console = start_counter(d, procs, hello, memory=512, cmdline="fill count")
     wait_counts(console, 2, timeout=60)
     state, mem, first = snapshot_paused(d, sock, console)
     assert api(sock, "PATCH", "/vm", {"state": "Resumed"})[0] == 204
     wait_counts(console, 2, after=first)
     assert api(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204
-
-    # The second snapshot to the same paths; kill -9 the VM once its memory temp file is being written.
     snap = subprocess.Popen(["curl", "-s", "--unix-socket", sock, "-X", "PUT", "http://localhost/snapshot/create",
                              "-d", json.dumps({"snapshot_path": state, "mem_file_path": mem})],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    tmp_prefix = os.path.basename(mem) + ".tmp."
 
     def writing():
         for name in os.listdir(d):
-            if name.startswith(tmp_prefix) and os.path.getsize(os.path.join(d, name)) > 0:
+            if not name.startswith(os.path.basename(mem) + ".tmp."):
+                continue
+            if os.path.getsize(os.path.join(d, name)) > 0:
                 return name
         return None
     tmp = wait_for(writing, 30, "the memory temp file")
@@ -262,6 +261,13 @@ def test_kill_during_snapshot_keeps_the_previous_one(env):
     orig.wait(timeout=20)
     snap.communicate(timeout=30)
     assert os.path.exists(os.path.join(d, tmp)), "the snapshot finished before the kill: make the guest larger"
+    return state, mem, first, tmp
+
+
+def test_kill_during_snapshot_keeps_the_previous_one(env):
+    """kill -9 while the memory file is being written: the previous snapshot at the same paths still loads."""
+    d, procs, hello = env
+    state, mem, first, _ = kill_mid_snapshot(d, procs, hello)
 
     # The paths still hold the first snapshot, whole.
     p, console2 = restore(procs, d, state, mem, "after-kill")
