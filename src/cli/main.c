@@ -16,7 +16,7 @@ static const struct cli_command commands[] = {
 	{ "status", cli_status, "status SOCK [--json]", "the VM's id, state and configuration (GET /, GET /vm/config)" },
 	{ "snapshot", cli_snapshot, "snapshot SOCK STATE MEM [--leave-paused]",
 	  "write a snapshot of the VM serving API socket SOCK (paused meanwhile)" },
-	{ "restore", cli_restore, "restore STATE MEM [--copy] [--paused] [--console stdio|PATH] [--api-sock PATH] "
+	{ "restore", cli_restore, "restore STATE MEM [--copy] [--paused] [--verify] [--console stdio|PATH] [--api-sock PATH] "
 				  "[--disk-override ID=PATH]... [--disk-copy ID]...",
 	  "continue a snapshot in this process (kiln run --restore); --into SOCK: load it into a waiting kiln" },
 	{ "clone", cli_clone, "clone STATE MEM [-n N] [--api-sock-prefix P] [--console-prefix P] [--copy] [--paused] "

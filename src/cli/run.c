@@ -21,7 +21,7 @@
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
 	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_DISK, OPT_NET, OPT_RESTORE, OPT_MEM,
-	OPT_COPY, OPT_PAUSED, OPT_READY_FD,
+	OPT_COPY, OPT_PAUSED, OPT_VERIFY, OPT_READY_FD,
 };
 
 static const struct option run_options[] = {
@@ -44,6 +44,7 @@ static const struct option run_options[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
 	{ "copy", no_argument, NULL, OPT_COPY },
 	{ "paused", no_argument, NULL, OPT_PAUSED },
+	{ "verify", no_argument, NULL, OPT_VERIFY },
 	{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 	CLI_RESTORE_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
@@ -179,7 +180,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n"
 			       "                [--disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]]...\n"
 			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n"
-			       "       kiln run --restore STATE --mem MEM [--copy] [--paused] [--console stdio|PATH]\n"
+			       "       kiln run --restore STATE --mem MEM [--copy] [--paused] [--verify] [--console stdio|PATH]\n"
 			       "                [--api-sock PATH] [--verbose] [--quiet]\n"
 			       "                " CLI_RESTORE_USAGE "\n"
 			       "With --api-sock and no kernel (no config file, no --kernel), kiln waits for its\n"
@@ -281,6 +282,9 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		case OPT_PAUSED:
 			restore.paused = true;
 			break;
+		case OPT_VERIFY:
+			restore.verify = true;
+			break;
 		case OPT_READY_FD:
 			ret = parse_number("ready-fd", optarg, 3, 65535, &n);
 			ready_fd = (int)n;
@@ -312,9 +316,9 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	}
 	log_set_level(verbose ? LOG_DEBUG : quiet ? LOG_WARN : LOG_INFO);
 	if (restore_path ? (config_path || machine_flags || !restore.mem_path)
-			 : (restore.mem_path || restore.copy || restore.paused || overrides.n || overrides.disk_dir)) {
+			 : (restore.mem_path || restore.copy || restore.paused || restore.verify || overrides.n || overrides.disk_dir)) {
 		fprintf(stderr, "kiln: --restore STATE needs --mem MEM and takes no config file or machine flags; "
-				"--mem, --copy, --paused, --net-override, --disk-override, --disk-copy and --disk-dir go "
+				"--mem, --copy, --paused, --verify, --net-override, --disk-override, --disk-copy and --disk-dir go "
 				"with --restore\n");
 		vm_config_free(&cfg);
 		return EXIT_USAGE;

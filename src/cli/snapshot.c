@@ -156,7 +156,7 @@ int cli_restore(int argc, char **argv, uint64_t start_ns)
 		return status;
 	}
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-') {
-		fprintf(stderr, "usage: kiln restore STATE MEM [--copy] [--paused] [--console stdio|PATH] [--api-sock PATH] "
+		fprintf(stderr, "usage: kiln restore STATE MEM [--copy] [--paused] [--verify] [--console stdio|PATH] [--api-sock PATH] "
 				"[--verbose]\n                    " CLI_RESTORE_USAGE "\n"
 				"       kiln restore --into SOCK STATE MEM [--resume]\n");
 		return !strcmp(argc > 1 ? argv[1] : "", "--help") ? 0 : EXIT_USAGE;

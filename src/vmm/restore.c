@@ -111,6 +111,7 @@ int vm_restore_file(struct vm *vm, struct vm_config *cfg, const char *state_path
 {
 	struct snap_reader *reader = NULL;
 	struct vm_resolved_overrides res;
+	struct vm_restore_options o = *opts;
 	struct vm_config next, old;
 	int ret;
 
@@ -141,7 +142,8 @@ int vm_restore_file(struct vm *vm, struct vm_config *cfg, const char *state_path
 	/* The VM keeps a pointer to *cfg: the snapshot's config goes there, the old one back on failure. */
 	old = *cfg;
 	*cfg = next;
-	ret = vm_restore(vm, reader, cfg, opts, start_ns, err, err_size);
+	o.state_path = state_path;
+	ret = vm_restore(vm, reader, cfg, &o, start_ns, err, err_size);
 	snap_reader_close(reader);
 	if (ret) {
 		vm_config_free(cfg);

@@ -177,7 +177,7 @@ static int save_devices(struct vm *vm, struct snap_writer *w)
 }
 
 static int save_memory(struct vm *vm, const char *mem_path, const uint8_t id[SNAP_ID_SIZE], struct snap_memo *memo,
-		       char *tmp, size_t tmp_size, char *err, size_t err_size)
+		       struct snap_mem_chunks *chunks, char *tmp, size_t tmp_size, char *err, size_t err_size)
 {
 	int fd, ret;
 
@@ -200,7 +200,7 @@ static int save_memory(struct vm *vm, const char *mem_path, const uint8_t id[SNA
 	if (ret)
 		errmsg_set(err, err_size, "memory file %s: cannot write guest RAM: %s", tmp, strerror(-ret));
 	if (!ret) {
-		ret = snap_mem_finish(fd, memo, id, false);
+		ret = snap_mem_finish(fd, memo, id, false, chunks);
 		if (ret)
 			errmsg_set(err, err_size, "memory file %s: %s", tmp, strerror(-ret));
 	}
@@ -220,8 +220,48 @@ static bool same_file(const char *a, const char *b)
 	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/*
+ * Lock both targets for a save (snap_lock), then finish what a killed save left: roll its memory file
+ * forward if the state file is already the new snapshot's (snap_mem_open), and remove the temp files of
+ * kiln processes that are gone. Returns 0 with locks[] held, or -errno (-EBUSY: another save) + message.
+ */
+static int save_lock(const char *state_path, const char *mem_path, int locks[2], char *err, size_t err_size)
+{
+	struct snap_reader *r = NULL;
+	struct snap_header_info hdr;
+	struct snap_memo memo;
+	char ignored[256];
+	int fd;
+
+	locks[0] = snap_lock(state_path, false, err, err_size);
+	locks[1] = locks[0] < 0 ? -1 : snap_lock(mem_path, false, err, err_size);
+	if (locks[1] < 0) {
+		fd = locks[0] < 0 ? locks[0] : locks[1];
+		if (locks[0] >= 0)
+			close(locks[0]);
+		locks[0] = locks[1] = -1;
+		return fd;
+	}
+	if (snap_reader_open(state_path, &r, ignored, sizeof(ignored)) == 0) {
+		snap_reader_header(r, &hdr);
+		if (GET_CODEC(r, SNAP_ID_MEMO, 0, &snap_memo_codec, &memo, ignored, sizeof(ignored)) == 0) {
+			fd = snap_mem_open(mem_path, &memo, hdr.id, false, ignored, sizeof(ignored));
+			if (fd >= 0)
+				close(fd);
+		}
+		snap_reader_close(r);
+	}
+	snap_remove_stale_tmp(state_path);
+	snap_remove_stale_tmp(mem_path);
+	return 0;
+}
+
 int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path, char *err, size_t err_size)
 {
+	struct snap_mem_chunks chunks = { 0 };
+	uint8_t *mcrc = NULL;
+	size_t mcrc_len = 0;
+	int locks[2] = { -1, -1 };
 	size_t tmp_size = strlen(mem_path) + 32;
 	char *tmp = malloc(tmp_size), *conf = NULL;
 	uint8_t id[SNAP_ID_SIZE];
@@ -250,8 +290,12 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		errmsg_set(err, err_size, "the VM must be paused for a snapshot (PATCH /vm {\"state\": \"Paused\"})");
 		return -EBUSY;
 	}
+	/* Until both files are renamed into place: another process's save would pair the wrong files. */
+	ret = save_lock(state_path, mem_path, locks, err, err_size);
+	if (ret)
+		goto out;
 	/* vm_pause quiesced the devices already: their backends only need to be on disk. */
-	ret = vm_devices_sync(&vm->devices, err, err_size);
+	ret = ret ?: vm_devices_sync(&vm->devices, err, err_size);
 	if (ret)
 		goto out;
 	w = snap_writer_open(state_path);
@@ -262,7 +306,7 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		goto out;
 	}
 	snap_writer_id(w, id);
-	ret = save_memory(vm, mem_path, id, &memo, tmp, tmp_size, err, err_size);
+	ret = save_memory(vm, mem_path, id, &memo, &chunks, tmp, tmp_size, err, err_size);
 	if (ret)
 		goto out;
 	mem_written = true;
@@ -273,6 +317,9 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 	}
 	ret = snap_write_section(w, SNAP_ID_CONF, 0, CONF_VERSION, conf, strlen(conf));
 	ret = ret ?: PUT_CODEC(w, SNAP_ID_MEMO, 0, &snap_memo_codec, &memo);
+	ret = ret ?: snap_mem_chunks_encode(&chunks, &mcrc, &mcrc_len);
+	ret = ret ?: snap_write_section_flags(w, SNAP_ID_MCRC, 0, SNAP_MCRC_VERSION, SNAP_SECTION_OPTIONAL, mcrc,
+					      mcrc_len);
 	if (ret) {
 		errmsg_set(err, err_size, "state file %s: %s", state_path, strerror(-ret));
 		goto out;
@@ -304,6 +351,11 @@ out:
 	snap_writer_abort(w);
 	if (mem_written)
 		unlink(tmp);
+	for (int i = 0; i < 2; i++)
+		if (locks[i] >= 0)
+			close(locks[i]);
+	snap_mem_chunks_free(&chunks);
+	free(mcrc);
 	free(conf);
 	free(tmp);
 	return ret;
@@ -533,6 +585,49 @@ static int check_memo(struct snap_reader *r, const struct vm_config *cfg, struct
 	return 0;
 }
 
+/*
+ * The memory file checked against MEMO (snap_mem_open, which rolls an interrupted save forward) and,
+ * with opts->verify, every chunk against MCRC. Under the state file's lock, shared with other restores
+ * and only when a save made the lock file: the stale temp files of dead kiln processes go too.
+ */
+static int restore_open_memory(struct snap_reader *r, const struct vm_restore_options *opts,
+			       const struct snap_memo *memo, const uint8_t id[SNAP_ID_SIZE], char *err, size_t err_size)
+{
+	struct snap_mem_chunks chunks = { 0 };
+	uint32_t version;
+	const void *p;
+	size_t len;
+	char why[512];
+	int fd, lock, ret = 0;
+
+	lock = opts->state_path ? snap_lock(opts->state_path, true, why, sizeof(why)) : -ENOENT;
+	if (lock == -EBUSY) {
+		errmsg_set(err, err_size, "%s", why);
+		return lock;
+	}
+	p = snap_find_section(r, SNAP_ID_MCRC, 0, &version, &len);
+	if (p && version <= SNAP_MCRC_VERSION)
+		ret = snap_mem_chunks_decode(p, len, memo, &chunks, err, err_size);
+	fd = ret ?: snap_mem_open(opts->mem_path, memo, id, opts->verify_full, err, err_size);
+	if (fd >= 0 && opts->verify && chunks.crc) {
+		ret = snap_mem_verify(fd, opts->mem_path, memo, &chunks, UINT32_MAX, err, err_size);
+		if (ret) {
+			close(fd);
+			fd = ret;
+		}
+	} else if (fd >= 0 && opts->verify) {
+		pr_warn("memory file %s: the snapshot has no chunk checksums (written before kiln had them): --verify "
+			"checked only the sampled pages", opts->mem_path);
+	}
+	if (lock >= 0) {
+		snap_remove_stale_tmp(opts->state_path);
+		snap_remove_stale_tmp(opts->mem_path);
+		close(lock);
+	}
+	snap_mem_chunks_free(&chunks);
+	return fd;
+}
+
 int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg, const struct vm_restore_options *opts,
 	       uint64_t start_ns, char *err, size_t err_size)
 {
@@ -547,7 +642,7 @@ int vm_restore(struct vm *vm, struct snap_reader *r, const struct vm_config *cfg
 	ret = ret ?: check_disks(cfg, r, err, err_size);
 	if (ret)
 		return ret;
-	fd = snap_mem_open(opts->mem_path, &memo, hdr.id, opts->verify_full, err, err_size);
+	fd = restore_open_memory(r, opts, &memo, hdr.id, err, err_size);
 	if (fd < 0)
 		return fd;
 	t_open = time_now_ns();

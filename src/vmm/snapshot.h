@@ -38,9 +38,11 @@ int vm_snapshot_open(const char *path, struct snap_reader **out, struct vm_confi
 
 struct vm_restore_options {
 	const char *mem_path;   /* the memory file */
+	const char *state_path; /* the state file, for its lock and temp files (vm_restore_file sets it) */
 	bool copy;              /* read RAM into a memfd now, instead of mapping the file MAP_PRIVATE */
 	bool paused;            /* leave the VM paused (vm_resume starts it) */
 	bool verify_full;       /* check the memory file's full checksum, when the snapshot has one */
+	bool verify;            /* check every chunk of the memory file (MCRC) before running (--verify) */
 };
 
 /*

@@ -11,6 +11,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -132,6 +135,97 @@ int snap_create_tmp(const char *path, char *tmp, size_t tmp_size)
 			return -errno;
 	}
 	return -EEXIST;
+}
+
+int snap_lock(const char *path, bool shared, char *err, size_t err_size)
+{
+	char *lock;
+	struct stat st;
+	int fd, ret;
+
+	if (asprintf(&lock, "%s.lock", path) < 0)
+		return -ENOMEM;
+	/* O_NONBLOCK: a FIFO planted at the lock's name must not hang the open; fstat then refuses it. */
+	fd = open(lock, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (shared ? 0 : O_CREAT), 0600);
+	if (fd < 0) {
+		ret = -errno;
+		if (ret != -ENOENT || !shared)
+			errmsg_set(err, err_size, "%s: cannot open its lock file %s: %s", path, lock, strerror(errno));
+		free(lock);
+		return ret;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		errmsg_set(err, err_size, "%s: its lock file %s is not a regular file", path, lock);
+		ret = -EINVAL;
+	} else if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		if (ret == -EBUSY)
+			errmsg_set(err, err_size, "%s: another snapshot to it is being written or restored (%s is locked): "
+				   "try again when it is done", path, lock);
+		else
+			errmsg_set(err, err_size, "%s: cannot lock %s: %s", path, lock, strerror(-ret));
+	} else {
+		ret = fd;
+	}
+	if (ret < 0)
+		close(fd);
+	free(lock);
+	return ret;
+}
+
+/* Is `name` "<base>.tmp.<pid>" or "<base>.tmp.<pid>.<n>" (snap_create_tmp's names)? Its pid, or 0. */
+static pid_t tmp_name_pid(const char *name, const char *base, size_t base_len)
+{
+	unsigned long pid, n;
+	char *end;
+
+	if (strncmp(name, base, base_len) || strncmp(name + base_len, ".tmp.", 5))
+		return 0;
+	name += base_len + 5;
+	if (*name < '1' || *name > '9')
+		return 0;
+	pid = strtoul(name, &end, 10);
+	if (*end == '.') {
+		if (end[1] < '1' || end[1] > '9')
+			return 0;
+		n = strtoul(end + 1, &end, 10);
+		if (n >= TMP_NAME_TRIES)
+			return 0;
+	}
+	return *end || pid > INT32_MAX ? 0 : (pid_t)pid;
+}
+
+unsigned snap_remove_stale_tmp(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	size_t base_len = strlen(base);
+	unsigned removed = 0;
+	struct dirent *de;
+	char *dir;
+	DIR *dp;
+
+	dir = slash ? (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path))) : strdup(".");
+	dp = dir ? opendir(dir) : NULL;
+	while (dp && (de = readdir(dp))) {
+		pid_t pid = tmp_name_pid(de->d_name, base, base_len);
+		struct stat st;
+
+		/* A live process's (kill succeeds or is refused with EPERM) may be a snapshot being written. */
+		if (!pid || kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_uid != geteuid())
+			continue;
+		if (unlinkat(dirfd(dp), de->d_name, 0) == 0) {
+			pr_info("%s: removed %s/%s, left by kiln process %d that is gone", path, dir, de->d_name, (int)pid);
+			removed++;
+		}
+	}
+	if (dp)
+		closedir(dp);
+	free(dir);
+	return removed;
 }
 
 /* ---- Writer ---- */

@@ -176,4 +176,20 @@ int snap_pwrite_all(int fd, const void *buf, size_t len, off_t off) __attribute_
  */
 int snap_create_tmp(const char *path, char *tmp, size_t tmp_size) __attribute__((warn_unused_result));
 
+/*
+ * Lock the snapshot target `path` for writing (exclusive; the lock file "<path>.lock", 0600, is created
+ * and left in place) or for reading (`shared`; only an existing lock file, so a restore from a
+ * read-only directory creates nothing). flock(2), never waiting: returns the lock's fd (close it to
+ * unlock), -EBUSY while another process holds it, -ENOENT (no message) for a shared lock without lock
+ * file, or -errno with a message. docs/snapshot-format.md "Atomicity".
+ */
+int snap_lock(const char *path, bool shared, char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/*
+ * Remove the temp files of `path` that a kiln process left when it died: "<path>.tmp.<pid>[.<n>]"
+ * (snap_create_tmp's names) of a pid that no longer exists, regular files owned by this uid. Call
+ * with the target locked and after the roll forward. Returns how many it removed (each is logged).
+ */
+unsigned snap_remove_stale_tmp(const char *path);
+
 #endif

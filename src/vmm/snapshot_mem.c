@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "lib/fsync.h"
 #include "lib/log.h"
@@ -187,8 +188,47 @@ int snap_mem_create(const char *path, char *tmp_path, size_t tmp_size)
 	return fd;
 }
 
-int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool full)
+/*
+ * One pass over the data: the crc32 of each chunk into c->crc (c->chunk_size, c->nr set) and, if
+ * `full`, their combination, the crc32 of every byte.
+ */
+static int mem_chunk_sums(int fd, uint64_t data_size, struct snap_mem_chunks *c, uint32_t *full)
 {
+	uint8_t *buf = malloc(SNAP_MEM_CHUNK_SIZE);
+	uint32_t i, all = snap_crc32(0, NULL, 0);
+	int ret = 0;
+
+	c->chunk_size = SNAP_MEM_CHUNK_SIZE;
+	c->nr = (uint32_t)((data_size + SNAP_MEM_CHUNK_SIZE - 1) / SNAP_MEM_CHUNK_SIZE);
+	c->crc = calloc(c->nr, sizeof(*c->crc));
+	if (!buf || !c->crc) {
+		free(buf);
+		return -ENOMEM;
+	}
+	for (i = 0; i < c->nr && !ret; i++) {
+		uint64_t off = (uint64_t)i * SNAP_MEM_CHUNK_SIZE;
+		size_t len = data_size - off < SNAP_MEM_CHUNK_SIZE ? (size_t)(data_size - off) : SNAP_MEM_CHUNK_SIZE;
+
+		ret = pread_all(fd, buf, len, (off_t)off);
+		c->crc[i] = snap_crc32(snap_crc32(0, NULL, 0), buf, len);
+		all = (uint32_t)crc32_combine(all, c->crc[i], (z_off_t)len);
+	}
+	free(buf);
+	if (full)
+		*full = all;
+	return ret;
+}
+
+void snap_mem_chunks_free(struct snap_mem_chunks *c)
+{
+	free(c->crc);
+	memset(c, 0, sizeof(*c));
+}
+
+int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool full,
+		    struct snap_mem_chunks *chunks)
+{
+	struct snap_mem_chunks local = { 0 };
 	uint8_t *tr = calloc(1, SNAP_MEM_TRAILER_SIZE);
 	struct snap_enc e;
 	int ret;
@@ -216,12 +256,83 @@ int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE],
 		ret = mem_checksum(fd, m->data_size, m->sample_pages, &m->sample_crc);
 	m->has_full_crc = full;
 	m->full_crc = 0; /* the MEMO codec writes it as it is: zero without its flag */
-	if (!ret && full)
-		ret = mem_checksum(fd, m->data_size, 0, &m->full_crc);
+	if (!ret && (full || chunks))
+		ret = mem_chunk_sums(fd, m->data_size, chunks ? chunks : &local, full ? &m->full_crc : NULL);
+	snap_mem_chunks_free(&local);
 	if (!ret && fsync(fd) < 0)
 		ret = -errno;
 	if (ret)
 		pr_err("memory file: cannot finish: %s", strerror(-ret));
+	return ret;
+}
+
+int snap_mem_chunks_encode(const struct snap_mem_chunks *c, uint8_t **out, size_t *len)
+{
+	struct snap_enc e;
+
+	*len = 8 + 4 * (size_t)c->nr;
+	*out = malloc(*len);
+	if (!*out)
+		return -ENOMEM;
+	snap_enc_init(&e, *out, *len);
+	snap_put_u32(&e, c->chunk_size);
+	snap_put_u32(&e, c->nr);
+	for (uint32_t i = 0; i < c->nr; i++)
+		snap_put_u32(&e, c->crc[i]);
+	return 0;
+}
+
+int snap_mem_chunks_decode(const void *p, size_t len, const struct snap_memo *m, struct snap_mem_chunks *c,
+			   char *err, size_t err_size)
+{
+	struct snap_dec d;
+
+	memset(c, 0, sizeof(*c));
+	snap_dec_init(&d, p, len);
+	if (len >= 8) {
+		c->chunk_size = snap_get_u32(&d);
+		c->nr = snap_get_u32(&d);
+	}
+	if (len < 8 || c->chunk_size < SNAP_MEM_PAGE_SIZE || (c->chunk_size & (c->chunk_size - 1)) ||
+	    c->nr != (m->data_size + c->chunk_size - 1) / c->chunk_size || len != 8 + 4 * (size_t)c->nr) {
+		errmsg_set(err, err_size, "memory checksums: %zu bytes for chunks of %" PRIu32 " bytes do not describe a "
+			   "%" PRIu64 "-byte memory file", len, c->chunk_size, m->data_size);
+		return -EINVAL;
+	}
+	c->crc = malloc(4 * (size_t)c->nr + 1);
+	if (!c->crc)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->nr; i++)
+		c->crc[i] = snap_get_u32(&d);
+	return 0;
+}
+
+int snap_mem_verify(int fd, const char *path, const struct snap_memo *m, const struct snap_mem_chunks *c, uint32_t i,
+		    char *err, size_t err_size)
+{
+	uint32_t first = i == UINT32_MAX ? 0 : i, end = i == UINT32_MAX ? c->nr : i + 1;
+	uint8_t *buf;
+	int ret = 0;
+
+	if (first >= c->nr)
+		return -EINVAL;
+	buf = malloc(c->chunk_size);
+	if (!buf)
+		return -ENOMEM;
+	for (i = first; i < end && !ret; i++) {
+		uint64_t off = (uint64_t)i * c->chunk_size;
+		size_t len = m->data_size - off < c->chunk_size ? (size_t)(m->data_size - off) : c->chunk_size;
+
+		ret = pread_all(fd, buf, len, (off_t)off);
+		if (ret)
+			errmsg_set(err, err_size, "memory file %s: read at offset %" PRIu64 ": %s", path, off, strerror(-ret));
+		else if (snap_crc32(snap_crc32(0, NULL, 0), buf, len) != c->crc[i]) {
+			errmsg_set(err, err_size, "memory file %s: checksum mismatch in the %zu-byte chunk at offset %" PRIu64
+				   " (changed since the snapshot)", path, len, off);
+			ret = -EBADMSG;
+		}
+	}
+	free(buf);
 	return ret;
 }
 

@@ -24,6 +24,22 @@
 #define SNAP_MEMO_MAX_REGIONS 16
 #define SNAP_MEM_SAMPLE_PAGES 64u       /* pages in the sampled checksum checked on every restore */
 #define SNAP_MEM_MAX_SAMPLE_PAGES 4096u
+#define SNAP_MEM_CHUNK_SIZE (2u << 20)  /* bytes of the memory file per chunk checksum */
+
+/*
+ * MCRC section (instance 0, version 1, SNAP_SECTION_OPTIONAL so an older kiln ignores it): chunk_size
+ * (le32, a power of two, at least a page), nr_chunks (le32, data_size / chunk_size rounded up), then
+ * per chunk the crc32 of its bytes (le32; the last chunk ends at data_size). Snapshots before it
+ * (8d1a722) have none. docs/snapshot-format.md "MCRC".
+ */
+#define SNAP_ID_MCRC SNAP_FOURCC('M', 'C', 'R', 'C')
+#define SNAP_MCRC_VERSION 1
+
+struct snap_mem_chunks {
+	uint32_t chunk_size;            /* bytes */
+	uint32_t nr;
+	uint32_t *crc;                  /* nr checksums, malloc'd (snap_mem_chunks_free) */
+};
 
 struct snap_memo_region {
 	uint64_t gpa;                   /* guest physical start */
@@ -62,11 +78,33 @@ int snap_mem_create(const char *path, char *tmp_path, size_t tmp_size) __attribu
 
 /*
  * After the RAM is written to `fd`: append the trailer with the snapshot `id` at offset m->data_size,
- * compute m->sample_crc (SNAP_MEM_SAMPLE_PAGES pages) and, if `full`, m->full_crc over all the data,
- * then fsync. Returns 0 or -errno (logged).
+ * compute m->sample_crc (SNAP_MEM_SAMPLE_PAGES pages), if `chunks` the crc32 of every
+ * SNAP_MEM_CHUNK_SIZE chunk and, if `full`, m->full_crc over all the data (one pass for both), then
+ * fsync. Returns 0 or -errno (logged).
  */
-int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool full)
+int snap_mem_finish(int fd, struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE], bool full,
+		    struct snap_mem_chunks *chunks) __attribute__((warn_unused_result));
+
+void snap_mem_chunks_free(struct snap_mem_chunks *c);
+
+/* The MCRC payload of `c` into a malloc'd buffer (*out, *len bytes). Returns 0 or -ENOMEM. */
+int snap_mem_chunks_encode(const struct snap_mem_chunks *c, uint8_t **out, size_t *len)
 	__attribute__((warn_unused_result));
+
+/*
+ * Decode an MCRC payload (`len` bytes) for the memory file that `m` describes into `c` (freed by the
+ * caller). Returns 0 or -EINVAL with a message.
+ */
+int snap_mem_chunks_decode(const void *p, size_t len, const struct snap_memo *m, struct snap_mem_chunks *c,
+			   char *err, size_t err_size) __attribute__((warn_unused_result));
+
+/*
+ * Check chunk `i` of the memory file `fd` (as a lazy restore would before it uses it), or every chunk
+ * when `i` is UINT32_MAX. Returns 0, -EBADMSG with the first bad chunk's offset in the message, or
+ * -errno for I/O.
+ */
+int snap_mem_verify(int fd, const char *path, const struct snap_memo *m, const struct snap_mem_chunks *c, uint32_t i,
+		    char *err, size_t err_size) __attribute__((warn_unused_result));
 
 /*
  * Rename the finished memory temp file over `path` and fsync the directory. Call only after the state

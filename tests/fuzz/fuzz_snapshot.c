@@ -375,7 +375,7 @@ static void fuzz_mem_file(const uint8_t *data, size_t size)
 	memset(f->enc, 0, m.data_size);
 	memcpy(f->enc, data + off, size - off < m.data_size ? size - off : m.data_size);
 	CHECK(pwrite(fd, f->enc, m.data_size, 0) == (ssize_t)m.data_size);
-	CHECK(snap_mem_finish(fd, &m, id, data[1] & 2) == 0);
+	CHECK(snap_mem_finish(fd, &m, id, data[1] & 2, NULL) == 0);
 	if (!(data[1] & 4))
 		CHECK(snap_mem_commit(tmp, f->mem_path) == 0);
 	target = data[1] & 4 ? tmp : f->mem_path;

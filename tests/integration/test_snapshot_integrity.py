@@ -4,8 +4,6 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from conftest import KILN, api, text
 from test_snapshot import (env, counts, kill_mid_snapshot, restore, snapshot_paused, start_counter,  # noqa: F401
                            wait_counts, wait_for)
@@ -14,7 +12,6 @@ PAGE = 4096
 CHUNK = 2 << 20
 
 
-@pytest.mark.xfail(strict=True, reason="defect 8: no per-chunk checksum, no --verify")
 def test_verify_refuses_a_flipped_byte_outside_the_sampled_pages(env):
     d, procs, hello = env
     orig, sock, console = start_counter(d, procs, hello)
@@ -44,7 +41,6 @@ def test_verify_refuses_a_flipped_byte_outside_the_sampled_pages(env):
         assert "checksum mismatch" in text(r.stderr) and f"offset {CHUNK}" in text(r.stderr), text(r.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 8: concurrent saves to the same paths are not locked out")
 def test_a_second_concurrent_save_to_the_same_paths_is_refused(env):
     d, procs, hello = env
     a, sock_a, console_a = start_counter(d, procs, hello, "a", memory=512, cmdline="fill count")
@@ -73,7 +69,6 @@ def test_a_second_concurrent_save_to_the_same_paths_is_refused(env):
     assert wait_counts(console2, 1, timeout=60)[0] == first + 1
 
 
-@pytest.mark.xfail(strict=True, reason="defect 8: temp files of a killed snapshot are never removed")
 def test_temp_files_of_a_killed_snapshot_are_removed_by_the_next_save(env):
     d, procs, hello = env
     state, mem, first, tmp = kill_mid_snapshot(d, procs, hello)

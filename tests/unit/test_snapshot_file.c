@@ -921,11 +921,110 @@ static struct snap_memo make_mem_file(const char *path, const uint8_t id[SNAP_ID
 		memset(page, (int)(i + 1), sizeof(page));
 		assert_int_equal(pwrite(fd, page, sizeof(page), (off_t)(i * 4096)), (ssize_t)sizeof(page));
 	}
-	assert_int_equal(snap_mem_finish(fd, &m, id, true), 0);
+	assert_int_equal(snap_mem_finish(fd, &m, id, true, NULL), 0);
 	close(fd);
 	if (commit)
 		assert_int_equal(snap_mem_commit(tmp, path), 0);
 	return m;
+}
+
+/* MCRC: a checksum per 2 MiB chunk (the last one short), through its encoding, checked one or all. */
+static void test_mem_chunks(void **state)
+{
+	struct fixture *f = *state;
+	struct snap_memo m = { .mem_size = 1200 * 4096, .data_size = 1200 * 4096, .nr_regions = 1,
+			       .regions = { { 0, 1200 * 4096, 0 } } };
+	struct snap_mem_chunks c = { 0 }, d = { 0 };
+	uint8_t id[SNAP_ID_SIZE], byte = 0x55, *enc;
+	char mem[160], tmp[256], err[ERR_SIZE];
+	size_t len;
+	int fd;
+
+	snprintf(mem, sizeof(mem), "%s/vm.mem", f->dir);
+	memset(id, 0xa1, sizeof(id));
+	fd = snap_mem_create(mem, tmp, sizeof(tmp));
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &byte, 1, 5 * 4096), 1);
+	assert_int_equal(snap_mem_finish(fd, &m, id, false, &c), 0);
+	assert_int_equal(c.chunk_size, SNAP_MEM_CHUNK_SIZE);
+	assert_int_equal(c.nr, 3);
+	assert_int_equal(snap_mem_chunks_encode(&c, &enc, &len), 0);
+	assert_int_equal(len, 8 + 3 * 4);
+	assert_int_equal(snap_mem_chunks_decode(enc, len, &m, &d, err, sizeof(err)), 0);
+	assert_memory_equal(c.crc, d.crc, 3 * sizeof(*c.crc));
+	assert_int_equal(snap_mem_chunks_decode(enc, len - 4, &m, &d, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "do not describe a 4915200-byte memory file"));
+	snap_mem_chunks_free(&d);
+	enc[0] = 1; /* a chunk size that is no power of two */
+	assert_int_equal(snap_mem_chunks_decode(enc, len, &m, &d, err, sizeof(err)), -EINVAL);
+	free(enc);
+
+	assert_int_equal(snap_mem_verify(fd, mem, &m, &c, UINT32_MAX, err, sizeof(err)), 0);
+	assert_int_equal(pwrite(fd, &byte, 1, 4 * 1048576 + 7), 1);
+	assert_int_equal(snap_mem_verify(fd, mem, &m, &c, 0, err, sizeof(err)), 0);
+	assert_int_equal(snap_mem_verify(fd, mem, &m, &c, UINT32_MAX, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "checksum mismatch in the 720896-byte chunk at offset 4194304"));
+	assert_int_equal(snap_mem_verify(fd, mem, &m, &c, 3, err, sizeof(err)), -EINVAL);
+	snap_mem_chunks_free(&c);
+	close(fd);
+	unlink(tmp);
+}
+
+/* The target's lock, and which temp files are stale: only a dead pid's, in kiln's own name pattern. */
+static void test_lock_and_stale_tmp(void **state)
+{
+	struct fixture *f = *state;
+	char path[160], name[256], err[ERR_SIZE];
+	int a, b, i;
+	/* Not kiln's names, with the pid of a process that is gone. */
+	const char *keep[] = { "x.tmp.0", "x.tmp.0%d", "x.tmp.%d.0", "x.tmp.%d.100", "x.tmp.%dx", "y.tmp.%d",
+			       "x.tmp.%d.d" };
+	pid_t dead = fork();
+
+	if (dead == 0)
+		_exit(0);
+	assert_true(dead > 0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	snprintf(path, sizeof(path), "%s/x", f->dir);
+
+	/* No lock file: a shared lock creates none. */
+	assert_int_equal(snap_lock(path, true, err, sizeof(err)), -ENOENT);
+	a = snap_lock(path, false, err, sizeof(err));
+	assert_true(a >= 0);
+	/* flock belongs to the open file: a second open in this process conflicts as another process would. */
+	assert_int_equal(snap_lock(path, false, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "another snapshot to it is being written or restored"));
+	assert_int_equal(snap_lock(path, true, err, sizeof(err)), -EBUSY);
+	close(a);
+	a = snap_lock(path, true, err, sizeof(err));
+	b = snap_lock(path, true, err, sizeof(err));
+	assert_true(a >= 0 && b >= 0);
+	close(a);
+	close(b);
+
+	for (i = 0; i < (int)(sizeof(keep) / sizeof(keep[0])); i++) {
+		char base[64];
+
+		snprintf(base, sizeof(base), keep[i], (int)dead);
+		snprintf(name, sizeof(name), "%s/%s", f->dir, base);
+		close(open(name, O_CREAT | O_WRONLY, 0600));
+	}
+	snprintf(name, sizeof(name), "%s/x.tmp.%d.4", f->dir, (int)dead);
+	assert_int_equal(mkfifo(name, 0600), 0); /* not a regular file */
+	snprintf(name, sizeof(name), "%s/x.tmp.%d", f->dir, (int)getpid()); /* alive */
+	close(open(name, O_CREAT | O_WRONLY, 0600));
+	snprintf(name, sizeof(name), "%s/x.tmp.%d.2", f->dir, (int)dead);
+	assert_int_equal(symlink("/nonexistent", name), 0); /* not a regular file */
+	snprintf(name, sizeof(name), "%s/x.tmp.%d", f->dir, (int)dead);
+	close(open(name, O_CREAT | O_WRONLY, 0600));
+	snprintf(name, sizeof(name), "%s/x.tmp.%d.3", f->dir, (int)dead);
+	close(open(name, O_CREAT | O_WRONLY, 0600));
+	assert_int_equal(snap_remove_stale_tmp(path), 2);
+	snprintf(name, sizeof(name), "%s/x.tmp.%d", f->dir, (int)dead);
+	assert_int_equal(access(name, F_OK), -1);
+	snprintf(name, sizeof(name), "%s/x.tmp.%d", f->dir, (int)getpid());
+	assert_int_equal(access(name, F_OK), 0);
+	assert_int_equal(snap_remove_stale_tmp(path), 0);
 }
 
 static void test_mem_file(void **state)
@@ -1077,6 +1176,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unwritable_dir, setup, teardown),
 		cmocka_unit_test(test_memo),
 		cmocka_unit_test_setup_teardown(test_mem_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mem_chunks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_and_stale_tmp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mem_roll_forward, setup, teardown),
 	};
 
