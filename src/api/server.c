@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,6 +36,8 @@
 #define API_DEFAULT_IDLE_TIMEOUT_S 30
 #define API_DEFAULT_MAX_CONNECTIONS 16
 #define API_LISTEN_BACKLOG 16
+/* Beyond this a target and its version cannot be one request line (MHD's connection memory is 32 KiB). */
+#define API_MAX_REQUEST_LINE (64 * 1024)
 
 struct api_server {
 	struct MHD_Daemon *mhd;
@@ -51,6 +54,9 @@ struct api_upload {
 	size_t total;   /* bytes announced or received, kept or not */
 	bool too_large; /* more than API_MAX_BODY: the rest is read and dropped */
 	bool answered;  /* refused early (400, body too large) from the headers alone */
+	bool started;   /* on_request has seen the headers */
+	const char *raw_uri; /* the request line's target as MHD split it, before unescaping (NUL check) */
+	size_t raw_uri_len;  /* strlen(raw_uri): shorter than the target when the target holds a NUL */
 };
 
 static void mhd_log(void *cls __attribute__((unused)), const char *fmt, va_list ap)
@@ -73,8 +79,9 @@ static const char *log_safe(const char *s, char *buf, size_t size)
 	return buf;
 }
 
+/* Queue `resp` (consumed); `close` ends the connection after it (the rest of the stream is not trusted). */
 static enum MHD_Result send_answer(struct MHD_Connection *conn, const char *method, const char *url,
-				   struct api_response *resp)
+				   struct api_response *resp, bool close)
 {
 	size_t len = resp->body ? strlen(resp->body) : 0;
 	char m[16], u[128];
@@ -100,7 +107,8 @@ static enum MHD_Result send_answer(struct MHD_Connection *conn, const char *meth
 	resp->body = NULL; /* MHD frees it with the response */
 	if ((len && MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES) ||
 	    (resp->allow[0] && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow) != MHD_YES) ||
-	    (resp->deprecation && MHD_add_response_header(r, "Deprecation", "true") != MHD_YES)) {
+	    (resp->deprecation && MHD_add_response_header(r, "Deprecation", "true") != MHD_YES) ||
+	    (close && MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)) {
 		MHD_destroy_response(r);
 		return MHD_NO;
 	}
@@ -141,24 +149,103 @@ static int upload_append(struct api_upload *up, const char *data, size_t n)
 }
 
 /*
+ * MHD calls this once per request, when the request line is in: the request's state starts here, with the
+ * target as sent (still escaped, in MHD's connection buffer, which stays put while the request lives).
+ */
+static void *on_uri(void *cls __attribute__((unused)), const char *uri, struct MHD_Connection *conn __attribute__((unused)))
+{
+	struct api_upload *up = calloc(1, sizeof(*up));
+
+	if (up) {
+		up->raw_uri = uri;
+		up->raw_uri_len = strlen(uri);
+	}
+	return up;
+}
+
+/*
+ * Does the request target hold a NUL? MHD cuts the request line in place: the target is followed by the
+ * NUL that replaced the space before the version, then the version, so the target's bytes run up to
+ * `version` - 1. A NUL inside the target makes the C string shorter than that (MHD then routes what comes
+ * before the NUL: "/vm\0/config" would be "/vm"). Only a version within the same line counts: a library
+ * that lays the line out otherwise is not second-guessed.
+ */
+static bool target_has_nul(const struct api_upload *up, const char *version)
+{
+	uintptr_t end = (uintptr_t)up->raw_uri + up->raw_uri_len + 1, v = (uintptr_t)version;
+
+	return version && up->raw_uri && v > end && v - (uintptr_t)up->raw_uri <= API_MAX_REQUEST_LINE;
+}
+
+/* Content-Length headers: their number, and whether they agree and are plain decimal digits. */
+struct content_length_scan {
+	const char *first;
+	unsigned int count;
+	bool bad;
+};
+
+static enum MHD_Result scan_content_length(void *cls, enum MHD_ValueKind kind __attribute__((unused)),
+					   const char *key, const char *value)
+{
+	struct content_length_scan *cl = cls;
+
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+		return MHD_YES;
+	if (!value || !value[0] || strspn(value, "0123456789") != strlen(value) ||
+	    (cl->first && strcmp(cl->first, value)))
+		cl->bad = true;
+	if (!cl->first)
+		cl->first = value;
+	cl->count++;
+	return MHD_YES;
+}
+
+/*
+ * Requests that two HTTP parsers could read two ways (a proxy in front of kiln and kiln itself) are
+ * refused with 400 and the connection closed, before anything reaches the backend: a NUL in the target,
+ * Content-Length headers that disagree or are not a number (RFC 9112 s6.3). The same length given twice
+ * is one length (RFC 9110 s8.6). Returns false with `resp` set to refuse.
+ */
+static bool request_is_unambiguous(struct MHD_Connection *conn, const struct api_upload *up, const char *version,
+				   struct api_response *resp)
+{
+	struct content_length_scan cl = { 0 };
+
+	if (target_has_nul(up, version)) {
+		api_response_error(resp, 400, "the request target holds a NUL byte");
+		return false;
+	}
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_content_length, &cl);
+	if (cl.bad) {
+		api_response_error(resp, 400, "%u Content-Length headers that disagree, or one that is not a "
+					      "decimal number (RFC 9112 s6.3)", cl.count);
+		return false;
+	}
+	return true;
+}
+
+/*
  * MHD calls this once when the headers are in, then once per piece of body, then once more with no
  * data: the request is complete and is answered.
  */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-				  const char *version __attribute__((unused)), const char *upload_data,
+				  const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
 {
 	struct api_server *srv = cls;
 	struct api_upload *up = *con_cls;
-	struct api_response resp;
+	struct api_response resp = { 0 };
 
-	if (!up) {
+	if (!up)
+		return MHD_NO; /* on_uri found no memory */
+	if (!up->started) {
 		const char *cl;
 
-		up = calloc(1, sizeof(*up));
-		if (!up)
-			return MHD_NO;
-		*con_cls = up;
+		up->started = true;
+		if (!request_is_unambiguous(conn, up, version, &resp)) {
+			up->answered = true;
+			return send_answer(conn, method, url, &resp, true);
+		}
 		/* A declared body over the limit is refused before it is read. */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl) {
@@ -172,7 +259,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				up->total = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
 				up->answered = true;
 				api_handle(srv->handle, srv->ctx, method, url, NULL, up->total, &resp);
-				return send_answer(conn, method, url, &resp);
+				return send_answer(conn, method, url, &resp, false);
 			}
 		}
 		return MHD_YES;
@@ -188,7 +275,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	api_handle(srv->handle, srv->ctx, method, url, up->body, up->too_large ? up->total : up->len, &resp);
-	return send_answer(conn, method, url, &resp);
+	return send_answer(conn, method, url, &resp, false);
 }
 
 static void on_completed(void *cls __attribute__((unused)), struct MHD_Connection *conn __attribute__((unused)),
@@ -319,6 +406,7 @@ int api_server_start(struct api_server **out, const char *socket_path, const str
 				    MHD_OPTION_LISTEN_SOCKET, fd,
 				    MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 				    MHD_OPTION_CONNECTION_LIMIT, conns,
+				    MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
 				    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 				    MHD_OPTION_END);
 	ret = errno;
