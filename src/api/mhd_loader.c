@@ -81,6 +81,15 @@ int MHD_get_connection_values(struct MHD_Connection *connection, enum MHD_ValueK
 	return mhd_sym("MHD_get_connection_values", &fn) ? -1 : fn(connection, kind, iterator, iterator_cls);
 }
 
+/* Only the info types that take no further argument are forwarded (server.c asks for the fd and the socket context). */
+const union MHD_ConnectionInfo *MHD_get_connection_info(struct MHD_Connection *connection,
+							enum MHD_ConnectionInfoType info_type, ...)
+{
+	const union MHD_ConnectionInfo *(*fn)(struct MHD_Connection *, enum MHD_ConnectionInfoType, ...);
+
+	return mhd_sym("MHD_get_connection_info", &fn) ? NULL : fn(connection, info_type);
+}
+
 enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned int status_code,
 				   struct MHD_Response *response)
 {
