@@ -73,6 +73,23 @@ const char *MHD_lookup_connection_value(struct MHD_Connection *connection, enum 
 	return mhd_sym("MHD_lookup_connection_value", &fn) ? NULL : fn(connection, kind, key);
 }
 
+int MHD_get_connection_values(struct MHD_Connection *connection, enum MHD_ValueKind kind,
+			      MHD_KeyValueIterator iterator, void *iterator_cls)
+{
+	int (*fn)(struct MHD_Connection *, enum MHD_ValueKind, MHD_KeyValueIterator, void *);
+
+	return mhd_sym("MHD_get_connection_values", &fn) ? -1 : fn(connection, kind, iterator, iterator_cls);
+}
+
+/* Only the info types that take no further argument are forwarded (server.c asks for the fd and the socket context). */
+const union MHD_ConnectionInfo *MHD_get_connection_info(struct MHD_Connection *connection,
+							enum MHD_ConnectionInfoType info_type, ...)
+{
+	const union MHD_ConnectionInfo *(*fn)(struct MHD_Connection *, enum MHD_ConnectionInfoType, ...);
+
+	return mhd_sym("MHD_get_connection_info", &fn) ? NULL : fn(connection, info_type);
+}
+
 enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned int status_code,
 				   struct MHD_Response *response)
 {

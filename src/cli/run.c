@@ -21,7 +21,7 @@
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
 	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_DISK, OPT_NET, OPT_RESTORE, OPT_MEM,
-	OPT_COPY, OPT_PAUSED, OPT_VERIFY, OPT_READY_FD,
+	OPT_COPY, OPT_PAUSED, OPT_VERIFY, OPT_READY_FD, OPT_API_TIMEOUT_MS,
 };
 
 static const struct option run_options[] = {
@@ -37,6 +37,7 @@ static const struct option run_options[] = {
 	{ "profile", required_argument, NULL, OPT_PROFILE },
 	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
 	{ "api-sock", required_argument, NULL, OPT_API_SOCK },
+	{ "api-timeout-ms", required_argument, NULL, OPT_API_TIMEOUT_MS },
 	{ "boot", required_argument, NULL, OPT_BOOT },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "net", required_argument, NULL, OPT_NET },
@@ -157,6 +158,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 	const char *profile_path = NULL;
 	const char *api_sock = NULL;
 	struct api_server *api = NULL;
+	struct api_server_options api_opts = { 0 };
 	struct instance inst;
 	bool wait_for_api, machine_flags = false;
 	const char *restore_path = NULL;
@@ -177,7 +179,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		if (opt == 'h') {
 			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
 			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
-			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--boot linux64|pvh]\n"
+			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--api-timeout-ms MS]\n"
+			       "                [--boot linux64|pvh]\n"
 			       "                [--disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]]...\n"
 			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n"
 			       "       kiln run --restore STATE --mem MEM [--copy] [--paused] [--verify] [--console stdio|PATH]\n"
@@ -285,6 +288,10 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 		case OPT_VERIFY:
 			restore.verify = true;
 			break;
+		case OPT_API_TIMEOUT_MS:
+			ret = parse_number("api-timeout-ms", optarg, 100, 3600 * 1000, &n);
+			api_opts.request_timeout_ms = (unsigned int)n;
+			break;
 		case OPT_READY_FD:
 			ret = parse_number("ready-fd", optarg, 3, 65535, &n);
 			ready_fd = (int)n;
@@ -360,7 +367,7 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			goto fail;
 		}
 	}
-	if (api_sock && api_server_start(&api, api_sock, NULL, instance_handle, &inst, err, sizeof(err))) {
+	if (api_sock && api_server_start(&api, api_sock, &api_opts, instance_handle, &inst, err, sizeof(err))) {
 		pr_err("cannot serve the API on %s: %s", api_sock, err);
 		if (wait_for_api)
 			goto fail;

@@ -5,7 +5,8 @@
  * InstanceStart, snapshot only when Paused, load only into a fresh VM) and prints every typed request it
  * receives as one JSON line on stdout, so a test can check what the routes layer made of its HTTP.
  *
- *   api_fake_vm --api-sock PATH [--id ID] [--idle-timeout S] [--max-connections N] [--fail OP]...
+ *   api_fake_vm --api-sock PATH [--id ID] [--idle-timeout S] [--max-connections N] [--request-timeout-ms MS]
+ *               [--fail OP]...
  *
  * --fail OP makes that backend op (e.g. snapshot_create) fail with EIO, which the API answers with 500.
  * Lines: {"event": "ready", ...} once serving, one {"op": ...} per backend call, {"event": "stopped"} after
@@ -358,7 +359,7 @@ static int fake_handle(void *ctx, const struct ctl_request *req, struct ctl_repl
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: api_fake_vm --api-sock PATH [--id ID] [--idle-timeout S] [--max-connections N] "
-		   "[--fail OP]... [--verbose]\n");
+		   "[--request-timeout-ms MS] [--fail OP]... [--verbose]\n");
 }
 
 int main(int argc, char **argv)
@@ -368,6 +369,7 @@ int main(int argc, char **argv)
 		{ "id", required_argument, NULL, 'i' },
 		{ "idle-timeout", required_argument, NULL, 't' },
 		{ "max-connections", required_argument, NULL, 'c' },
+		{ "request-timeout-ms", required_argument, NULL, 'r' },
 		{ "fail", required_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -399,6 +401,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			opts.max_connections = (unsigned int)strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			opts.request_timeout_ms = (unsigned int)strtoul(optarg, NULL, 10);
 			break;
 		case 'f':
 			if (vm.nr_fail < sizeof(vm.fail) / sizeof(vm.fail[0]))
