@@ -62,7 +62,6 @@ def test_bad_flags(kiln, hello_elf):
     assert r.returncode == 2
 
 
-@pytest.mark.xfail(strict=True, reason="defect 10: drives compared by name, not by file")
 def test_two_names_of_one_drive(kiln, hello_elf, tmp_path):
     (tmp_path / "d1.img").write_bytes(b"\0" * 4096)
     r = run_kiln(["run", "--kernel", hello_elf, "--disk", "d1.img", "--disk", "./d1.img"], cwd=tmp_path)
@@ -71,7 +70,6 @@ def test_two_names_of_one_drive(kiln, hello_elf, tmp_path):
     assert "locked" not in text(r.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 10: numbers with what strtoul skips (space, sign) accepted")
 @pytest.mark.parametrize("value", [" 2", "+2", "\t2", "\n2"])
 def test_number_flags_refuse_what_strtoul_skips(kiln, hello_elf, tmp_path, value):
     r = run_kiln(["run", "--kernel", hello_elf, "--cpus", value])
