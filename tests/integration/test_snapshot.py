@@ -512,7 +512,6 @@ def test_linux_continues_after_restore(kiln, kvm, tmp_path):
         procs.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="defect 7: a clone inherits the fds kiln's caller left open")
 def test_clone_holds_no_inherited_fd(env):
     """An fd kiln inherited and did not open (a caller's pipe) is not passed on to the clones it execs."""
     d, procs, hello = env
