@@ -103,7 +103,6 @@ def pvh_elf(path, entry, seg=0x100000):
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="defect 5: a PVH entry outside every segment is accepted and crashes later")
 @pytest.mark.parametrize("entry", [0x200000, 0x100003, 0xfffff])
 def test_pvh_entry_outside_the_segments(kiln, kvm, tmp_path, entry):
     kernel = pvh_elf(tmp_path / "vmlinux", entry)
