@@ -537,7 +537,6 @@ def test_clone_holds_no_inherited_fd(env):
         os.close(w)
 
 
-@pytest.mark.xfail(strict=True, reason="defect 5: guest memory lost under a restored VM is a 'triple fault', exit 0")
 def test_truncated_memory_file_is_a_host_fault(env):
     """The memory file of a VM restored MAP_PRIVATE truncated under it: a host fault, said so, status 1.
     Truncated to nothing: the count guest's pages all lie in its first MiBs, so half would not reach them."""
