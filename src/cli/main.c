@@ -43,8 +43,10 @@ static void usage(FILE *out)
  * Mark every fd above stderr close-on-exec: kiln opened none of them yet, so they are its caller's (a pipe,
  * a socket, a lock), and a clone exec'ed from /proc/self/exe must not hold them (a caller waiting for EOF on
  * a pipe would wait for the clone too). Marked, not closed: a tool kiln runs under (a sanitizer, valgrind)
- * may own one. kiln takes no fd on purpose today; one that should reach the clones would need a --keep-fd
- * that leaves it out here. close_range's CLOEXEC flag (Linux 5.11), else a walk of /proc/self/fd.
+ * may own one, and `kiln run --ready-fd N` still writes to its fd (only an exec drops it; exec_clone clears
+ * the flag on the ready pipe it passes). No other fd is passed on purpose today: one that should reach the
+ * clones would need a --keep-fd that leaves it out here. close_range's CLOEXEC flag (Linux 5.11), else a
+ * walk of /proc/self/fd.
  */
 static void cloexec_inherited_fds(void)
 {
