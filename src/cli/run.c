@@ -72,17 +72,11 @@ static int replace_string(const char *flag, char **field, const char *value)
 /* Parse a decimal flag value in [min, max]; 0 on success. */
 static int parse_number(const char *flag, const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || end == text || *end || text[0] == '-' || v < min || v > max) {
+	if (config_parse_uint(text, min, max, out)) {
 		fprintf(stderr, "kiln: --%s: expected an integer %llu..%llu, got '%s'\n", flag, (unsigned long long)min,
 			(unsigned long long)max, text);
 		return -EINVAL;
 	}
-	*out = v;
 	return 0;
 }
 

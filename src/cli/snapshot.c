@@ -239,13 +239,13 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 	struct vm_clone_spec spec = { 0 };
 	struct snap_reader *reader = NULL;
 	struct vm_clone *clones = NULL;
-	unsigned long count = 1, wanted, i;
+	uint64_t count = 1;
+	unsigned long wanted, i;
 	char sock[4200], console[4200], log[4200], err[768];
 	int opt, ret, started = 0, status = 1;
 	struct vm_config cfg;
 	bool failed = false;
 	uint64_t t0;
-	char *end;
 
 	(void)start_ns;
 	log_set_level(LOG_INFO); /* the disk copies' log lines */
@@ -253,9 +253,7 @@ int cli_clone(int argc, char **argv, uint64_t start_ns)
 	while ((opt = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
-			errno = 0;
-			count = strtoul(optarg, &end, 10);
-			if (errno || *end || count < 1 || count > 1024) {
+			if (config_parse_uint(optarg, 1, 1024, &count)) {
 				fprintf(stderr, "kiln clone: -n: expected 1..1024, got '%s'\n", optarg);
 				return EXIT_USAGE;
 			}

@@ -27,18 +27,44 @@ void console_restore_terminal(void)
 	}
 }
 
+/* Async-signal-safe (tcsetattr, sigaction and raise are): restore, then die of `sig` as if uncaught. */
 static void fatal_signal(int sig)
 {
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+
 	console_restore_terminal();
-	signal(sig, SIG_DFL);
-	raise(sig);
+	sigaction(sig, &dfl, NULL);
+	raise(sig); /* pending until this handler returns (the signal is blocked in it), then the default action */
+}
+
+/*
+ * Every signal whose default action ends the process and that kiln does not use itself. SIGINT, SIGTERM
+ * and SIGHUP are listed too: kiln reads them from a signalfd while they are blocked (vm.c), but one that
+ * comes before or after that must still restore the terminal. Left out: SIGUSR1 (the vCPU kick,
+ * VCPU_KICK_SIGNAL), SIGPIPE (ignored), SIGKILL and SIGSTOP (cannot be caught). A signal that is not at its
+ * default action when the terminal goes raw (ignored, or a handler of kiln's, e.g. SIGBUS on guest memory)
+ * is left as it is.
+ */
+static const int fatal_signals[] = {
+	SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGUSR2, SIGSEGV, SIGALRM, SIGTERM,
+	SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSYS,
+};
+
+static void catch_fatal_signals(void)
+{
+	struct sigaction sa = { .sa_handler = fatal_signal }, old;
+	size_t i;
+
+	sigfillset(&sa.sa_mask); /* no other signal's handler runs in the middle of this one */
+	for (i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
+		if (!sigaction(fatal_signals[i], NULL, &old) && old.sa_handler == SIG_DFL &&
+		    !(old.sa_flags & SA_SIGINFO))
+			sigaction(fatal_signals[i], &sa, NULL);
 }
 
 static int terminal_make_raw(void)
 {
-	static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE };
 	struct termios raw;
-	size_t i;
 
 	if (tcgetattr(STDIN_FILENO, &terminal.saved) < 0)
 		return -errno;
@@ -50,8 +76,7 @@ static int terminal_make_raw(void)
 		return -errno;
 	terminal.raw = 1;
 	atexit(console_restore_terminal);
-	for (i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
-		signal(fatal[i], fatal_signal);
+	catch_fatal_signals();
 	return 0;
 }
 

@@ -489,6 +489,17 @@ struct device_list_kind {
 	int (*conflict)(const void *other, const void *elem, const char *where, char *err, size_t err_size);
 };
 
+/*
+ * Do two paths name one file (d1.img and ./d1.img, a hard link, a symlink)? Compared by (st_dev, st_ino);
+ * a path that does not exist yet names no file (the drive's own open reports it).
+ */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 /* Firecracker's rules (vmm_config/drive.rs): one root device, and one drive per backing file. */
 static int drive_conflict(const void *other, const void *elem, const char *where, char *err, size_t err_size)
 {
@@ -502,6 +513,11 @@ static int drive_conflict(const void *other, const void *elem, const char *where
 	if (!strcmp(o->path_on_host, d->path_on_host)) {
 		errmsg_set(err, err_size, "%s.path_on_host: %s is already drive \"%s\"", where, d->path_on_host,
 			   o->drive_id);
+		return -EINVAL;
+	}
+	if (same_file(o->path_on_host, d->path_on_host)) {
+		errmsg_set(err, err_size, "%s.path_on_host: %s is the same file as drive \"%s\" (%s)", where,
+			   d->path_on_host, o->drive_id, o->path_on_host);
 		return -EINVAL;
 	}
 	return 0;

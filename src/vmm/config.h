@@ -208,6 +208,12 @@ int vm_config_put_net(struct vm_config *cfg, const char *where, struct vm_net_co
 /* src/vmm/config_flags.c: the CLI's flag syntax for one device. */
 
 /*
+ * A flag's decimal number in [min, max] into `*out`: digits only, so nothing strtoull would skip or take
+ * (leading white space, a '+' or '-' sign) passes. 0, or -EINVAL (the caller names the flag).
+ */
+int config_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out) __attribute__((warn_unused_result));
+
+/*
  * `kiln run --disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]`: one drive, as
  * vm_config_put_drive; the id defaults to "disk<N>" (N = the number of drives so far). Options may come in
  * any order. -EINVAL with a message naming the flag, -ENOMEM.

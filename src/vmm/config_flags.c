@@ -5,6 +5,7 @@
  * the whole list (one root device, no shared TAP...) are the same everywhere. tests/fuzz/fuzz_config.c
  * fuzzes these parsers.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,21 @@
 #include "lib/json_fields.h"
 #include "lib/log.h"
 #include "vmm/config.h"
+
+int config_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!isdigit((unsigned char)text[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
 
 /* Split "PATH,opt,opt=value" in place: returns the next option (NULL at the end), `*rest` advances. */
 static char *next_option(char **rest)
@@ -118,7 +134,7 @@ out:
 int vm_config_add_net_flag(struct vm_config *cfg, const char *spec, char *err, size_t err_size)
 {
 	struct vm_net_config n = { 0 };
-	char *copy = strdup(spec), *rest = copy, *tap, *opt, *end;
+	char *copy = strdup(spec), *rest = copy, *tap, *opt;
 	const char *v;
 	int ret = -EINVAL;
 
@@ -147,11 +163,9 @@ int vm_config_add_net_flag(struct vm_config *cfg, const char *spec, char *err, s
 		} else if ((v = option_value(opt, "id"))) {
 			ret = take_id("--net", spec, v, &n.iface_id, err, err_size);
 		} else if ((v = option_value(opt, "mtu"))) {
-			unsigned long mtu;
+			uint64_t mtu = 0;
 
-			errno = 0;
-			mtu = strtoul(v, &end, 10);
-			if (errno || end == v || *end || v[0] == '-' || mtu < 68 || mtu > 65535) {
+			if (config_parse_uint(v, 68, 65535, &mtu)) {
 				errmsg_set(err, err_size, "--net %s: mtu: expected an integer 68..65535, got '%s'", spec, v);
 				ret = -EINVAL;
 			}

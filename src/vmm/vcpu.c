@@ -166,6 +166,10 @@ static enum exit_action handle_mmio(struct vcpu *vcpu)
 
 static enum exit_action handle_shutdown(struct vcpu *vcpu)
 {
+	if (vm_guest_memory_lost(vcpu->vm)) {
+		vm_stop(vcpu->vm, VM_STOP_ERROR, "vCPU %u: " VM_GUEST_MEMORY_LOST_MESSAGE, vcpu->id);
+		return EXIT_STOP;
+	}
 	vm_stop(vcpu->vm, VM_STOP_REBOOT, "guest triple fault (CPU reset) on vCPU %u", vcpu->id);
 	return EXIT_STOP;
 }
@@ -302,6 +306,7 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
+	sigaddset(&set, SIGBUS); /* the emulator's fault on lost guest RAM reaches vm.c's handler */
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	/* Each turn: the request slot first (a paused vCPU waits in there), then the guest. */
@@ -315,7 +320,9 @@ static void *vcpu_thread(void *arg)
 			atomic_compare_exchange_strong(&vm->first_run_ns, &zero, time_now_ns());
 		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN) {
+			int err = errno;
+
+			if (err == EINTR || err == EAGAIN) {
 				/* Cleared before the slot is looked at: a kick from now on is seen either way. */
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				if (vcpu->profile && atomic_load(&vcpu->sample_pending))
@@ -323,7 +330,10 @@ static void *vcpu_thread(void *arg)
 				test_hooks_slow_exit(&vm->hooks, vcpu_control_pending(&vcpu->ctl));
 				continue;
 			}
-			vm_stop(vm, VM_STOP_ERROR, "vCPU %u: KVM_RUN failed: %s", vcpu->id, strerror(errno));
+			if (err == EFAULT && vm_guest_memory_lost(vm))
+				vm_stop(vm, VM_STOP_ERROR, "vCPU %u: " VM_GUEST_MEMORY_LOST_MESSAGE, vcpu->id);
+			else
+				vm_stop(vm, VM_STOP_ERROR, "vCPU %u: KVM_RUN failed: %s", vcpu->id, strerror(err));
 			break;
 		}
 		vcpu->nr_exits++;

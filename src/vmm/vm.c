@@ -161,6 +161,66 @@ out:
 	return ret;
 }
 
+/*
+ * The guest RAM a SIGBUS may hit. A file-level global on purpose, as the console's terminal: a fault
+ * handler has no other way to reach it, and kiln runs one VM per process.
+ */
+static struct {
+	uint8_t *volatile base;
+	volatile uint64_t size;
+} guest_ram;
+
+/*
+ * A SIGBUS inside guest RAM is a host fault, never the guest's: the pages behind it are gone (the memory
+ * file of a MAP_PRIVATE restore truncated under the VM). A device thread's or the emulator's memcpy is the
+ * one that takes it (KVM itself answers a vCPU's access with -EFAULT or a triple fault: vcpu.c checks
+ * vm_guest_memory_lost then). Say so and exit 1 at once: the VM cannot go on, and nothing here may take a
+ * lock. Any other SIGBUS dies as uncaught (after the terminal is restored). Async-signal-safe throughout.
+ */
+static void guest_ram_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	static const char msg[] = "kiln: error: " VM_GUEST_MEMORY_LOST_MESSAGE " (SIGBUS)\n";
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	uint8_t *addr = si->si_addr, *base = guest_ram.base;
+
+	(void)uc;
+	console_restore_terminal();
+	if (base && addr >= base && (uint64_t)(addr - base) < guest_ram.size) {
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+			/* nothing else to tell it with */
+		}
+		_exit(1);
+	}
+	sigaction(sig, &dfl, NULL);
+	raise(sig); /* a fault: returning re-runs the access, which now dies of SIGBUS */
+}
+
+/* Route SIGBUS on the VM's RAM to guest_ram_sigbus (before the console, which then leaves SIGBUS alone). */
+static void catch_guest_ram_sigbus(const struct guest_memory *mem)
+{
+	struct sigaction sa = { .sa_sigaction = guest_ram_sigbus, .sa_flags = SA_SIGINFO };
+
+	sigfillset(&sa.sa_mask);
+	guest_ram.size = mem->size;
+	guest_ram.base = mem->base;
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+bool vm_guest_memory_lost(struct vm *vm)
+{
+	/*
+	 * Only a file mapping loses pages under kiln. Reading every region in is the test that does not guess
+	 * from the file's size; it runs on an exit path only, once, when the VM stops anyway. Where the kernel
+	 * lacks MADV_POPULATE_READ the read of a lost page raises the SIGBUS above, with the same message.
+	 */
+	if (vm->mem.kind != GUEST_MEMORY_FILE_PRIVATE || !vm->mem.base)
+		return false;
+	for (unsigned int i = 0; i < vm->mem.nr_regions; i++)
+		if (guest_memory_populate(&vm->mem, vm->mem.regions[i].gpa, vm->mem.regions[i].size))
+			return true;
+	return false;
+}
+
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...)
 {
 	uint64_t one = 1;
@@ -461,6 +521,7 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 			   (unsigned long long)cfg->mem_mib, strerror(-ret));
 		goto fail;
 	}
+	catch_guest_ram_sigbus(&vm->mem);
 	ret = create_kvm_vm(vm, err, err_size);
 	if (ret)
 		goto fail;
@@ -754,8 +815,11 @@ void vm_destroy(struct vm *vm)
 	if (vm->fd >= 0)
 		close(vm->fd);
 	vm->fd = -1;
-	if (vm->mem.memfd >= 0 || vm->mem.base)
+	if (vm->mem.memfd >= 0 || vm->mem.base) {
+		if (guest_ram.base == vm->mem.base)
+			guest_ram.base = NULL; /* a SIGBUS there is not guest RAM's any more */
 		guest_memory_destroy(&vm->mem);
+	}
 	if (vm->stop_eventfd >= 0)
 		close(vm->stop_eventfd);
 	vm->stop_eventfd = -1;

@@ -97,6 +97,16 @@ int vm_run(struct vm *vm);
 void vm_stop(struct vm *vm, enum vm_stop_reason reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
+ * Has guest RAM lost pages under the VM (the memory file of a MAP_PRIVATE restore truncated)? For a vCPU
+ * whose KVM_RUN failed with EFAULT or whose guest "triple faulted": KVM turns a host fault on guest memory
+ * into those. Reads all RAM in (slow for a large lazily restored VM: call it only on the way out).
+ */
+bool vm_guest_memory_lost(struct vm *vm);
+
+/* What vm_stop's message says when vm_guest_memory_lost. */
+#define VM_GUEST_MEMORY_LOST_MESSAGE "guest memory is gone (the host cannot read its pages): the memory file was truncated?"
+
+/*
  * vm_create for a snapshot restore (src/vmm/snapshot.h): the same machine for `cfg`, its guest RAM
  * from the memory file `mem_fd` (guest_memory_init_from_file: mapped MAP_PRIVATE, or copied with
  * `copy`; the fd may be closed afterwards), devices and vCPUs in their reset state, no kernel loaded.

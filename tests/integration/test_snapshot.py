@@ -516,3 +516,42 @@ def test_linux_continues_after_restore(kiln, kvm, tmp_path):
         assert got.stdout == b"written-after-the-restore\n", got.stderr
     finally:
         procs.stop()
+
+
+def test_clone_holds_no_inherited_fd(env):
+    """An fd kiln inherited and did not open (a caller's pipe) is not passed on to the clones it execs."""
+    d, procs, hello = env
+    r, w = os.pipe()
+    try:
+        pipe = f"pipe:[{os.fstat(w).st_ino}]"
+        sock, console = os.path.join(d, "vm.sock"), os.path.join(d, "vm.console")
+        procs.start(["run", "--kernel", hello, "--memory", 32, "--cmdline", "count", "--api-sock", sock,
+                     "--console", console], pass_fds=(w,))
+        wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+        wait_counts(console, 1)
+        assert api(sock, "PATCH", "/vm", {"state": "Paused"})[0] == 204
+        code, body = api(sock, "PUT", "/vm/clone", {"clone_id": "fdless", "api_socket": os.path.join(d, "c.sock"),
+                                                    "resume_vm": True})
+        assert code == 200, body
+        pid = json.loads(body)["pid"]
+        procs.pids.append(pid)
+        fd_dir = f"/proc/{pid}/fd"
+        links = {fd: os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)}
+        assert pipe not in links.values(), links
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_truncated_memory_file_is_a_host_fault(env):
+    """The memory file of a VM restored MAP_PRIVATE truncated under it: a host fault, said so, status 1.
+    Truncated to nothing: the count guest's pages all lie in its first MiBs, so half would not reach them."""
+    d, procs, hello = env
+    state, mem, _ = snapshot_counter(d, procs, hello, 1)
+    p, console = restore(procs, d, state, mem, "victim")
+    wait_counts(console, 2)
+    os.truncate(mem, 0)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1, text(err)
+    assert "guest memory is gone" in text(err) and "memory file was truncated?" in text(err), text(err)
+    assert "triple fault" not in text(err), text(err)

@@ -2,6 +2,7 @@
 #include "arch/x86/pvh.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <linux/kvm.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -65,6 +66,15 @@ static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
 	       ((uint64_t)(limit & 0x000f0000u) << 32) | ((uint64_t)(base & 0x00ffffffu) << 16) | (limit & 0xffffu);
 }
 
+/* Does the 32-bit entry lie inside one of the segments kiln loads ([paddr, paddr + memsz))? */
+static bool entry_in_segments(const struct kernel_image *img, uint64_t entry)
+{
+	for (unsigned int i = 0; i < img->nr_segments; i++)
+		if (entry >= img->segments[i].paddr && entry - img->segments[i].paddr < img->segments[i].memsz)
+			return true;
+	return false;
+}
+
 int pvh_boot_load(const struct guest_memory *mem, const struct kernel_image *img, const uint8_t *initrd,
 		  size_t initrd_len, const char *cmdline, unsigned int nr_cpus, struct pvh_boot_info *info, char *err,
 		  size_t err_size)
@@ -85,6 +95,10 @@ int pvh_boot_load(const struct guest_memory *mem, const struct kernel_image *img
 	memset(info, 0, sizeof(*info));
 	if (!img->has_pvh_entry)
 		return fail(err, err_size, -ENOEXEC, "the kernel has no PVH entry (no XEN_ELFNOTE_PHYS32_ENTRY note)");
+	/* Refused here, not found at run time as a vCPU executing whatever RAM holds there. */
+	if (!entry_in_segments(img, img->pvh_entry))
+		return fail(err, err_size, -ENOEXEC, "the PVH entry 0x%x is outside every loaded segment (0x%llx-0x%llx)",
+			    img->pvh_entry, (unsigned long long)img->load_start, (unsigned long long)img->load_end);
 	ret = x86_boot_load(mem, img, initrd, initrd_len, cmdline, nr_cpus, &info->x86, err, err_size);
 	if (ret)
 		return ret;

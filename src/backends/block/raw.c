@@ -318,6 +318,7 @@ static int sync_start(struct raw_disk *d)
 	pthread_cond_init(&d->done_cond, NULL);
 	/* Every signal blocked: kiln's main thread reads SIGINT/SIGTERM from a signalfd (vm.c). */
 	sigfillset(&all);
+	sigdelset(&all, SIGBUS); /* a blocked fault would kill kiln unexplained: vm.c's handler reports it */
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	ret = pthread_create(&d->thread, NULL, sync_thread, d);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
