@@ -362,6 +362,9 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			goto fail;
 		goto fail_vm;
 	}
+	/* A snapshot written over the socket would leave the VM unreachable (the type check refuses it too). */
+	if (api_sock && !wait_for_api && file_set_add_path(&vm.files, api_sock))
+		pr_warn("API socket %s: not in the VM's file set", api_sock);
 	if (wait_for_api) {
 		pr_info("waiting for the VM's configuration on %s (PUT /boot-source, /machine-config, ..., then PUT "
 			"/actions InstanceStart)", api_sock);
@@ -372,6 +375,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			vm_config_free(&cfg);
 			return ret == -EINTR ? 0 : 1;
 		}
+		if (file_set_add_path(&vm.files, api_sock))
+			pr_warn("API socket %s: not in the VM's file set", api_sock);
 	}
 	if (ready_fd >= 0)
 		vm_clone_report_ready(ready_fd); /* kiln clone waits for this: the VM is about to run */

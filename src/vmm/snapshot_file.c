@@ -52,6 +52,13 @@ uint32_t snap_crc32(uint32_t c, const void *p, size_t len)
 	return (uint32_t)crc32_z(c, p, len);
 }
 
+bool snap_state_fd_is_kiln(int fd)
+{
+	uint8_t magic[sizeof(header_magic)];
+
+	return pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && !memcmp(magic, header_magic, sizeof(magic));
+}
+
 static size_t pad8(uint64_t len)
 {
 	return (size_t)((8 - (len & 7)) & 7);

@@ -248,6 +248,16 @@ static void hex_id(const uint8_t id[SNAP_ID_SIZE], char out[2 * SNAP_ID_SIZE + 1
 		snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
+bool snap_mem_fd_is_kiln(int fd)
+{
+	uint8_t magic[sizeof(mem_magic)];
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_size >= (off_t)SNAP_MEM_TRAILER_SIZE &&
+	       pread(fd, magic, sizeof(magic), st.st_size - (off_t)SNAP_MEM_TRAILER_SIZE) == (ssize_t)sizeof(magic) &&
+	       !memcmp(magic, mem_magic, sizeof(magic));
+}
+
 /* Is `fd` a complete memory file of snapshot `id` with m->data_size bytes of RAM? 0 or -errno + message. */
 static int mem_check_trailer(int fd, const char *path, const struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE],
 			     char *err, size_t err_size)
