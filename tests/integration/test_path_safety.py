@@ -179,3 +179,96 @@ def test_clone_refuses_to_write_over_the_kernel(vm):
     assert code == 400, body
     assert prefix + ".mem" in body, body
     assert identity(prefix + ".mem") == before
+
+
+# ---- defect 3: a FIFO named where kiln reads a file must be refused at once, never block kiln ----
+
+def run_quick(args, timeout=10):
+    """kiln ARGS, which must end by itself within `timeout` s: (exit status, stderr). A hang fails the test."""
+    p = subprocess.Popen([str(KILN)] + [str(a) for a in args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.communicate(timeout=5)
+            why = "hung (ended on SIGTERM)"
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            why = "hung, and SIGTERM did not stop it"
+        pytest.fail(f"kiln {' '.join(map(str, args))}: {why}")
+    return p.returncode, text(err)
+
+
+def fifo(d, name):
+    path = os.path.join(d, name)
+    os.mkfifo(path, 0o600)
+    return path
+
+
+def snapshot_files(d, hello_elf):
+    """A real snapshot of a paused hello VM: (state, mem)."""
+    v = VM(d, hello_elf)
+    state, mem = os.path.join(d, "s.snap"), os.path.join(d, "s.mem")
+    try:
+        code, body = v.snapshot(state, mem)
+        assert code == 204, body
+    finally:
+        v.stop()
+    return state, mem
+
+
+DEFECT3 = pytest.mark.xfail(strict=True, reason="defect 3: a FIFO blocks kiln in open()")
+
+
+@pytest.mark.parametrize("kind", [pytest.param("config file", marks=DEFECT3), "kernel",
+                                  pytest.param("console", marks=DEFECT3), "disk",
+                                  pytest.param("state file", marks=DEFECT3),
+                                  pytest.param("memory file", marks=DEFECT3)])
+def test_a_fifo_is_refused_at_once(tmp, hello_elf, kind):
+    f = fifo(tmp, "f")
+    if kind in ("state file", "memory file"):
+        state, mem = snapshot_files(tmp, hello_elf)
+        args = ["run", "--restore", f if kind == "state file" else state, "--mem", f if kind == "memory file" else mem,
+                "--console", os.path.join(tmp, "restored.console")]
+    else:
+        kernel = os.path.join(tmp, "kernel.elf")
+        shutil.copyfile(hello_elf, kernel)
+        args = {"config file": ["run", "--config", f],
+                "kernel": ["run", "--kernel", f],
+                "console": ["run", "--kernel", kernel, "--console", f],
+                "disk": ["run", "--kernel", kernel, "--console", os.path.join(tmp, "c"), "--disk", f]}[kind]
+    status, err = run_quick(args)
+    assert status != 0, err
+    assert f in err, err
+
+
+@pytest.mark.xfail(strict=True, reason="defect 3: PUT /snapshot/load of a FIFO blocks the main thread")
+@pytest.mark.parametrize("which", ["snapshot_path", "backend_path"])
+def test_snapshot_load_of_a_fifo_answers_and_sigterm_stops_kiln(tmp, hello_elf, which):
+    state, mem = snapshot_files(tmp, hello_elf)
+    f = fifo(tmp, "f")
+    sock = os.path.join(tmp, "waiting.sock")
+    p = subprocess.Popen([str(KILN), "run", "--api-sock", sock, "--console", os.path.join(tmp, "w.console")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: os.path.exists(sock), 10, "the API socket")
+        body = {"snapshot_path": f if which == "snapshot_path" else state,
+                "mem_backend": {"backend_type": "File", "backend_path": f if which == "backend_path" else mem}}
+        try:
+            code, answer = api(sock, "PUT", "/snapshot/load", body, timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("PUT /snapshot/load of a FIFO did not answer")
+        assert code == 400, answer
+        assert f in answer, answer
+        assert api(sock, "GET", "/", timeout=10)[0] == 200
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            pytest.fail("kiln ignored SIGTERM")
