@@ -272,3 +272,97 @@ def test_snapshot_load_of_a_fifo_answers_and_sigterm_stops_kiln(tmp, hello_elf, 
             p.kill()
             p.communicate()
             pytest.fail("kiln ignored SIGTERM")
+
+
+# ---- defect 2: the console file ----
+
+DEFECT2 = pytest.mark.xfail(strict=True, reason="defect 2: the console is opened O_CREAT|O_TRUNC, 0644, following "
+                                                "symlinks, before any check")
+
+
+def kernel_copy(d, hello_elf):
+    kernel = os.path.join(d, "kernel.elf")
+    shutil.copyfile(hello_elf, kernel)
+    return kernel
+
+
+@DEFECT2
+@pytest.mark.parametrize("kind", ["kernel", "disk"])
+def test_console_may_not_be_a_file_the_vm_uses(tmp, hello_elf, kind):
+    kernel = kernel_copy(tmp, hello_elf)
+    disk = os.path.join(tmp, "disk.img")
+    with open(disk, "wb") as f:
+        f.write(b"disk marker")
+        f.truncate(MIB)
+    victim = kernel if kind == "kernel" else disk
+    before = identity(victim)
+    status, err = run_quick(["run", "--kernel", kernel, "--cmdline", "count", "--disk", disk, "--console", victim])
+    assert status != 0, err
+    assert victim in err, err
+    assert identity(victim) == before
+
+
+@DEFECT2
+def test_restore_with_the_state_file_as_console_keeps_it(tmp, hello_elf):
+    state, mem = snapshot_files(tmp, hello_elf)
+    before = identity(state)
+    status, err = run_quick(["run", "--restore", state, "--mem", mem, "--console", state])
+    assert status != 0, err
+    assert state in err, err
+    assert identity(state) == before
+
+
+@DEFECT2
+def test_console_symlink_is_refused(tmp, hello_elf):
+    kernel = kernel_copy(tmp, hello_elf)
+    precious = os.path.join(tmp, "precious")
+    with open(precious, "wb") as f:
+        f.write(b"root-only data")
+    link = os.path.join(tmp, "console.link")
+    os.symlink(precious, link)
+    status, err = run_quick(["run", "--kernel", kernel, "--cmdline", "count", "--console", link])
+    assert status != 0, err
+    assert link in err and "symlink" in err, err
+    assert identity(precious)[2] == b"root-only data"
+
+
+@DEFECT2
+def test_console_file_is_created_0600(tmp, hello_elf):
+    kernel = kernel_copy(tmp, hello_elf)
+    console = os.path.join(tmp, "c")
+    run_quick(["run", "--kernel", kernel, "--console", console])
+    assert stat.S_IMODE(os.stat(console).st_mode) == 0o600
+
+
+def console_flood(tmp, hello_elf, args):
+    """A counting VM with its console capped: stopped after its output passed the cap; (console, stderr)."""
+    kernel = kernel_copy(tmp, hello_elf)
+    console = os.path.join(tmp, "capped.console")
+    p = subprocess.Popen([str(KILN), "run", "--kernel", kernel, "--cmdline", "count", "--console", console] + args,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)
+    p.send_signal(signal.SIGTERM)
+    try:
+        _, err = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail("kiln ignored SIGTERM")
+    return console, text(err)
+
+
+@DEFECT2
+def test_console_size_cap_flag(tmp, hello_elf):
+    console, err = console_flood(tmp, hello_elf, ["--console-max-bytes", "64"])
+    assert os.path.getsize(console) <= 64, err
+    assert "console" in err and "dropped" in err, err
+
+
+@DEFECT2
+def test_console_size_cap_config_field(tmp, hello_elf):
+    cfg = os.path.join(tmp, "vm.json")
+    with open(cfg, "w") as f:
+        f.write('{"kiln": {"console_max_bytes": 64}}')
+    console, err = console_flood(tmp, hello_elf, ["--config", cfg])
+    assert os.path.getsize(console) <= 64, err
+    assert "dropped" in err, err
