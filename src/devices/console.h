@@ -6,6 +6,7 @@
 #ifndef KILN_DEVICES_CONSOLE_H
 #define KILN_DEVICES_CONSOLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@ struct console {
 	int out_fd;
 	bool owns_out; /* out_fd was opened by kiln */
 	bool escape;   /* Ctrl-A seen, waiting for the command key */
+	_Atomic uint64_t dropped; /* bytes of guest output not written (a FIFO's reader behind) */
 };
 
 /*

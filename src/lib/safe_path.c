@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,7 +31,8 @@ const char *safe_type_name(mode_t mode)
 
 static bool type_allowed(mode_t mode, unsigned int allow)
 {
-	return (S_ISREG(mode) && (allow & SAFE_REG)) || (S_ISFIFO(mode) && (allow & SAFE_FIFO));
+	return (S_ISDIR(mode) && (allow & SAFE_DIR)) || (S_ISREG(mode) && (allow & SAFE_REG)) || (S_ISFIFO(mode) && (allow & SAFE_FIFO)) ||
+	       (S_ISBLK(mode) && (allow & SAFE_BLK)) || (S_ISCHR(mode) && (allow & SAFE_CHR));
 }
 
 bool file_set_has(const struct file_set *set, const struct stat *st)
@@ -75,45 +77,51 @@ int safe_open(const char *what, const char *path, int flags, unsigned int allow,
 	int acc = flags & O_ACCMODE, fd, ret;
 	bool trunc = flags & O_TRUNC;
 	struct stat st;
+	char name[64];
 
-	fd = open(path, acc | (flags & O_CREAT) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
+	/* "kernel /k: ..." or, without `what`, the plain "/k: ..." of the callers that had their own words. */
+	snprintf(name, sizeof(name), "%s%s", what ? what : "", what ? " " : "");
+
+	fd = open(path, acc | (flags & O_CREAT) | (allow & SAFE_FOLLOW ? 0 : O_NOFOLLOW) | O_NONBLOCK | O_NOCTTY |
+		  O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
 		if (errno == ELOOP)
-			errmsg_set(err, err_size, "%s %s: a symlink (refused: kiln does not follow a symlink here)", what,
+			errmsg_set(err, err_size, "%s%s: a symlink (refused: kiln does not follow a symlink here)", name,
 				   path);
 		else if (errno == ENXIO)
-			errmsg_set(err, err_size, "%s %s: a FIFO with no reader", what, path);
+			errmsg_set(err, err_size, "%s%s: a FIFO with no reader", name, path);
 		else
-			errmsg_set(err, err_size, "%s %s: %s", what, path, strerror(errno));
+			errmsg_set(err, err_size, "%s%s: %s%s", name, path, what ? "cannot open: " : "", strerror(errno));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		errmsg_set(err, err_size, "%s %s: %s", what, path, strerror(errno));
+		errmsg_set(err, err_size, "%s%s: %s", name, path, strerror(errno));
 		goto fail;
 	}
 	if (!type_allowed(st.st_mode, allow)) {
-		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		errmsg_set(err, err_size, "%s %s: %s, not %s", what, path, safe_type_name(st.st_mode),
-			   allow & SAFE_FIFO ? "a regular file or a FIFO" : "a regular file");
+		ret = -EINVAL;
+		errmsg_set(err, err_size, "%s%s: %s, not %s", name, path, safe_type_name(st.st_mode),
+			   allow & SAFE_FIFO ? "a regular file or a FIFO" : allow & SAFE_BLK ? "a regular file or a block device"
+									      : "a regular file");
 		goto fail;
 	}
 	if (file_set_has(busy, &st)) {
 		ret = -EBUSY;
-		errmsg_set(err, err_size, "%s %s: a file this VM uses (its kernel, initrd, a disk, its console, "
-			   "its API socket or its memory file)", what, path);
+		errmsg_set(err, err_size, "%s%s: a file this VM uses (its kernel, initrd, a disk, its console, "
+			   "its API socket or its memory file)", name, path);
 		goto fail;
 	}
 	if (trunc && S_ISREG(st.st_mode) && ftruncate(fd, 0) < 0) {
 		ret = -errno;
-		errmsg_set(err, err_size, "%s %s: cannot truncate: %s", what, path, strerror(errno));
+		errmsg_set(err, err_size, "%s%s: cannot truncate: %s", name, path, strerror(errno));
 		goto fail;
 	}
-	/* Reads and writes of a regular file block as usual; a FIFO being written stays non-blocking. */
-	if (!(S_ISFIFO(st.st_mode) && acc != O_RDONLY) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+	/* Reads and writes of a regular file block as usual; a FIFO or device written stays non-blocking. */
+	if (!((S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) && acc != O_RDONLY) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		ret = -errno;
-		errmsg_set(err, err_size, "%s %s: %s", what, path, strerror(errno));
+		errmsg_set(err, err_size, "%s%s: %s", name, path, strerror(errno));
 		goto fail;
 	}
 	return fd;

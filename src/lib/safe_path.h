@@ -17,6 +17,10 @@
 /* The file types a caller accepts (safe_open's `allow`). */
 #define SAFE_REG  0x1u /* a regular file */
 #define SAFE_FIFO 0x2u /* a FIFO: only where Firecracker takes one (logger, metrics, serial output) */
+#define SAFE_BLK  0x4u /* a block device (a disk) */
+#define SAFE_CHR  0x20u /* a character device (a console on /dev/null or a terminal) */
+#define SAFE_DIR  0x10u /* a directory, for a caller that refuses it in its own words */
+#define SAFE_FOLLOW 0x8u /* follow a symlink: for a file kiln only reads, whose type is checked on the fd */
 
 #define FILE_SET_MAX 64
 
@@ -33,11 +37,11 @@ struct file_set {
 
 /*
  * Open `path` with `flags` (O_RDONLY, O_WRONLY or O_RDWR, optionally O_CREAT: mode 0600, and O_TRUNC,
- * applied after the checks) plus O_NOFOLLOW|O_NOCTTY|O_CLOEXEC, non-blocking until fstat showed a type
+ * applied after the checks) plus O_NOFOLLOW (unless SAFE_FOLLOW)|O_NOCTTY|O_CLOEXEC, non-blocking until fstat showed a type
  * in `allow` (a FIFO opened for writing stays non-blocking: a slow reader drops output, never blocks a
- * thread). A file in `busy` (may be NULL) is refused. `what` names the file in messages ("kernel").
- * Returns the fd, or -errno with "WHAT PATH: why" in `err` (ELOOP: a symlink; EINVAL: the wrong type;
- * EBUSY: a file the VM uses).
+ * thread). A file in `busy` (may be NULL) is refused. `what` names the file in messages ("kernel"; NULL:
+ * "PATH: strerror" alone). Returns the fd, or -errno with "WHAT PATH: why" in `err` (ELOOP: a symlink;
+ * ENXIO: a FIFO with no reader; EINVAL: the wrong type; EBUSY: a file the VM uses).
  */
 int safe_open(const char *what, const char *path, int flags, unsigned int allow, const struct file_set *busy,
 	      char *err, size_t err_size) __attribute__((warn_unused_result));

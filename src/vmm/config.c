@@ -24,6 +24,7 @@
 
 #include "lib/json_fields.h"
 #include "lib/log.h"
+#include "lib/safe_path.h"
 
 /* A config file is a few hundred bytes; the cap keeps `--config /dev/zero` from eating memory. */
 #define CONFIG_MAX_FILE_SIZE (1u << 20)
@@ -717,12 +718,9 @@ int vm_config_load_file(struct vm_config *cfg, const char *path, char *err, size
 	struct stat st;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
-		return ret;
-	}
+	fd = safe_open(NULL, path, O_RDONLY, SAFE_REG | SAFE_DIR | SAFE_FOLLOW, NULL, err, err_size);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));

@@ -19,6 +19,7 @@
 
 #include "lib/fsync.h"
 #include "lib/log.h"
+#include "lib/safe_path.h"
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "unknown"
@@ -640,12 +641,9 @@ int snap_reader_open(const char *path, struct snap_reader **out, char *err, size
 	int fd, ret;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "%s: cannot open: %s", path, strerror(errno));
-		return ret;
-	}
+	fd = safe_open("state file", path, O_RDONLY, SAFE_REG | SAFE_FOLLOW, NULL, err, err_size);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		errmsg_set(err, err_size, "%s: %s", path, strerror(errno));

@@ -17,6 +17,7 @@
 
 #include "lib/fsync.h"
 #include "lib/log.h"
+#include "lib/safe_path.h"
 
 static const uint8_t mem_magic[8] = { 'K', 'I', 'L', 'N', 'M', 'E', 'M', 0 };
 
@@ -361,10 +362,9 @@ int snap_mem_open(const char *path, const struct snap_memo *m, const uint8_t id[
 	uint32_t c;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = safe_open("memory file", path, O_RDONLY, SAFE_REG | SAFE_FOLLOW, NULL, err, err_size);
 	if (fd < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "memory file %s: cannot open: %s", path, strerror(errno));
+		ret = fd;
 	} else {
 		ret = mem_check_trailer(fd, path, m, id, err, err_size);
 		if (ret) {

@@ -220,13 +220,7 @@ def snapshot_files(d, hello_elf):
     return state, mem
 
 
-DEFECT3 = pytest.mark.xfail(strict=True, reason="defect 3: a FIFO blocks kiln in open()")
-
-
-@pytest.mark.parametrize("kind", [pytest.param("config file", marks=DEFECT3), "kernel",
-                                  pytest.param("console", marks=DEFECT3), "disk",
-                                  pytest.param("state file", marks=DEFECT3),
-                                  pytest.param("memory file", marks=DEFECT3)])
+@pytest.mark.parametrize("kind", ["config file", "kernel", "console", "disk", "state file", "memory file"])
 def test_a_fifo_is_refused_at_once(tmp, hello_elf, kind):
     f = fifo(tmp, "f")
     if kind in ("state file", "memory file"):
@@ -245,7 +239,6 @@ def test_a_fifo_is_refused_at_once(tmp, hello_elf, kind):
     assert f in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="defect 3: PUT /snapshot/load of a FIFO blocks the main thread")
 @pytest.mark.parametrize("which", ["snapshot_path", "backend_path"])
 def test_snapshot_load_of_a_fifo_answers_and_sigterm_stops_kiln(tmp, hello_elf, which):
     state, mem = snapshot_files(tmp, hello_elf)
@@ -326,7 +319,6 @@ def test_console_symlink_is_refused(tmp, hello_elf):
     assert identity(precious)[2] == b"root-only data"
 
 
-@DEFECT2
 def test_console_file_is_created_0600(tmp, hello_elf):
     kernel = kernel_copy(tmp, hello_elf)
     console = os.path.join(tmp, "c")
