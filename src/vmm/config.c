@@ -80,6 +80,8 @@ const char *const vm_boot_protocol_names[] = { "linux64", "pvh", NULL };
 static const struct json_field kiln_fields[] = {
 	{ .name = "console", .kind = JSON_FIELD_PATH, .null_word = "stdio",
 	  .offset = offsetof(struct vm_config, console_path) },
+	{ .name = "console_max_bytes", .kind = JSON_FIELD_U64, .min = 1, .max = UINT64_MAX,
+	  .offset = offsetof(struct vm_config, console_max_bytes) },
 	{ .name = "pvm_tuning", .kind = JSON_FIELD_BOOL, .offset = offsetof(struct vm_config, pvm_tuning) },
 	{ .name = "boot", .kind = JSON_FIELD_ENUM, .values = vm_boot_protocol_names,
 	  .offset = offsetof(struct vm_config, boot) },
@@ -183,6 +185,7 @@ void vm_config_init(struct vm_config *cfg)
 	cfg->vcpus = 1;
 	cfg->mem_mib = CONFIG_DEFAULT_MEM_MIB;
 	cfg->pvm_tuning = true;
+	cfg->console_max_bytes = CONFIG_DEFAULT_CONSOLE_MAX;
 }
 
 static void free_drives(struct vm_drive_config *drives, unsigned int n)

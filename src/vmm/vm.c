@@ -493,17 +493,14 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 		goto fail;
 	}
 	ret = collect_files(vm, cfg, mem_fd);
-	if (ret) {
-		errmsg_set(err, err_size, "more than %u host files: %s", FILE_SET_MAX, strerror(-ret));
+	if (ret)
+		goto too_many_files;
+	ret = console_open(&vm->console, cfg->console_path, cfg->console_max_bytes, &vm->files, err, err_size);
+	if (ret)
 		goto fail;
-	}
-	ret = console_open(&vm->console, cfg->console_path);
-	ret = ret ?: file_set_add_fd(&vm->files, vm->console.out_fd);
-	if (ret) {
-		errmsg_set(err, err_size, "cannot open console %s: %s", cfg->console_path ? cfg->console_path : "stdio",
-			   strerror(-ret));
-		goto fail;
-	}
+	ret = file_set_add_fd(&vm->files, vm->console.out_fd);
+	if (ret)
+		goto too_many_files;
 	ret = create_pci(vm);
 	if (ret) {
 		errmsg_set(err, err_size, "cannot create PCI bus 0: %s", strerror(-ret));
@@ -532,6 +529,8 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 			goto fail;
 	}
 	return 0;
+too_many_files:
+	errmsg_set(err, err_size, "more than %u host files: %s", FILE_SET_MAX, strerror(-ret));
 fail:
 	vm_destroy(vm);
 	return ret;

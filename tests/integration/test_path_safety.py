@@ -269,17 +269,12 @@ def test_snapshot_load_of_a_fifo_answers_and_sigterm_stops_kiln(tmp, hello_elf, 
 
 # ---- defect 2: the console file ----
 
-DEFECT2 = pytest.mark.xfail(strict=True, reason="defect 2: the console is opened O_CREAT|O_TRUNC, 0644, following "
-                                                "symlinks, before any check")
-
-
 def kernel_copy(d, hello_elf):
     kernel = os.path.join(d, "kernel.elf")
     shutil.copyfile(hello_elf, kernel)
     return kernel
 
 
-@DEFECT2
 @pytest.mark.parametrize("kind", ["kernel", "disk"])
 def test_console_may_not_be_a_file_the_vm_uses(tmp, hello_elf, kind):
     kernel = kernel_copy(tmp, hello_elf)
@@ -295,7 +290,6 @@ def test_console_may_not_be_a_file_the_vm_uses(tmp, hello_elf, kind):
     assert identity(victim) == before
 
 
-@DEFECT2
 def test_restore_with_the_state_file_as_console_keeps_it(tmp, hello_elf):
     state, mem = snapshot_files(tmp, hello_elf)
     before = identity(state)
@@ -305,7 +299,6 @@ def test_restore_with_the_state_file_as_console_keeps_it(tmp, hello_elf):
     assert identity(state) == before
 
 
-@DEFECT2
 def test_console_symlink_is_refused(tmp, hello_elf):
     kernel = kernel_copy(tmp, hello_elf)
     precious = os.path.join(tmp, "precious")
@@ -343,14 +336,12 @@ def console_flood(tmp, hello_elf, args):
     return console, text(err)
 
 
-@DEFECT2
 def test_console_size_cap_flag(tmp, hello_elf):
     console, err = console_flood(tmp, hello_elf, ["--console-max-bytes", "64"])
     assert os.path.getsize(console) <= 64, err
     assert "console" in err and "dropped" in err, err
 
 
-@DEFECT2
 def test_console_size_cap_config_field(tmp, hello_elf):
     cfg = os.path.join(tmp, "vm.json")
     with open(cfg, "w") as f:
