@@ -16,18 +16,9 @@ import time
 import pytest
 
 from conftest import KILN, api, text
+from test_snapshot import wait_for
 
 MIB = 1 << 20
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def identity(path):
