@@ -340,3 +340,25 @@ def test_console_size_cap_config_field(tmp, hello_elf):
     console, err = console_flood(tmp, hello_elf, ["--config", cfg])
     assert os.path.getsize(console) <= 64, err
     assert "dropped" in err, err
+
+
+def test_console_fifo_with_a_reader_gets_the_output(tmp, hello_elf):
+    """A FIFO stays allowed as the console (Firecracker's serial output): non-blocking, read as it comes."""
+    kernel = kernel_copy(tmp, hello_elf)
+    f = fifo(tmp, "console.fifo")
+    r = os.open(f, os.O_RDONLY | os.O_NONBLOCK)
+    p = subprocess.Popen([str(KILN), "run", "--kernel", kernel, "--cmdline", "count", "--console", f],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got = b""
+    try:
+        end = time.monotonic() + 10
+        while b"count" not in got and time.monotonic() < end:
+            try:
+                got += os.read(r, 4096)
+            except BlockingIOError:
+                time.sleep(0.05)
+    finally:
+        p.terminate()
+        p.communicate(timeout=10)
+        os.close(r)
+    assert b"count" in got
