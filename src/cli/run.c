@@ -21,7 +21,7 @@
 enum {
 	OPT_KERNEL = 1000, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_CONSOLE, OPT_CONFIG, OPT_VERBOSE,
 	OPT_QUIET, OPT_PROFILE, OPT_PROFILE_HZ, OPT_API_SOCK, OPT_BOOT, OPT_DISK, OPT_NET, OPT_RESTORE, OPT_MEM,
-	OPT_COPY, OPT_PAUSED, OPT_VERIFY, OPT_READY_FD, OPT_API_TIMEOUT_MS,
+	OPT_COPY, OPT_PAUSED, OPT_VERIFY, OPT_READY_FD, OPT_API_TIMEOUT_MS, OPT_CONSOLE_MAX,
 };
 
 static const struct option run_options[] = {
@@ -31,6 +31,7 @@ static const struct option run_options[] = {
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "console-max-bytes", required_argument, NULL, OPT_CONSOLE_MAX },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
@@ -172,12 +173,13 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			config_path = optarg;
 		if (opt == 'h') {
 			printf("usage: kiln run [VM.json] [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
-			       "                [--memory MIB] [--console stdio|PATH] [--verbose] [--quiet]\n"
+			       "                [--memory MIB] [--console stdio|PATH] [--console-max-bytes N] [--verbose] [--quiet]\n"
 			       "                [--profile FILE [--profile-hz N]] [--api-sock PATH] [--api-timeout-ms MS]\n"
 			       "                [--boot linux64|pvh]\n"
 			       "                [--disk PATH[,ro][,root][,id=NAME][,cache=unsafe|writeback][,io=sync|async]]...\n"
 			       "                [--net TAP[,mac=xx:xx:xx:xx:xx:xx][,id=NAME][,mtu=N]]...\n"
 			       "       kiln run --restore STATE --mem MEM [--copy] [--paused] [--verify] [--console stdio|PATH]\n"
+			       "                [--console-max-bytes N]\n"
 			       "                [--api-sock PATH] [--verbose] [--quiet]\n"
 			       "                " CLI_RESTORE_USAGE "\n"
 			       "With --api-sock and no kernel (no config file, no --kernel), kiln waits for its\n"
@@ -238,6 +240,10 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			break;
 		case OPT_CONSOLE:
 			ret = replace_string("console", &cfg.console_path, optarg);
+			break;
+		case OPT_CONSOLE_MAX:
+			ret = parse_number("console-max-bytes", optarg, 1, UINT64_MAX, &n);
+			cfg.console_max_bytes = n;
 			break;
 		case OPT_DISK:
 			machine_flags = true;
@@ -367,6 +373,9 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			goto fail;
 		goto fail_vm;
 	}
+	/* A snapshot written over the socket would leave the VM unreachable (the type check refuses it too). */
+	if (api_sock && !wait_for_api && file_set_add_path(&vm.files, api_sock))
+		pr_warn("API socket %s: not in the VM's file set", api_sock);
 	if (wait_for_api) {
 		pr_info("waiting for the VM's configuration on %s (PUT /boot-source, /machine-config, ..., then PUT "
 			"/actions InstanceStart)", api_sock);
@@ -377,6 +386,8 @@ int cli_run(int argc, char **argv, uint64_t start_ns)
 			vm_config_free(&cfg);
 			return ret == -EINTR ? 0 : 1;
 		}
+		if (file_set_add_path(&vm.files, api_sock))
+			pr_warn("API socket %s: not in the VM's file set", api_sock);
 	}
 	if (ready_fd >= 0)
 		vm_clone_report_ready(ready_fd); /* kiln clone waits for this: the VM is about to run */

@@ -6,6 +6,7 @@
 #ifndef KILN_DEVICES_CONSOLE_H
 #define KILN_DEVICES_CONSOLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,14 +17,22 @@ struct console {
 	int out_fd;
 	bool owns_out; /* out_fd was opened by kiln */
 	bool escape;   /* Ctrl-A seen, waiting for the command key */
+	uint64_t max_bytes;       /* a file's or FIFO's cap on guest output; 0: none */
+	_Atomic uint64_t written; /* bytes of guest output taken (counted against max_bytes) */
+	_Atomic uint64_t dropped; /* bytes of guest output not written (past max_bytes, a FIFO's reader behind) */
 };
 
 /*
  * Open the console: NULL or "stdio" means standard input/output (the terminal is put in raw mode when
- * it is one); anything else is a file (created/truncated) that receives the guest's output, with no
- * guest input. Returns 0 or -errno.
+ * it is one); anything else receives the guest's output, with no guest input: a regular file (created
+ * 0600, truncated once checked), a FIFO (non-blocking: output dropped while the reader is behind) or a
+ * character device, never a symlink or a file in `busy` (lib/safe_path.h). At most `max_bytes` bytes
+ * of output go to a file or FIFO (0: no cap); the rest is dropped and counted, and console_close logs
+ * the count. Returns 0 or -errno with "console PATH: why" in `err`.
  */
-int console_open(struct console *con, const char *path) __attribute__((warn_unused_result));
+struct file_set;
+int console_open(struct console *con, const char *path, uint64_t max_bytes, const struct file_set *busy, char *err,
+		 size_t err_size) __attribute__((warn_unused_result));
 void console_close(struct console *con);
 
 /* Write guest output; retries short writes; drops output if the console is gone. Thread-safe. */

@@ -24,6 +24,7 @@
 
 #include "lib/json_fields.h"
 #include "lib/log.h"
+#include "lib/safe_path.h"
 
 /* A config file is a few hundred bytes; the cap keeps `--config /dev/zero` from eating memory. */
 #define CONFIG_MAX_FILE_SIZE (1u << 20)
@@ -79,6 +80,8 @@ const char *const vm_boot_protocol_names[] = { "linux64", "pvh", NULL };
 static const struct json_field kiln_fields[] = {
 	{ .name = "console", .kind = JSON_FIELD_PATH, .null_word = "stdio",
 	  .offset = offsetof(struct vm_config, console_path) },
+	{ .name = "console_max_bytes", .kind = JSON_FIELD_U64, .min = 1, .max = UINT64_MAX,
+	  .offset = offsetof(struct vm_config, console_max_bytes) },
 	{ .name = "pvm_tuning", .kind = JSON_FIELD_BOOL, .offset = offsetof(struct vm_config, pvm_tuning) },
 	{ .name = "boot", .kind = JSON_FIELD_ENUM, .values = vm_boot_protocol_names,
 	  .offset = offsetof(struct vm_config, boot) },
@@ -182,6 +185,7 @@ void vm_config_init(struct vm_config *cfg)
 	cfg->vcpus = 1;
 	cfg->mem_mib = CONFIG_DEFAULT_MEM_MIB;
 	cfg->pvm_tuning = true;
+	cfg->console_max_bytes = CONFIG_DEFAULT_CONSOLE_MAX;
 }
 
 static void free_drives(struct vm_drive_config *drives, unsigned int n)
@@ -733,12 +737,9 @@ int vm_config_load_file(struct vm_config *cfg, const char *path, char *err, size
 	struct stat st;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));
-		return ret;
-	}
+	fd = safe_open(NULL, path, O_RDONLY, SAFE_REG | SAFE_DIR | SAFE_FOLLOW, NULL, err, err_size);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		errmsg_set(err, err_size, "%s: %s", path, strerror(-ret));

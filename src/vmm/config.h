@@ -24,6 +24,8 @@
 struct vm_drive_config;
 struct vm_net_config;
 
+#define CONFIG_DEFAULT_CONSOLE_MAX (64ull << 20)
+
 struct vm_config {
 	/* boot-source */
 	char *kernel_path;    /* kernel_image_path: ELF vmlinux or bzImage (required) */
@@ -45,6 +47,8 @@ struct vm_config {
 	/* kiln's own: "kiln" object */
 	char *console_path;   /* kiln.console: a file path for guest output; NULL (or "stdio") = the terminal,
 	                         the default. Test with vm_config_console_is_stdio(). */
+	uint64_t console_max_bytes; /* kiln.console_max_bytes: guest output a console file or FIFO takes; past
+	                         it output is dropped and counted (default CONFIG_DEFAULT_CONSOLE_MAX, 64 MiB) */
 	bool pvm_tuning;      /* kiln.pvm_tuning: add PVM command-line workarounds on PVM hosts (default true) */
 	unsigned int boot;    /* kiln.boot: enum vm_boot_protocol, "linux64" (default) or "pvh" */
 };

@@ -96,6 +96,7 @@ char *vm_config_to_json(const struct vm_config *cfg)
 	put(machine, "huge_pages", json_string("None"), &ok);
 
 	put(kiln, "console", json_string(vm_config_console_is_stdio(cfg) ? "stdio" : cfg->console_path), &ok);
+	put(kiln, "console_max_bytes", json_integer((json_int_t)cfg->console_max_bytes), &ok);
 	put(kiln, "pvm_tuning", json_boolean(cfg->pvm_tuning), &ok);
 	put(kiln, "boot", json_string(vm_boot_protocol_names[cfg->boot]), &ok);
 

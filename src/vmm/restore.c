@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/log.h"
 #include "vmm/clone.h"
@@ -106,6 +107,19 @@ int vm_restore_overrides_resolve(struct snap_reader *r, struct vm_config *cfg, c
 	return ret;
 }
 
+/* `kiln restore S M --console S` would write guest output over the state file it restores from. */
+static int console_not_state(const struct vm_config *cfg, const char *state_path, char *err, size_t err_size)
+{
+	struct file_set state = { .n = 0 };
+	struct stat st;
+
+	if (vm_config_console_is_stdio(cfg) || file_set_add_path(&state, state_path) ||
+	    stat(cfg->console_path, &st) < 0 || !file_set_has(&state, &st))
+		return 0;
+	errmsg_set(err, err_size, "console %s: the state file being restored", cfg->console_path);
+	return -EINVAL;
+}
+
 int vm_restore_file(struct vm *vm, struct vm_config *cfg, const char *state_path, const struct vm_restore_options *opts,
 		    const struct vm_restore_overrides *ov, uint64_t start_ns, char *err, size_t err_size)
 {
@@ -117,13 +131,16 @@ int vm_restore_file(struct vm *vm, struct vm_config *cfg, const char *state_path
 
 	vm_config_init(&next);
 	ret = vm_snapshot_open(state_path, &reader, &next, err, err_size);
+	ret = ret ?: console_not_state(cfg, state_path, err, err_size);
 	if (ret) {
+		snap_reader_close(reader);
 		vm_config_free(&next);
 		return ret;
 	}
 	/* This process's console, not the snapshotted VM's (whose file another process may still write). */
 	free(next.console_path);
 	next.console_path = cfg->console_path ? strdup(cfg->console_path) : NULL;
+	next.console_max_bytes = cfg->console_max_bytes;
 	if (cfg->console_path && !next.console_path) {
 		snap_reader_close(reader);
 		vm_config_free(&next);

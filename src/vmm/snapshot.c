@@ -210,14 +210,25 @@ static int save_memory(struct vm *vm, const char *mem_path, const uint8_t id[SNA
 	return ret;
 }
 
-/* The same path, or two names of one existing file: the second rename would replace the first file. */
-static bool same_file(const char *a, const char *b)
+/*
+ * The targets a snapshot renames its temp files over: each a new name or a kiln snapshot file of its
+ * kind, never a file the VM uses, a device node, socket, FIFO or directory; and two files, not two names
+ * of one (`dir/./d.snap` and `dir/d.snap` before either exists: the same directory and last component).
+ */
+static int check_targets(const struct vm *vm, const char *state_path, const char *mem_path, char *err,
+			 size_t err_size)
 {
-	struct stat sa, sb;
+	struct safe_target ts, tm;
+	int ret;
 
-	if (!strcmp(a, b))
-		return true;
-	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	ret = safe_target_check("state file", state_path, &vm->files, snap_state_fd_is_kiln, &ts, err, err_size);
+	ret = ret ?: safe_target_check("memory file", mem_path, &vm->files, snap_mem_fd_is_kiln, &tm, err, err_size);
+	if (!ret && safe_target_same(&ts, &tm)) {
+		errmsg_set(err, err_size, "the state file and the memory file must be two files (%s, %s)", state_path,
+			   mem_path);
+		ret = -EINVAL;
+	}
+	return ret;
 }
 
 /*
@@ -272,11 +283,6 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 
 	if (!tmp)
 		return -ENOMEM;
-	if (same_file(state_path, mem_path)) {
-		free(tmp);
-		errmsg_set(err, err_size, "the state file and the memory file must be two files (%s)", mem_path);
-		return -EINVAL;
-	}
 	/* One pause, resume or snapshot at a time: the VM stays paused until this one is written. */
 	ret = vm_control_begin(vm);
 	if (ret) {
@@ -290,8 +296,9 @@ int vm_snapshot_save(struct vm *vm, const char *state_path, const char *mem_path
 		errmsg_set(err, err_size, "the VM must be paused for a snapshot (PATCH /vm {\"state\": \"Paused\"})");
 		return -EBUSY;
 	}
+	ret = check_targets(vm, state_path, mem_path, err, err_size);
 	/* Until both files are renamed into place: another process's save would pair the wrong files. */
-	ret = save_lock(state_path, mem_path, locks, err, err_size);
+	ret = ret ?: save_lock(state_path, mem_path, locks, err, err_size);
 	if (ret)
 		goto out;
 	/* vm_pause quiesced the devices already: their backends only need to be on disk. */

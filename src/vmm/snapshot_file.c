@@ -22,6 +22,7 @@
 
 #include "lib/fsync.h"
 #include "lib/log.h"
+#include "lib/safe_path.h"
 
 #ifndef KILN_VERSION
 #define KILN_VERSION "unknown"
@@ -53,6 +54,13 @@ uint32_t snap_crc32(uint32_t c, const void *p, size_t len)
 	if (p && !len)
 		return c;
 	return (uint32_t)crc32_z(c, p, len);
+}
+
+bool snap_state_fd_is_kiln(int fd)
+{
+	uint8_t magic[sizeof(header_magic)];
+
+	return pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && !memcmp(magic, header_magic, sizeof(magic));
 }
 
 static size_t pad8(uint64_t len)
@@ -727,12 +735,9 @@ int snap_reader_open(const char *path, struct snap_reader **out, char *err, size
 	int fd, ret;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "%s: cannot open: %s", path, strerror(errno));
-		return ret;
-	}
+	fd = safe_open("state file", path, O_RDONLY, SAFE_REG | SAFE_FOLLOW, NULL, err, err_size);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		errmsg_set(err, err_size, "%s: %s", path, strerror(errno));

@@ -163,6 +163,9 @@ const char *snap_section_name(uint32_t id, uint32_t instance, char *buf, size_t 
 
 /* ---- Shared with the memory file (snapshot_mem.c) ---- */
 
+/* Whether `fd` starts with a kiln state file header (its magic): a file kiln may replace. */
+bool snap_state_fd_is_kiln(int fd);
+
 /* crc32 (zlib's, the gzip/PNG polynomial), continuing from `c` (0 to start). */
 uint32_t snap_crc32(uint32_t c, const void *p, size_t len);
 

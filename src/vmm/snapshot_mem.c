@@ -18,6 +18,7 @@
 
 #include "lib/fsync.h"
 #include "lib/log.h"
+#include "lib/safe_path.h"
 
 static const uint8_t mem_magic[8] = { 'K', 'I', 'L', 'N', 'M', 'E', 'M', 0 };
 
@@ -359,6 +360,16 @@ static void hex_id(const uint8_t id[SNAP_ID_SIZE], char out[2 * SNAP_ID_SIZE + 1
 		snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
+bool snap_mem_fd_is_kiln(int fd)
+{
+	uint8_t magic[sizeof(mem_magic)];
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_size >= (off_t)SNAP_MEM_TRAILER_SIZE &&
+	       pread(fd, magic, sizeof(magic), st.st_size - (off_t)SNAP_MEM_TRAILER_SIZE) == (ssize_t)sizeof(magic) &&
+	       !memcmp(magic, mem_magic, sizeof(magic));
+}
+
 /* Is `fd` a complete memory file of snapshot `id` with m->data_size bytes of RAM? 0 or -errno + message. */
 static int mem_check_trailer(int fd, const char *path, const struct snap_memo *m, const uint8_t id[SNAP_ID_SIZE],
 			     char *err, size_t err_size)
@@ -462,10 +473,9 @@ int snap_mem_open(const char *path, const struct snap_memo *m, const uint8_t id[
 	uint32_t c;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = safe_open("memory file", path, O_RDONLY, SAFE_REG | SAFE_FOLLOW, NULL, err, err_size);
 	if (fd < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "memory file %s: cannot open: %s", path, strerror(errno));
+		ret = fd;
 	} else {
 		ret = mem_check_trailer(fd, path, m, id, err, err_size);
 		if (ret) {

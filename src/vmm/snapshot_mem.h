@@ -112,6 +112,9 @@ int snap_mem_verify(int fd, const char *path, const struct snap_memo *m, const s
  */
 int snap_mem_commit(const char *tmp_path, const char *path) __attribute__((warn_unused_result));
 
+/* Whether `fd` ends in a kiln memory file trailer (its magic): a file kiln may replace. */
+bool snap_mem_fd_is_kiln(int fd);
+
 /*
  * Open the memory file at `path` for restore (read-only) and check that it belongs to the snapshot
  * `id`: size = data_size + trailer, trailer intact, same id, sampled checksum and, if `verify_full` and

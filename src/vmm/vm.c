@@ -468,6 +468,18 @@ out:
 	return ret;
 }
 
+/* vm->files before the console opens: the files named in `cfg` and the memory file the VM runs from. */
+static int collect_files(struct vm *vm, const struct vm_config *cfg, int mem_fd)
+{
+	int ret = file_set_add_path(&vm->files, cfg->kernel_path);
+
+	ret = ret ?: file_set_add_path(&vm->files, cfg->initrd_path);
+	ret = ret ?: file_set_add_fd(&vm->files, mem_fd);
+	for (unsigned int i = 0; i < cfg->nr_drives && !ret; i++)
+		ret = file_set_add_path(&vm->files, cfg->drives[i].path_on_host);
+	return ret;
+}
+
 /*
  * Everything vm_create and vm_create_restored share. `mem_fd` >= 0: guest RAM comes from that memory
  * file (a snapshot's; mapped privately, or copied with `copy`), kiln writes nothing into it, and no
@@ -541,12 +553,15 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 		errmsg_set(err, err_size, "cannot start the device event loop: %s", strerror(-ret));
 		goto fail;
 	}
-	ret = console_open(&vm->console, cfg->console_path);
-	if (ret) {
-		errmsg_set(err, err_size, "cannot open console %s: %s", cfg->console_path ? cfg->console_path : "stdio",
-			   strerror(-ret));
+	ret = collect_files(vm, cfg, mem_fd);
+	if (ret)
+		goto too_many_files;
+	ret = console_open(&vm->console, cfg->console_path, cfg->console_max_bytes, &vm->files, err, err_size);
+	if (ret)
 		goto fail;
-	}
+	ret = file_set_add_fd(&vm->files, vm->console.out_fd);
+	if (ret)
+		goto too_many_files;
 	ret = create_pci(vm);
 	if (ret) {
 		errmsg_set(err, err_size, "cannot create PCI bus 0: %s", strerror(-ret));
@@ -575,6 +590,8 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 			goto fail;
 	}
 	return 0;
+too_many_files:
+	errmsg_set(err, err_size, "more than %u host files: %s", FILE_SET_MAX, strerror(-ret));
 fail:
 	vm_destroy(vm);
 	return ret;

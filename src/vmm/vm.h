@@ -14,6 +14,7 @@
 #include "arch/x86/emulate.h"
 #include "devices/console.h"
 #include "lib/log.h"
+#include "lib/safe_path.h"
 #include "vmm/bus.h"
 #include "vmm/config.h"
 #include "vmm/device.h"
@@ -51,6 +52,8 @@ struct vm {
 	bool loop_ready;                /* loop_init succeeded: loop_destroy owed */
 	struct vm_devices devices;      /* every device, legacy and virtio (vmm/device.h) */
 	struct console console;
+	struct file_set files;          /* what the VM uses (kernel, initrd, disks, console, API socket, memory
+	                                   file): no snapshot or console may be written over one of them */
 	bool pvm_syscall_trap;          /* user-mode SYSCALLs completed by kiln (PVM hosts) */
 
 	int stop_eventfd;               /* becomes readable when the VM stops */

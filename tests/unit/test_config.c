@@ -246,7 +246,8 @@ static void test_unknown_fields(void **state __attribute__((unused)))
 		    "cpu_template or huge_pages)");
 	parse_fails("{\"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 256, \"ht_enabled\": false}}",
 		    "machine-config.ht_enabled: unknown field (Firecracker renamed it \"smt\")");
-	parse_fails("{\"kiln\": {\"serial\": \"stdio\"}}", "kiln.serial: unknown field (expected console, pvm_tuning or boot)");
+	parse_fails("{\"kiln\": {\"serial\": \"stdio\"}}",
+		    "kiln.serial: unknown field (expected console, console_max_bytes, pvm_tuning or boot)");
 	/* Case matters, as in Firecracker. */
 	parse_fails_prefix("{\"Boot-Source\": {}}", "Boot-Source: unknown field");
 }

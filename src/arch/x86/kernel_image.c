@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "arch/x86/payload.h"
+#include "lib/safe_path.h"
 
 /* Linux's vmlinux has 5 program headers; anything near this bound is not a kernel. */
 #define KERNEL_IMAGE_MAX_PHDRS 64
@@ -379,9 +380,9 @@ int kernel_image_read_file(const char *path, size_t max_len, uint8_t **data, siz
 
 	*data = NULL;
 	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = safe_open("image", path, O_RDONLY, SAFE_REG | SAFE_DIR | SAFE_FOLLOW, NULL, NULL, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto out;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/safe_path.h"
 
 /* Zeroes written per step when the filesystem cannot allocate zeroed ranges itself. */
 #define ZERO_CHUNK (1u << 20)
@@ -560,11 +561,10 @@ struct raw_disk *raw_open(const struct raw_params *p, char *err, size_t err_size
 	atomic_init(&d->no_punch, false);
 	atomic_init(&d->no_zero_range, false);
 
-	d->fd = open(p->path, (p->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	d->fd = safe_open(p->read_only ? "disk" : "disk (read-write)", p->path, p->read_only ? O_RDONLY : O_RDWR,
+			  SAFE_REG | SAFE_BLK | SAFE_FOLLOW, NULL, err, err_size);
 	if (d->fd < 0) {
-		ret = -errno;
-		errmsg_set(err, err_size, "cannot open %s%s: %s", p->path, p->read_only ? "" : " read-write",
-			   strerror(-ret));
+		ret = d->fd;
 		goto fail;
 	}
 	if (fstat(d->fd, &st) < 0) {
