@@ -468,7 +468,10 @@ out:
 	return ret;
 }
 
-/* vm->files before the console opens: the files named in `cfg` and the memory file the VM runs from. */
+/*
+ * vm->files before the console opens: the files named in `cfg` and the memory file the VM runs from (mapped;
+ * a --copy restore read it into its own memfd and no longer uses it).
+ */
 static int collect_files(struct vm *vm, const struct vm_config *cfg, int mem_fd)
 {
 	int ret = file_set_add_path(&vm->files, cfg->kernel_path);
@@ -553,7 +556,7 @@ static int create(struct vm *vm, const struct vm_config *cfg, uint64_t start_ns,
 		errmsg_set(err, err_size, "cannot start the device event loop: %s", strerror(-ret));
 		goto fail;
 	}
-	ret = collect_files(vm, cfg, mem_fd);
+	ret = collect_files(vm, cfg, copy ? -1 : mem_fd);
 	if (ret)
 		goto too_many_files;
 	ret = console_open(&vm->console, cfg->console_path, cfg->console_max_bytes, &vm->files, err, err_size);
