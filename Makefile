@@ -10,7 +10,8 @@ BUILD ?= build
 PYTHON ?= /usr/bin/python3
 SHELL := /bin/bash
 
-.PHONY: all build setup run test unit integration linux-guest linux-test-kernel debian-kernel initramfs fuzz clean bench
+
+.PHONY: all build setup run test unit integration compat-fixture linux-guest linux-test-kernel debian-kernel initramfs fuzz clean bench
 
 all: build
 
@@ -34,16 +35,20 @@ linux-test-kernel:
 
 linux-guest: debian-kernel linux-test-kernel initramfs
 
+# The snapshot kiln 8d1a722 wrote, made by building that kiln from history (cached; tests/integration/test_snapshot_compat.py).
+compat-fixture:
+	scripts/make-compat-fixture
+
 run: setup build debian-kernel initramfs
 	$(BUILD)/kiln run vm.json
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
 
-integration: build
+integration: build compat-fixture
 	$(PYTHON) -m pytest -v tests/integration
 
-test: setup build linux-guest
+test: setup build linux-guest compat-fixture
 	meson test -C $(BUILD) --suite unit --print-errorlogs
 	$(PYTHON) -m pytest -v -rs tests/integration
 

@@ -4,7 +4,7 @@
  * and the MEMO section: each state struct filled with distinctive non-zero values (every field, every
  * array full) encodes to exactly the bytes kiln 8d1a722's hand-written encoders wrote, captured here
  * as golden payloads, and those payloads decode back to the same struct. The layouts are a file
- * format: tests/fixtures/snapshot-8d1a722 must keep restoring.
+ * format: the snapshot kiln 8d1a722 writes (scripts/make-compat-fixture) must keep restoring.
  */
 #include <errno.h>
 #include <setjmp.h>
